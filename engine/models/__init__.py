@@ -1,0 +1,1 @@
+"""Small reference architectures shipped with Arborist (the demo model lives here)."""
