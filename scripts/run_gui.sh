@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Launch the Arborist desktop app.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+if [[ ! -f app/__main__.py ]]; then
+    echo "run_gui: the GUI entry point app/__main__.py does not exist yet (GUI is in progress)." >&2
+    exit 2
+fi
+exec .venv/bin/python -m app "$@"
