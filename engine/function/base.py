@@ -1,0 +1,102 @@
+"""Base class and in-place tensor helpers shared by every layer pruner.
+
+The dependency graph identifies parameters and buffers by object identity, so
+pruning must never replace them: the helpers here swap ``.data`` (and
+``.grad``) instead of assigning new ``nn.Parameter`` objects.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["BasePruningFunc", "normalize_idxs", "keep_indices", "prune_tensor_"]
+
+
+def normalize_idxs(
+    idxs: Iterable[int] | torch.Tensor, size: int, what: str = "channel"
+) -> list[int]:
+    """Sorted, de-duplicated indices; rejects anything outside ``[0, size)``.
+
+    Negative indices are refused rather than wrapped: in a pruning plan they
+    almost always signal a bug upstream.
+    """
+    if isinstance(idxs, torch.Tensor):
+        idxs = idxs.reshape(-1).tolist()
+    out = sorted({int(i) for i in idxs})
+    if out and (out[0] < 0 or out[-1] >= size):
+        bad = [i for i in out if i < 0 or i >= size]
+        raise ValueError(f"{what} indices {bad} out of range for size {size}")
+    return out
+
+
+def keep_indices(size: int, removed: Sequence[int], what: str = "channels") -> list[int]:
+    """Complement of ``removed`` in ``range(size)``; refuses to keep nothing."""
+    gone = set(removed)
+    keep = [i for i in range(size) if i not in gone]
+    if not keep:
+        raise ValueError(f"refusing to prune all {size} {what}: at least one must remain")
+    return keep
+
+
+def prune_tensor_(tensor: torch.Tensor | None, dim: int, keep: Sequence[int]) -> None:
+    """Keep only ``keep`` along ``dim`` of ``tensor`` in place (object identity kept).
+
+    Works for Parameters and buffers; a present ``.grad`` is sliced the same way
+    so an optimizer step right after pruning still sees matching shapes.
+    """
+    if tensor is None:
+        return
+    index = torch.as_tensor(list(keep), dtype=torch.long, device=tensor.device)
+    tensor.data = torch.index_select(tensor.data, dim, index)
+    grad = tensor.grad
+    if grad is not None:
+        tensor.grad = torch.index_select(grad, dim, index.to(grad.device))
+
+
+class BasePruningFunc(abc.ABC):
+    """Prunes one layer type along its output or input channel axis.
+
+    ``idxs`` are always the indices to REMOVE; they may be any iterable of ints
+    (unsorted, with duplicates). Implementations mutate ``layer`` in place and
+    return it.
+    """
+
+    TARGET_MODULES: tuple[type, ...] = ()
+
+    @abc.abstractmethod
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        """Remove output channels ``idxs`` from ``layer``."""
+
+    @abc.abstractmethod
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        """Remove input channels ``idxs`` from ``layer``."""
+
+    @abc.abstractmethod
+    def get_out_channels(self, layer: nn.Module) -> int | None:
+        """Number of output channels, or None if the layer has no such axis."""
+
+    @abc.abstractmethod
+    def get_in_channels(self, layer: nn.Module) -> int | None:
+        """Number of input channels, or None if the layer has no such axis."""
+
+    def get_out_channel_groups(self, layer: nn.Module) -> int:
+        """How many equal groups the out channels form (same positions pruned in each)."""
+        return 1
+
+    def get_in_channel_groups(self, layer: nn.Module) -> int:
+        """How many equal groups the in channels form (same positions pruned in each)."""
+        return 1
+
+    def __call__(self, layer: nn.Module, idxs: Sequence[int], to_output: bool = True) -> nn.Module:
+        """Convenience dispatch: ``to_output`` picks out- vs in-channel pruning."""
+        if self.TARGET_MODULES and not isinstance(layer, self.TARGET_MODULES):
+            raise TypeError(f"{type(self).__name__} cannot prune {type(layer).__name__}")
+        fn = self.prune_out_channels if to_output else self.prune_in_channels
+        return fn(layer, idxs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
