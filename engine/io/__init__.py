@@ -1,0 +1,29 @@
+"""Model I/O: loading any model source safely, and exporting with validation."""
+
+from .atomic import atomic_write
+from .errors import ExportError, InputSpecError, ModelLoadError, UntrustedPickleError
+from .export import export_onnx, export_pt2, export_pytorch, export_safe_checkpoint
+from .guess import guess_example_inputs, guess_input_spec
+from .input_spec import InputSpec, TensorSpec, call_with
+from .load import LoadedModel, load_model
+from .onnx_export import ValidationReport
+
+__all__ = [
+    "atomic_write",
+    "call_with",
+    "export_onnx",
+    "export_pt2",
+    "export_pytorch",
+    "export_safe_checkpoint",
+    "ExportError",
+    "guess_example_inputs",
+    "guess_input_spec",
+    "InputSpec",
+    "InputSpecError",
+    "LoadedModel",
+    "load_model",
+    "ModelLoadError",
+    "TensorSpec",
+    "UntrustedPickleError",
+    "ValidationReport",
+]

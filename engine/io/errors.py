@@ -1,0 +1,27 @@
+"""Exceptions raised by model loading and export.
+
+Every message is meant to be shown verbatim to a user (GUI dialog or CLI), so
+it is one line, names the file or spec involved and says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class ModelLoadError(Exception):
+    """A model source could not be turned into an ``nn.Module``."""
+
+
+class UntrustedPickleError(ModelLoadError):
+    """The file can only be loaded by executing code stored inside it.
+
+    Raised instead of executing that code; the caller may retry with
+    ``trust=True`` when (and only when) the file comes from a trusted source.
+    """
+
+
+class InputSpecError(ValueError):
+    """An input specification string (e.g. ``"1,3,224,224"``) is malformed."""
+
+
+class ExportError(Exception):
+    """A model could not be written to the requested path or format."""

@@ -1,0 +1,222 @@
+"""``load_model``: one entry point from any model source to a ready ``nn.Module``.
+
+Sources: zoo specs (``torchvision:resnet18``, ``timm:NAME``, ``arborist:demo``),
+``.pt``/``.pth`` files (state dicts, Arborist safe checkpoints, and, only when
+trusted, pickled modules), ``.pt2`` exported programs and ``.onnx`` graphs.
+Source files are only ever read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .checkpoint import is_safe_checkpoint, parse_safe_checkpoint
+from .errors import InputSpecError, ModelLoadError
+from .guess import guess_example_inputs, guess_input_spec
+from .input_spec import InputSpec
+from .onnx_import import load_onnx
+from .torch_files import check_readable_file, describe_object, find_state_dict, load_state_dict_strict, read_torch_file
+from .zoo import build_zoo_model, is_zoo_spec
+
+__all__ = ["LoadedModel", "load_model", "guess_example_inputs", "guess_input_spec"]
+
+TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for pruning: eval mode, with inputs for the tracing pass.
+
+    ``example_inputs`` is a tensor, tuple (positional args) or dict (keyword
+    args), or None when they could not be guessed (ask the user for a spec).
+    ``arch`` is the zoo spec the model was built from, when known; it is what
+    a safe checkpoint export needs.
+    """
+
+    model: nn.Module
+    example_inputs: Any
+    input_spec: InputSpec | None
+    source_kind: str
+    description: str
+    source: str = ""
+    arch: str | None = None
+    pruning_history: list[Any] = field(default_factory=list)
+
+
+def load_model(
+    source: str | Path,
+    *,
+    trust: bool = False,
+    arch: str | None = None,
+    input_spec: str | None = None,
+) -> LoadedModel:
+    """Load ``source``; ``input_spec`` overrides the default example inputs.
+
+    Raises ModelLoadError (UntrustedPickleError for pickles needing
+    ``trust=True``) or InputSpecError, each with a one-line message.
+    """
+    spec_override = InputSpec.parse(input_spec) if input_spec is not None else None
+    text = str(source)
+    path = Path(source)
+    if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
+        loaded = _load_zoo(text)
+    else:
+        loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    if spec_override is not None:
+        loaded.input_spec = spec_override
+        loaded.example_inputs = spec_override.make()
+    loaded.source = text
+    _set_eval(loaded.model)
+    return loaded
+
+
+def _set_eval(model: nn.Module) -> None:
+    try:
+        model.eval()
+    except NotImplementedError:  # torch.export modules keep the mode they were exported in
+        pass
+
+
+def _load_zoo(spec: str) -> LoadedModel:
+    zoo = build_zoo_model(spec)
+    source_kind = spec.partition(":")[0].lower()
+    return LoadedModel(zoo.model, zoo.input_spec.make(), zoo.input_spec, source_kind, zoo.description, arch=spec)
+
+
+def _load_file(path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None) -> LoadedModel:
+    suffix = path.suffix.lower()
+    if suffix == ".pt2":
+        return _load_pt2(path)
+    if suffix == ".onnx":
+        check_readable_file(path)
+        module, spec = load_onnx(path)
+        return LoadedModel(module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)")
+    return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override)
+
+
+def _load_torch_file(path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None) -> LoadedModel:
+    obj = read_torch_file(path, trust=trust)
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), nn.Module):
+        obj = obj["model"]  # training checkpoints that pickle the module itself
+    if isinstance(obj, nn.Module):
+        spec = spec_override or guess_input_spec(obj)
+        note = "" if spec is not None else "; example inputs unknown, give an input spec"
+        return LoadedModel(
+            obj, spec.make() if spec else None, spec, "pickle",
+            f"{path.name} (pickled {type(obj).__name__}, loaded with trust{note})",
+        )
+    if is_safe_checkpoint(obj):
+        return _load_safe_checkpoint(path, obj, spec_override)
+    state_dict = find_state_dict(obj)
+    if state_dict is not None:
+        if not arch:
+            raise ModelLoadError(
+                f"{path.name} holds only weights (a state dict of {len(state_dict)} tensors); "
+                f"pass arch=, e.g. 'torchvision:resnet18', to say which model they belong to"
+            )
+        model, spec = _build_arch(arch)
+        load_state_dict_strict(model, state_dict, what=path.name, arch=arch)
+        return LoadedModel(model, spec.make(), spec, "state_dict", f"{path.name} (state dict loaded into {arch})", arch=arch)
+    raise ModelLoadError(f"{path.name} holds {describe_object(obj)}, not a model or a state dict")
+
+
+def _build_arch(arch: str) -> tuple[nn.Module, InputSpec]:
+    if not is_zoo_spec(arch):
+        raise ModelLoadError(f"arch {arch!r} is not a model spec; use e.g. 'torchvision:resnet18' or 'arborist:demo'")
+    zoo = build_zoo_model(arch)
+    return zoo.model, zoo.input_spec
+
+
+def _load_safe_checkpoint(path: Path, obj: Mapping[str, Any], spec_override: InputSpec | None) -> LoadedModel:
+    ckpt = parse_safe_checkpoint(obj, what=path.name)
+    model, spec = _build_arch(ckpt.arch)
+    if ckpt.example_input_spec:
+        try:
+            spec = InputSpec.parse(ckpt.example_input_spec)
+        except InputSpecError as exc:
+            raise ModelLoadError(f"{path.name} has a bad example_input_spec: {exc}") from None
+    spec = spec_override or spec
+    if ckpt.pruning_history:
+        model = _rebuild_pruned(model, ckpt.pruning_history, spec.make())
+    load_state_dict_strict(model, ckpt.state_dict, what=path.name, arch=f"{ckpt.arch} after its pruning history")
+    n = len(ckpt.pruning_history)
+    return LoadedModel(
+        model, spec.make(), spec, "arborist_checkpoint",
+        f"{path.name} (Arborist checkpoint: {ckpt.arch}, {n} pruning steps replayed)",
+        arch=ckpt.arch, pruning_history=list(ckpt.pruning_history),
+    )
+
+
+def _rebuild_pruned(arch_model: nn.Module, history: Sequence[Any], example_inputs: Any) -> nn.Module:
+    """Replay ``history`` on a fresh ``arch_model`` so its shapes match the pruned weights."""
+    try:
+        from engine import DependencyGraph  # lazy: the graph engine is owned elsewhere
+    except ImportError as exc:
+        raise ModelLoadError(f"replaying a pruning history needs engine.DependencyGraph, unavailable: {exc}") from None
+    dg = DependencyGraph()
+    built = dg.build_dependency(arch_model, example_inputs=example_inputs)
+    (built if built is not None else dg).load_pruning_history(list(history))
+    return arch_model
+
+
+def _load_pt2(path: Path) -> LoadedModel:
+    check_readable_file(path)
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"not a torch.export (.pt2) file or corrupt: {path.name} ({type(exc).__name__}: {str(exc)[:120]})") from None
+    spec = _pt2_input_spec(program)
+    module = program.module()
+    inputs = _pt2_example_inputs(program)
+    if inputs is None and spec is not None:
+        inputs = spec.make()
+    return LoadedModel(module, inputs, spec, "pt2", f"{path.name} (torch.export program)")
+
+
+def _pt2_example_inputs(program: Any) -> Any:
+    """The concrete example inputs saved with the program, in call_with form."""
+    saved = getattr(program, "example_inputs", None)
+    if not saved:
+        return None
+    args, kwargs = saved
+    if args and all(isinstance(a, torch.Tensor) for a in args):
+        return args[0] if len(args) == 1 else tuple(args)
+    if not args and kwargs and all(isinstance(v, torch.Tensor) for v in kwargs.values()):
+        return dict(kwargs)
+    return None
+
+
+def _pt2_input_spec(program: Any) -> InputSpec | None:
+    """Spec from example inputs, else from the user-input placeholders' fake tensors."""
+    inputs = _pt2_example_inputs(program)
+    if inputs is not None:
+        try:
+            return InputSpec.from_inputs(inputs)
+        except InputSpecError:
+            pass
+    try:
+        user_inputs = set(program.graph_signature.user_inputs)
+        vals = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in user_inputs]
+        if not vals or not all(isinstance(v, torch.Tensor) for v in vals):
+            return None
+        from .input_spec import TensorSpec
+
+        specs = [TensorSpec(tuple(_concrete(d) for d in v.shape), v.dtype) for v in vals]
+        return InputSpec(tuple(specs))
+    except (AttributeError, InputSpecError):
+        return None
+
+
+def _concrete(dim: Any) -> int:
+    """Concrete size of a possibly symbolic dim (symbolic -> its hint, else 2)."""
+    try:
+        return int(dim)
+    except Exception:
+        node = getattr(dim, "node", None)
+        hint = getattr(node, "hint", None)
+        return int(hint) if isinstance(hint, int) and hint > 0 else 2

@@ -1,0 +1,174 @@
+"""Reading ``.pt`` / ``.pth`` files without running code from them unless trusted.
+
+``torch.load(weights_only=True)`` only rebuilds tensors and plain containers.
+When it refuses a file because the pickle names other Python globals (a
+pickled ``nn.Module``, or something hostile) we raise UntrustedPickleError;
+only ``trust=True`` re-reads it with ``weights_only=False``.  Every other
+failure is reported as a corrupt / foreign file, never as a raw traceback.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .errors import ModelLoadError, UntrustedPickleError
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    """First meaningful sentence of an exception message, bounded in length."""
+    msg = str(exc)
+    if "Weights only load failed" in msg:  # skip torch's multi-paragraph boilerplate
+        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", msg)
+        msg = detail.group(1) if detail else "unreadable pickle data"
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    text = lines[0].split(". ")[0] if lines else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_readable_file(path: Path) -> None:
+    """ModelLoadError unless ``path`` is an existing, non-empty, readable file."""
+    if not path.exists():
+        raise ModelLoadError(f"file not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"not a file: {path}")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"not a PyTorch file or corrupt: {path.name} is empty (0 bytes)")
+
+
+def read_torch_file(path: Path, *, trust: bool = False) -> Any:
+    """Return the object stored in a torch.save file (see module docstring)."""
+    check_readable_file(path)
+    try:
+        return _torch_load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        needs = _unsafe_global(exc)
+        if needs is None:
+            raise _corrupt(path, exc) from None
+    except Exception as exc:
+        raise _corrupt(path, exc) from None
+
+    if not trust:
+        raise UntrustedPickleError(
+            f"{path.name} stores pickled Python objects (needs {needs}) and loading it would run code "
+            f"from the file; pass trust=True (--trust) only if it comes from a trusted source"
+        )
+    try:
+        return _torch_load(path, weights_only=False)
+    except (AttributeError, ModuleNotFoundError, ImportError) as exc:
+        raise ModelLoadError(
+            f"{path.name} needs Python code that is not importable here ({_short(exc)}); "
+            f"install or add to sys.path the package that defines the model class"
+        ) from None
+    except Exception as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
+    """Error for an unreadable file, explained by its header when that is telling."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PK") or head[:1] == b"\x80":
+        reason = _short(exc)  # zip or pickle, but damaged: torch's reason is useful
+    elif head.isascii() and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        reason = f"it is a text file starting {head.decode(errors='replace')!r}"
+    else:
+        reason = f"unrecognised header {head.hex()}; expected a zip archive or pickle"
+    return ModelLoadError(f"not a PyTorch file or corrupt: {path.name} ({reason})")
+
+
+def _torch_load(path: Path, *, weights_only: bool) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pickle-protocol / deprecation chatter
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
+def _unsafe_global(exc: pickle.UnpicklingError) -> str | None:
+    """Name of the global the weights-only unpickler refused, if that was the failure."""
+    msg = str(exc)
+    match = _GLOBAL_RE.search(msg)
+    if match:
+        return match.group(1)
+    if "Unsupported global" in msg or "not an allowed global" in msg:
+        return "a Python global"
+    return None
+
+
+# ------------------------------------------------------------------ state dicts
+
+
+def is_state_dict(obj: Any) -> bool:
+    """A non-empty mapping of str -> tensor."""
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def find_state_dict(obj: Any) -> Mapping[str, torch.Tensor] | None:
+    """The state dict in ``obj``: itself, or under a usual training-checkpoint key."""
+    if is_state_dict(obj):
+        return obj
+    if isinstance(obj, Mapping):
+        for key in _STATE_DICT_KEYS:
+            if is_state_dict(obj.get(key)):
+                return obj[key]
+    return None
+
+
+def describe_object(obj: Any) -> str:
+    """Short human description of an unexpected loaded object."""
+    name = type(obj).__name__
+    if isinstance(obj, Mapping):
+        keys = [repr(k) for k in list(obj)[:5]]
+        more = ", ..." if len(obj) > 5 else ""
+        return f"a {name} with {len(obj)} keys ({', '.join(keys)}{more})" if obj else f"an empty {name}"
+    if isinstance(obj, (list, tuple, set)):
+        return f"a {name} of {len(obj)} items"
+    if isinstance(obj, torch.Tensor):
+        return f"a single tensor of shape {tuple(obj.shape)}"
+    return f"a {name}"
+
+
+def _strip_prefix(sd: Mapping[str, torch.Tensor], expected: set[str]) -> Mapping[str, torch.Tensor]:
+    """Drop DataParallel's ``module.`` or torch.compile's ``_orig_mod.`` prefix."""
+    for prefix in ("module.", "_orig_mod."):
+        if sd and all(k.startswith(prefix) for k in sd) and not any(k.startswith(prefix) for k in expected):
+            return {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_state_dict_strict(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], *, what: str, arch: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line, example-rich mismatch error."""
+    expected = model.state_dict()
+    sd = _strip_prefix(sd, set(expected))
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatches", shapes)):
+            if items:
+                parts.append(f"{len(items)} {label} (e.g. {'; '.join(items[:2])})")
+        hint = "pass the right arch"
+        if shapes and not missing and not unexpected:
+            hint += " (only shapes differ: a pruned model? save it with Arborist's safe checkpoint export)"
+        raise ModelLoadError(f"state dict in {what} does not match {arch}: {', '.join(parts)}; {hint}")
+    try:
+        model.load_state_dict(sd, strict=True)
+    except Exception as exc:
+        raise ModelLoadError(f"state dict in {what} does not load into {arch}: {_short(exc)}") from None
