@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .errors import ExportError
 
@@ -53,7 +53,9 @@ def atomic_write(
         protected = list(protect)
     for p in protected:
         if same_file(dest, p):
-            raise ExportError(f"refusing to overwrite the source model file {Path(p)}; choose another output path")
+            raise ExportError(
+                f"refusing to overwrite the source model file {Path(p)}; choose another output path"
+            )
     if dest.is_dir():
         raise ExportError(f"output path {dest} is a directory; give a file name")
     parent = dest.parent if str(dest.parent) else Path(".")
@@ -61,7 +63,9 @@ def atomic_write(
         raise ExportError(f"output directory {parent} does not exist")
 
     # Keep the real suffix last: some writers (torch.export.save) check it.
-    fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=parent, prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}"
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -9,8 +9,9 @@ containers and tensors, hence loadable with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -48,15 +49,22 @@ def parse_safe_checkpoint(obj: Mapping[str, Any], *, what: str) -> SafeCheckpoin
     """Validate a loaded dict; ModelLoadError naming the first problem."""
     version = obj.get(FORMAT_KEY)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelLoadError(f"{what} has Arborist format {version!r}; this version reads up to {FORMAT_VERSION}, please upgrade")
+        raise ModelLoadError(
+            f"{what} has Arborist format {version!r}; this version reads up to "
+            f"{FORMAT_VERSION}, please upgrade"
+        )
     arch = obj.get("arch")
     if not isinstance(arch, str) or not arch:
         raise ModelLoadError(f"{what} is an Arborist checkpoint without an 'arch' entry")
     history = obj.get("pruning_history") or []
     if not isinstance(history, (list, tuple)):
-        raise ModelLoadError(f"{what}: 'pruning_history' is a {type(history).__name__}, expected a list")
+        raise ModelLoadError(
+            f"{what}: 'pruning_history' is a {type(history).__name__}, expected a list"
+        )
     sd = obj.get("state_dict")
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ModelLoadError(f"{what}: 'state_dict' is missing or holds non-tensors")
     spec = obj.get("example_input_spec")
-    return SafeCheckpoint(arch, list(history), dict(sd), spec if isinstance(spec, str) else None, version)
+    return SafeCheckpoint(
+        arch, list(history), dict(sd), spec if isinstance(spec, str) else None, version
+    )

@@ -25,3 +25,10 @@ class InputSpecError(ValueError):
 
 class ExportError(Exception):
     """A model could not be written to the requested path or format."""
+
+
+def short_reason(exc: BaseException, limit: int = 160) -> str:
+    """``"TypeName: first line"`` of an exception, bounded, for one-line messages."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -7,19 +7,26 @@ partial file and can never overwrite the model's source file.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .atomic import atomic_write
 from .checkpoint import SafeCheckpoint
-from .errors import ExportError
+from .errors import ExportError, short_reason
 from .input_spec import InputSpec
 from .onnx_export import ValidationReport, export_onnx
 
-__all__ = ["export_pytorch", "export_safe_checkpoint", "export_pt2", "export_onnx", "ValidationReport"]
+__all__ = [
+    "export_pytorch",
+    "export_safe_checkpoint",
+    "export_pt2",
+    "export_onnx",
+    "ValidationReport",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -58,12 +65,17 @@ def export_safe_checkpoint(
         try:
             torch.load(tmp, weights_only=True, map_location="cpu")
         except Exception as exc:
-            raise ExportError(f"checkpoint would not be loadable safely (pruning history not plain data?): {str(exc).splitlines()[0][:160]}") from None
+            raise ExportError(
+                "checkpoint would not be loadable safely (pruning history not plain data?): "
+                f"{short_reason(exc)}"
+            ) from None
 
     return _write(path, write, source, "safe checkpoint")
 
 
-def export_pt2(model: nn.Module, example_inputs: Any, path: PathLike, *, source: PathLike | None = None) -> Path:
+def export_pt2(
+    model: nn.Module, example_inputs: Any, path: PathLike, *, source: PathLike | None = None
+) -> Path:
     """``torch.export`` the model on ``example_inputs`` and save it as ``.pt2``."""
     if isinstance(example_inputs, dict):
         args, kwargs = (), dict(example_inputs)
@@ -74,7 +86,7 @@ def export_pt2(model: nn.Module, example_inputs: Any, path: PathLike, *, source:
     try:
         program = torch.export.export(model, args, kwargs=kwargs)
     except Exception as exc:
-        raise ExportError(f"torch.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+        raise ExportError(f"torch.export failed: {short_reason(exc)}") from None
 
     def write(tmp: Path) -> None:
         torch.export.save(program, tmp)
@@ -84,6 +96,7 @@ def export_pt2(model: nn.Module, example_inputs: Any, path: PathLike, *, source:
 
 def _plain_history(history: Sequence[Any]) -> list[Any]:
     """Tuples -> lists recursively; any other object is left for the re-read check."""
+
     def plain(x: Any) -> Any:
         if isinstance(x, (list, tuple)):
             return [plain(i) for i in x]
@@ -106,4 +119,4 @@ def _write(path: PathLike, write: Any, source: PathLike | None, what: str) -> Pa
     except OSError as exc:
         raise ExportError(f"cannot write {what} to {path}: {exc.strerror or exc}") from None
     except Exception as exc:
-        raise ExportError(f"writing {what} to {path} failed: {type(exc).__name__}: {str(exc)[:160]}") from None
+        raise ExportError(f"writing {what} to {path} failed: {short_reason(exc)}") from None

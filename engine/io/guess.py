@@ -16,7 +16,15 @@ from torch import nn
 
 from .input_spec import InputSpec, call_with
 
-_DETECTION = {"FasterRCNN", "MaskRCNN", "KeypointRCNN", "RetinaNet", "FCOS", "SSD", "GeneralizedRCNN"}
+_DETECTION = {
+    "FasterRCNN",
+    "MaskRCNN",
+    "KeypointRCNN",
+    "RetinaNet",
+    "FCOS",
+    "SSD",
+    "GeneralizedRCNN",
+}
 _VIDEO = {"VideoResNet", "S3D", "MViT", "SwinTransformer3d"}
 _SEGMENTATION = {"FCN", "DeepLabV3", "LRASPP"}
 _IMAGE_SIDES = (224, 32, 28, 64, 96, 128, 299)

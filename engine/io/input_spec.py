@@ -17,8 +17,9 @@ rejected because the call convention would be ambiguous.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 import torch
 
@@ -65,7 +66,9 @@ def dtype_name(dtype: torch.dtype) -> str:
     for name, dt in _DTYPES.items():
         if dt == dtype:
             return name
-    raise InputSpecError(f"dtype {dtype} is not supported in input specs; supported: {', '.join(_DTYPES)}")
+    raise InputSpecError(
+        f"dtype {dtype} is not supported in input specs; supported: {', '.join(_DTYPES)}"
+    )
 
 
 def parse_dtype(text: str) -> torch.dtype:
@@ -101,12 +104,14 @@ class TensorSpec:
         elif self.dtype == torch.bool:
             t = torch.randint(0, 2, self.shape, generator=generator).bool()
         else:
-            t = torch.randint(0, INT_HIGH, self.shape, generator=generator, dtype=torch.int64).to(self.dtype)
+            t = torch.randint(0, INT_HIGH, self.shape, generator=generator, dtype=torch.int64).to(
+                self.dtype
+            )
         return t.to(device)
 
 
 #: What ``InputSpec.make`` returns and ``call_with`` accepts.
-ExampleInputs = Union[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]
+ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,9 @@ class InputSpec:
             raise InputSpecError("input spec is empty; expected e.g. '1,3,224,224'")
         named = [t.name is not None for t in self.tensors]
         if any(named) and not all(named):
-            raise InputSpecError("input spec mixes named and unnamed inputs; name all of them (a=1,3;b=1,10) or none")
+            raise InputSpecError(
+                "input spec mixes named and unnamed inputs; name all of them (a=1,3;b=1,10) or none"
+            )
         names = [t.name for t in self.tensors if t.name is not None]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -131,7 +138,7 @@ class InputSpec:
         return self.tensors[0].name is not None
 
     @classmethod
-    def parse(cls, text: str) -> "InputSpec":
+    def parse(cls, text: str) -> InputSpec:
         """Parse a spec string; raises InputSpecError naming the bad part."""
         if not isinstance(text, str):
             raise InputSpecError(f"input spec must be a string, got {type(text).__name__}")
@@ -143,7 +150,7 @@ class InputSpec:
         return cls(tuple(_parse_tensor(p, i) for i, p in enumerate(parts)))
 
     @classmethod
-    def from_inputs(cls, inputs: Any) -> "InputSpec":
+    def from_inputs(cls, inputs: Any) -> InputSpec:
         """Describe existing example inputs (tensor, tuple/list of tensors, or dict)."""
         if isinstance(inputs, torch.Tensor):
             return cls((TensorSpec(tuple(inputs.shape), inputs.dtype),))
@@ -172,7 +179,7 @@ class InputSpec:
         gen = torch.Generator().manual_seed(seed)
         made = [t.make(gen, device) for t in self.tensors]
         if self.is_named:
-            return {t.name: v for t, v in zip(self.tensors, made)}
+            return {t.name: v for t, v in zip(self.tensors, made, strict=True)}
         if len(made) == 1:
             return made[0]
         return tuple(made)

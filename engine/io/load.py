@@ -8,19 +8,26 @@ Source files are only ever read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .checkpoint import is_safe_checkpoint, parse_safe_checkpoint
-from .errors import InputSpecError, ModelLoadError
+from .errors import InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
 from .onnx_import import load_onnx
-from .torch_files import check_readable_file, describe_object, find_state_dict, load_state_dict_strict, read_torch_file
+from .torch_files import (
+    check_readable_file,
+    describe_object,
+    find_state_dict,
+    load_state_dict_strict,
+    read_torch_file,
+)
 from .zoo import build_zoo_model, is_zoo_spec
 
 __all__ = ["LoadedModel", "load_model", "guess_example_inputs", "guess_input_spec"]
@@ -85,21 +92,29 @@ def _set_eval(model: nn.Module) -> None:
 def _load_zoo(spec: str) -> LoadedModel:
     zoo = build_zoo_model(spec)
     source_kind = spec.partition(":")[0].lower()
-    return LoadedModel(zoo.model, zoo.input_spec.make(), zoo.input_spec, source_kind, zoo.description, arch=spec)
+    return LoadedModel(
+        zoo.model, zoo.input_spec.make(), zoo.input_spec, source_kind, zoo.description, arch=spec
+    )
 
 
-def _load_file(path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None) -> LoadedModel:
+def _load_file(
+    path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None
+) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".pt2":
         return _load_pt2(path)
     if suffix == ".onnx":
         check_readable_file(path)
         module, spec = load_onnx(path)
-        return LoadedModel(module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)")
+        return LoadedModel(
+            module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)"
+        )
     return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override)
 
 
-def _load_torch_file(path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None) -> LoadedModel:
+def _load_torch_file(
+    path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None
+) -> LoadedModel:
     obj = read_torch_file(path, trust=trust)
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), nn.Module):
         obj = obj["model"]  # training checkpoints that pickle the module itself
@@ -107,7 +122,10 @@ def _load_torch_file(path: Path, *, trust: bool, arch: str | None, spec_override
         spec = spec_override or guess_input_spec(obj)
         note = "" if spec is not None else "; example inputs unknown, give an input spec"
         return LoadedModel(
-            obj, spec.make() if spec else None, spec, "pickle",
+            obj,
+            spec.make() if spec else None,
+            spec,
+            "pickle",
             f"{path.name} (pickled {type(obj).__name__}, loaded with trust{note})",
         )
     if is_safe_checkpoint(obj):
@@ -121,18 +139,29 @@ def _load_torch_file(path: Path, *, trust: bool, arch: str | None, spec_override
             )
         model, spec = _build_arch(arch)
         load_state_dict_strict(model, state_dict, what=path.name, arch=arch)
-        return LoadedModel(model, spec.make(), spec, "state_dict", f"{path.name} (state dict loaded into {arch})", arch=arch)
+        return LoadedModel(
+            model,
+            spec.make(),
+            spec,
+            "state_dict",
+            f"{path.name} (state dict loaded into {arch})",
+            arch=arch,
+        )
     raise ModelLoadError(f"{path.name} holds {describe_object(obj)}, not a model or a state dict")
 
 
 def _build_arch(arch: str) -> tuple[nn.Module, InputSpec]:
     if not is_zoo_spec(arch):
-        raise ModelLoadError(f"arch {arch!r} is not a model spec; use e.g. 'torchvision:resnet18' or 'arborist:demo'")
+        raise ModelLoadError(
+            f"arch {arch!r} is not a model spec; use e.g. 'torchvision:resnet18' or 'arborist:demo'"
+        )
     zoo = build_zoo_model(arch)
     return zoo.model, zoo.input_spec
 
 
-def _load_safe_checkpoint(path: Path, obj: Mapping[str, Any], spec_override: InputSpec | None) -> LoadedModel:
+def _load_safe_checkpoint(
+    path: Path, obj: Mapping[str, Any], spec_override: InputSpec | None
+) -> LoadedModel:
     ckpt = parse_safe_checkpoint(obj, what=path.name)
     model, spec = _build_arch(ckpt.arch)
     if ckpt.example_input_spec:
@@ -143,21 +172,31 @@ def _load_safe_checkpoint(path: Path, obj: Mapping[str, Any], spec_override: Inp
     spec = spec_override or spec
     if ckpt.pruning_history:
         model = _rebuild_pruned(model, ckpt.pruning_history, spec.make())
-    load_state_dict_strict(model, ckpt.state_dict, what=path.name, arch=f"{ckpt.arch} after its pruning history")
+    load_state_dict_strict(
+        model, ckpt.state_dict, what=path.name, arch=f"{ckpt.arch} after its pruning history"
+    )
     n = len(ckpt.pruning_history)
     return LoadedModel(
-        model, spec.make(), spec, "arborist_checkpoint",
+        model,
+        spec.make(),
+        spec,
+        "arborist_checkpoint",
         f"{path.name} (Arborist checkpoint: {ckpt.arch}, {n} pruning steps replayed)",
-        arch=ckpt.arch, pruning_history=list(ckpt.pruning_history),
+        arch=ckpt.arch,
+        pruning_history=list(ckpt.pruning_history),
     )
 
 
-def _rebuild_pruned(arch_model: nn.Module, history: Sequence[Any], example_inputs: Any) -> nn.Module:
+def _rebuild_pruned(
+    arch_model: nn.Module, history: Sequence[Any], example_inputs: Any
+) -> nn.Module:
     """Replay ``history`` on a fresh ``arch_model`` so its shapes match the pruned weights."""
     try:
         from engine import DependencyGraph  # lazy: the graph engine is owned elsewhere
     except ImportError as exc:
-        raise ModelLoadError(f"replaying a pruning history needs engine.DependencyGraph, unavailable: {exc}") from None
+        raise ModelLoadError(
+            f"replaying a pruning history needs engine.DependencyGraph, unavailable: {exc}"
+        ) from None
     dg = DependencyGraph()
     built = dg.build_dependency(arch_model, example_inputs=example_inputs)
     (built if built is not None else dg).load_pruning_history(list(history))
@@ -169,7 +208,9 @@ def _load_pt2(path: Path) -> LoadedModel:
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
-        raise ModelLoadError(f"not a torch.export (.pt2) file or corrupt: {path.name} ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise ModelLoadError(
+            f"not a torch.export (.pt2) file or corrupt: {path.name} ({short_reason(exc, 120)})"
+        ) from None
     spec = _pt2_input_spec(program)
     module = program.module()
     inputs = _pt2_example_inputs(program)
@@ -201,7 +242,11 @@ def _pt2_input_spec(program: Any) -> InputSpec | None:
             pass
     try:
         user_inputs = set(program.graph_signature.user_inputs)
-        vals = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder" and n.name in user_inputs]
+        vals = [
+            n.meta.get("val")
+            for n in program.graph.nodes
+            if n.op == "placeholder" and n.name in user_inputs
+        ]
         if not vals or not all(isinstance(v, torch.Tensor) for v in vals):
             return None
         from .input_spec import TensorSpec

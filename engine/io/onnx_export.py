@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
-from .errors import ExportError
+from .errors import ExportError, short_reason
 from .input_spec import call_with
 
 PathLike = str | os.PathLike[str]
@@ -123,11 +123,15 @@ def export_onnx(
             raise ExportError("the model returned no tensors; nothing to export to ONNX")
         in_names = _input_names(example_inputs)
         out_names = _unique([n for n, _ in reference])
-        dynamic_axes = _dynamic_axes(example_inputs, in_names, reference, out_names) if dynamic_batch else None
+        dynamic_axes = (
+            _dynamic_axes(example_inputs, in_names, reference, out_names) if dynamic_batch else None
+        )
         exporter = {"name": ""}
 
         def write(tmp: Path) -> None:
-            exporter["name"] = _run_exporter(model, example_inputs, tmp, opset, in_names, out_names, dynamic_axes)
+            exporter["name"] = _run_exporter(
+                model, example_inputs, tmp, opset, in_names, out_names, dynamic_axes
+            )
 
         try:
             atomic_write(path, write, protect=source)
@@ -137,7 +141,13 @@ def export_onnx(
             raise ExportError(f"cannot write ONNX file {path}: {exc.strerror or exc}") from None
     finally:
         model.train(was_training)
-    return validate_onnx(Path(path), example_inputs, [t for _, t in reference], opset=opset, exporter=exporter["name"])
+    return validate_onnx(
+        Path(path),
+        example_inputs,
+        [t for _, t in reference],
+        opset=opset,
+        exporter=exporter["name"],
+    )
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -149,32 +159,51 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _dynamic_axes(example_inputs: Any, in_names: list[str], reference: list[tuple[str, torch.Tensor]], out_names: list[str]) -> dict[str, dict[int, str]]:
+def _dynamic_axes(
+    example_inputs: Any,
+    in_names: list[str],
+    reference: list[tuple[str, torch.Tensor]],
+    out_names: list[str],
+) -> dict[str, dict[int, str]]:
     tensors = _input_tensors(example_inputs)
-    axes = {n: {0: "batch"} for n, t in zip(in_names, tensors) if t.dim() >= 1}
+    axes = {n: {0: "batch"} for n, t in zip(in_names, tensors, strict=True) if t.dim() >= 1}
     batch = tensors[0].shape[0] if tensors and tensors[0].dim() >= 1 else None
-    for name, (_, t) in zip(out_names, reference):
+    for name, (_, t) in zip(out_names, reference, strict=True):
         if t.dim() >= 1 and t.shape[0] == batch:
             axes[name] = {0: "batch"}
     return axes
 
 
-def _run_exporter(model: nn.Module, example_inputs: Any, tmp: Path, opset: int, in_names: list[str], out_names: list[str], dynamic_axes: dict | None) -> str:
+def _run_exporter(
+    model: nn.Module,
+    example_inputs: Any,
+    tmp: Path,
+    opset: int,
+    in_names: list[str],
+    out_names: list[str],
+    dynamic_axes: dict | None,
+) -> str:
     """Legacy (TorchScript) exporter first: it needs no onnxscript; dynamo as fallback."""
     if isinstance(example_inputs, dict):
         args: tuple = ()
         kwargs: dict | None = dict(example_inputs)
     else:
-        args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+        args = (
+            tuple(example_inputs)
+            if isinstance(example_inputs, (tuple, list))
+            else (example_inputs,)
+        )
         kwargs = None
-    common = dict(opset_version=opset, input_names=in_names, output_names=out_names, dynamic_axes=dynamic_axes)
+    common = dict(
+        opset_version=opset, input_names=in_names, output_names=out_names, dynamic_axes=dynamic_axes
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, args, str(tmp), kwargs=kwargs, dynamo=False, **common)
         return "torchscript"
     except Exception as legacy_exc:
-        legacy = f"{type(legacy_exc).__name__}: {_first_line(legacy_exc)}"
+        legacy = short_reason(legacy_exc)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -182,9 +211,14 @@ def _run_exporter(model: nn.Module, example_inputs: Any, tmp: Path, opset: int, 
             program.save(str(tmp))
         return "dynamo"
     except ImportError as exc:
-        raise ExportError(f"ONNX export failed ({legacy}); the dynamo exporter needs onnxscript: pip install onnxscript ({exc})") from None
+        raise ExportError(
+            f"ONNX export failed ({legacy}); the dynamo exporter needs onnxscript: "
+            f"pip install onnxscript ({exc})"
+        ) from None
     except Exception as exc:
-        raise ExportError(f"ONNX export failed: legacy exporter: {legacy}; dynamo exporter: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise ExportError(
+            f"ONNX export failed: legacy exporter: {legacy}; dynamo exporter: {short_reason(exc)}"
+        ) from None
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
@@ -199,7 +233,9 @@ def _value_infos(values: Any) -> list[TensorInfo]:
     infos = []
     for v in values:
         tt = v.type.tensor_type
-        shape: list[int | str] = [d.dim_param if d.HasField("dim_param") else int(d.dim_value) for d in tt.shape.dim]
+        shape: list[int | str] = [
+            d.dim_param if d.HasField("dim_param") else int(d.dim_value) for d in tt.shape.dim
+        ]
         try:
             dtype = str(np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)))
         except Exception:
@@ -208,11 +244,21 @@ def _value_infos(values: Any) -> list[TensorInfo]:
     return infos
 
 
-def validate_onnx(path: Path, example_inputs: Any, reference: list[torch.Tensor], *, opset: int, exporter: str = "", atol: float = ATOL) -> ValidationReport:
+def validate_onnx(
+    path: Path,
+    example_inputs: Any,
+    reference: list[torch.Tensor],
+    *,
+    opset: int,
+    exporter: str = "",
+    atol: float = ATOL,
+) -> ValidationReport:
     """Check ``path`` with onnx.checker and compare ONNX Runtime with ``reference`` outputs."""
     import onnx
 
-    report = ValidationReport(str(path), opset, exporter, path.stat().st_size, False, False, None, atol)
+    report = ValidationReport(
+        str(path), opset, exporter, path.stat().st_size, False, False, None, atol
+    )
     try:
         onnx.checker.check_model(str(path))
         report.onnx_checker_ok = True
@@ -228,13 +274,13 @@ def validate_onnx(path: Path, example_inputs: Any, reference: list[torch.Tensor]
     try:
         got = run_onnxruntime(path, example_inputs)
     except Exception as exc:
-        report.errors.append(f"onnxruntime: {type(exc).__name__}: {_first_line(exc)}")
+        report.errors.append(f"onnxruntime: {short_reason(exc)}")
         return report
     if len(got) != len(reference):
         report.errors.append(f"ONNX Runtime gave {len(got)} outputs, PyTorch {len(reference)}")
         return report
     diffs, match = [], True
-    for ref, out in zip(reference, got):
+    for ref, out in zip(reference, got, strict=True):
         ref_np = ref.detach().cpu().float().numpy()
         if ref_np.shape != out.shape:
             report.errors.append(f"output shape {out.shape} differs from PyTorch {ref_np.shape}")
@@ -257,11 +303,14 @@ def run_onnxruntime(path: PathLike, example_inputs: Any) -> list[np.ndarray]:
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = _input_names(example_inputs)
-    arrays = {n: t.detach().cpu().numpy() for n, t in zip(names, _input_tensors(example_inputs))}
+    arrays = {
+        n: t.detach().cpu().numpy()
+        for n, t in zip(names, _input_tensors(example_inputs), strict=False)
+    }
     wanted = [i.name for i in session.get_inputs()]
     if set(wanted) - set(arrays):
         # Graph inputs named differently (e.g. a foreign exporter): feed positionally.
-        feed = {w: a for w, a in zip(wanted, arrays.values())}
+        feed = {w: a for w, a in zip(wanted, arrays.values(), strict=False)}
     else:
         feed = {w: arrays[w] for w in wanted}
     return [np.asarray(o) for o in session.run(None, feed)]

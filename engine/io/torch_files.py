@@ -10,10 +10,12 @@ failure is reported as a corrupt / foreign file, never as a raw traceback.
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -46,8 +48,10 @@ def check_readable_file(path: Path) -> None:
 
 
 def read_torch_file(path: Path, *, trust: bool = False) -> Any:
-    """Return the object stored in a torch.save file (see module docstring)."""
+    """Return the object stored in a torch.save (or plain pickle) file; see module docstring."""
     check_readable_file(path)
+    if is_plain_pickle(path):
+        return _read_plain_pickle(path, trust=trust)
     try:
         return _torch_load(path, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -56,21 +60,73 @@ def read_torch_file(path: Path, *, trust: bool = False) -> Any:
             raise _corrupt(path, exc) from None
     except Exception as exc:
         raise _corrupt(path, exc) from None
-
     if not trust:
-        raise UntrustedPickleError(
-            f"{path.name} stores pickled Python objects (needs {needs}) and loading it would run code "
-            f"from the file; pass trust=True (--trust) only if it comes from a trusted source"
-        )
+        raise _untrusted(path, needs)
     try:
         return _torch_load(path, weights_only=False)
-    except (AttributeError, ModuleNotFoundError, ImportError) as exc:
-        raise ModelLoadError(
-            f"{path.name} needs Python code that is not importable here ({_short(exc)}); "
-            f"install or add to sys.path the package that defines the model class"
-        ) from None
     except Exception as exc:
-        raise _corrupt(path, exc) from None
+        raise _trusted_failure(path, exc) from None
+
+
+def _untrusted(path: Path, needs: str) -> UntrustedPickleError:
+    return UntrustedPickleError(
+        f"{path.name} stores pickled Python objects (needs {needs}) and loading it would run code "
+        f"from the file; pass trust=True (--trust) only if it comes from a trusted source"
+    )
+
+
+def _trusted_failure(path: Path, exc: BaseException) -> ModelLoadError:
+    if isinstance(exc, (AttributeError, ImportError)):
+        return ModelLoadError(
+            f"{path.name} needs Python code that is not importable here ({_short(exc)}); "
+            f"install or put on sys.path the package that defines the model class"
+        )
+    return _corrupt(path, exc)
+
+
+def is_plain_pickle(path: Path) -> bool:
+    """A pickle written by ``pickle.dump`` rather than torch.save.
+
+    torch.save writes a zip archive, or (legacy format) a pickle stream whose
+    first object is a bare integer magic number; ``torch.load`` cannot read
+    anything else, so plain pickles are read by ``_read_plain_pickle``.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(1) != b"\x80":  # pickle protocol >= 2 always starts with PROTO
+            return False
+        fh.seek(0)
+        try:
+            ops = {op.name for op, _arg, _pos in pickletools.genops(fh)}
+        except Exception:
+            return False  # damaged: let torch.load produce the error
+    return not ops <= _LEGACY_MAGIC_OPS
+
+
+_LEGACY_MAGIC_OPS = {
+    "PROTO",
+    "FRAME",
+    "LONG1",
+    "LONG4",
+    "LONG",
+    "INT",
+    "BININT",
+    "BININT1",
+    "BININT2",
+    "STOP",
+}
+
+
+def _read_plain_pickle(path: Path, *, trust: bool) -> Any:
+    found = scan_pickle_globals(path)
+    if found is None:
+        raise ModelLoadError(f"not a PyTorch file or corrupt: {path.name} (damaged pickle stream)")
+    if found and not trust:
+        raise _untrusted(path, ", ".join(found[:3]))
+    try:
+        with open(path, "rb") as fh:  # no globals (safe), or trusted by the caller
+            return pickle.load(fh)  # noqa: S301
+    except Exception as exc:
+        raise _trusted_failure(path, exc) from None
 
 
 def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
@@ -90,6 +146,42 @@ def _torch_load(path: Path, *, weights_only: bool) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pickle-protocol / deprecation chatter
         return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
+_GLOBAL_OPS = {"GLOBAL", "INST"}
+_CODE_OPS = {"STACK_GLOBAL", "EXT1", "EXT2", "EXT4"}
+
+
+def scan_pickle_globals(path: Path) -> list[str] | None:
+    """Globals a raw pickle file would import, found by parsing only (never unpickling).
+
+    Returns None when the file is not a well-formed pickle stream.
+    """
+    strings: list[str | None] = []  # values pushed, as far as names need them
+    memo: dict[int, str | None] = {}
+    found: list[str] = []
+    try:
+        with open(path, "rb") as fh:
+            for opcode, arg, _pos in pickletools.genops(fh):
+                name = opcode.name
+                if name in _GLOBAL_OPS:
+                    found.append(str(arg).replace(" ", "."))
+                elif name == "STACK_GLOBAL":
+                    mod, attr = strings[-2:] if len(strings) >= 2 else [None, None]
+                    found.append(f"{mod}.{attr}" if mod and attr else "a Python global")
+                elif name in _CODE_OPS:
+                    found.append("a registered pickle extension")
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = strings[-1] if strings else None
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = strings[-1] if strings else None
+                elif name in ("GET", "BINGET", "LONG_BINGET"):
+                    strings.append(memo.get(int(arg)))
+                else:
+                    strings.append(arg if isinstance(arg, str) else None)
+    except Exception:
+        return None
+    return list(dict.fromkeys(found))
 
 
 def _unsafe_global(exc: pickle.UnpicklingError) -> str | None:
@@ -132,7 +224,11 @@ def describe_object(obj: Any) -> str:
     if isinstance(obj, Mapping):
         keys = [repr(k) for k in list(obj)[:5]]
         more = ", ..." if len(obj) > 5 else ""
-        return f"a {name} with {len(obj)} keys ({', '.join(keys)}{more})" if obj else f"an empty {name}"
+        return (
+            f"a {name} with {len(obj)} keys ({', '.join(keys)}{more})"
+            if obj
+            else f"an empty {name}"
+        )
     if isinstance(obj, (list, tuple, set)):
         return f"a {name} of {len(obj)} items"
     if isinstance(obj, torch.Tensor):
@@ -143,12 +239,18 @@ def describe_object(obj: Any) -> str:
 def _strip_prefix(sd: Mapping[str, torch.Tensor], expected: set[str]) -> Mapping[str, torch.Tensor]:
     """Drop DataParallel's ``module.`` or torch.compile's ``_orig_mod.`` prefix."""
     for prefix in ("module.", "_orig_mod."):
-        if sd and all(k.startswith(prefix) for k in sd) and not any(k.startswith(prefix) for k in expected):
-            return {k[len(prefix):]: v for k, v in sd.items()}
+        if (
+            sd
+            and all(k.startswith(prefix) for k in sd)
+            and not any(k.startswith(prefix) for k in expected)
+        ):
+            return {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
-def load_state_dict_strict(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], *, what: str, arch: str) -> None:
+def load_state_dict_strict(
+    model: torch.nn.Module, sd: Mapping[str, torch.Tensor], *, what: str, arch: str
+) -> None:
     """``load_state_dict(strict=True)`` with a one-line, example-rich mismatch error."""
     expected = model.state_dict()
     sd = _strip_prefix(sd, set(expected))
@@ -161,14 +263,22 @@ def load_state_dict_strict(model: torch.nn.Module, sd: Mapping[str, torch.Tensor
     ]
     if missing or unexpected or shapes:
         parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatches", shapes)):
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatches", shapes),
+        ):
             if items:
                 parts.append(f"{len(items)} {label} (e.g. {'; '.join(items[:2])})")
         hint = "pass the right arch"
         if shapes and not missing and not unexpected:
-            hint += " (only shapes differ: a pruned model? save it with Arborist's safe checkpoint export)"
-        raise ModelLoadError(f"state dict in {what} does not match {arch}: {', '.join(parts)}; {hint}")
+            hint += " (only shapes differ: a pruned model? save it as an Arborist safe checkpoint)"
+        raise ModelLoadError(
+            f"state dict in {what} does not match {arch}: {', '.join(parts)}; {hint}"
+        )
     try:
         model.load_state_dict(sd, strict=True)
     except Exception as exc:
-        raise ModelLoadError(f"state dict in {what} does not load into {arch}: {_short(exc)}") from None
+        raise ModelLoadError(
+            f"state dict in {what} does not load into {arch}: {_short(exc)}"
+        ) from None

@@ -52,7 +52,9 @@ def build_zoo_model(spec: str) -> ZooModel:
         return _build_timm(name)
     if prefix == "arborist":
         return _build_arborist(name)
-    raise ModelLoadError(f"unknown model zoo {prefix!r} in {spec!r}; use one of: {', '.join(ZOO_PREFIXES)}")
+    raise ModelLoadError(
+        f"unknown model zoo {prefix!r} in {spec!r}; use one of: {', '.join(ZOO_PREFIXES)}"
+    )
 
 
 def _params(model: nn.Module) -> str:
@@ -109,11 +111,17 @@ def _build_torchvision(name: str) -> ZooModel:
     try:
         from torchvision import models as M
     except ImportError as exc:
-        raise ModelLoadError(f"torchvision is not installed ({exc}); pip install torchvision") from None
+        raise ModelLoadError(
+            f"torchvision is not installed ({exc}); pip install torchvision"
+        ) from None
     available = M.list_models()
     if name not in available:
         close = [n for n in available if name.lower() in n][:5]
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see torchvision.models.list_models()"
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else "; see torchvision.models.list_models()"
+        )
         raise ModelLoadError(f"torchvision has no model {name!r}{hint}")
     builder = M.get_model_builder(name)
     # weights=None alone is not enough: detection/segmentation builders default
@@ -124,7 +132,9 @@ def _build_torchvision(name: str) -> ZooModel:
             warnings.simplefilter("ignore", FutureWarning)  # e.g. inception init-weights notice
             model = builder(**kwargs)
     except Exception as exc:
-        raise ModelLoadError(f"building torchvision:{name} failed: {type(exc).__name__}: {exc}") from None
+        raise ModelLoadError(
+            f"building torchvision:{name} failed: {type(exc).__name__}: {exc}"
+        ) from None
     family = _torchvision_family(name)
     return ZooModel(
         model.eval(),
@@ -140,11 +150,15 @@ def _build_timm(name: str) -> ZooModel:
     try:
         import timm  # type: ignore[import-not-found]
     except ImportError:
-        raise ModelLoadError(f"timm:{name} needs the timm package, which is not installed; pip install timm") from None
+        raise ModelLoadError(
+            f"timm:{name} needs the timm package, which is not installed; pip install timm"
+        ) from None
     try:
         model = timm.create_model(name, pretrained=False)
     except Exception as exc:
-        raise ModelLoadError(f"timm could not build {name!r}: {type(exc).__name__}: {exc}") from None
+        raise ModelLoadError(
+            f"timm could not build {name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     cfg = getattr(model, "pretrained_cfg", None) or {}
     size = tuple(cfg.get("input_size", (3, 224, 224)))
     spec = InputSpec.parse(",".join(str(d) for d in (1, *size)))
@@ -160,7 +174,9 @@ def _build_arborist(name: str) -> ZooModel:
     try:
         from engine.models.digits_net import load_demo  # lazy: optional, owned elsewhere
     except ImportError as exc:
-        raise ModelLoadError(f"the demo model is unavailable (engine.models.digits_net: {exc})") from None
+        raise ModelLoadError(
+            f"the demo model is unavailable (engine.models.digits_net: {exc})"
+        ) from None
     result: Any = load_demo()
     model, inputs = _unpack_demo(result)
     from .guess import guess_input_spec
