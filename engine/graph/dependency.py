@@ -1,0 +1,506 @@
+"""DependencyGraph: Torch-Pruning's entry point, built on channel slots.
+
+`build_dependency` traces the model once (see `tracer.py`), resolves the slot
+classes, and keeps for every prunable port (a layer's out or in channels, or a
+dim of an unwrapped parameter) the class of each channel. A group is then just
+"all ports' positions whose class is among the root's": no index mappings to
+re-derive per group, so enumerating all groups is linear in the model size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils._pytree import tree_flatten
+
+from .. import function as F
+from ..function import BasePruningFunc, PrunerRegistry
+from .group import Dependency, Group, Node, module_type_name
+from .leaf import leaf_rule
+from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
+
+DEFAULT_ROOT_TYPES: tuple[type, ...] = (
+    nn.modules.conv._ConvNd,
+    nn.Linear,
+    nn.LSTM,
+)
+# modules traced as one opaque op: their internals are not channel-aware ops
+LEAF_TYPES: tuple[type, ...] = (
+    nn.modules.instancenorm._InstanceNorm,
+    nn.MultiheadAttention,
+    nn.RNNBase,
+)
+
+
+@dataclasses.dataclass
+class _PortState:
+    port: Port
+    node: Node
+    handler: Callable
+    labels: np.ndarray  # class per ORIGINAL position
+    alive: np.ndarray  # bool per original position; pruned ones are False
+    _rank: np.ndarray | None = None
+
+    def current_rank(self) -> np.ndarray:
+        """Current index of every original position (valid where alive)."""
+        if self._rank is None:
+            self._rank = np.cumsum(self.alive) - 1
+        return self._rank
+
+
+class DependencyGraph:
+    def __init__(self) -> None:
+        self.model: nn.Module | None = None
+        self.registry = PrunerRegistry()
+        self.module2node: dict[Any, Node] = {}
+        self.module2name: dict[Any, str] = {}
+        self.nodes: list[Node] = []
+        self.lock_reasons: list[str] = []
+        self.trace_warnings: list[str] = []
+        self.trace_notes: list[str] = []
+        self._param_names: dict[int, Any] = {}
+        self._ports: list[_PortState] = []
+        self._port_index: dict[tuple[int, str], int] = {}
+        self._locked_label = -1
+        self._csr_start = np.zeros(0, dtype=np.int64)
+        self._csr_entries = np.zeros((0, 2), dtype=np.int64)
+        self._pruning_history: list[tuple[str, bool, list[int]]] = []
+        self.unwrapped_parameters: dict[nn.Parameter, int] = {}
+
+    # ================================================================ build
+    def build_dependency(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        forward_fn: Callable[[nn.Module, Any], Any] | None = None,
+        output_transform: Callable[[Any], Any] | None = None,
+        unwrapped_parameters: dict[nn.Parameter, int] | Iterable | None = None,
+        customized_pruners: dict[Any, BasePruningFunc] | None = None,
+        ignored_params: Iterable[nn.Parameter] | None = None,
+        lock_outputs: bool = True,
+        trace_on_meta: bool = True,
+        verbose: bool = True,
+    ) -> DependencyGraph:
+        """Trace `model` on `example_inputs` and index every coupled channel."""
+        self.model = model
+        self.registry = PrunerRegistry(customized_pruners)
+        custom_types = tuple(k for k in (customized_pruners or {}) if isinstance(k, type))
+        self.module2name = {m: n for n, m in model.named_modules(remove_duplicate=False)}
+
+        def is_port_module(m: nn.Module) -> bool:
+            return isinstance(m, nn.Module) and self.registry.lookup(m) is not None
+
+        def is_leaf(m: nn.Module) -> bool:
+            return isinstance(m, LEAF_TYPES + custom_types) or (
+                customized_pruners is not None and m in customized_pruners
+            )
+
+        def trace(on_meta: bool) -> ChannelTracer:
+            stand_ins = _meta_stand_ins(model) if on_meta else {}
+            inputs = _to_meta(example_inputs) if on_meta else example_inputs
+            tracer = ChannelTracer(
+                model, functools.partial(leaf_rule, self.registry), is_leaf, is_port_module,
+                stand_ins,
+            )
+            tracer.install_hooks()
+            try:
+                with torch.no_grad(), tracer:
+                    if on_meta:
+                        with torch.nn.utils.stateless._reparametrize_module(
+                            model, stand_ins, tie_weights=True, strict=False
+                        ):
+                            out = _run_forward(model, inputs, forward_fn)
+                    else:
+                        out = _run_forward(model, inputs, forward_fn)
+                    if output_transform is not None:
+                        out = output_transform(out)
+                    if lock_outputs:
+                        for o in _flatten_outputs(out):
+                            tracer.lock_ann(tracer.ann(o), "model output")
+            finally:
+                tracer.remove_hooks()
+                _clear_annotations(example_inputs)
+            return tracer
+
+        tracer = None
+        if trace_on_meta:
+            try:
+                tracer = trace(on_meta=True)
+            except Exception as exc:  # data-dependent code: run for real instead
+                self.trace_notes.append(f"meta tracing failed ({type(exc).__name__}: {exc}); "
+                                        "traced on the model's device")
+        if tracer is None:
+            tracer = trace(on_meta=False)
+        self._param_names = {id(info.real): info for info in tracer.params.values()}
+        labels = tracer.slots.resolve()
+        self._locked_label = int(labels[0])
+        self.lock_reasons = tracer.slots.lock_reasons
+        self.trace_warnings = tracer.warnings
+        self._add_unwrapped_ports(tracer, unwrapped_parameters, ignored_params)
+        self._build_nodes(tracer)
+        self._index_ports(tracer, labels)
+        return self
+
+    def _add_unwrapped_ports(
+        self,
+        tracer: ChannelTracer,
+        unwrapped: dict[nn.Parameter, int] | Iterable | None,
+        ignored: Iterable[nn.Parameter] | None,
+    ) -> None:
+        """Parameters used directly in forward (class tokens, layer scales, ...)."""
+        wanted: dict[int, int] = {}
+        if unwrapped:
+            items = unwrapped.items() if isinstance(unwrapped, dict) else unwrapped
+            for p, d in items:
+                wanted[id(p)] = d % p.dim()
+        skip = {id(p) for p in (ignored or [])}
+        for pid, ann in tracer._param_ann.items():
+            info = tracer.params[pid]
+            if pid in skip or tracer.is_port_module(info.owner):
+                continue
+            p = info.real
+            for ax in ann:
+                if pid in wanted and ax.dims[0] != wanted[pid]:
+                    continue
+                tracer.add_port(p, "out", ax.slots, dim=ax.dims[0])
+
+    def _build_nodes(self, tracer: ChannelTracer) -> None:
+        names_used: dict[str, int] = {}
+        rec_node: dict[int, Node] = {}
+        self.nodes = []
+        self.module2node = {}
+        for rec in tracer.records:
+            node = self._node_for_record(rec, tracer, names_used)
+            rec_node[rec.id] = node
+        for rec in tracer.records:
+            node = rec_node[rec.id]
+            for src in rec.inputs:
+                s = rec_node[src]
+                if s is node or s in node.inputs:
+                    continue
+                node.inputs.append(s)
+                s.outputs.append(node)
+        for port in tracer.ports.values():
+            target = port.target
+            if target in self.module2node or isinstance(target, nn.Module):
+                continue
+            info = self._param_names[id(target)]
+            node = Node(info.name, "parameter", target, self.module2name.get(info.owner, ""))
+            node.pruning_dim = port.dim
+            self._add_node(node)
+            self.module2node[target] = node
+        for m in self._port_modules(tracer):
+            if m not in self.module2node:
+                name = self.module2name.get(m, type(m).__name__)
+                node = Node(name, type(m).__name__, m, name)
+                self._add_node(node)
+                self.module2node[m] = node
+
+    def _port_modules(self, tracer: ChannelTracer) -> list[nn.Module]:
+        return [p.target for p in tracer.ports.values() if isinstance(p.target, nn.Module)]
+
+    def _node_for_record(self, rec: OpRecord, tracer: ChannelTracer, used: dict[str, int]) -> Node:
+        if rec.module is not None:
+            node = self.module2node.get(rec.module)
+            if node is None:
+                name = self.module2name.get(rec.module, type(rec.module).__name__)
+                node = Node(name, type(rec.module).__name__, rec.module, name)
+                self._add_node(node)
+                self.module2node[rec.module] = node
+            return node
+        base = f"{rec.module_path}.{rec.op}" if rec.module_path else rec.op
+        k = used.get(base, 0)
+        used[base] = k + 1
+        node = Node(base if k == 0 else f"{base}_{k}", rec.op, None, rec.module_path)
+        self._add_node(node)
+        return node
+
+    def _add_node(self, node: Node) -> None:
+        node.id = len(self.nodes)
+        self.nodes.append(node)
+
+    def _index_ports(self, tracer: ChannelTracer, labels: np.ndarray) -> None:
+        self._ports = []
+        self._port_index = {}
+        for port in sorted(tracer.ports.values(), key=lambda p: p.order):
+            node = self.module2node.get(port.target)
+            if node is None:
+                continue
+            handler = self._handler_for(port)
+            if handler is None:
+                continue
+            if port.dim is not None:
+                node.pruning_dim = port.dim
+            key = (id(port.target), port.kind)
+            if key in self._port_index:
+                continue
+            self._port_index[key] = len(self._ports)
+            self._ports.append(
+                _PortState(port, node, handler, labels[port.slots], np.ones(port.slots.size, bool))
+            )
+        self._rebuild_csr(labels.max() + 1 if labels.size else 1)
+
+    def _handler_for(self, port: Port) -> Callable | None:
+        if isinstance(port.target, nn.Module):
+            pruner = self.registry.lookup(port.target)
+            if pruner is None:
+                return None
+            return pruner.prune_out_channels if port.kind == "out" else pruner.prune_in_channels
+        return F.prune_parameter_out_channels
+
+    def _rebuild_csr(self, n_labels: int) -> None:
+        """Class -> (port, original position) table for O(group) lookups."""
+        if not self._ports:
+            self._csr_start = np.zeros(n_labels + 1, dtype=np.int64)
+            self._csr_entries = np.zeros((0, 2), dtype=np.int64)
+            return
+        lab = np.concatenate([p.labels for p in self._ports])
+        pid = np.concatenate([np.full(p.labels.size, i) for i, p in enumerate(self._ports)])
+        pos = np.concatenate([np.arange(p.labels.size) for p in self._ports])
+        order = np.argsort(lab, kind="stable")
+        self._csr_entries = np.stack([pid[order], pos[order]], axis=1)
+        counts = np.bincount(lab, minlength=n_labels)
+        self._csr_start = np.concatenate([[0], np.cumsum(counts)])
+
+    # ============================================================== queries
+    def get_pruner_of_module(self, module: Any) -> BasePruningFunc | None:
+        if isinstance(module, nn.Parameter):
+            return F._parameter
+        return self.registry.lookup(module)
+
+    def register_customized_layer(self, layer_type: type, layer_pruner: BasePruningFunc) -> None:
+        """Register a pruner for a custom layer type; call before build_dependency."""
+        self.registry.register(layer_type, layer_pruner)
+        self._custom_types = getattr(self, "_custom_types", {}) | {layer_type: layer_pruner}
+
+    def get_out_channels(self, module_or_node: Any) -> int | None:
+        module = module_or_node.module if isinstance(module_or_node, Node) else module_or_node
+        if isinstance(module, nn.Parameter):
+            node = self.module2node.get(module)
+            dim = node.pruning_dim if node is not None and node.pruning_dim is not None else -1
+            return int(module.shape[dim])
+        pruner = self.get_pruner_of_module(module)
+        return pruner.get_out_channels(module) if pruner is not None else None
+
+    def get_in_channels(self, module_or_node: Any) -> int | None:
+        module = module_or_node.module if isinstance(module_or_node, Node) else module_or_node
+        if isinstance(module, nn.Parameter):
+            return self.get_out_channels(module)
+        pruner = self.get_pruner_of_module(module)
+        return pruner.get_in_channels(module) if pruner is not None else None
+
+    def is_out_channel_pruning_fn(self, fn: Callable) -> bool:
+        return getattr(fn, "__name__", "") == "prune_out_channels"
+
+    def is_in_channel_pruning_fn(self, fn: Callable) -> bool:
+        return getattr(fn, "__name__", "") == "prune_in_channels"
+
+    def _port_of(self, module: Any, pruning_fn: Callable | None) -> _PortState:
+        kind = "in" if pruning_fn is not None and self.is_in_channel_pruning_fn(pruning_fn) else "out"
+        idx = self._port_index.get((id(module), kind))
+        if idx is None and kind == "in":
+            idx = self._port_index.get((id(module), "out"))  # norms: in == out
+        if idx is None:
+            name = self.module2name.get(module, type(module).__name__)
+            raise ValueError(
+                f"'{name}' has no prunable {kind} channels in the traced graph "
+                "(was it used in forward with the example inputs?)"
+            )
+        return self._ports[idx]
+
+    def get_pruning_group(
+        self, module: Any, pruning_fn: Callable, idxs: Sequence[int] | np.ndarray
+    ) -> Group:
+        """All layers coupled to removing `idxs` from `module` via `pruning_fn`."""
+        root = self._port_of(module, pruning_fn)
+        idxs = np.asarray(list(idxs) if not isinstance(idxs, np.ndarray) else idxs, dtype=np.int64)
+        alive_pos = np.flatnonzero(root.alive)
+        if idxs.size and (idxs.min() < 0 or idxs.max() >= alive_pos.size):
+            raise IndexError(
+                f"channel index out of range for '{root.node.name}' "
+                f"({alive_pos.size} channels)"
+            )
+        classes = np.unique(root.labels[alive_pos[idxs]])
+        return self._group_from_classes(root, pruning_fn, classes)
+
+    def _group_from_classes(
+        self, root: _PortState, trigger: Callable | None, classes: np.ndarray
+    ) -> Group:
+        group = Group()
+        group._DG = self
+        group._classes = classes
+        group.locked = bool(np.any(classes == self._locked_label))
+        entries = self._entries_for(classes)
+        root_id = self._ports.index(root)
+        # the root channel behind each class: its lowest current root position
+        root_orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
+        root_cls = root.labels[root_orig]
+        root_cur = root.current_rank()[root_orig]
+        uniq, first = np.unique(root_cls, return_index=True)
+        port_ids = entries[:, 0]
+        order = np.argsort(port_ids, kind="stable")
+        entries = entries[order]
+        bounds = np.flatnonzero(np.diff(entries[:, 0])) + 1
+        chunks = np.split(entries, bounds) if entries.size else []
+        by_port = {int(c[0, 0]): c[:, 1] for c in chunks}
+        ordered = [root_id] + sorted(k for k in by_port if k != root_id)
+        for k in ordered:
+            state = self._ports[k]
+            pos = by_port.get(k)
+            if pos is None:
+                continue
+            pos = pos[state.alive[pos]]
+            if pos.size == 0:
+                continue
+            cur = state.current_rank()[pos]
+            cls = state.labels[pos]
+            rid = root_cur[first[np.searchsorted(uniq, cls)]]
+            srt = np.argsort(cur, kind="stable")
+            dep = Dependency(trigger, state.handler, root.node, state.node)
+            group.add_dep(dep, cur[srt].tolist(), rid[srt].tolist())
+        return group
+
+    def _entries_for(self, classes: np.ndarray) -> np.ndarray:
+        starts = self._csr_start[classes]
+        lens = self._csr_start[classes + 1] - starts
+        total = int(lens.sum())
+        if total == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        return self._csr_entries[offs + np.arange(total)]
+
+    def check_pruning_group(self, group: Group) -> bool:
+        """False if the group would empty a layer or touch channels that must stay."""
+        if group.locked:
+            return False
+        for item in group:
+            dep, idxs = item.dep, item.idxs
+            n = self._current_width(dep)
+            if n is not None and len(set(idxs)) >= n:
+                return False
+        return True
+
+    def _current_width(self, dep: Dependency) -> int | None:
+        idx = self._port_index.get((id(dep.target.module), "in" if self.is_in_channel_pruning_fn(
+            dep.handler) else "out"))
+        if idx is None:
+            idx = self._port_index.get((id(dep.target.module), "out"))
+        return int(self._ports[idx].alive.sum()) if idx is not None else None
+
+    def get_all_groups(
+        self,
+        ignored_layers: Iterable[Any] | None = None,
+        root_module_types: Iterable[type] | None = None,
+    ) -> Iterator[Group]:
+        """One group per independent set of coupled channels, in execution order."""
+        root_types = tuple(root_module_types or DEFAULT_ROOT_TYPES)
+        ignored = _expand_ignored(ignored_layers)
+        blocked = {self._locked_label}
+        for state in self._ports:
+            if state.port.kind == "out" and id(state.port.target) in ignored:
+                blocked.update(np.unique(state.labels[state.alive]).tolist())
+        blocked_arr = np.array(sorted(blocked), dtype=np.int64)
+        covered = np.zeros(self._csr_start.size, dtype=bool)
+        covered[blocked_arr[blocked_arr >= 0]] = True
+        for state in self._ports:
+            target = state.port.target
+            if state.port.kind != "out" or id(target) in ignored:
+                continue
+            if not isinstance(target, root_types):
+                continue
+            classes = np.unique(state.labels[state.alive])
+            classes = classes[~covered[classes]]
+            if classes.size == 0:
+                continue
+            covered[classes] = True
+            yield self._group_from_classes(state, state.handler, classes)
+
+    # ============================================================== pruning
+    def _prune_group(self, group: Group, record_history: bool = True) -> None:
+        if group.locked:
+            raise ValueError(
+                "this group touches channels that must keep their size (model outputs, "
+                "fixed inputs or shape-dependent code); pruning it would break the model"
+            )
+        if not self.check_pruning_group(group):
+            raise ValueError("pruning this group would remove every channel of a layer")
+        for item in group:
+            item.dep(item.idxs)
+        self._mark_pruned(group._classes)
+        if record_history and len(group):
+            root = group[0]
+            name = self.module2name.get(root.dep.target.module, root.dep.target.name)
+            self._pruning_history.append(
+                (name, self.is_out_channel_pruning_fn(root.dep.handler), list(root.idxs))
+            )
+
+    def _mark_pruned(self, classes: np.ndarray) -> None:
+        entries = self._entries_for(np.asarray(classes, dtype=np.int64))
+        for pid in np.unique(entries[:, 0]):
+            state = self._ports[int(pid)]
+            state.alive[entries[entries[:, 0] == pid, 1]] = False
+            state._rank = None
+
+    def pruning_history(self) -> list[tuple[str, bool, list[int]]]:
+        return list(self._pruning_history)
+
+
+# ---------------------------------------------------------------- helpers
+def _run_forward(model: nn.Module, inputs: Any, forward_fn: Callable | None) -> Any:
+    if forward_fn is not None:
+        return forward_fn(model, inputs)
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta copies of every parameter and buffer: tracing needs shapes, not values."""
+    out: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters():
+        out[name] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for name, b in model.named_buffers():
+        out[name] = torch.empty_like(b, device="meta")
+    return out
+
+
+def _to_meta(obj: Any) -> Any:
+    from torch.utils._pytree import tree_map
+
+    return tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x, obj)
+
+
+def _flatten_outputs(out: Any) -> list[torch.Tensor]:
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        out = [getattr(out, f.name) for f in dataclasses.fields(out)]
+    elif hasattr(out, "to_tuple") and callable(out.to_tuple):
+        out = out.to_tuple()
+    return [x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)]
+
+
+def _clear_annotations(obj: Any) -> None:
+    for x in tree_flatten(obj)[0]:
+        if isinstance(x, torch.Tensor) and hasattr(x, ANN_ATTR):
+            delattr(x, ANN_ATTR)
+
+
+def _expand_ignored(ignored: Iterable[Any] | None) -> set[int]:
+    """Ignored modules and all their submodules (Torch-Pruning semantics), by identity."""
+    out: set[int] = set()
+    for m in ignored or []:
+        if isinstance(m, nn.Module):
+            out.update(id(s) for s in m.modules())
+        else:
+            out.add(id(m))
+    return out
+
+
+__all__ = ["DependencyGraph", "module_type_name"]

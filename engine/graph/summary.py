@@ -1,0 +1,50 @@
+"""Plain-data picture of a traced dependency graph, for the GUI, the CLI and JSON.
+
+Nothing here references torch objects: a summary can cross threads, be pickled,
+or be written as JSON, which is what lets the front end stay out of graph internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of the graph as a user sees it: a layer or a functional op."""
+
+    id: int
+    name: str  # module path for layers ("layer1.0.conv1"), generated for ops ("add_3")
+    kind: str  # layer class name ("Conv2d") or op name ("add", "cat", "view")
+    is_layer: bool  # True for nn.Module layers with parameters/pruners
+    module_path: str  # dotted path of the owning module ("" for the root model)
+    in_channels: int | None = None
+    out_channels: int | None = None
+    params: int = 0
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    node: str  # NodeInfo.name
+    handler: str  # pruning function name, e.g. "prune_conv_out_channels"
+    channels: int  # how many channels of this member the group touches
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A set of coupled layers that must be pruned together."""
+
+    id: int
+    root: str  # NodeInfo.name of the root layer
+    channels: int  # prunable channels of the root
+    members: tuple[GroupMember, ...] = ()
+
+
+@dataclass
+class GraphSummary:
+    nodes: list[NodeInfo] = field(default_factory=list)
+    edges: list[tuple[int, int]] = field(default_factory=list)  # (src id, dst id)
+    groups: list[GroupInfo] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
