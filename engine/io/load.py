@@ -197,9 +197,12 @@ def _rebuild_pruned(
         raise ModelLoadError(
             f"replaying a pruning history needs engine.DependencyGraph, unavailable: {exc}"
         ) from None
-    dg = DependencyGraph()
-    built = dg.build_dependency(arch_model, example_inputs=example_inputs)
-    (built if built is not None else dg).load_pruning_history(list(history))
+    try:
+        dg = DependencyGraph()
+        built = dg.build_dependency(arch_model, example_inputs=example_inputs)
+        (built if built is not None else dg).load_pruning_history(list(history))
+    except Exception as exc:
+        raise ModelLoadError(f"replaying the pruning history failed: {short_reason(exc)}") from None
     return arch_model
 
 

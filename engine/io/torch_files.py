@@ -26,14 +26,14 @@ _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:
-    """First meaningful sentence of an exception message, bounded in length."""
+    """First sentence of an exception message, skipping torch's weights-only boilerplate."""
     msg = str(exc)
-    if "Weights only load failed" in msg:  # skip torch's multi-paragraph boilerplate
+    if "Weights only load failed" in msg:
         detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", msg)
         msg = detail.group(1) if detail else "unreadable pickle data"
     lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
-    text = lines[0].split(". ")[0] if lines else ""
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    first = lines[0].split(". ")[0] if lines else ""
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from .errors import ModelLoadError
@@ -201,14 +200,3 @@ def _unpack_demo(result: Any) -> tuple[nn.Module, Any]:
             inputs = (InputSpec.parse(spec) if isinstance(spec, str) else spec).make()
         return model, inputs
     raise ModelLoadError(f"load_demo() returned {type(result).__name__}, expected an nn.Module")
-
-
-def tensor_inputs_ok(inputs: Any) -> bool:
-    """True if ``inputs`` is a tensor, tuple of tensors or dict of tensors."""
-    if isinstance(inputs, torch.Tensor):
-        return True
-    if isinstance(inputs, dict):
-        return all(isinstance(v, torch.Tensor) for v in inputs.values())
-    if isinstance(inputs, (tuple, list)):
-        return all(isinstance(v, torch.Tensor) for v in inputs)
-    return False
