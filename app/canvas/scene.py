@@ -1,0 +1,92 @@
+"""The graph scene: builds items from a ViewGraph + Layout and manages highlight state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QGraphicsScene
+
+from app.canvas.hierarchy import ViewGraph
+from app.canvas.items import EdgeItem, NodeItem, SceneStyle
+from app.canvas.layout import Layout
+from app.canvas.style import LIGHT, CanvasTheme
+
+MARGIN = 120.0
+
+
+class GraphScene(QGraphicsScene):
+    def __init__(self, theme: CanvasTheme = LIGHT, parent=None) -> None:
+        super().__init__(parent)
+        self.style = SceneStyle(theme)
+        self.node_items: dict[int, NodeItem] = {}
+        self.edge_items: list[EdgeItem] = []
+        self._edges_of: dict[int, list[EdgeItem]] = {}
+        self.graph: ViewGraph | None = None
+        self.highlighted: frozenset[int] = frozenset()
+        self.current: int | None = None
+        self.setBackgroundBrush(theme.background)
+
+    def show_graph(self, graph: ViewGraph, layout: Layout) -> None:
+        """Replace the scene's contents with `graph` placed by `layout`."""
+        self.clear()
+        self.node_items, self.edge_items, self._edges_of = {}, [], {}
+        self.highlighted, self.current = frozenset(), None
+        self.style.dimming = False
+        self.graph = graph
+        for node in graph.nodes:
+            item = NodeItem(node, layout.positions[node.id], layout.sizes[node.id], self.style)
+            self.addItem(item)
+            self.node_items[node.id] = item
+        for route in layout.edges:
+            edge = EdgeItem(route.src, route.dst, route.points, self.style)
+            self.addItem(edge)
+            self.edge_items.append(edge)
+            self._edges_of.setdefault(route.src, []).append(edge)
+            self._edges_of.setdefault(route.dst, []).append(edge)
+        self.setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
+                                 layout.height + 2 * MARGIN))
+
+    def highlight(self, ids: Iterable[int]) -> frozenset[int]:
+        """Emphasise these view nodes and the edges between them; dim the rest."""
+        new = frozenset(i for i in ids if i in self.node_items)
+        for nid in self.highlighted ^ new:
+            self.node_items[nid].highlighted = nid in new
+        for edge in self.edge_items:
+            edge.highlighted = edge.src in new and edge.dst in new
+        self.highlighted = new
+        self.style.dimming = bool(new)
+        self.update()
+        return new
+
+    def set_current(self, node_id: int | None) -> None:
+        if self.current in self.node_items:
+            self.node_items[self.current].current = False
+            self.node_items[self.current].update()
+        self.current = node_id if node_id in self.node_items else None
+        if self.current is not None:
+            self.node_items[self.current].current = True
+            self.node_items[self.current].update()
+
+    def set_theme(self, theme: CanvasTheme) -> None:
+        self.style.set_theme(theme)
+        self.setBackgroundBrush(theme.background)
+        for item in self.node_items.values():
+            item.color = theme.family_color(item.node.kind)
+        self.update()
+
+    def highlighted_edges(self) -> list[tuple[int, int]]:
+        return [(e.src, e.dst) for e in self.edge_items if e.highlighted]
+
+    def find(self, text: str) -> list[int]:
+        """View node ids whose name contains `text` (case-insensitive), exact matches first."""
+        t = text.strip().lower()
+        if not t or self.graph is None:
+            return []
+        exact = [n.id for n in self.graph.nodes if n.name.lower() == t]
+        part = [n.id for n in self.graph.nodes if t in n.name.lower() and n.id not in exact]
+        return exact + part
+
+    def render_overview(self, painter: QPainter, target: QRectF) -> None:
+        self.render(painter, target, self.sceneRect())

@@ -1,0 +1,1 @@
+"""Dialogs: trust, input shape, built-in model picker, errors."""

@@ -1,0 +1,56 @@
+"""Properties panel: what the user clicked (a layer, op or collapsed block) in key/value rows."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from app.canvas.hierarchy import ViewNode
+from engine.graph.summary import GroupInfo
+
+
+class PropertiesPanel(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.tree = QTreeWidget(self)
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels(["Property", "Value"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.tree)
+        self.rows: dict[str, str] = {}
+
+    def clear(self) -> None:
+        self.tree.clear()
+        self.rows = {}
+
+    def _set(self, rows: list[tuple[str, str]]) -> None:
+        self.tree.clear()
+        self.rows = dict(rows)
+        for key, value in rows:
+            item = QTreeWidgetItem([key, value])
+            item.setToolTip(1, value)
+            self.tree.addTopLevelItem(item)
+
+    def show_node(self, node: ViewNode, groups: list[GroupInfo]) -> None:
+        rows = [("Name", node.name), ("Type", node.kind)]
+        if node.is_block:
+            rows.append(("Contains", f"{len(node.member_ids)} nodes (double-click to expand)"))
+        else:
+            rows.append(("Layer", "yes (has parameters)" if node.is_layer else "no (functional op)"))
+        if node.in_channels is not None:
+            rows.append(("In channels", str(node.in_channels)))
+        if node.out_channels is not None:
+            rows.append(("Out channels", str(node.out_channels)))
+        rows.append(("Parameters", f"{node.params:,}"))
+        if groups:
+            for i, g in enumerate(groups):
+                label = "Group" if i == 0 else ""
+                role = "root" if g.root == node.name else "member"
+                rows.append((label, f"#{g.id} ({role}, root {g.root}, {len(g.members)} members, "
+                                    f"{g.channels} ch)"))
+        elif not node.is_block:
+            rows.append(("Group", "none (not prunable on its own)"))
+        self._set(rows)
