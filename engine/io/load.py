@@ -197,6 +197,11 @@ def _rebuild_pruned(
         raise ModelLoadError(
             f"replaying a pruning history needs engine.DependencyGraph, unavailable: {exc}"
         ) from None
+    if not hasattr(DependencyGraph, "load_pruning_history"):
+        raise ModelLoadError(
+            "replaying a pruning history needs DependencyGraph.load_pruning_history, "
+            "which this engine version lacks"
+        )
     try:
         dg = DependencyGraph()
         built = dg.build_dependency(arch_model, example_inputs=example_inputs)
