@@ -31,10 +31,10 @@ class Minimap(QWidget):
     def rerender(self) -> None:
         scene = self.view.scene()
         self._pixmap = None
-        if scene is None or not scene.items():
+        if scene is None or not scene.items() or scene.content_rect.isEmpty():
             self.update()
             return
-        src = scene.sceneRect()
+        src = scene.content_rect
         ratio = self.devicePixelRatioF()
         pad = 6.0
         avail = QRectF(pad, pad, self.width() - 2 * pad, self.height() - 2 * pad)
@@ -52,13 +52,13 @@ class Minimap(QWidget):
         self.update()
 
     def _scene_to_map(self, p: QPointF) -> QPointF:
-        src = self.view.scene().sceneRect()
+        src = self.view.scene().content_rect
         t = self._target
         return QPointF(t.left() + (p.x() - src.left()) / max(src.width(), 1) * t.width(),
                        t.top() + (p.y() - src.top()) / max(src.height(), 1) * t.height())
 
     def _map_to_scene(self, p: QPointF) -> QPointF:
-        src = self.view.scene().sceneRect()
+        src = self.view.scene().content_rect
         t = self._target
         return QPointF(src.left() + (p.x() - t.left()) / max(t.width(), 1) * src.width(),
                        src.top() + (p.y() - t.top()) / max(t.height(), 1) * src.height())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsScene
 
@@ -17,6 +17,8 @@ MARGIN = 120.0
 
 
 class GraphScene(QGraphicsScene):
+    graphChanged = Signal()  # noqa: N815 (Qt naming)
+
     def __init__(self, theme: CanvasTheme = LIGHT, parent=None) -> None:
         super().__init__(parent)
         self.style = SceneStyle(theme)
@@ -27,6 +29,7 @@ class GraphScene(QGraphicsScene):
         self.highlighted: frozenset[int] = frozenset()
         self.current: int | None = None
         self.setBackgroundBrush(theme.background)
+        self.content_rect = QRectF()  # the laid-out graph plus a margin
 
     def show_graph(self, graph: ViewGraph, layout: Layout) -> None:
         """Replace the scene's contents with `graph` placed by `layout`."""
@@ -45,8 +48,12 @@ class GraphScene(QGraphicsScene):
             self.edge_items.append(edge)
             self._edges_of.setdefault(route.src, []).append(edge)
             self._edges_of.setdefault(route.dst, []).append(edge)
-        self.setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
-                                 layout.height + 2 * MARGIN))
+        self.content_rect = QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
+                                   layout.height + 2 * MARGIN)
+        # Room to pan past the edges, so zooming can always keep the cursor's point fixed.
+        pad = 2 * max(self.content_rect.width(), self.content_rect.height()) + 4000
+        self.setSceneRect(self.content_rect.adjusted(-pad, -pad, pad, pad))
+        self.graphChanged.emit()
 
     def highlight(self, ids: Iterable[int]) -> frozenset[int]:
         """Emphasise these view nodes and the edges between them; dim the rest."""
@@ -89,4 +96,4 @@ class GraphScene(QGraphicsScene):
         return exact + part
 
     def render_overview(self, painter: QPainter, target: QRectF) -> None:
-        self.render(painter, target, self.sceneRect())
+        self.render(painter, target, self.content_rect)

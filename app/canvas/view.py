@@ -39,6 +39,8 @@ class GraphView(QGraphicsView):
         self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
         self.setDragMode(QGraphicsView.ScrollHandDrag)
         self.setFrameShape(QGraphicsView.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # the minimap replaces them
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.viewport().grabGesture(Qt.PinchGesture)
         self.empty_text = "Open a model: File ▸ Open… (Ctrl+O), or the demo (Ctrl+D)"
         self._press: QPoint | None = None
@@ -60,7 +62,7 @@ class GraphView(QGraphicsView):
 
     def _min_scale(self) -> float:
         """Allow zooming out a bit past 'whole graph fits', however large the graph."""
-        rect = self.sceneRect()
+        rect = self.content_rect()
         vp = self.viewport().rect()
         if rect.isEmpty() or vp.isEmpty():
             return MIN_SCALE
@@ -129,19 +131,22 @@ class GraphView(QGraphicsView):
                 return True
         return super().viewportEvent(event)
 
+    def content_rect(self) -> QRectF:
+        return self.graph_scene().content_rect
+
     def fit_scale(self) -> float:
-        rect, vp = self.sceneRect(), self.viewport().rect()
+        rect, vp = self.content_rect(), self.viewport().rect()
         if rect.isEmpty() or vp.isEmpty():
             return 1.0
         return min(1.0, 0.97 * min(vp.width() / rect.width(), vp.height() / rect.height()))
 
     def fit_to_view(self) -> None:
         """Whole graph in view (never magnified past 100 %)."""
-        if self.sceneRect().isEmpty():
+        if self.content_rect().isEmpty():
             return
         self._zoom_anim.stop()
         self.set_scale(self.fit_scale())
-        self.centerOn(self.sceneRect().center())
+        self.centerOn(self.content_rect().center())
 
     def show_start(self, readable: float = 0.55) -> None:
         """Fit small graphs; for long ones show the input end at a readable zoom."""
@@ -149,7 +154,7 @@ class GraphView(QGraphicsView):
             self.fit_to_view()
             return
         self.set_scale(readable)
-        rect, vp = self.sceneRect(), self.viewport().rect()
+        rect, vp = self.content_rect(), self.viewport().rect()
         items = self.graph_scene().node_items.values()
         top = min(items, key=lambda i: (i.pos().y(), i.pos().x()), default=None)
         x = top.pos().x() if top is not None else rect.center().x()
