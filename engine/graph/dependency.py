@@ -375,6 +375,16 @@ class DependencyGraph:
         offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
         return self._csr_entries[offs + np.arange(total)]
 
+    def _channel_sets(self, group: Group) -> list[list[int]]:
+        root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
+        cur = np.asarray(group[0].idxs, dtype=np.int64)
+        orig = np.flatnonzero(root.alive)[cur]
+        labels = root.labels[orig]
+        order = np.argsort(labels, kind="stable")
+        bounds = np.flatnonzero(np.diff(labels[order])) + 1
+        sets = [sorted(cur[chunk].tolist()) for chunk in np.split(order, bounds)] if cur.size else []
+        return sorted(sets, key=lambda s: s[0])
+
     def check_pruning_group(self, group: Group) -> bool:
         """False if the group would empty a layer or touch channels that must stay."""
         if group.locked:
@@ -448,7 +458,24 @@ class DependencyGraph:
             state._rank = None
 
     def pruning_history(self) -> list[tuple[str, bool, list[int]]]:
-        return list(self._pruning_history)
+        """Plain data: (root layer name, out-channel pruning?, removed root indices) per prune."""
+        return [(n, o, list(i)) for n, o, i in self._pruning_history]
+
+    def load_pruning_history(self, pruning_history: Iterable[Sequence[Any]]) -> None:
+        """Replay a recorded history on the freshly traced original architecture."""
+        if self.model is None:
+            raise RuntimeError("build_dependency must run before load_pruning_history")
+        modules = dict(self.model.named_modules())
+        params = dict(self.model.named_parameters())
+        for name, is_out, idxs in pruning_history:
+            target = modules.get(name, params.get(name))
+            if target is None:
+                raise ValueError(f"pruning history names '{name}', which this model does not have")
+            pruner = self.get_pruner_of_module(target)
+            if pruner is None:
+                raise ValueError(f"no pruner for '{name}' ({type(target).__name__})")
+            fn = pruner.prune_out_channels if is_out else pruner.prune_in_channels
+            self.get_pruning_group(target, fn, list(idxs)).prune()
 
 
 # ---------------------------------------------------------------- helpers

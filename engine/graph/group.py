@@ -102,6 +102,16 @@ class Group:
             return
         self._DG._prune_group(self, record_history=record_history)
 
+    def channel_sets(self) -> list[list[int]]:
+        """Root channels that can only be removed together, one list per indivisible unit.
+
+        Most units hold one channel. Grouped convolutions, channel shuffles and
+        attention heads make larger ones (the same position in every group or head).
+        """
+        if not self._group or self._group[0].root_idxs is None:
+            return [[i] for i in (self._group[0].idxs if self._group else [])]
+        return self._DG._channel_sets(self)
+
     # ------------------------------------------------------- container API
     def add_dep(self, dep: Dependency, idxs: Sequence[int], root_idxs: Sequence[int] | None = None):
         self._group.append(GroupItem(dep, list(idxs), list(root_idxs) if root_idxs else None))
