@@ -77,6 +77,14 @@ class SceneStyle:
         self.edge_hi_pen = QPen(theme.accent, 2.6)
         self.edge_brush = QBrush(theme.edge)
         self.edge_hi_brush = QBrush(theme.accent)
+        # Prebuilt: passing Qt.NoBrush/Qt.NoPen enums to QPainter thousands of times per frame
+        # trips a refcount bug in PySide6 6.12 ("deallocating None").
+        self.no_brush = QBrush(Qt.NoBrush)
+        self.no_pen = QPen(Qt.NoPen)
+        self.edge_hi_far_pen = QPen(theme.accent, 2.0)
+        self.edge_hi_far_pen.setCosmetic(True)
+        self.current_far_pen = QPen(theme.current, 3.0)
+        self.current_far_pen.setCosmetic(True)
 
 
 class NodeItem(QGraphicsItem):
@@ -85,8 +93,8 @@ class NodeItem(QGraphicsItem):
     STRIPE = 6.0
 
     def __init__(self, node: ViewNode, center: tuple[float, float], size: tuple[float, float],
-                 style: SceneStyle) -> None:
-        super().__init__()
+                 style: SceneStyle, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
         self.node = node
         self.style = style
         w, h = size
@@ -122,7 +130,7 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(r, color)
             if self.current:
                 painter.setPen(st.current_pen)
-                painter.setBrush(Qt.NoBrush)
+                painter.setBrush(st.no_brush)
                 painter.drawRect(r)
             return
         painter.setPen(st.border_pen)
@@ -144,7 +152,7 @@ class NodeItem(QGraphicsItem):
                 painter.drawStaticText(QPointF(x, r.center().y() - 9), self._static[0])
         if self.highlighted or self.current:
             painter.setPen(st.current_pen if self.current else st.accent_pen)
-            painter.setBrush(Qt.NoBrush)
+            painter.setBrush(st.no_brush)
             painter.drawRoundedRect(r.adjusted(-1.5, -1.5, 1.5, 1.5), 6.0, 6.0)
 
 
@@ -163,8 +171,8 @@ class EdgeItem(QGraphicsItem):
     ARROW = 7.0
 
     def __init__(self, src: int, dst: int, points: tuple[tuple[float, float], ...],
-                 style: SceneStyle) -> None:
-        super().__init__()
+                 style: SceneStyle, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
         self.src, self.dst = src, dst
         self.style = style
         self.highlighted = False
@@ -191,13 +199,88 @@ class EdgeItem(QGraphicsItem):
         else:
             pen, brush = (st.edge_pen if lod >= LOD_SHAPES_ONLY else st.edge_pen_far), st.edge_brush
         painter.setPen(pen)
-        painter.setBrush(Qt.NoBrush)
+        painter.setBrush(st.no_brush)
         painter.drawPath(self.path)
         if lod >= LOD_DETAILS or (self.highlighted and lod >= LOD_TITLE):
-            painter.setPen(Qt.NoPen)
+            painter.setPen(st.no_pen)
             painter.setBrush(brush)
             painter.drawPolygon(self.arrow)
 
 
 def family_legend(theme: CanvasTheme) -> list[tuple[str, QColor]]:
     return [(name, QColor(c)) for name, c in theme.families.items()]
+
+
+class DetailLayer(QGraphicsItem):
+    """Invisible parent of every node and edge item: hiding it hides them all in one call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFlag(QGraphicsItem.ItemHasNoContents, True)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        return QRectF()
+
+    def paint(self, painter, option, widget=None) -> None:
+        pass
+
+
+class OverviewItem(QGraphicsItem):
+    """The whole graph as a handful of prebuilt paths, drawn instead of the items when
+    zoomed far out: one Python paint call per frame instead of one per node and edge."""
+
+    def __init__(self, style: SceneStyle, rect: QRectF) -> None:
+        super().__init__()
+        self.style = style
+        self._rect = rect
+        self.edges = QPainterPath()
+        self.families: dict[str, QPainterPath] = {}
+        self.kinds: dict[str, str] = {}  # family -> a kind of that family, for its colour
+        self.hi_nodes = QPainterPath()
+        self.hi_edges = QPainterPath()
+        self.current = QPainterPath()
+        self.setAcceptedMouseButtons(Qt.NoButton)
+
+    def build(self, nodes: list[NodeItem], edges: list[EdgeItem]) -> None:
+        from app.canvas.style import kind_family
+
+        for edge in edges:
+            self.edges.addPath(edge.path)
+        for item in nodes:
+            fam = kind_family(item.node.kind)
+            self.kinds.setdefault(fam, item.node.kind)
+            self.families.setdefault(fam, QPainterPath()).addRect(item.rect.translated(item.pos()))
+
+    def set_highlight(self, nodes: list[NodeItem], edges: list[EdgeItem], current: NodeItem | None) -> None:
+        self.hi_nodes, self.hi_edges, self.current = QPainterPath(), QPainterPath(), QPainterPath()
+        for item in nodes:
+            self.hi_nodes.addRect(item.rect.translated(item.pos()))
+        for edge in edges:
+            self.hi_edges.addPath(edge.path)
+        if current is not None:
+            self.current.addRect(current.rect.translated(current.pos()).adjusted(-20, -20, 20, 20))
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        return self._rect
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        self.draw(painter)
+
+    def draw(self, painter: QPainter) -> None:
+        st = self.style
+        painter.setRenderHint(QPainter.Antialiasing, False)
+        dim = st.dimming
+        painter.setOpacity(0.22 if dim else 1.0)
+        painter.setPen(st.edge_pen_far)
+        painter.setBrush(st.no_brush)
+        painter.drawPath(self.edges)
+        for fam, path in self.families.items():
+            painter.fillPath(path, st.theme.family_color(self.kinds[fam]))
+        painter.setOpacity(1.0)
+        if dim:
+            painter.strokePath(self.hi_edges, st.edge_hi_far_pen)
+            painter.fillPath(self.hi_nodes, st.theme.accent)
+        if not self.current.isEmpty():
+            painter.strokePath(self.current, st.current_far_pen)

@@ -45,7 +45,7 @@ class Minimap(QWidget):
         pm.setDevicePixelRatio(ratio)
         pm.fill(scene.backgroundBrush().color())
         painter = QPainter(pm)
-        scene.render(painter, QRectF(0, 0, w, h), src, Qt.IgnoreAspectRatio)
+        scene.render_overview(painter, QRectF(0, 0, w, h))
         painter.end()
         self._pixmap = pm
         self.render_count += 1

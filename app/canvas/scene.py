@@ -9,7 +9,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsScene
 
 from app.canvas.hierarchy import ViewGraph
-from app.canvas.items import EdgeItem, NodeItem, SceneStyle
+from app.canvas.items import DetailLayer, EdgeItem, NodeItem, OverviewItem, SceneStyle
 from app.canvas.layout import Layout
 from app.canvas.style import LIGHT, CanvasTheme
 
@@ -24,32 +24,38 @@ class GraphScene(QGraphicsScene):
         self.style = SceneStyle(theme)
         self.node_items: dict[int, NodeItem] = {}
         self.edge_items: list[EdgeItem] = []
-        self._edges_of: dict[int, list[EdgeItem]] = {}
         self.graph: ViewGraph | None = None
         self.highlighted: frozenset[int] = frozenset()
         self.current: int | None = None
         self.setBackgroundBrush(theme.background)
         self.content_rect = QRectF()  # the laid-out graph plus a margin
+        self.detail: DetailLayer | None = None
+        self.overview: OverviewItem | None = None
+        self.overview_mode = False
 
     def show_graph(self, graph: ViewGraph, layout: Layout) -> None:
         """Replace the scene's contents with `graph` placed by `layout`."""
         self.clear()
-        self.node_items, self.edge_items, self._edges_of = {}, [], {}
+        self.node_items, self.edge_items = {}, []
         self.highlighted, self.current = frozenset(), None
         self.style.dimming = False
         self.graph = graph
-        for node in graph.nodes:
-            item = NodeItem(node, layout.positions[node.id], layout.sizes[node.id], self.style)
-            self.addItem(item)
-            self.node_items[node.id] = item
-        for route in layout.edges:
-            edge = EdgeItem(route.src, route.dst, route.points, self.style)
-            self.addItem(edge)
-            self.edge_items.append(edge)
-            self._edges_of.setdefault(route.src, []).append(edge)
-            self._edges_of.setdefault(route.dst, []).append(edge)
         self.content_rect = QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
                                    layout.height + 2 * MARGIN)
+        self.detail = DetailLayer()
+        self.addItem(self.detail)
+        for node in graph.nodes:
+            item = NodeItem(node, layout.positions[node.id], layout.sizes[node.id], self.style,
+                            self.detail)
+            self.node_items[node.id] = item
+        for route in layout.edges:
+            edge = EdgeItem(route.src, route.dst, route.points, self.style, self.detail)
+            self.edge_items.append(edge)
+        self.overview = OverviewItem(self.style, self.content_rect)
+        self.overview.build(list(self.node_items.values()), self.edge_items)
+        self.addItem(self.overview)
+        self.overview_mode = False
+        self.overview.setVisible(False)
         # Room to pan past the edges, so zooming can always keep the cursor's point fixed.
         pad = 2 * max(self.content_rect.width(), self.content_rect.height()) + 4000
         self.setSceneRect(self.content_rect.adjusted(-pad, -pad, pad, pad))
@@ -64,8 +70,30 @@ class GraphScene(QGraphicsScene):
             edge.highlighted = edge.src in new and edge.dst in new
         self.highlighted = new
         self.style.dimming = bool(new)
+        self._sync_overview()
         self.update()
         return new
+
+    def _sync_overview(self) -> None:
+        if self.overview is not None:
+            self.overview.set_highlight([self.node_items[i] for i in self.highlighted],
+                                        [e for e in self.edge_items if e.highlighted],
+                                        self.node_items.get(self.current))
+
+    def set_overview(self, on: bool) -> None:
+        """Zoomed far out: draw the prebuilt overview instead of thousands of items."""
+        if on == self.overview_mode or self.detail is None:
+            return
+        self.overview_mode = on
+        self.detail.setVisible(not on)
+        self.overview.setVisible(on)
+
+    def node_near(self, pos) -> int | None:
+        """The node whose box contains a scene point (works in overview mode too)."""
+        for nid, item in self.node_items.items():
+            if item.rect.translated(item.pos()).contains(pos):
+                return nid
+        return None
 
     def set_current(self, node_id: int | None) -> None:
         if self.current in self.node_items:
@@ -75,6 +103,7 @@ class GraphScene(QGraphicsScene):
         if self.current is not None:
             self.node_items[self.current].current = True
             self.node_items[self.current].update()
+        self._sync_overview()
 
     def set_theme(self, theme: CanvasTheme) -> None:
         self.style.set_theme(theme)
@@ -82,6 +111,7 @@ class GraphScene(QGraphicsScene):
         for item in self.node_items.values():
             item.color = theme.family_color(item.node.kind)
         self.update()
+        self.invalidate()
 
     def highlighted_edges(self) -> list[tuple[int, int]]:
         return [(e.src, e.dst) for e in self.edge_items if e.highlighted]
@@ -96,4 +126,13 @@ class GraphScene(QGraphicsScene):
         return exact + part
 
     def render_overview(self, painter: QPainter, target: QRectF) -> None:
-        self.render(painter, target, self.content_rect)
+        """Draw the whole graph into `target` (for the minimap) without touching the items."""
+        if self.overview is None:
+            return
+        src = self.content_rect
+        painter.save()
+        painter.translate(target.topLeft())
+        painter.scale(target.width() / src.width(), target.height() / src.height())
+        painter.translate(-src.topLeft())
+        self.overview.draw(painter)
+        painter.restore()

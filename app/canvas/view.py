@@ -13,10 +13,11 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QVariantAnimatio
 from PySide6.QtGui import QColor, QMouseEvent, QNativeGestureEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QPinchGesture
 
-from app.canvas.items import NodeItem
+from app.canvas.items import LOD_SHAPES_ONLY, NodeItem
 from app.canvas.minimap import Minimap
 from app.canvas.scene import GraphScene
 
+OVERVIEW_BELOW = LOD_SHAPES_ONLY  # same look as flat items, so the switch is invisible
 MIN_SCALE = 0.01
 MAX_SCALE = 4.0
 CLICK_SLOP = 4  # pixels a press may move and still count as a click
@@ -49,6 +50,7 @@ class GraphView(QGraphicsView):
         self._anim_anchor: QPoint | None = None
         self._anim_target = 1.0
         self.minimap = Minimap(self)
+        scene.graphChanged.connect(self._on_graph_changed)
         self.horizontalScrollBar().valueChanged.connect(self.minimap.update)
         self.verticalScrollBar().valueChanged.connect(self.minimap.update)
 
@@ -85,6 +87,7 @@ class GraphView(QGraphicsView):
         delta = after - before
         self.translate(delta.x(), delta.y())
         self.setTransformationAnchor(old)
+        self.graph_scene().set_overview(self.current_scale() < OVERVIEW_BELOW)
         self.minimap.update()
         self.zoomChanged.emit(self.current_scale())
 
@@ -134,6 +137,10 @@ class GraphView(QGraphicsView):
     def content_rect(self) -> QRectF:
         return self.graph_scene().content_rect
 
+    def _on_graph_changed(self) -> None:
+        self.graph_scene().set_overview(self.current_scale() < OVERVIEW_BELOW)
+        self.minimap.invalidate()
+
     def fit_scale(self) -> float:
         rect, vp = self.content_rect(), self.viewport().rect()
         if rect.isEmpty() or vp.isEmpty():
@@ -176,6 +183,8 @@ class GraphView(QGraphicsView):
     # -------------------------------------------------------------- clicks
 
     def node_at(self, pos: QPoint) -> int | None:
+        if self.graph_scene().overview_mode:
+            return self.graph_scene().node_near(self.mapToScene(pos))
         for item in self.items(pos):
             if isinstance(item, NodeItem):
                 return item.node.id

@@ -160,3 +160,11 @@ def test_large_graph_builds_and_renders(qtbot) -> None:
     painter.end()
     assert _colors(img) > 3
     assert QRectF(scene.sceneRect()).height() > 1000
+    # zoomed far out, the prebuilt overview replaces the 1,500 items (hidden in one call)
+    assert scene.overview_mode and scene.overview.isVisible()
+    assert not scene.node_items[0].isVisible()
+    # clicks still resolve to nodes in overview mode
+    item = scene.node_items[700]
+    assert view.node_at(view.mapFromScene(item.pos())) == 700
+    view.center_on_node(700, min_scale=1.0)
+    assert not scene.overview_mode and scene.node_items[0].isVisible()
