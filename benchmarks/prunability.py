@@ -43,6 +43,9 @@ def input_size(name: str) -> int:
 
 
 def build(name: str, device: str) -> torch.nn.Module:
+    if device == "meta" and name.startswith("regnet"):
+        # RegNet's builder calls .tolist() on a tensor, which meta tensors cannot do
+        return build(name, "cpu").to("meta")
     kwargs = {"weights": None}
     if name == "googlenet" or name == "inception_v3":
         kwargs["aux_logits"] = False
@@ -65,11 +68,15 @@ def check_model(name: str, device: str = "meta", ratio: float = 0.5) -> Result:
         dg = tp.DependencyGraph().build_dependency(model, x)
         groups = list(dg.get_all_groups())
         for g in groups:
+            sets = g.channel_sets()
             n = len(g[0].idxs)
-            k = int(n * ratio)
-            if k == 0 or k >= n:
-                continue
-            g.prune(idxs=list(range(k)))
+            chosen: list[int] = []
+            for s in sets:
+                if len(chosen) + len(s) > n * ratio:
+                    break
+                chosen += s
+            if chosen:
+                g.prune(idxs=chosen)
         with torch.no_grad():
             after = model(x)
         params_after = sum(p.numel() for p in model.parameters())

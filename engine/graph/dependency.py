@@ -23,6 +23,7 @@ from .. import function as F
 from ..function import BasePruningFunc, PrunerRegistry
 from .group import Dependency, Group, Node, module_type_name
 from .leaf import leaf_rule
+from .probe import Prober, smallest_unit
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
 
 DEFAULT_ROOT_TYPES: tuple[type, ...] = (
@@ -68,6 +69,8 @@ class DependencyGraph:
         self._ports: list[_PortState] = []
         self._port_index: dict[tuple[int, str], int] = {}
         self._locked_label = -1
+        self._locked_mask = np.zeros(1, dtype=bool)  # per class: must keep its size
+        self.probe_runs = 0
         self._csr_start = np.zeros(0, dtype=np.int64)
         self._csr_entries = np.zeros((0, 2), dtype=np.int64)
         self._pruning_history: list[tuple[str, bool, list[int]]] = []
@@ -85,6 +88,7 @@ class DependencyGraph:
         ignored_params: Iterable[nn.Parameter] | None = None,
         lock_outputs: bool = True,
         trace_on_meta: bool = True,
+        validate: bool = True,
         verbose: bool = True,
     ) -> DependencyGraph:
         """Trace `model` on `example_inputs` and index every coupled channel."""
@@ -120,6 +124,7 @@ class DependencyGraph:
                         out = _run_forward(model, inputs, forward_fn)
                     if output_transform is not None:
                         out = output_transform(out)
+                    tracer.output_shapes = [tuple(o.shape) for o in _flatten_outputs(out)]
                     if lock_outputs:
                         for o in _flatten_outputs(out):
                             tracer.lock_ann(tracer.ann(o), "model output")
@@ -129,9 +134,11 @@ class DependencyGraph:
             return tracer
 
         tracer = None
+        traced_on_meta = False
         if trace_on_meta:
             try:
                 tracer = trace(on_meta=True)
+                traced_on_meta = True
             except Exception as exc:  # data-dependent code: run for real instead
                 self.trace_notes.append(f"meta tracing failed ({type(exc).__name__}: {exc}); "
                                         "traced on the model's device")
@@ -145,7 +152,32 @@ class DependencyGraph:
         self._add_unwrapped_ports(tracer, unwrapped_parameters, ignored_params)
         self._build_nodes(tracer)
         self._index_ports(tracer, labels)
+        if validate and traced_on_meta:
+            self._lock_groups_the_code_cannot_absorb(model, example_inputs, forward_fn,
+                                                     output_transform, tracer.output_shapes)
         return self
+
+    def _lock_groups_the_code_cannot_absorb(
+        self, model: nn.Module, example_inputs: Any, forward_fn: Callable | None,
+        output_transform: Callable | None, expected: list[tuple[int, ...]],
+    ) -> None:
+        def run(m: nn.Module, x: Any) -> Any:
+            out = _run_forward(m, x, forward_fn)
+            return output_transform(out) if output_transform is not None else out
+
+        groups = list(self.get_all_groups(root_module_types=(object,)))
+        units = [smallest_unit(self, g) for g in groups]
+        keep = [i for i, u in enumerate(units) if u is not None]
+        prober = Prober(self, model, example_inputs, run, expected)
+        bad = prober.bad_groups([units[i] for i in keep])
+        self.probe_runs = prober.runs
+        for k in bad:
+            g = groups[keep[k]]
+            self._locked_mask[g._classes] = True
+            self.lock_reasons.append(
+                f"pruning the group of '{g[0].dep.target.name}' breaks the model's forward "
+                "(its code depends on the original width)"
+            )
 
     def _add_unwrapped_ports(
         self,
@@ -244,7 +276,10 @@ class DependencyGraph:
             self._ports.append(
                 _PortState(port, node, handler, labels[port.slots], np.ones(port.slots.size, bool))
             )
-        self._rebuild_csr(labels.max() + 1 if labels.size else 1)
+        n_labels = int(labels.max()) + 1 if labels.size else 1
+        self._locked_mask = np.zeros(n_labels, dtype=bool)
+        self._locked_mask[self._locked_label] = True
+        self._rebuild_csr(n_labels)
 
     def _handler_for(self, port: Port) -> Callable | None:
         if isinstance(port.target, nn.Module):
@@ -335,7 +370,7 @@ class DependencyGraph:
         group = Group()
         group._DG = self
         group._classes = classes
-        group.locked = bool(np.any(classes == self._locked_label))
+        group.locked = bool(self._locked_mask[classes].any())
         entries = self._entries_for(classes)
         root_id = self._ports.index(root)
         # the root channel behind each class: its lowest current root position
@@ -411,13 +446,10 @@ class DependencyGraph:
         """One group per independent set of coupled channels, in execution order."""
         root_types = tuple(root_module_types or DEFAULT_ROOT_TYPES)
         ignored = _expand_ignored(ignored_layers)
-        blocked = {self._locked_label}
+        covered = self._locked_mask.copy()
         for state in self._ports:
             if state.port.kind == "out" and id(state.port.target) in ignored:
-                blocked.update(np.unique(state.labels[state.alive]).tolist())
-        blocked_arr = np.array(sorted(blocked), dtype=np.int64)
-        covered = np.zeros(self._csr_start.size, dtype=bool)
-        covered[blocked_arr[blocked_arr >= 0]] = True
+                covered[state.labels[state.alive]] = True
         for state in self._ports:
             target = state.port.target
             if state.port.kind != "out" or id(target) in ignored:
@@ -433,6 +465,13 @@ class DependencyGraph:
 
     # ============================================================== pruning
     def _prune_group(self, group: Group, record_history: bool = True) -> None:
+        # re-derive indices from the group's channel classes: earlier pruning may have
+        # shifted positions since this group object was made
+        root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
+        alive_classes = np.unique(root.labels[root.alive])
+        classes = np.intersect1d(np.asarray(group._classes, dtype=np.int64), alive_classes)
+        fresh = self._group_from_classes(root, group[0].dep.trigger, classes)
+        group._group, group._classes = fresh._group, fresh._classes
         if group.locked:
             raise ValueError(
                 "this group touches channels that must keep their size (model outputs, "

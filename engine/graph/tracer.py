@@ -99,6 +99,7 @@ class ChannelTracer(TorchDispatchMode):
         self._is_leaf = is_leaf
         self.is_port_module = port_module
         self.warnings: list[str] = []
+        self.output_shapes: list[tuple[int, ...]] = []
         self._hooks: list[Any] = []
         self._index_state_tensors(stand_ins or {})
 

@@ -1,0 +1,118 @@
+"""Find groups whose pruning the model's own code cannot absorb.
+
+Some constraints live in Python, not in tensors: `x.reshape(B, N, 3, heads, C // heads)`
+ties the width of a qkv projection to the width of `x`. No shape rule can see
+where `C // heads` came from, so after tracing we try: prune one indivisible
+unit of every group on a weightless (meta) copy, run it, and bisect failures
+down to the groups responsible. Those are locked. Cheap for CNNs (one forward
+that passes), and it also validates our own pruning functions.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn as nn
+from torch.utils._pytree import tree_flatten, tree_map
+
+if TYPE_CHECKING:
+    from .dependency import DependencyGraph
+    from .group import Group
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A structural copy of `model` whose parameters and buffers hold no data."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def output_shapes(out: Any) -> list[tuple[int, ...]]:
+    from .dependency import _flatten_outputs
+
+    return [tuple(o.shape) for o in _flatten_outputs(out)]
+
+
+class Prober:
+    def __init__(
+        self,
+        dg: DependencyGraph,
+        model: nn.Module,
+        example_inputs: Any,
+        run: Callable[[nn.Module, Any], Any],
+        expected: list[tuple[int, ...]],
+    ) -> None:
+        self.dg = dg
+        self.model = model
+        self.inputs = tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x,
+                               example_inputs)
+        self.run = run
+        self.expected = expected
+        self.runs = 0
+        self._names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+        for info in dg._param_names.values():
+            self._names[id(info.real)] = info.name
+
+    def passes(self, groups: Sequence[Group]) -> bool:
+        self.runs += 1
+        clone = meta_copy(self.model)
+        modules = dict(clone.named_modules(remove_duplicate=False))
+        tensors = dict(clone.named_parameters(remove_duplicate=False))
+        tensors.update(dict(clone.named_buffers(remove_duplicate=False)))
+        # indices are relative to the unpruned model: merge per layer, prune each layer once
+        merged: dict[tuple[int, Any], tuple[Any, set[int]]] = {}
+        for g in groups:
+            for item in g:
+                key = (id(item.dep.target.module), item.dep.handler)
+                merged.setdefault(key, (item.dep, set()))[1].update(item.idxs)
+        try:
+            for dep, idxs in merged.values():
+                target = dep.target
+                name = self._names[id(target.module)]
+                copied = modules.get(name) if isinstance(target.module, nn.Module) else tensors[name]
+                if target.pruning_dim is not None:
+                    dep.handler(copied, sorted(idxs), dim=target.pruning_dim)
+                else:
+                    dep.handler(copied, sorted(idxs))
+            with torch.no_grad():
+                out = self.run(clone, self.inputs)
+            return output_shapes(out) == self.expected
+        except Exception:
+            return False
+
+    def bad_groups(self, groups: list[Group]) -> list[int]:
+        """Indices of groups that break the model, by recursive halving."""
+        bad: list[int] = []
+
+        def search(idx: list[int]) -> None:
+            if not idx or self.passes([groups[i] for i in idx]):
+                return
+            if len(idx) == 1:
+                bad.append(idx[0])
+                return
+            mid = len(idx) // 2
+            search(idx[:mid])
+            search(idx[mid:])
+
+        search(list(range(len(groups))))
+        return bad
+
+
+def smallest_unit(dg: DependencyGraph, group: Group) -> Group | None:
+    """The same group restricted to one indivisible unit, or None if that would empty a layer."""
+    sets = group.channel_sets()
+    if not sets:
+        return None
+    root = group[0].dep
+    unit = dg.get_pruning_group(root.target.module, root.handler, sets[-1])
+    return unit if dg.check_pruning_group(unit) else None
+
+
+def flatten_tensors(obj: Any) -> list[torch.Tensor]:
+    return [x for x in tree_flatten(obj)[0] if isinstance(x, torch.Tensor)]
