@@ -471,7 +471,7 @@ class DependencyGraph:
         alive_classes = np.unique(root.labels[root.alive])
         classes = np.intersect1d(np.asarray(group._classes, dtype=np.int64), alive_classes)
         fresh = self._group_from_classes(root, group[0].dep.trigger, classes)
-        group._group, group._classes = fresh._group, fresh._classes
+        group._group, group._classes, group.locked = fresh._group, fresh._classes, fresh.locked
         if group.locked:
             raise ValueError(
                 "this group touches channels that must keep their size (model outputs, "
