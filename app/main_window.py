@@ -11,7 +11,14 @@ import os
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QCompleter,
@@ -229,7 +236,8 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 880)
+            screen = self.screen().availableGeometry()
+            self.resize(max(1000, int(screen.width() * 0.85)), max(700, int(screen.height() * 0.85)))
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:

@@ -23,7 +23,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.canvas.hierarchy import ViewNode
-from app.canvas.style import CanvasTheme
+from app.canvas.style import CanvasTheme, kind_family
 
 # Level-of-detail thresholds (1.0 = 100 % zoom).
 LOD_SHAPES_ONLY = 0.22  # below: flat filled boxes, no border, no text
@@ -44,7 +44,8 @@ def subtitle(node: ViewNode) -> str:
         return f"{len(node.member_ids)} nodes · {_fmt_count(node.params)} params"
     cin, cout = node.in_channels, node.out_channels
     if cin is not None and cout is not None:
-        ch = str(cout) if cin == cout else f"{cin}→{cout}"
+        same = cin == cout and kind_family(node.kind) not in ("conv", "linear")
+        ch = str(cout) if same else f"{cin}→{cout}"
     else:
         ch = str(cout if cout is not None else cin) if (cin or cout) else ""
     return f"{node.kind} · {ch}" if ch else node.kind
@@ -108,6 +109,8 @@ class NodeItem(QGraphicsItem):
         self.title = style.title_metrics.elidedText(node.name or node.kind, Qt.ElideMiddle, text_w)
         self.sub = style.sub_metrics.elidedText(subtitle(node), Qt.ElideRight, text_w)
         self._static: tuple[QStaticText, QStaticText] | None = None
+        # Ops whose name already says what they are ("block.add") get one line.
+        self.two_lines = node.is_layer or node.is_block or node.kind.lower() not in node.name.lower()
         self.setToolTip(f"{node.name}\n{subtitle(node)}")
         self.setAcceptedMouseButtons(Qt.NoButton)  # the view turns clicks into signals
 
@@ -141,15 +144,17 @@ class NodeItem(QGraphicsItem):
             if self._static is None:
                 self._static = (QStaticText(self.title), QStaticText(self.sub))
             x = r.left() + self.STRIPE + 8
+            th, sh = st.title_metrics.height(), st.sub_metrics.height()
             painter.setFont(st.title_font)
             painter.setPen(st.text_pen)
-            if lod >= LOD_DETAILS:
-                painter.drawStaticText(QPointF(x, r.top() + 7), self._static[0])
+            if lod >= LOD_DETAILS and self.two_lines:
+                top = r.top() + (r.height() - th - sh) / 2
+                painter.drawStaticText(QPointF(x, top), self._static[0])
                 painter.setFont(st.sub_font)
                 painter.setPen(st.sub_pen)
-                painter.drawStaticText(QPointF(x, r.top() + 29), self._static[1])
+                painter.drawStaticText(QPointF(x, top + th), self._static[1])
             else:
-                painter.drawStaticText(QPointF(x, r.center().y() - 9), self._static[0])
+                painter.drawStaticText(QPointF(x, r.center().y() - th / 2), self._static[0])
         if self.highlighted or self.current:
             painter.setPen(st.current_pen if self.current else st.accent_pen)
             painter.setBrush(st.no_brush)
@@ -242,8 +247,6 @@ class OverviewItem(QGraphicsItem):
         self.setAcceptedMouseButtons(Qt.NoButton)
 
     def build(self, nodes: list[NodeItem], edges: list[EdgeItem]) -> None:
-        from app.canvas.style import kind_family
-
         for edge in edges:
             self.edges.addPath(edge.path)
         for item in nodes:

@@ -24,9 +24,9 @@ Point = tuple[float, float]
 @dataclass(frozen=True)
 class LayoutParams:
     node_width: float = 180.0
-    node_height: float = 54.0
+    node_height: float = 48.0
     h_gap: float = 28.0  # between neighbouring boxes in a layer
-    v_gap: float = 64.0  # between layers
+    v_gap: float = 44.0  # between layers
     dummy_width: float = 12.0  # room reserved for an edge passing through a layer
     sweeps: int = 4  # crossing-reduction iterations (each = one down + one up sweep)
     placement_passes: int = 3
@@ -107,8 +107,15 @@ def layered_layout(
     _reduce_crossings(layers, up, down, params.sweeps)
     xs = _assign_x(layers, up, down, vwidth, params)
 
-    row_h = max(h for _, h in size) if size else params.node_height
-    layer_y = [lay * (row_h + params.v_gap) + row_h / 2 for lay in range(nlayers)]
+    # Each layer is as tall as its tallest box: rows of small ops (add, relu) stay compact.
+    row_h = [0.0] * nlayers
+    for i in range(n):
+        row_h[layer[i]] = max(row_h[layer[i]], size[i][1])
+    layer_y, top = [], 0.0
+    for h in row_h:
+        h = h or params.node_height
+        layer_y.append(top + h / 2)
+        top += h + params.v_gap
     min_x = min(xs[v] - vwidth[v] / 2 for v in range(len(vlayer)))
     xs = [x - min_x for x in xs]
 
@@ -127,7 +134,7 @@ def layered_layout(
         pts[-1] = (dx, dy - size[d][1] / 2 if sy <= dy else dy + size[d][1] / 2)
         out.edges.append(EdgeRoute(ids[s], ids[d], tuple(pts)))
     out.width = max(xs[v] + vwidth[v] / 2 for v in range(len(vlayer)))
-    out.height = layer_y[-1] + row_h / 2
+    out.height = top - params.v_gap
     return out
 
 

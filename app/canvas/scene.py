@@ -88,12 +88,19 @@ class GraphScene(QGraphicsScene):
         self.detail.setVisible(not on)
         self.overview.setVisible(on)
 
-    def node_near(self, pos) -> int | None:
-        """The node whose box contains a scene point (works in overview mode too)."""
+    def node_near(self, pos, tolerance: float = 0.0) -> int | None:
+        """The node whose box (grown by `tolerance`) holds a scene point, nearest first.
+
+        Used in overview mode, where items are hidden and one pixel spans many units.
+        """
+        best, best_d = None, float("inf")
         for nid, item in self.node_items.items():
-            if item.rect.translated(item.pos()).contains(pos):
-                return nid
-        return None
+            box = item.rect.translated(item.pos()).adjusted(-tolerance, -tolerance, tolerance, tolerance)
+            if box.contains(pos):
+                d = (item.pos() - pos).manhattanLength()
+                if d < best_d:
+                    best, best_d = nid, d
+        return best
 
     def set_current(self, node_id: int | None) -> None:
         if self.current in self.node_items:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QVariantAnimatio
 from PySide6.QtGui import QColor, QMouseEvent, QNativeGestureEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsView, QPinchGesture
 
-from app.canvas.items import LOD_SHAPES_ONLY, NodeItem
+from app.canvas.items import LOD_DETAILS, LOD_SHAPES_ONLY, NodeItem
 from app.canvas.minimap import Minimap
 from app.canvas.scene import GraphScene
 
@@ -155,9 +155,9 @@ class GraphView(QGraphicsView):
         self.set_scale(self.fit_scale())
         self.centerOn(self.content_rect().center())
 
-    def show_start(self, readable: float = 0.55) -> None:
-        """Fit small graphs; for long ones show the input end at a readable zoom."""
-        if self.fit_scale() >= readable * 0.6:
+    def show_start(self, readable: float = 0.8) -> None:
+        """Fit graphs that stay legible when fitted; otherwise show the input end readably."""
+        if self.fit_scale() >= LOD_DETAILS:
             self.fit_to_view()
             return
         self.set_scale(readable)
@@ -165,6 +165,8 @@ class GraphView(QGraphicsView):
         items = self.graph_scene().node_items.values()
         top = min(items, key=lambda i: (i.pos().y(), i.pos().x()), default=None)
         x = top.pos().x() if top is not None else rect.center().x()
+        if rect.width() * readable <= vp.width():
+            x = rect.center().x()
         self.centerOn(QPointF(x, rect.top() + vp.height() / 2 / readable))
 
     def center_on_node(self, node_id: int, min_scale: float = 0.8) -> bool:
@@ -184,7 +186,7 @@ class GraphView(QGraphicsView):
 
     def node_at(self, pos: QPoint) -> int | None:
         if self.graph_scene().overview_mode:
-            return self.graph_scene().node_near(self.mapToScene(pos))
+            return self.graph_scene().node_near(self.mapToScene(pos), 3 / self.current_scale())
         for item in self.items(pos):
             if isinstance(item, NodeItem):
                 return item.node.id

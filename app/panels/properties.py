@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.canvas.hierarchy import ViewNode
 from engine.graph.summary import GroupInfo
@@ -17,17 +24,27 @@ class PropertiesPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        self.hint = QLabel("Click a layer on the canvas to see its type, channels, "
+                           "parameters and channel group.", self)
+        self.hint.setWordWrap(True)
+        self.hint.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.hint)
         layout.addWidget(self.tree)
         self.rows: dict[str, str] = {}
+        self.clear()
 
     def clear(self) -> None:
         self.tree.clear()
         self.rows = {}
+        self.tree.hide()
+        self.hint.show()
 
     def _set(self, rows: list[tuple[str, str]]) -> None:
         self.tree.clear()
+        self.hint.hide()
+        self.tree.show()
         self.rows = dict(rows)
         for key, value in rows:
             item = QTreeWidgetItem([key, value])

@@ -140,6 +140,7 @@ def test_kind_families_and_subtitles() -> None:
 
     assert subtitle(ViewNode(1, "c", "Conv2d", True, 3, 64)) == "Conv2d · 3→64"
     assert subtitle(ViewNode(1, "b", "BatchNorm2d", True, 64, 64)) == "BatchNorm2d · 64"
+    assert subtitle(ViewNode(1, "c", "Conv2d", True, 64, 64)) == "Conv2d · 64→64"
     assert subtitle(ViewNode(1, "a", "add", False)) == "add"
     assert subtitle(ViewNode(-1, "layer1", "Block", False, params=2_500_000,
                              member_ids=(1, 2, 3))) == "3 nodes · 2.5M params"
