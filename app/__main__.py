@@ -15,8 +15,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cli = importlib.import_module("app.cli")
         except ImportError:
-            print(f"arborist: the '{argv[0]}' command is not available yet (app.cli is missing)",
-                  file=sys.stderr)
+            print(
+                f"arborist: the '{argv[0]}' command is not available yet (app.cli is missing)",
+                file=sys.stderr,
+            )
             return 2
         return int(cli.main(argv) or 0)
     return run_gui(argv)

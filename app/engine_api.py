@@ -125,7 +125,9 @@ def _unpack(result: Any) -> LoadedModel:
     if isinstance(result, nn.Module):
         return LoadedModel(result, None, type(result).__name__)
     if isinstance(result, tuple) and result and isinstance(result[0], nn.Module):
-        return LoadedModel(result[0], result[1] if len(result) > 1 else None, type(result[0]).__name__)
+        return LoadedModel(
+            result[0], result[1] if len(result) > 1 else None, type(result[0]).__name__
+        )
     model = getattr(result, "model", None)
     if isinstance(model, nn.Module):
         inputs = getattr(result, "example_inputs", None)
@@ -172,7 +174,9 @@ def trace(model: Any, example_inputs: Any) -> Any:
     """Build the engine's DependencyGraph for a model."""
     dg_cls = _optional("engine", "DependencyGraph") or _optional("engine.graph", "DependencyGraph")
     if dg_cls is None:
-        raise EngineUnavailable("the dependency-graph engine (engine.DependencyGraph) is not available yet")
+        raise EngineUnavailable(
+            "the dependency-graph engine (engine.DependencyGraph) is not available yet"
+        )
     return dg_cls().build_dependency(model, example_inputs=example_inputs)
 
 

@@ -1,4 +1,5 @@
-"""The workbench window: canvas in the middle, groups and properties docked, loading in the background.
+"""The workbench window: canvas in the middle, groups and properties docked, slow work
+in the background.
 
 State lives in a few plain fields (the open Document, the collapsed module
 paths, the selected group); every slow step (load, trace, layout) runs in a
@@ -67,8 +68,12 @@ class MainWindow(QMainWindow):
     documentChanged = Signal()  # noqa: N815 (Qt naming)
     viewChanged = Signal()  # noqa: N815 - emitted after every (re)layout is on screen
 
-    def __init__(self, settings: QSettings | None = None, auto_open: bool = True,
-                 loader: Loader | None = None) -> None:
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        auto_open: bool = True,
+        loader: Loader | None = None,
+    ) -> None:
         super().__init__()
         self.prefs = Preferences(settings if settings is not None else default_settings())
         self.loader: Loader = loader or engine_api.load_and_trace
@@ -90,7 +95,9 @@ class MainWindow(QMainWindow):
         self.loads.cancelled.connect(self._on_load_cancelled)
         self.layouts = JobRunner(self)
         self.layouts.finished.connect(self._on_relayout)
-        self.layouts.failed.connect(lambda f: self._show_error("Layout failed", f.message, f.details))
+        self.layouts.failed.connect(
+            lambda f: self._show_error("Layout failed", f.message, f.details)
+        )
 
         theme = self.prefs.theme()
         self.scene = GraphScene(THEMES[theme], self)
@@ -104,8 +111,12 @@ class MainWindow(QMainWindow):
         self.groups_panel = GroupsPanel(self)
         self.groups_panel.groupSelected.connect(self._on_group_selected)
         self.properties = PropertiesPanel(self)
-        self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, Qt.RightDockWidgetArea)
-        self.props_dock = self._dock("Properties", "propertiesDock", self.properties, Qt.RightDockWidgetArea)
+        self.groups_dock = self._dock(
+            "Groups", "groupsDock", self.groups_panel, Qt.RightDockWidgetArea
+        )
+        self.props_dock = self._dock(
+            "Properties", "propertiesDock", self.properties, Qt.RightDockWidgetArea
+        )
 
         self._build_actions()
         self._build_menus()
@@ -137,15 +148,23 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         a = self._action
         self.act_open = a("&Open…", self.open_file_dialog, QKeySequence.Open, "Open a model file")
-        self.act_builtin = a("Open &Built-in Model…", self.open_builtin_dialog, "Ctrl+B",
-                             "Open a torchvision architecture")
+        self.act_builtin = a(
+            "Open &Built-in Model…",
+            self.open_builtin_dialog,
+            "Ctrl+B",
+            "Open a torchvision architecture",
+        )
         self.act_demo = a("Open &Demo", self.open_demo, "Ctrl+D", "Open the DigitsNet demo model")
         self.act_quit = a("&Quit", self.close, QKeySequence.Quit)
         self.act_fit = a("&Fit to View", self.view.fit_to_view, ["F", "Ctrl+0"])
-        self.act_zoom_in = a("Zoom &In", lambda: self.view.zoom_by(1.25, animate=True),
-                             [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")])
-        self.act_zoom_out = a("Zoom &Out", lambda: self.view.zoom_by(0.8, animate=True),
-                              QKeySequence.ZoomOut)
+        self.act_zoom_in = a(
+            "Zoom &In",
+            lambda: self.view.zoom_by(1.25, animate=True),
+            [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")],
+        )
+        self.act_zoom_out = a(
+            "Zoom &Out", lambda: self.view.zoom_by(0.8, animate=True), QKeySequence.ZoomOut
+        )
         self.act_zoom_100 = a("&Actual Size", lambda: self.view.set_scale(1.0), "Ctrl+1")
         self.act_collapse_all = a("&Collapse Top-Level Modules", self.collapse_all, "Ctrl+Shift+C")
         self.act_expand_all = a("&Expand All", self.expand_all, "Ctrl+Shift+E")
@@ -177,7 +196,9 @@ class MainWindow(QMainWindow):
         view_menu = mb.addMenu("&View")
         view_menu.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_100])
         view_menu.addSeparator()
-        view_menu.addActions([self.act_find, self.act_clear, self.act_collapse_all, self.act_expand_all])
+        view_menu.addActions(
+            [self.act_find, self.act_clear, self.act_collapse_all, self.act_expand_all]
+        )
         view_menu.addSeparator()
         theme_menu = view_menu.addMenu("T&heme")
         theme_menu.addActions([self.act_light, self.act_dark])
@@ -189,7 +210,9 @@ class MainWindow(QMainWindow):
         panels.addAction(self.act_minimap)
         help_menu = mb.addMenu("&Help")
         help_menu.addAction(self._action("&About Arborist", self._about))
-        help_menu.addAction(self._action("&Navigation", self._navigation_help, QKeySequence.HelpContents))
+        help_menu.addAction(
+            self._action("&Navigation", self._navigation_help, QKeySequence.HelpContents)
+        )
 
     def _build_toolbar(self) -> None:
         tb = QToolBar("Main", self)
@@ -199,7 +222,9 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([self.act_fit, self.act_zoom_out, self.act_zoom_in])
         tb.addSeparator()
-        self.search = QLineEdit(self, placeholderText="Find layer (Ctrl+F)…", clearButtonEnabled=True)
+        self.search = QLineEdit(
+            self, placeholderText="Find layer (Ctrl+F)…", clearButtonEnabled=True
+        )
         self.search.setMaximumWidth(260)
         self.search.returnPressed.connect(lambda: self.search_next(self.search.text()))
         self.completer = QCompleter([], self)
@@ -237,7 +262,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             screen = self.screen().availableGeometry()
-            self.resize(max(1000, int(screen.width() * 0.85)), max(700, int(screen.height() * 0.85)))
+            self.resize(
+                max(1000, int(screen.width() * 0.85)), max(700, int(screen.height() * 0.85))
+            )
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
@@ -262,18 +289,23 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def open_source(self, source: str, input_spec: str | None = None, trust: bool = False) -> None:
-        """Start loading `source` in the background; the current document stays until it succeeds."""
+        """Load `source` in the background; the current document stays until it succeeds."""
         loader = self.loader
 
         def job(progress, cancelled) -> LoadResult:
-            doc = loader(source, input_spec=input_spec, trust=trust, progress=progress, cancel=cancelled)
+            doc = loader(
+                source, input_spec=input_spec, trust=trust, progress=progress, cancel=cancelled
+            )
             if cancelled():
                 raise engine_api.LoadCancelled()
             progress(0.9, "Laying out the graph…")
             from app.canvas.hierarchy import auto_collapse
 
-            collapsed = (auto_collapse(doc.summary.nodes, AUTO_COLLAPSE_TARGET)
-                         if len(doc.summary.nodes) > AUTO_COLLAPSE_OVER else set())
+            collapsed = (
+                auto_collapse(doc.summary.nodes, AUTO_COLLAPSE_TARGET)
+                if len(doc.summary.nodes) > AUTO_COLLAPSE_OVER
+                else set()
+            )
             return LoadResult(doc, prepare_view(doc.summary, collapsed))
 
         self._pending = (source, input_spec, trust)
@@ -301,8 +333,10 @@ class MainWindow(QMainWindow):
 
     def _on_load_cancelled(self) -> None:
         self._job_ended()
-        self.status_label.setText("Loading cancelled" + (f"; still showing {self.document.title}"
-                                                        if self.document else ""))
+        self.status_label.setText(
+            "Loading cancelled"
+            + (f"; still showing {self.document.title}" if self.document else "")
+        )
 
     def _on_loaded(self, result: LoadResult) -> None:
         self._job_ended()
@@ -328,7 +362,9 @@ class MainWindow(QMainWindow):
             box.open()
             return
         if isinstance(exc, engine_api.InputShapeRequired):
-            dialog = InputShapeDialog(self, failure.message, exc.suggestion, engine_api.parse_input_spec)
+            dialog = InputShapeDialog(
+                self, failure.message, exc.suggestion, engine_api.parse_input_spec
+            )
             self.last_dialog = dialog
             dialog.accepted.connect(lambda: self.open_source(source, dialog.spec(), trust))
             dialog.rejected.connect(lambda: self.status_label.setText("Not loaded: no input shape"))
@@ -360,10 +396,14 @@ class MainWindow(QMainWindow):
         self.completer.model().setStringList([n.name for n in doc.summary.nodes])
         self.setWindowTitle(f"{doc.title} — Arborist")
         s = doc.summary
-        self.counts_label.setText(f"{len(s.nodes)} nodes · {len(s.edges)} edges · {len(s.groups)} groups")
+        self.counts_label.setText(
+            f"{len(s.nodes)} nodes · {len(s.edges)} edges · {len(s.groups)} groups"
+        )
         folded = f"; {len(self.collapsed)} modules collapsed" if self.collapsed else ""
-        self.status_label.setText(f"Opened {doc.title} (input {doc.input_spec}){folded}"
-                                  + ("; " + "; ".join(doc.notes) if doc.notes else ""))
+        self.status_label.setText(
+            f"Opened {doc.title} (input {doc.input_spec}){folded}"
+            + ("; " + "; ".join(doc.notes) if doc.notes else "")
+        )
         self.view.show_start()
         self.documentChanged.emit()
 
@@ -395,8 +435,10 @@ class MainWindow(QMainWindow):
         ids = {self.view_id(i) for i in doc.group_node_ids(group)}
         shown = self.scene.highlight(i for i in ids if i is not None)
         self.view.minimap.invalidate()
-        self.status_label.setText(f"Group #{group.id}: {len(group.members)} coupled layers, "
-                                  f"root {group.root}, {group.channels} channels")
+        self.status_label.setText(
+            f"Group #{group.id}: {len(group.members)} coupled layers, "
+            f"root {group.root}, {group.channels} channels"
+        )
         root = doc.node_by_name(group.root)
         root_view = self.view_id(root.id) if root else None
         visible = self.view.visible_scene_rect()
@@ -437,7 +479,11 @@ class MainWindow(QMainWindow):
     def search_next(self, text: str) -> int | None:
         """Jump to the next layer matching `text`; returns the view node id shown."""
         if text != self._search_text:
-            self._search_text, self._search_hits, self._search_pos = text, self.find_layers(text), -1
+            self._search_text, self._search_hits, self._search_pos = (
+                text,
+                self.find_layers(text),
+                -1,
+            )
         if not self._search_hits:
             self.status_label.setText(f"No layer matches “{text}”")
             return None
@@ -449,8 +495,14 @@ class MainWindow(QMainWindow):
         self.view.center_on_node(view_id)
         self.on_node_clicked(view_id)
         name = self.document.node(summary_id).name
-        inside = "" if view_id == summary_id else f" (inside collapsed {self.scene.node_items[view_id].node.name})"
-        self.status_label.setText(f"{name}{inside}: match {self._search_pos + 1} of {len(self._search_hits)}")
+        inside = (
+            ""
+            if view_id == summary_id
+            else f" (inside collapsed {self.scene.node_items[view_id].node.name})"
+        )
+        self.status_label.setText(
+            f"{name}{inside}: match {self._search_pos + 1} of {len(self._search_hits)}"
+        )
         return view_id
 
     # ------------------------------------------------------------------ collapse / expand
@@ -469,8 +521,9 @@ class MainWindow(QMainWindow):
         self.view.centerOn(center)
         if self.selected_group is not None:
             self._on_group_selected(self.selected_group)
-        self.status_label.setText(f"{len(view.graph.nodes)} nodes shown, "
-                                  f"{len(self.collapsed)} modules collapsed")
+        self.status_label.setText(
+            f"{len(view.graph.nodes)} nodes shown, {len(self.collapsed)} modules collapsed"
+        )
 
     def collapse_path(self, path: str) -> None:
         self.set_collapsed(self.collapsed | {path})
@@ -509,7 +562,9 @@ class MainWindow(QMainWindow):
             groups = self.document.groups_of(node.name)
             if groups:
                 menu.addSeparator()
-                menu.addAction(f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id))
+                menu.addAction(
+                    f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id)
+                )
         menu.addSeparator()
         menu.addAction("Copy name", lambda: QApplication.clipboard().setText(node.name))
         self.last_dialog = menu
@@ -539,24 +594,30 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         recent = self.prefs.recent()
         for source in recent:
-            self.recent_menu.addAction(engine_api.display_name(source),
-                                       lambda s=source: self.open_source(s)).setToolTip(source)
+            self.recent_menu.addAction(
+                engine_api.display_name(source), lambda s=source: self.open_source(s)
+            ).setToolTip(source)
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
         self.recent_menu.addSeparator()
         self.recent_menu.addAction("Clear Recent", self.prefs.clear_recent)
 
     def _about(self) -> None:
-        QMessageBox.about(self, "About Arborist",
-                          "<b>Arborist</b><br>A workbench for structural pruning of PyTorch models.")
+        QMessageBox.about(
+            self,
+            "About Arborist",
+            "<b>Arborist</b><br>A workbench for structural pruning of PyTorch models.",
+        )
 
     def _navigation_help(self) -> None:
         QMessageBox.information(
-            self, "Navigation",
+            self,
+            "Navigation",
             "Wheel or pinch: zoom around the cursor\nDrag (left or middle button): pan\n"
             "F / Ctrl+0: fit graph\nClick a layer: properties and its group\n"
             "Double-click a block: expand it; right-click a layer: collapse its module\n"
-            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel loading")
+            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel loading",
+        )
 
     # ------------------------------------------------------------------ drag & drop, close
 

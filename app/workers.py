@@ -51,8 +51,9 @@ class _Job(QRunnable):
         except self.cancel_types:
             sig.cancelled.emit(jid)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI
-            failure = JobFailure(type(exc).__name__, str(exc) or type(exc).__name__,
-                                 traceback.format_exc(), exc)
+            failure = JobFailure(
+                type(exc).__name__, str(exc) or type(exc).__name__, traceback.format_exc(), exc
+            )
             sig.failed.emit(jid, failure)
         else:
             if self.cancel_event.is_set():

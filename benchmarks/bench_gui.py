@@ -41,7 +41,7 @@ def bench_layout() -> list[tuple[str, int, int, float]]:
     ]
     for name, s in cases:
         ids = [n.id for n in s.nodes]
-        secs, _ = timed(lambda: layered_layout(ids, s.edges), repeat=3)
+        secs, _ = timed(lambda ids=ids, s=s: layered_layout(ids, s.edges), repeat=3)
         rows.append((name, len(s.nodes), len(s.edges), secs))
     return rows
 
@@ -85,11 +85,13 @@ def bench_canvas(n_nodes: int) -> dict[str, float]:
         view.centerOn(scene.content_rect.center())
         vp.repaint()
         out[f"frame ms: pan at {int(scale * 100)}%"] = frame_ms(
-            step=lambda i: view.translate(0, -40 / view.current_scale()))
+            step=lambda i: view.translate(0, -40 / view.current_scale())
+        )
     view.fit_to_view()
     base = view.current_scale()
     out["frame ms: zoom steps around cursor"] = frame_ms(
-        step=lambda i: view.set_scale(base * 1.15 ** (i % 10), vp.rect().center()))
+        step=lambda i: view.set_scale(base * 1.15 ** (i % 10), vp.rect().center())
+    )
     out["highlight 200 nodes s"], _ = timed(lambda: scene.highlight(range(0, 2000, 10)))
     out["frame ms: fit with highlight"] = (view.fit_to_view(), frame_ms())[1]
     out["minimap render s"], _ = timed(view.minimap.rerender)

@@ -75,7 +75,9 @@ def collapse(
     wanted = {p for p in collapsed if p in all_blocks}
     members: dict[str, list[NodeInfo]] = {}
     owner: dict[int, int] = {}
-    order: list[tuple[str, object]] = []  # keeps the summary order; a block where its first member was
+    order: list[
+        tuple[str, object]
+    ] = []  # keeps the summary order; a block where its first member was
     for node in nodes:
         outer = next((p for p in containers(node) if p in wanted), None)
         if outer is None:

@@ -93,8 +93,14 @@ class NodeItem(QGraphicsItem):
 
     STRIPE = 6.0
 
-    def __init__(self, node: ViewNode, center: tuple[float, float], size: tuple[float, float],
-                 style: SceneStyle, parent: QGraphicsItem | None = None) -> None:
+    def __init__(
+        self,
+        node: ViewNode,
+        center: tuple[float, float],
+        size: tuple[float, float],
+        style: SceneStyle,
+        parent: QGraphicsItem | None = None,
+    ) -> None:
         super().__init__(parent)
         self.node = node
         self.style = style
@@ -110,7 +116,9 @@ class NodeItem(QGraphicsItem):
         self.sub = style.sub_metrics.elidedText(subtitle(node), Qt.ElideRight, text_w)
         self._static: tuple[QStaticText, QStaticText] | None = None
         # Ops whose name already says what they are ("block.add") get one line.
-        self.two_lines = node.is_layer or node.is_block or node.kind.lower() not in node.name.lower()
+        self.two_lines = (
+            node.is_layer or node.is_block or node.kind.lower() not in node.name.lower()
+        )
         self.setToolTip(f"{node.name}\n{subtitle(node)}")
         self.setAcceptedMouseButtons(Qt.NoButton)  # the view turns clicks into signals
 
@@ -121,8 +129,9 @@ class NodeItem(QGraphicsItem):
         self.color = self.style.theme.family_color(self.node.kind)
         self.update()
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         st = self.style
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         if st.dimming and not self.highlighted and not self.current:
@@ -164,7 +173,7 @@ class NodeItem(QGraphicsItem):
 def edge_path(points: tuple[tuple[float, float], ...]) -> QPainterPath:
     """Smooth vertical S-curves through the layout's polyline."""
     path = QPainterPath(QPointF(*points[0]))
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
         dy = (y1 - y0) / 2
         path.cubicTo(QPointF(x0, y0 + dy), QPointF(x1, y1 - dy), QPointF(x1, y1))
     return path
@@ -175,8 +184,14 @@ class EdgeItem(QGraphicsItem):
 
     ARROW = 7.0
 
-    def __init__(self, src: int, dst: int, points: tuple[tuple[float, float], ...],
-                 style: SceneStyle, parent: QGraphicsItem | None = None) -> None:
+    def __init__(
+        self,
+        src: int,
+        dst: int,
+        points: tuple[tuple[float, float], ...],
+        style: SceneStyle,
+        parent: QGraphicsItem | None = None,
+    ) -> None:
         super().__init__(parent)
         self.src, self.dst = src, dst
         self.style = style
@@ -185,16 +200,21 @@ class EdgeItem(QGraphicsItem):
         (ex, ey) = points[-1]
         down = points[-1][1] >= points[-2][1] if len(points) > 1 else True
         s = self.ARROW if down else -self.ARROW
-        self.arrow = QPolygonF([QPointF(ex, ey), QPointF(ex - s / 1.6, ey - s), QPointF(ex + s / 1.6, ey - s)])
-        self._bounds = self.path.boundingRect().united(self.arrow.boundingRect()).adjusted(-3, -3, 3, 3)
+        self.arrow = QPolygonF(
+            [QPointF(ex, ey), QPointF(ex - s / 1.6, ey - s), QPointF(ex + s / 1.6, ey - s)]
+        )
+        self._bounds = (
+            self.path.boundingRect().united(self.arrow.boundingRect()).adjusted(-3, -3, 3, 3)
+        )
         self.setZValue(-1)
         self.setAcceptedMouseButtons(Qt.NoButton)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         return self._bounds
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         st = self.style
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         if st.dimming and not self.highlighted:
@@ -254,7 +274,9 @@ class OverviewItem(QGraphicsItem):
             self.kinds.setdefault(fam, item.node.kind)
             self.families.setdefault(fam, QPainterPath()).addRect(item.rect.translated(item.pos()))
 
-    def set_highlight(self, nodes: list[NodeItem], edges: list[EdgeItem], current: NodeItem | None) -> None:
+    def set_highlight(
+        self, nodes: list[NodeItem], edges: list[EdgeItem], current: NodeItem | None
+    ) -> None:
         self.hi_nodes, self.hi_edges, self.current = QPainterPath(), QPainterPath(), QPainterPath()
         for item in nodes:
             self.hi_nodes.addRect(item.rect.translated(item.pos()))
@@ -267,8 +289,9 @@ class OverviewItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         return self._rect
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         self.draw(painter)
 
     def draw(self, painter: QPainter) -> None:

@@ -125,7 +125,7 @@ def layered_layout(
         out.sizes[nid] = size[i]
         out.layer_of[nid] = layer[i]
     out.layers = [[ids[v] for v in lay if v < n] for lay in layers]
-    for (s, d), chain in zip(raw, chains):
+    for (s, d), chain in zip(raw, chains, strict=False):
         pts = [(xs[v], layer_y[vlayer[v]]) for v in chain]
         if chain[0] != s:  # reversed to break a cycle: route back from src to dst
             pts.reverse()
@@ -236,8 +236,10 @@ def _assign_x(
         for v in lay:
             ns = nbrs_of(v)
             desired.append(sum(x[u] for u in ns) / len(ns) if ns else x[v])
-        seps = [(width[a] + width[b]) / 2 + params.h_gap for a, b in zip(lay, lay[1:])]
-        for v, val in zip(lay, _separated_fit(desired, seps)):
+        seps = [
+            (width[a] + width[b]) / 2 + params.h_gap for a, b in zip(lay, lay[1:], strict=False)
+        ]
+        for v, val in zip(lay, _separated_fit(desired, seps), strict=False):
             x[v] = val
 
     nl = len(layers)
@@ -261,7 +263,7 @@ def _separated_fit(desired: list[float], seps: list[float]) -> list[float]:
     for s in seps:
         offsets.append(offsets[-1] + s)
     blocks: list[list[float]] = []  # [sum, count]
-    for d, o in zip(desired, offsets):
+    for d, o in zip(desired, offsets, strict=False):
         blocks.append([d - o, 1.0])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
             s, c = blocks.pop()
@@ -270,4 +272,4 @@ def _separated_fit(desired: list[float], seps: list[float]) -> list[float]:
     out: list[float] = []
     for s, c in blocks:
         out.extend([s / c] * int(c))
-    return [y + o for y, o in zip(out, offsets)]
+    return [y + o for y, o in zip(out, offsets, strict=False)]

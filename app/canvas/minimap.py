@@ -12,10 +12,10 @@ from PySide6.QtWidgets import QGraphicsView, QWidget
 
 
 class Minimap(QWidget):
-    def __init__(self, view: QGraphicsView, size: QSize = QSize(170, 210)) -> None:
+    def __init__(self, view: QGraphicsView, size: QSize | None = None) -> None:
         super().__init__(view)
         self.view = view
-        self.setFixedSize(size)
+        self.setFixedSize(size or QSize(170, 210))
         self.setCursor(Qt.PointingHandCursor)
         self.setToolTip("Overview: click or drag to move the view")
         self._pixmap: QPixmap | None = None
@@ -54,14 +54,18 @@ class Minimap(QWidget):
     def _scene_to_map(self, p: QPointF) -> QPointF:
         src = self.view.scene().content_rect
         t = self._target
-        return QPointF(t.left() + (p.x() - src.left()) / max(src.width(), 1) * t.width(),
-                       t.top() + (p.y() - src.top()) / max(src.height(), 1) * t.height())
+        return QPointF(
+            t.left() + (p.x() - src.left()) / max(src.width(), 1) * t.width(),
+            t.top() + (p.y() - src.top()) / max(src.height(), 1) * t.height(),
+        )
 
     def _map_to_scene(self, p: QPointF) -> QPointF:
         src = self.view.scene().content_rect
         t = self._target
-        return QPointF(src.left() + (p.x() - t.left()) / max(t.width(), 1) * src.width(),
-                       src.top() + (p.y() - t.top()) / max(t.height(), 1) * src.height())
+        return QPointF(
+            src.left() + (p.x() - t.left()) / max(t.width(), 1) * src.width(),
+            src.top() + (p.y() - t.top()) / max(t.height(), 1) * src.height(),
+        )
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
         painter = QPainter(self)

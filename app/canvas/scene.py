@@ -40,13 +40,15 @@ class GraphScene(QGraphicsScene):
         self.highlighted, self.current = frozenset(), None
         self.style.dimming = False
         self.graph = graph
-        self.content_rect = QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
-                                   layout.height + 2 * MARGIN)
+        self.content_rect = QRectF(
+            -MARGIN, -MARGIN, layout.width + 2 * MARGIN, layout.height + 2 * MARGIN
+        )
         self.detail = DetailLayer()
         self.addItem(self.detail)
         for node in graph.nodes:
-            item = NodeItem(node, layout.positions[node.id], layout.sizes[node.id], self.style,
-                            self.detail)
+            item = NodeItem(
+                node, layout.positions[node.id], layout.sizes[node.id], self.style, self.detail
+            )
             self.node_items[node.id] = item
         for route in layout.edges:
             edge = EdgeItem(route.src, route.dst, route.points, self.style, self.detail)
@@ -76,9 +78,11 @@ class GraphScene(QGraphicsScene):
 
     def _sync_overview(self) -> None:
         if self.overview is not None:
-            self.overview.set_highlight([self.node_items[i] for i in self.highlighted],
-                                        [e for e in self.edge_items if e.highlighted],
-                                        self.node_items.get(self.current))
+            self.overview.set_highlight(
+                [self.node_items[i] for i in self.highlighted],
+                [e for e in self.edge_items if e.highlighted],
+                self.node_items.get(self.current),
+            )
 
     def set_overview(self, on: bool) -> None:
         """Zoomed far out: draw the prebuilt overview instead of thousands of items."""
@@ -95,7 +99,9 @@ class GraphScene(QGraphicsScene):
         """
         best, best_d = None, float("inf")
         for nid, item in self.node_items.items():
-            box = item.rect.translated(item.pos()).adjusted(-tolerance, -tolerance, tolerance, tolerance)
+            box = item.rect.translated(item.pos()).adjusted(
+                -tolerance, -tolerance, tolerance, tolerance
+            )
             if box.contains(pos):
                 d = (item.pos() - pos).manhattanLength()
                 if d < best_d:

@@ -20,12 +20,17 @@ class _Builder:
         is_layer = kind[0].isupper()
         params = (cin or 0) * (cout or 0) if kind in ("Conv2d", "Linear") else 2 * (cout or 0)
         nid = len(self.nodes)
-        self.nodes.append(NodeInfo(nid, name, kind, is_layer, module, cin, cout, params if is_layer else 0))
+        self.nodes.append(
+            NodeInfo(nid, name, kind, is_layer, module, cin, cout, params if is_layer else 0)
+        )
         self.edges.extend((s, nid) for s in srcs)
         return nid
 
     def group(self, root: str, channels: int, *members: str) -> None:
-        ms = tuple(GroupMember(m, "prune_out_channels" if m == root else "prune_in_channels", channels) for m in (root, *members))
+        ms = tuple(
+            GroupMember(m, "prune_out_channels" if m == root else "prune_in_channels", channels)
+            for m in (root, *members)
+        )
         self.groups.append(GroupInfo(len(self.groups), root, channels, ms))
 
     def summary(self) -> GraphSummary:
@@ -52,7 +57,9 @@ def resnet_like(stages: int = 4, blocks_per_stage: int = 2, width: int = 64) -> 
             skip = x
             if cin != cout:
                 skip = b.add(f"{p}.downsample.0", "Conv2d", f"{p}.downsample.0", cin, cout, x)
-                skip = b.add(f"{p}.downsample.1", "BatchNorm2d", f"{p}.downsample.1", cout, cout, skip)
+                skip = b.add(
+                    f"{p}.downsample.1", "BatchNorm2d", f"{p}.downsample.1", cout, cout, skip
+                )
             add = b.add(f"add_{s}_{k}", "add", p, None, None, n2, skip)
             x = b.add(f"relu_{s}_{k}", "relu", p, None, None, add)
             cin = cout
@@ -73,7 +80,10 @@ def transformer_like(n_nodes: int = 3000, width: int = 768) -> GraphSummary:
         q = b.add(f"{p}.attn.q", "Linear", f"{p}.attn.q", width, width, h)
         k = b.add(f"{p}.attn.k", "Linear", f"{p}.attn.k", width, width, h)
         v = b.add(f"{p}.attn.v", "Linear", f"{p}.attn.v", width, width, h)
-        q, k, v = (b.add(f"view_{i}_{j}", "view", f"{p}.attn", None, None, t) for j, t in enumerate((q, k, v)))
+        q, k, v = (
+            b.add(f"view_{i}_{j}", "view", f"{p}.attn", None, None, t)
+            for j, t in enumerate((q, k, v))
+        )
         kt = b.add(f"transpose_{i}", "transpose", f"{p}.attn", None, None, k)
         s = b.add(f"matmul_{i}_0", "matmul", f"{p}.attn", None, None, q, kt)
         s = b.add(f"softmax_{i}", "softmax", f"{p}.attn", None, None, s)
@@ -100,6 +110,10 @@ def random_dag(n_nodes: int, seed: int = 0, fan_in: int = 2, reach: int = 12) ->
     b = _Builder()
     kinds = ["Conv2d", "BatchNorm2d", "ReLU", "add", "cat", "Linear", "view"]
     for i in range(n_nodes):
-        srcs = {rng.randrange(max(0, i - reach), i) for _ in range(rng.randint(1, fan_in))} if i else set()
+        srcs = (
+            {rng.randrange(max(0, i - reach), i) for _ in range(rng.randint(1, fan_in))}
+            if i
+            else set()
+        )
         b.add(f"n{i}", rng.choice(kinds), f"m{i // 50}", 8, 8, *sorted(srcs))
     return b.summary()

@@ -96,8 +96,11 @@ class GraphView(QGraphicsView):
             self._zoom_anim.stop()
             self.set_scale(self.current_scale() * factor, anchor)
             return
-        base = self._anim_target if self._zoom_anim.state() == QVariantAnimation.Running \
+        base = (
+            self._anim_target
+            if self._zoom_anim.state() == QVariantAnimation.Running
             else self.current_scale()
+        )
         self._anim_target = max(self._min_scale(), min(MAX_SCALE, base * factor))
         self._anim_anchor = anchor
         self._zoom_anim.stop()
@@ -195,22 +198,37 @@ class GraphView(QGraphicsView):
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         self._press = event.position().toPoint() if event.button() == Qt.LeftButton else None
         if event.button() == Qt.MiddleButton:  # middle-drag pans like the left button
-            fake = QMouseEvent(event.type(), event.position(), event.globalPosition(),
-                               Qt.LeftButton, Qt.LeftButton, event.modifiers())
+            fake = QMouseEvent(
+                event.type(),
+                event.position(),
+                event.globalPosition(),
+                Qt.LeftButton,
+                Qt.LeftButton,
+                event.modifiers(),
+            )
             super().mousePressEvent(fake)
             return
         super().mousePressEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt API)
         if event.button() == Qt.MiddleButton:
-            fake = QMouseEvent(event.type(), event.position(), event.globalPosition(),
-                               Qt.LeftButton, Qt.NoButton, event.modifiers())
+            fake = QMouseEvent(
+                event.type(),
+                event.position(),
+                event.globalPosition(),
+                Qt.LeftButton,
+                Qt.NoButton,
+                event.modifiers(),
+            )
             super().mouseReleaseEvent(fake)
             return
         super().mouseReleaseEvent(event)
         pos = event.position().toPoint()
-        if event.button() == Qt.LeftButton and self._press is not None \
-                and (pos - self._press).manhattanLength() <= CLICK_SLOP:
+        if (
+            event.button() == Qt.LeftButton
+            and self._press is not None
+            and (pos - self._press).manhattanLength() <= CLICK_SLOP
+        ):
             nid = self.node_at(pos)
             if nid is None:
                 self.backgroundClicked.emit()
@@ -235,8 +253,10 @@ class GraphView(QGraphicsView):
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().resizeEvent(event)
         m = 12
-        self.minimap.move(self.viewport().width() - self.minimap.width() - m,
-                          self.viewport().height() - self.minimap.height() - m)
+        self.minimap.move(
+            self.viewport().width() - self.minimap.width() - m,
+            self.viewport().height() - self.minimap.height() - m,
+        )
         self.minimap.invalidate()
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802 (Qt API)

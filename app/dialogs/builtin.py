@@ -30,7 +30,9 @@ class BuiltinModelDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Open built-in model")
         names = torchvision_models() if names is None else names
-        self.filter = QLineEdit(self, placeholderText="Filter, e.g. resnet", clearButtonEnabled=True)
+        self.filter = QLineEdit(
+            self, placeholderText="Filter, e.g. resnet", clearButtonEnabled=True
+        )
         self.list = QListWidget(self)
         demo = QListWidgetItem("Demo: DigitsNet (trained on sklearn digits)")
         demo.setData(Qt.UserRole, DEMO_SOURCE)

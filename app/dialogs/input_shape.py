@@ -17,15 +17,23 @@ from PySide6.QtWidgets import (
 class InputShapeDialog(QDialog):
     """`validate(text)` raises ValueError with a user-facing message for a bad spec."""
 
-    def __init__(self, parent: QWidget | None, reason: str, suggestion: str,
-                 validate: Callable[[str], object]) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None,
+        reason: str,
+        suggestion: str,
+        validate: Callable[[str], object],
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Input shape")
         self._validate = validate
         self.reason = QLabel(reason, self, wordWrap=True)
         help_ = QLabel(
             "Enter the shape of one example input, batch first, e.g. <code>1,3,224,224</code>. "
-            "Several inputs: separate with <code>;</code>.", self, wordWrap=True)
+            "Several inputs: separate with <code>;</code>.",
+            self,
+            wordWrap=True,
+        )
         self.edit = QLineEdit(suggestion or "1,3,224,224", self)
         self.error = QLabel("", self, wordWrap=True)
         self.error.setStyleSheet("color: #c62828")

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from engine.graph.summary import GroupInfo
 
 COLUMNS = ("#", "Root layer", "Members", "Channels")
+_ROOT = QModelIndex()
 
 
 class GroupTableModel(QAbstractTableModel):
@@ -34,10 +35,10 @@ class GroupTableModel(QAbstractTableModel):
         self.groups = list(groups)
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+    def rowCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802 (Qt API)
         return 0 if parent.isValid() else len(self.groups)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+    def columnCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802 (Qt API)
         return len(COLUMNS)
 
     def headerData(self, section: int, orientation, role=Qt.DisplayRole):  # noqa: N802 (Qt API)
@@ -72,7 +73,9 @@ class GroupsPanel(QWidget):
         self.proxy.setFilterKeyColumn(1)
         self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
         self.proxy.setSortRole(Qt.EditRole)
-        self.filter = QLineEdit(self, placeholderText="Filter groups by root layer…", clearButtonEnabled=True)
+        self.filter = QLineEdit(
+            self, placeholderText="Filter groups by root layer…", clearButtonEnabled=True
+        )
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView(self)
         self.table.setModel(self.proxy)

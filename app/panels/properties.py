@@ -24,8 +24,10 @@ class PropertiesPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
-        self.hint = QLabel("Click a layer on the canvas to see its type, channels, "
-                           "parameters and channel group.", self)
+        self.hint = QLabel(
+            "Click a layer on the canvas to see its type, channels, parameters and channel group.",
+            self,
+        )
         self.hint.setWordWrap(True)
         self.hint.setEnabled(False)
         layout = QVBoxLayout(self)
@@ -56,7 +58,9 @@ class PropertiesPanel(QWidget):
         if node.is_block:
             rows.append(("Contains", f"{len(node.member_ids)} nodes (double-click to expand)"))
         else:
-            rows.append(("Layer", "yes (has parameters)" if node.is_layer else "no (functional op)"))
+            rows.append(
+                ("Layer", "yes (has parameters)" if node.is_layer else "no (functional op)")
+            )
         if node.in_channels is not None:
             rows.append(("In channels", str(node.in_channels)))
         if node.out_channels is not None:
@@ -66,8 +70,13 @@ class PropertiesPanel(QWidget):
             for i, g in enumerate(groups):
                 label = "Group" if i == 0 else ""
                 role = "root" if g.root == node.name else "member"
-                rows.append((label, f"#{g.id} ({role}, root {g.root}, {len(g.members)} members, "
-                                    f"{g.channels} ch)"))
+                rows.append(
+                    (
+                        label,
+                        f"#{g.id} ({role}, root {g.root}, {len(g.members)} members, "
+                        f"{g.channels} ch)",
+                    )
+                )
         elif not node.is_block:
             rows.append(("Group", "none (not prunable on its own)"))
         self._set(rows)

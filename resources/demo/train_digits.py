@@ -61,7 +61,9 @@ def main() -> None:
             opt.step()
         sched.step()
         if epoch % 10 == 9:
-            print(f"epoch {epoch + 1}: loss {loss.item():.4f} test acc {accuracy(model, xe, ye):.4f}")
+            print(
+                f"epoch {epoch + 1}: loss {loss.item():.4f} test acc {accuracy(model, xe, ye):.4f}"
+            )
     seconds = time.perf_counter() - start
     model.eval()
     DEMO_DIR.mkdir(parents=True, exist_ok=True)

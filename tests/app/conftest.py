@@ -24,8 +24,9 @@ class FakeLoader:
         self.gate.set()
         self.started = threading.Event()
 
-    def __call__(self, source, input_spec=None, trust=False, progress=lambda f, m: None,
-                 cancel=lambda: False) -> Document:
+    def __call__(
+        self, source, input_spec=None, trust=False, progress=lambda f, m: None, cancel=lambda: False
+    ) -> Document:
         self.calls.append({"source": source, "input_spec": input_spec, "trust": trust})
         progress(0.1, "fake loading")
         self.started.set()
@@ -39,8 +40,9 @@ class FakeLoader:
             raise TrustRequired(source, "pickled.pt stores pickled Python objects")
         stages = 3 if "big" in source else 2
         summary = resnet_like(stages=stages, blocks_per_stage=2)
-        return Document(source=source, title=os.path.basename(source), summary=summary,
-                        input_spec="1,3,224,224")
+        return Document(
+            source=source, title=os.path.basename(source), summary=summary, input_spec="1,3,224,224"
+        )
 
 
 @pytest.fixture

@@ -54,8 +54,12 @@ def _paint_ops(item: NodeItem, scale: float) -> QImage:
     img = QImage(400, 200, QImage.Format_ARGB32)
     img.fill(0)
     painter = QPainter(img)
-    painter.setWorldTransform(QTransform.fromScale(scale, scale).translate(
-        200 / scale - item.pos().x(), 100 / scale - item.pos().y()) * QTransform())
+    painter.setWorldTransform(
+        QTransform.fromScale(scale, scale).translate(
+            200 / scale - item.pos().x(), 100 / scale - item.pos().y()
+        )
+        * QTransform()
+    )
     painter.translate(item.pos())
     item.paint(painter, QStyleOptionGraphicsItem(), None)
     painter.end()
@@ -63,7 +67,9 @@ def _paint_ops(item: NodeItem, scale: float) -> QImage:
 
 
 def _colors(img: QImage) -> int:
-    return len({img.pixel(x, y) for x in range(0, img.width(), 2) for y in range(0, img.height(), 2)})
+    return len(
+        {img.pixel(x, y) for x in range(0, img.width(), 2) for y in range(0, img.height(), 2)}
+    )
 
 
 def test_level_of_detail_drops_text_when_zoomed_out(canvas) -> None:
@@ -142,8 +148,10 @@ def test_kind_families_and_subtitles() -> None:
     assert subtitle(ViewNode(1, "b", "BatchNorm2d", True, 64, 64)) == "BatchNorm2d · 64"
     assert subtitle(ViewNode(1, "c", "Conv2d", True, 64, 64)) == "Conv2d · 64→64"
     assert subtitle(ViewNode(1, "a", "add", False)) == "add"
-    assert subtitle(ViewNode(-1, "layer1", "Block", False, params=2_500_000,
-                             member_ids=(1, 2, 3))) == "3 nodes · 2.5M params"
+    assert (
+        subtitle(ViewNode(-1, "layer1", "Block", False, params=2_500_000, member_ids=(1, 2, 3)))
+        == "3 nodes · 2.5M params"
+    )
 
 
 def test_large_graph_builds_and_renders(qtbot) -> None:

@@ -24,7 +24,8 @@ def _has_summarize() -> bool:
 
 
 needs_summary = pytest.mark.skipif(
-    not _has_summarize(), reason="engine.graph.summarize is not importable yet (engine in progress)")
+    not _has_summarize(), reason="engine.graph.summarize is not importable yet (engine in progress)"
+)
 
 
 def test_parse_input_spec() -> None:
@@ -70,8 +71,9 @@ def test_pickled_module_needs_trust(tmp_path) -> None:
 def test_cancel_between_stages_raises_cancelled() -> None:
     seen: list[str] = []
     with pytest.raises(engine_api.LoadCancelled):
-        engine_api.load_and_trace(DEMO_SOURCE, progress=lambda f, m: seen.append(m),
-                                  cancel=lambda: True)
+        engine_api.load_and_trace(
+            DEMO_SOURCE, progress=lambda f, m: seen.append(m), cancel=lambda: True
+        )
     assert seen and seen[0].startswith("Loading")
 
 

@@ -19,7 +19,7 @@ def _check_layout(nodes, edges, layout) -> None:
     for layer in layout.layers:
         xs = [layout.positions[n][0] for n in layer]
         assert xs == sorted(xs)
-        for a, b in zip(xs, xs[1:]):
+        for a, b in zip(xs, xs[1:], strict=False):
             assert b - a >= P.node_width + P.h_gap - 1e-6  # boxes never overlap
 
 
@@ -66,7 +66,7 @@ def test_separated_fit_is_optimal_and_keeps_gaps() -> None:
     assert _separated_fit([0.0, 0.0], [10.0]) == [-5.0, 5.0]
     assert _separated_fit([0.0, 100.0], [10.0]) == [0.0, 100.0]
     out = _separated_fit([5.0, 0.0, 0.0], [2.0, 2.0])
-    assert [b - a for a, b in zip(out, out[1:])] == pytest.approx([2.0, 2.0])
+    assert [b - a for a, b in zip(out, out[1:], strict=False)] == pytest.approx([2.0, 2.0])
 
 
 def test_block_paths_and_collapse_counts() -> None:

@@ -17,8 +17,12 @@ def test_job_reports_progress_and_result_on_gui_thread(qtbot) -> None:
     runner = JobRunner()
     seen: list[tuple[float, str]] = []
     threads: list[bool] = []
-    runner.progress.connect(lambda f, m: (seen.append((f, m)),
-                                          threads.append(threading.current_thread() is threading.main_thread())))
+    runner.progress.connect(
+        lambda f, m: (
+            seen.append((f, m)),
+            threads.append(threading.current_thread() is threading.main_thread()),
+        )
+    )
 
     def job(progress, cancelled):
         assert threading.current_thread() is not threading.main_thread()
