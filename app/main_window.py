@@ -459,7 +459,9 @@ class MainWindow(QMainWindow):
             self.select_group(groups[0].id)
         elif self.selected_group is not None:
             self.select_group(None)
-        self.status_label.setText(f"{node.name} · {node.kind}")
+        g = groups[0] if groups else None
+        suffix = f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
+        self.status_label.setText(f"{node.name} ({node.kind}){suffix}")
 
     # ------------------------------------------------------------------ search
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
@@ -32,7 +33,7 @@ class PropertiesPanel(QWidget):
         self.hint.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.hint)
+        layout.addWidget(self.hint, 0, Qt.AlignTop)
         layout.addWidget(self.tree)
         self.rows: dict[str, str] = {}
         self.clear()
@@ -66,17 +67,13 @@ class PropertiesPanel(QWidget):
         if node.out_channels is not None:
             rows.append(("Out channels", str(node.out_channels)))
         rows.append(("Parameters", f"{node.params:,}"))
-        if groups:
-            for i, g in enumerate(groups):
-                label = "Group" if i == 0 else ""
-                role = "root" if g.root == node.name else "member"
-                rows.append(
-                    (
-                        label,
-                        f"#{g.id} ({role}, root {g.root}, {len(g.members)} members, "
-                        f"{g.channels} ch)",
-                    )
-                )
-        elif not node.is_block:
+        for i, g in enumerate(groups):
+            label = "Group" if i == 0 else ""
+            if g.root == node.name:
+                text = f"#{g.id}: root of {len(g.members)} coupled layers, {g.channels} ch"
+            else:
+                text = f"#{g.id}: member (root {g.root}, {len(g.members)} layers)"
+            rows.append((label, text))
+        if not groups and not node.is_block:
             rows.append(("Group", "none (not prunable on its own)"))
         self._set(rows)
