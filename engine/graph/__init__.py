@@ -2,5 +2,6 @@
 
 from .dependency import DependencyGraph
 from .group import Dependency, Group, GroupItem, Node
+from .summary import GraphSummary, summarize
 
-__all__ = ["DependencyGraph", "Dependency", "Group", "GroupItem", "Node"]
+__all__ = ["DependencyGraph", "Dependency", "GraphSummary", "Group", "GroupItem", "Node", "summarize"]

@@ -75,6 +75,7 @@ class DependencyGraph:
         self._csr_entries = np.zeros((0, 2), dtype=np.int64)
         self._pruning_history: list[tuple[str, bool, list[int]]] = []
         self.unwrapped_parameters: dict[nn.Parameter, int] = {}
+        self._registered_layers: dict[type, BasePruningFunc] = {}
 
     # ================================================================ build
     def build_dependency(
@@ -93,17 +94,16 @@ class DependencyGraph:
     ) -> DependencyGraph:
         """Trace `model` on `example_inputs` and index every coupled channel."""
         self.model = model
+        customized_pruners = {**self._registered_layers, **(customized_pruners or {})}
         self.registry = PrunerRegistry(customized_pruners)
-        custom_types = tuple(k for k in (customized_pruners or {}) if isinstance(k, type))
+        custom_types = tuple(k for k in customized_pruners if isinstance(k, type))
         self.module2name = {m: n for n, m in model.named_modules(remove_duplicate=False)}
 
         def is_port_module(m: nn.Module) -> bool:
             return isinstance(m, nn.Module) and self.registry.lookup(m) is not None
 
         def is_leaf(m: nn.Module) -> bool:
-            return isinstance(m, LEAF_TYPES + custom_types) or (
-                customized_pruners is not None and m in customized_pruners
-            )
+            return isinstance(m, LEAF_TYPES + custom_types) or m in customized_pruners
 
         def trace(on_meta: bool) -> ChannelTracer:
             stand_ins = _meta_stand_ins(model) if on_meta else {}
@@ -311,8 +311,8 @@ class DependencyGraph:
 
     def register_customized_layer(self, layer_type: type, layer_pruner: BasePruningFunc) -> None:
         """Register a pruner for a custom layer type; call before build_dependency."""
+        self._registered_layers[layer_type] = layer_pruner
         self.registry.register(layer_type, layer_pruner)
-        self._custom_types = getattr(self, "_custom_types", {}) | {layer_type: layer_pruner}
 
     def get_out_channels(self, module_or_node: Any) -> int | None:
         module = module_or_node.module if isinstance(module_or_node, Node) else module_or_node

@@ -7,6 +7,7 @@ or be written as JSON, which is what lets the front end stay out of graph intern
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,40 @@ class GraphSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def summarize(dg: Any, ignored_layers: Any = None) -> GraphSummary:
+    """Plain-data picture of a built DependencyGraph (nodes, edges, prunable groups)."""
+    import torch.nn as nn
+
+    from ..function import handler_name
+
+    nodes: list[NodeInfo] = []
+    for node in dg.nodes:
+        module = node.module
+        is_layer = isinstance(module, nn.Module)
+        params = 0
+        if is_layer:
+            params = sum(p.numel() for p in module.parameters(recurse=False))
+        elif module is not None:  # an unwrapped parameter
+            params = module.numel()
+        nodes.append(
+            NodeInfo(
+                id=node.id,
+                name=node.name,
+                kind=node.op,
+                is_layer=is_layer,
+                module_path=node.module_path,
+                in_channels=dg.get_in_channels(module) if is_layer else None,
+                out_channels=dg.get_out_channels(module) if module is not None else None,
+                params=params,
+            )
+        )
+    edges = [(src.id, node.id) for node in dg.nodes for src in node.inputs]
+    groups: list[GroupInfo] = []
+    for k, group in enumerate(dg.get_all_groups(ignored_layers=ignored_layers)):
+        members = tuple(
+            GroupMember(dep.target.name, handler_name(dep.handler), len(idxs)) for dep, idxs in group
+        )
+        groups.append(GroupInfo(k, group[0].dep.target.name, len(group[0].idxs), members))
+    return GraphSummary(nodes, edges, groups)

@@ -269,6 +269,30 @@ def test_customized_pruner_for_a_custom_layer_is_per_graph():
     # a second graph without the custom pruner does not know the layer
     other = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 4, 4))
     assert other.get_pruner_of_module(model[1]) is None
+    # register_customized_layer is the other, Torch-Pruning way to say the same
+    dg3 = tp.DependencyGraph()
+    dg3.register_customized_layer(ChannelScale, pruner)
+    dg3.build_dependency(model, torch.randn(1, 3, 4, 4))
+    g3 = dg3.get_pruning_group(model[0], tp.prune_conv_out_channels, [0])
+    assert (model[1], pruner.prune_out_channels) in {(d.target.module, d.handler) for d, _ in g3}
+
+
+def test_summary_is_plain_data_matching_the_graph():
+    from engine.graph import summarize
+
+    model = torchvision.models.resnet18(weights=None).eval()
+    dg = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 224, 224))
+    summary = summarize(dg, ignored_layers=[model.fc])
+    assert len(summary.nodes) == len(dg.nodes)
+    assert len(summary.groups) == 12
+    conv1 = next(n for n in summary.nodes if n.name == "conv1")
+    assert (conv1.kind, conv1.in_channels, conv1.out_channels, conv1.params) == (
+        "Conv2d", 3, 64, 64 * 3 * 7 * 7)
+    names = {m.node for m in summary.groups[0].members}
+    assert {"conv1", "bn1", "layer1.0.conv1"} <= names
+    import json
+
+    assert json.loads(json.dumps(summary.to_dict()))["groups"][0]["root"] == "conv1"
 
 
 def test_pruning_history_replays_on_a_fresh_model():
