@@ -1,0 +1,147 @@
+"""Importance criteria: shared plumbing from per-member scores to one score per root channel.
+
+A criterion only says how much each pruned row of one member layer matters
+(`_member_scores`). This module scatters those rows onto the root's channels
+through `GroupItem.root_idxs` (a flattened conv feeding a Linear maps many Linear
+columns onto one conv channel, so rows are summed per channel first), reduces
+across members and normalizes, so groups become comparable in global ranking.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..graph import Group, GroupItem
+
+REDUCTIONS = ("mean", "sum", "max", "prod", "first")
+NORMALIZERS = ("mean", "max", "sum", "standardization", "standarization", "gaussian", "lamp")
+
+DEFAULT_TARGET_TYPES: tuple[type, ...] = (
+    nn.modules.conv._ConvNd,
+    nn.Linear,
+    nn.modules.batchnorm._BatchNorm,
+    nn.LayerNorm,
+)
+
+
+class Importance(abc.ABC):
+    """Callable on a Group; returns one score per root channel (`len(group[0].idxs)`).
+
+    None means the group has nothing this criterion can score; pruners skip it.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, group: Group) -> torch.Tensor | None: ...
+
+
+def is_out_handler(handler: Callable) -> bool:
+    return getattr(handler, "__name__", "") == "prune_out_channels"
+
+
+def root_positions(group: Group) -> tuple[torch.Tensor, dict[int, int]]:
+    """Root channel indices (as given) and a map root index -> position in them."""
+    root = list(group[0].idxs)
+    return torch.as_tensor(root, dtype=torch.long), {r: i for i, r in enumerate(root)}
+
+
+class GroupScorer(Importance):
+    """Base for criteria scored member by member, then reduced and normalized."""
+
+    def __init__(
+        self,
+        group_reduction: str | None = "mean",
+        normalizer: str | Callable | None = "mean",
+        bias: bool = False,
+        target_types: Sequence[type] = DEFAULT_TARGET_TYPES,
+    ) -> None:
+        if group_reduction not in REDUCTIONS:
+            raise ValueError(
+                f"group_reduction must be one of {REDUCTIONS}, got {group_reduction!r}")
+        if not (normalizer is None or callable(normalizer) or normalizer in NORMALIZERS):
+            raise ValueError(f"normalizer must be None, a callable or one of {NORMALIZERS}, "
+                             f"got {normalizer!r}")
+        self.group_reduction = group_reduction
+        self.normalizer = normalizer
+        self.bias = bias
+        self.target_types = tuple(target_types)
+
+    @abc.abstractmethod
+    def _member_scores(self, layer: nn.Module, is_out: bool, idxs: list[int]) -> list[torch.Tensor]:
+        """Scores per entry of `idxs` (one tensor per scored parameter, e.g. weight and bias)."""
+
+    @torch.no_grad()
+    def __call__(self, group: Group) -> torch.Tensor | None:
+        _, pos = root_positions(group)
+        n = len(pos)
+        per_member: list[tuple[torch.Tensor, torch.Tensor]] = []  # (scores[n], covered[n])
+        for item in group:
+            layer = item.dep.target.module
+            if not isinstance(layer, self.target_types):
+                continue
+            for scores in self._member_scores(layer, is_out_handler(item.dep.handler), item.idxs):
+                per_member.append(_to_root(scores, item, pos, n))
+        if not per_member:
+            return None
+        return normalize(reduce(per_member, self.group_reduction, n), self.normalizer)
+
+
+def _to_root(
+    scores: torch.Tensor, item: GroupItem, pos: dict[int, int], n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum a member's per-index scores onto root positions."""
+    roots = item.root_idxs if item.root_idxs is not None else item.idxs
+    where = torch.as_tensor([pos[r] for r in roots], dtype=torch.long)
+    out = torch.zeros(n, dtype=torch.float64)
+    out.index_add_(0, where, scores.detach().to("cpu", torch.float64).reshape(-1))
+    covered = torch.zeros(n, dtype=torch.bool)
+    covered[where] = True
+    return out, covered
+
+
+def reduce(
+    members: list[tuple[torch.Tensor, torch.Tensor]], how: str, n: int
+) -> torch.Tensor:
+    """Combine member scores per root channel; members not covering a channel are left out."""
+    scores = torch.stack([s for s, _ in members])
+    covered = torch.stack([c for _, c in members])
+    count = covered.sum(0).clamp(min=1)
+    if how == "first":
+        return scores[0]
+    if how in ("sum", "mean"):
+        total = torch.where(covered, scores, torch.zeros_like(scores)).sum(0)
+        return total if how == "sum" else total / count
+    if how == "max":
+        return torch.where(covered, scores, torch.full_like(scores, -torch.inf)).amax(0)
+    return torch.where(covered, scores, torch.ones_like(scores)).prod(0)  # prod
+
+
+def normalize(imp: torch.Tensor, how: str | Callable | None) -> torch.Tensor:
+    """Scale a group's scores so groups are comparable; a zero denominator leaves them as is."""
+    imp = imp.to(torch.float32)
+    if how is None:
+        return imp
+    if callable(how):
+        return how(imp)
+    if how == "lamp":
+        return lamp(imp)
+    if how in ("standardization", "standarization"):  # Torch-Pruning's spelling too
+        return (imp - imp.min()) / (imp.max() - imp.min() + 1e-8)
+    if how == "gaussian":
+        std = imp.std() if imp.numel() > 1 else torch.tensor(0.0)
+        return (imp - imp.mean()) / (std + 1e-8)
+    denom = {"mean": imp.mean(), "max": imp.max(), "sum": imp.sum()}[how]
+    return imp / denom if float(denom) != 0.0 else imp
+
+
+def lamp(scores: torch.Tensor) -> torch.Tensor:
+    """LAMP: each score over the sum of all scores not smaller than it (arXiv 2010.07611)."""
+    flat = scores.reshape(-1)
+    sorted_scores, order = flat.sort()
+    tail = sorted_scores.flip(0).cumsum(0).flip(0)  # sum of scores >= each one
+    out = torch.empty_like(flat)
+    out[order] = sorted_scores / tail.clamp(min=1e-12)
+    return out.reshape(scores.shape)

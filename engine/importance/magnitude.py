@@ -1,0 +1,67 @@
+"""Weight-magnitude criteria: group norm, BN scale (Network Slimming), LAMP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .base import DEFAULT_TARGET_TYPES, GroupScorer
+from .slices import bias_rows, channel_rows
+
+
+class GroupMagnitudeImportance(GroupScorer):
+    """Sum of |w|^p over the entries each channel removes, per member, then reduced.
+
+    Summing |w|^p (not taking the p-th root) is Torch-Pruning's definition and
+    makes members' contributions additive.
+    """
+
+    def __init__(
+        self,
+        p: float = 2,
+        group_reduction: str = "mean",
+        normalizer: str | Callable | None = "mean",
+        bias: bool = False,
+        target_types: Sequence[type] = DEFAULT_TARGET_TYPES,
+    ) -> None:
+        super().__init__(group_reduction, normalizer, bias, target_types)
+        if p <= 0:
+            raise ValueError(f"p must be positive, got {p}")
+        self.p = p
+
+    def _member_scores(self, layer: nn.Module, is_out: bool, idxs: list[int]) -> list[torch.Tensor]:
+        weight = getattr(layer, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            return []  # e.g. a norm without affine parameters
+        rows = channel_rows(layer, weight.detach(), is_out, idxs)
+        if rows is None:
+            return []
+        out = [rows.abs().pow(self.p).sum(1)]
+        if self.bias:
+            b = bias_rows(layer, idxs, is_out)
+            if b is not None:
+                out.append(b.abs().pow(self.p).sum(1))
+        return out
+
+
+class MagnitudeImportance(GroupMagnitudeImportance):
+    """Torch-Pruning's name for the group magnitude criterion."""
+
+
+class BNScaleImportance(GroupMagnitudeImportance):
+    """|gamma| of the group's BatchNorm layers (Network Slimming, arXiv 1708.06519)."""
+
+    def __init__(self, group_reduction: str = "mean", normalizer: str | None = "mean") -> None:
+        super().__init__(1, group_reduction, normalizer, False, (nn.modules.batchnorm._BatchNorm,))
+
+
+class LAMPImportance(GroupMagnitudeImportance):
+    """Magnitude rescaled by LAMP (arXiv 2010.07611): comparable across layers."""
+
+    def __init__(self, p: float = 2, group_reduction: str = "mean", normalizer: str = "lamp",
+                 bias: bool = False) -> None:
+        if normalizer != "lamp":
+            raise ValueError("LAMPImportance only supports normalizer='lamp'")
+        super().__init__(p, group_reduction, normalizer, bias)

@@ -1,0 +1,309 @@
+"""BasePruner: ranks channel sets within scopes and prunes them step by step.
+
+One step = `plan_step()` (pure: score every group, rank within scopes, decide
+which root channels go) + applying that plan group by group. Keeping the plan as
+plain data lets a GUI preview a step and guarantees `step()` and
+`step(interactive=True)` remove exactly the same channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..function import BasePruningFunc, handler_name
+from ..graph import DependencyGraph, Group
+from .allocation import Candidate, allocate
+from .plan import GroupPlan, MemberPlan
+from .scheduler import linear_scheduler
+from .scopes import Scope, ScopeResolver, build_user_scopes, signature
+from .serialization import HISTORY_ATTR
+from .validation import check_args, check_schedule
+
+DEFAULT_ROOT_TYPES = [nn.modules.conv._ConvNd, nn.Linear, nn.LSTM]
+
+
+@dataclasses.dataclass
+class _GroupInfo:
+    """What a group looked like when the pruner was built (ratios refer to it)."""
+
+    orig_width: int
+    scope: Scope
+
+
+def _root_key(group: Group) -> tuple[int, str]:
+    dep = group[0].dep
+    return id(dep.target.module), getattr(dep.handler, "__name__", "")
+
+
+class BasePruner:
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        importance: Callable[[Group], torch.Tensor | None],
+        global_pruning: bool = False,
+        pruning_ratio: float = 0.5,
+        pruning_ratio_dict: dict[nn.Module | tuple[nn.Module, ...], float] | None = None,
+        max_pruning_ratio: float = 1.0,
+        iterative_steps: int = 1,
+        iterative_pruning_ratio_scheduler: Callable[[float, int], list[float]] = linear_scheduler,
+        ignored_layers: list[nn.Module | nn.Parameter] | None = None,
+        round_to: int | None = None,
+        isomorphic: bool = False,
+        in_channel_groups: dict[nn.Module, int] = {},  # noqa: B006  (Torch-Pruning's signature)
+        out_channel_groups: dict[nn.Module, int] = {},  # noqa: B006
+        num_heads: dict[nn.Module, int] = {},  # noqa: B006
+        prune_num_heads: bool = False,
+        prune_head_dims: bool = True,
+        head_pruning_ratio: float = 0.0,
+        head_pruning_ratio_dict: dict[nn.Module, float] | None = None,
+        customized_pruners: dict[Any, BasePruningFunc] | None = None,
+        unwrapped_parameters: dict[nn.Parameter, int] | None = None,
+        root_module_types: list[type] = DEFAULT_ROOT_TYPES,  # noqa: B006
+        forward_fn: Callable[[nn.Module, Any], Any] | None = None,
+        output_transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        check_args(
+            pruning_ratio=pruning_ratio, pruning_ratio_dict=pruning_ratio_dict,
+            max_pruning_ratio=max_pruning_ratio, iterative_steps=iterative_steps,
+            scheduler=iterative_pruning_ratio_scheduler, ignored_layers=ignored_layers,
+            round_to=round_to, global_pruning=global_pruning, isomorphic=isomorphic,
+            in_channel_groups=in_channel_groups, out_channel_groups=out_channel_groups,
+            num_heads=num_heads, head_pruning_ratio=head_pruning_ratio,
+            head_pruning_ratio_dict=head_pruning_ratio_dict, importance=importance,
+        )
+        if prune_num_heads or head_pruning_ratio > 0 or head_pruning_ratio_dict:
+            warnings.warn("removing whole attention heads is not implemented yet; only head "
+                          "dimensions are pruned (heads stay whole channel sets)", stacklevel=2)
+        self.model = model
+        self.importance = importance
+        self.global_pruning = global_pruning
+        self.isomorphic = isomorphic
+        self.pruning_ratio = float(pruning_ratio)
+        self.max_pruning_ratio = float(max_pruning_ratio)
+        self.iterative_steps = iterative_steps
+        self.iterative_pruning_ratio_scheduler = iterative_pruning_ratio_scheduler
+        self.round_to = round_to
+        self.in_channel_groups = dict(in_channel_groups)
+        self.out_channel_groups = dict(out_channel_groups)
+        self.num_heads = dict(num_heads)
+        self.prune_num_heads = prune_num_heads
+        self.prune_head_dims = prune_head_dims
+        self.head_pruning_ratio = head_pruning_ratio
+        self.root_module_types = list(root_module_types)
+        self.ignored_layers = [m for m in ignored_layers or [] if isinstance(m, nn.Module)]
+        ignored_params = [p for p in ignored_layers or [] if isinstance(p, nn.Parameter)]
+        self.current_step = 0
+
+        self.DG = DependencyGraph().build_dependency(
+            model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
+            unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners,
+            ignored_params=ignored_params,
+        )
+        self._base_history = [tuple(h) for h in getattr(model, HISTORY_ATTR, [])]
+
+        def schedule_of(ratio: float) -> list[float]:
+            return check_schedule(
+                iterative_pruning_ratio_scheduler(ratio, iterative_steps), iterative_steps,
+                f"ratio {ratio}")
+
+        self.per_step_pruning_ratio = schedule_of(self.pruning_ratio)
+        self._resolver = ScopeResolver(
+            build_user_scopes(pruning_ratio_dict, schedule_of, global_pruning),
+            tuple(self.per_step_pruning_ratio), global_pruning, isomorphic, self.max_pruning_ratio,
+        )
+        self._iso_ids: dict[tuple, int] = {}
+        self._info: dict[tuple[int, str], _GroupInfo] = {}
+        for group in self._groups():
+            self._info_of(group)
+        self._cached: tuple[tuple[int, int], list[GroupPlan], list[Group]] | None = None
+
+    # ------------------------------------------------------------ public API
+    def step(self, interactive: bool = False) -> Generator[Group, None, None] | None:
+        """Prune one step; with interactive=True, yield each group for the caller to prune."""
+        plans, groups = self._plan()
+        self.current_step += 1
+        self._cached = None
+        if interactive:
+            return self._interactive(groups)
+        for group in groups:
+            self._current(group).prune()
+        self._sync_history()
+        self.update_regularizer()
+        return None
+
+    def plan_step(self) -> list[GroupPlan]:
+        """What the next step() will remove, as plain data; the model is not touched."""
+        return list(self._plan()[0])
+
+    def estimate_importance(self, group: Group) -> torch.Tensor | None:
+        return self.importance(group)
+
+    def pruning_history(self) -> list[tuple[str, bool, list[int]]]:
+        return self.DG.pruning_history()
+
+    def load_pruning_history(self, pruning_history: Iterable) -> None:
+        self.DG.load_pruning_history(pruning_history)
+        self._sync_history()
+
+    def get_target_pruning_ratio(self, module: nn.Module, step: int = -1) -> float:
+        """Cumulative ratio the group rooted at `module` reaches after `step` (default: current)."""
+        step = self.current_step if step < 0 else step
+        for key, info in self._info.items():
+            if key[0] == id(module):
+                return info.scope.schedule[min(step, self.iterative_steps)]
+        return min(self.per_step_pruning_ratio[min(step, self.iterative_steps)],
+                   self.max_pruning_ratio)
+
+    def reset(self) -> None:
+        self.current_step = 0
+        self._cached = None
+
+    def update_regularizer(self) -> None:
+        """Refresh state that depends on the current structure (regularizing pruners)."""
+
+    def regularize(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
+        """Add a sparsity term to gradients before optimizer.step() (regularizing pruners)."""
+
+    # ------------------------------------------------------------- planning
+    def _groups(self) -> list[Group]:
+        return list(self.DG.get_all_groups(ignored_layers=self.ignored_layers,
+                                           root_module_types=self.root_module_types))
+
+    def _name(self, group: Group) -> str:
+        m = group[0].dep.target.module
+        return self.DG.module2name.get(m, group[0].dep.target.name)
+
+    def _info_of(self, group: Group) -> _GroupInfo:
+        key = _root_key(group)
+        info = self._info.get(key)
+        if info is None:
+            scope = self._resolver.resolve(
+                group, self._name(group), signature(group), self._iso_ids)
+            info = self._info[key] = _GroupInfo(len(group[0].idxs), scope)
+        return info
+
+    def _state_token(self) -> tuple[int, int]:
+        return len(self.DG.pruning_history()), self.current_step
+
+    @torch.no_grad()
+    def _plan(self) -> tuple[list[GroupPlan], list[Group]]:
+        token = self._state_token()
+        if self._cached is not None and self._cached[0] == token:
+            return self._cached[1], self._cached[2]
+        step = self.current_step + 1
+        plans: list[GroupPlan] = []
+        groups: list[Group] = []
+        if step > self.iterative_steps:
+            warnings.warn("all iterative steps are done; step() prunes nothing more "
+                          "(call reset() to start a new schedule)", stacklevel=3)
+        else:
+            plans, groups = self._plan_for(step)
+        self._cached = (token, plans, groups)
+        return plans, groups
+
+    def _plan_for(self, step: int) -> tuple[list[GroupPlan], list[Group]]:
+        scoped: dict[str, list[tuple[Group, list[list[int]], Candidate]]] = {}
+        for group in self._groups():
+            ranked = self._rank(group)
+            if ranked is None:
+                continue
+            info = self._info_of(group)
+            sets, cand = ranked
+            cand.orig_width = info.orig_width
+            cand.min_keep = max(1, math.ceil(info.orig_width * (1 - self.max_pruning_ratio) - 1e-9))
+            scoped.setdefault(info.scope.name, []).append((group, sets, cand))
+        chosen: dict[int, list[int]] = {}
+        scope_of: dict[int, str] = {}
+        for name, members in scoped.items():
+            ratio = self._info_of(members[0][0]).scope.schedule[step]
+            counts = allocate([c for _, _, c in members], ratio, self.round_to)
+            for (group, sets, _), k in zip(members, counts, strict=True):
+                if k:
+                    chosen[id(group)] = sorted(i for s in sets[:k] for i in s)
+                    scope_of[id(group)] = name
+        plans, groups = [], []
+        for members in scoped.values():
+            for group, _, _ in members:
+                if id(group) not in chosen:
+                    continue
+                idxs = chosen[id(group)]
+                root = group[0].dep
+                target = self.DG.get_pruning_group(root.target.module, root.handler, idxs)
+                if not self.DG.check_pruning_group(target):
+                    continue
+                plans.append(self._describe(target, scope_of[id(group)], len(group[0].idxs)))
+                groups.append(target)
+        order = sorted(range(len(groups)), key=lambda i: self._order_key(groups[i]))
+        return [plans[i] for i in order], [groups[i] for i in order]
+
+    def _order_key(self, group: Group) -> int:
+        node = self.DG.module2node.get(group[0].dep.target.module)
+        return node.id if node is not None else 0
+
+    def _rank(self, group: Group) -> tuple[list[list[int]], Candidate] | None:
+        """Channel sets from least to most important, with their sizes and scores."""
+        imp = self.estimate_importance(group)
+        if imp is None:
+            return None
+        imp = torch.as_tensor(imp).detach().reshape(-1).to("cpu", torch.float64)
+        root = list(group[0].idxs)
+        if imp.numel() != len(root):
+            raise ValueError(f"importance returned {imp.numel()} scores for {len(root)} channels "
+                             f"of '{self._name(group)}'")
+        imp = torch.nan_to_num(imp, nan=0.0)
+        pos = {r: i for i, r in enumerate(root)}
+        sets = group.channel_sets()
+        scores = [float(imp[[pos[i] for i in s]].sum()) / len(s) for s in sets]
+        order = sorted(range(len(sets)), key=lambda j: (scores[j], sets[j][0]))
+        sets = [sets[j] for j in order]
+        cand = Candidate([len(s) for s in sets], [scores[j] for j in order], len(root), 1)
+        return sets, cand
+
+    def _describe(self, group: Group, scope: str, width: int) -> GroupPlan:
+        members = [
+            MemberPlan(self._member_name(it.dep.target.module, it.dep.target.name),
+                       handler_name(it.dep.handler), len(it.idxs))
+            for it in group
+        ]
+        idxs = list(group[0].idxs)
+        return GroupPlan(self._name(group), handler_name(group[0].dep.handler), scope,
+                         width, width - len(idxs), idxs, members)
+
+    def _member_name(self, target: Any, fallback: str) -> str:
+        return self.DG.module2name.get(target, fallback) if isinstance(target, nn.Module) else (
+            fallback)
+
+    # -------------------------------------------------------------- applying
+    def _current(self, group: Group) -> Group:
+        """The planned group with indices valid NOW (earlier groups may have shifted them).
+
+        Slot classes are stable across pruning; re-deriving the group from them is
+        what keeps a plan applicable group by group.
+        """
+        root = group[0].dep
+        state = self.DG._port_of(root.target.module, root.handler)
+        return self.DG._group_from_classes(state, root.handler, group._classes)
+
+    def _interactive(self, groups: list[Group]) -> Generator[Group, None, None]:
+        try:
+            for group in groups:
+                current = self._current(group)
+                if len(current) and self.DG.check_pruning_group(current):
+                    yield current
+                self._sync_history()
+        finally:
+            self._sync_history()
+            self.update_regularizer()
+
+    def _sync_history(self) -> None:
+        """Remember the history on the model so engine.state_dict(model) can save it."""
+        history = self._base_history + [tuple(h) for h in self.DG.pruning_history()]
+        self.model.__dict__[HISTORY_ATTR] = [(n, o, list(i)) for n, o, i in history]
