@@ -81,13 +81,26 @@ def check_model(name: str, device: str = "meta", ratio: float = 0.5) -> Result:
             after = model(x)
         params_after = sum(p.numel() for p in model.parameters())
         ok = tuple(after.shape) == tuple(before.shape) and params_after < params_before
-        reason = "" if ok else f"shape {tuple(before.shape)} -> {tuple(after.shape)}, params {params_before} -> {params_after}"
-        return Result(name, ok, len(groups), params_before, params_after,
-                      time.perf_counter() - t0, reason)
+        reason = (
+            ""
+            if ok
+            else f"shape {tuple(before.shape)} -> {tuple(after.shape)}, "
+            f"params {params_before} -> {params_after}"
+        )
+        return Result(
+            name, ok, len(groups), params_before, params_after, time.perf_counter() - t0, reason
+        )
     except Exception as exc:
         tb = traceback.format_exc().strip().splitlines()[-3:]
-        return Result(name, False, 0, 0, 0, time.perf_counter() - t0,
-                      f"{type(exc).__name__}: {exc} | {' / '.join(tb)}"[:400])
+        return Result(
+            name,
+            False,
+            0,
+            0,
+            0,
+            time.perf_counter() - t0,
+            f"{type(exc).__name__}: {exc} | {' / '.join(tb)}"[:400],
+        )
 
 
 def write_markdown(results: list[Result], path: str, device: str) -> None:
@@ -120,7 +133,9 @@ def main() -> None:
     ap.add_argument("--device", default="meta")
     ap.add_argument("--models", default="")
     ap.add_argument("--json", default="")
-    ap.add_argument("--markdown", default="", help="write the result table here (docs/prunability.md)")
+    ap.add_argument(
+        "--markdown", default="", help="write the result table here (docs/prunability.md)"
+    )
     args = ap.parse_args()
     names = args.models.split(",") if args.models else classification_models()
     results = []
@@ -128,8 +143,11 @@ def main() -> None:
         r = check_model(name, args.device)
         results.append(r)
         status = "ok " if r.ok else "FAIL"
-        print(f"{status} {name:28s} groups={r.groups:4d} params {r.params_before/1e6:8.2f}M -> "
-              f"{r.params_after/1e6:8.2f}M  {r.seconds:6.2f}s {r.reason}", flush=True)
+        print(
+            f"{status} {name:28s} groups={r.groups:4d} params {r.params_before / 1e6:8.2f}M -> "
+            f"{r.params_after / 1e6:8.2f}M  {r.seconds:6.2f}s {r.reason}",
+            flush=True,
+        )
     n_ok = sum(r.ok for r in results)
     print(f"{n_ok} of {len(results)} models pruned and ran")
     if args.markdown:

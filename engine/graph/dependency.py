@@ -109,7 +109,10 @@ class DependencyGraph:
             stand_ins = _meta_stand_ins(model) if on_meta else {}
             inputs = _to_meta(example_inputs) if on_meta else example_inputs
             tracer = ChannelTracer(
-                model, functools.partial(leaf_rule, self.registry), is_leaf, is_port_module,
+                model,
+                functools.partial(leaf_rule, self.registry),
+                is_leaf,
+                is_port_module,
                 stand_ins,
             )
             tracer.install_hooks()
@@ -140,8 +143,10 @@ class DependencyGraph:
                 tracer = trace(on_meta=True)
                 traced_on_meta = True
             except Exception as exc:  # data-dependent code: run for real instead
-                self.trace_notes.append(f"meta tracing failed ({type(exc).__name__}: {exc}); "
-                                        "traced on the model's device")
+                self.trace_notes.append(
+                    f"meta tracing failed ({type(exc).__name__}: {exc}); "
+                    "traced on the model's device"
+                )
         if tracer is None:
             tracer = trace(on_meta=False)
         self._param_names = {id(info.real): info for info in tracer.params.values()}
@@ -153,13 +158,18 @@ class DependencyGraph:
         self._build_nodes(tracer)
         self._index_ports(tracer, labels)
         if validate and traced_on_meta:
-            self._lock_groups_the_code_cannot_absorb(model, example_inputs, forward_fn,
-                                                     output_transform, tracer.output_shapes)
+            self._lock_groups_the_code_cannot_absorb(
+                model, example_inputs, forward_fn, output_transform, tracer.output_shapes
+            )
         return self
 
     def _lock_groups_the_code_cannot_absorb(
-        self, model: nn.Module, example_inputs: Any, forward_fn: Callable | None,
-        output_transform: Callable | None, expected: list[tuple[int, ...]],
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        forward_fn: Callable | None,
+        output_transform: Callable | None,
+        expected: list[tuple[int, ...]],
     ) -> None:
         def run(m: nn.Module, x: Any) -> Any:
             out = _run_forward(m, x, forward_fn)
@@ -337,7 +347,9 @@ class DependencyGraph:
         return getattr(fn, "__name__", "") == "prune_in_channels"
 
     def _port_of(self, module: Any, pruning_fn: Callable | None) -> _PortState:
-        kind = "in" if pruning_fn is not None and self.is_in_channel_pruning_fn(pruning_fn) else "out"
+        kind = (
+            "in" if pruning_fn is not None and self.is_in_channel_pruning_fn(pruning_fn) else "out"
+        )
         idx = self._port_index.get((id(module), kind))
         if idx is None and kind == "in":
             idx = self._port_index.get((id(module), "out"))  # norms: in == out
@@ -358,8 +370,7 @@ class DependencyGraph:
         alive_pos = np.flatnonzero(root.alive)
         if idxs.size and (idxs.min() < 0 or idxs.max() >= alive_pos.size):
             raise IndexError(
-                f"channel index out of range for '{root.node.name}' "
-                f"({alive_pos.size} channels)"
+                f"channel index out of range for '{root.node.name}' ({alive_pos.size} channels)"
             )
         classes = np.unique(root.labels[alive_pos[idxs]])
         return self._group_from_classes(root, pruning_fn, classes)
@@ -417,7 +428,9 @@ class DependencyGraph:
         labels = root.labels[orig]
         order = np.argsort(labels, kind="stable")
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
-        sets = [sorted(cur[chunk].tolist()) for chunk in np.split(order, bounds)] if cur.size else []
+        sets = (
+            [sorted(cur[chunk].tolist()) for chunk in np.split(order, bounds)] if cur.size else []
+        )
         return sorted(sets, key=lambda s: s[0])
 
     def check_pruning_group(self, group: Group) -> bool:
@@ -432,8 +445,9 @@ class DependencyGraph:
         return True
 
     def _current_width(self, dep: Dependency) -> int | None:
-        idx = self._port_index.get((id(dep.target.module), "in" if self.is_in_channel_pruning_fn(
-            dep.handler) else "out"))
+        idx = self._port_index.get(
+            (id(dep.target.module), "in" if self.is_in_channel_pruning_fn(dep.handler) else "out")
+        )
         if idx is None:
             idx = self._port_index.get((id(dep.target.module), "out"))
         return int(self._ports[idx].alive.sum()) if idx is not None else None

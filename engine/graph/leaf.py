@@ -73,7 +73,11 @@ def leaf_rule(
             t.slots.lock(ax.slots, f"{type(module).__name__}: input layout")
     coupled = in_out_coupled(pruner)
     if coupled:
-        slots = in_slots if in_slots is not None else t.slots.new((x.shape[cin],) if cin is not None else (0,))
+        slots = (
+            in_slots
+            if in_slots is not None
+            else t.slots.new((x.shape[cin],) if cin is not None else (0,))
+        )
         if in_slots is None:
             t.slots.lock(slots, f"{type(module).__name__}: fixed input channels")
         out_slots = slots

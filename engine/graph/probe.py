@@ -27,7 +27,9 @@ def meta_copy(model: nn.Module) -> nn.Module:
     """A structural copy of `model` whose parameters and buffers hold no data."""
     memo: dict[int, Any] = {}
     for p in model.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+        memo[id(p)] = nn.Parameter(
+            torch.empty_like(p, device="meta"), requires_grad=p.requires_grad
+        )
     for b in model.buffers():
         memo[id(b)] = torch.empty_like(b, device="meta")
     return copy.deepcopy(model, memo)
@@ -50,8 +52,9 @@ class Prober:
     ) -> None:
         self.dg = dg
         self.model = model
-        self.inputs = tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x,
-                               example_inputs)
+        self.inputs = tree_map(
+            lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x, example_inputs
+        )
         self.run = run
         self.expected = expected
         self.runs = 0
@@ -75,7 +78,9 @@ class Prober:
             for dep, idxs in merged.values():
                 target = dep.target
                 name = self._names[id(target.module)]
-                copied = modules.get(name) if isinstance(target.module, nn.Module) else tensors[name]
+                copied = (
+                    modules.get(name) if isinstance(target.module, nn.Module) else tensors[name]
+                )
                 if target.pruning_dim is not None:
                     dep.handler(copied, sorted(idxs), dim=target.pruning_dim)
                 else:

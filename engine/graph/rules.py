@@ -83,10 +83,10 @@ def merge_broadcast(
     in forward, the model's input) is locked: pruning it would break the op.
     """
     nd = len(out_shape)
-    placed: list[tuple[int, Axis]] = []
+    placed: list[Axis] = []
     shapes: list[tuple[int, ...]] = []
     anns: list[Annotation] = []
-    for i, x in enumerate(inputs):
+    for x in inputs:
         shape = tuple(x.shape)
         ann = t.ann(x)
         shapes.append(shape)
@@ -97,12 +97,12 @@ def merge_broadcast(
             continue
         for ax in ann:
             if all(shape[d] == out_shape[d + off] for d in ax.dims):
-                placed.append((i, shift((ax,), off)[0]))
+                placed.append(shift((ax,), off)[0])
             else:
                 t.slots.lock(ax.slots, f"{reason}: channel dim changes size")
     result: list[Axis] = []
     dead: set[int] = set()
-    for i, ax in placed:
+    for ax in placed:
         merged = False
         for k, other in enumerate(result):
             if k in dead or not set(ax.dims) & set(other.dims):
@@ -205,8 +205,9 @@ def reshape_annotation(
             per_chunk.setdefault(ks.pop(), []).append(ax)
             continue
         if all(len(chunks[k][0]) == 1 and len(chunks[k][1]) == 1 for k in ks):
-            result.append(ax.remap({chunks[chunk_of[d]][0][0]: chunks[chunk_of[d]][1][0]
-                                    for d in ax.dims}))
+            result.append(
+                ax.remap({chunks[chunk_of[d]][0][0]: chunks[chunk_of[d]][1][0] for d in ax.dims})
+            )
         else:
             t.slots.lock(ax.slots, "reshape mixes a joint channel axis")
     for k, axes in per_chunk.items():
@@ -231,8 +232,21 @@ def reshape_annotation(
     return tuple(result)
 
 
-@rule("view", "_unsafe_view", "reshape", "_reshape_alias", "unsqueeze", "squeeze", "view_copy",
-      "_reshape_copy", "flatten", "unflatten", "unsqueeze_", "squeeze_", "view_as")
+@rule(
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "_reshape_alias",
+    "unsqueeze",
+    "squeeze",
+    "view_copy",
+    "_reshape_copy",
+    "flatten",
+    "unflatten",
+    "unsqueeze_",
+    "squeeze_",
+    "view_as",
+)
 def _view(t, func, args, kwargs, out):
     x = args[0]
     t.set_ann(out, reshape_annotation(t, tuple(x.shape), tuple(out.shape), t.ann(x)))
@@ -266,8 +280,21 @@ def _expand(t, func, args, kwargs, out):
     t.set_ann(out, shift(t.ann(x), out.dim() - x.dim()))
 
 
-@rule("alias", "detach", "clone", "contiguous", "_to_copy", "to", "lift_fresh", "lift_fresh_copy",
-      "dropout", "native_dropout", "_to_dense", "detach_", "type_as")
+@rule(
+    "alias",
+    "detach",
+    "clone",
+    "contiguous",
+    "_to_copy",
+    "to",
+    "lift_fresh",
+    "lift_fresh_copy",
+    "dropout",
+    "native_dropout",
+    "_to_dense",
+    "detach_",
+    "type_as",
+)
 def _same(t, func, args, kwargs, out):
     x = args[0]
     for o in _tensors(out):
@@ -402,12 +429,14 @@ def _split_like(t, x: torch.Tensor, outs: list[torch.Tensor], dim: int, drop_dim
         if ax.free != dim:  # structural dim of a joint axis: exact and always valid
             for k in range(len(outs)):
                 sl: slice | int = (
-                    int(offsets[k]) if drop_dim else slice(int(offsets[k]), int(offsets[k] + sizes[k]))
+                    int(offsets[k])
+                    if drop_dim
+                    else slice(int(offsets[k]), int(offsets[k] + sizes[k]))
                 )
                 piece_axes[k] = _slice_axis(ax, dim, sl)
         elif ax.dims == (dim,) and not drop_dim and len(set(sizes)) == 1:
             # equal chunks (torch.chunk): each chunk must lose the same positions
-            parts = [ax.slots[int(o): int(o) + s] for o, s in zip(offsets, sizes, strict=True)]
+            parts = [ax.slots[int(o) : int(o) + s] for o, s in zip(offsets, sizes, strict=True)]
             for p in parts[1:]:
                 t.slots.unite(parts[0], p)
             piece_axes = [Axis.single(dim, p) for p in parts]
@@ -420,8 +449,16 @@ def _split_like(t, x: torch.Tensor, outs: list[torch.Tensor], dim: int, drop_dim
         t.set_ann(o, tuple(res))
 
 
-@rule("split", "split_with_sizes", "unsafe_split", "split_copy", "split_with_sizes_copy",
-      "unsafe_split_with_sizes", "chunk", "tensor_split")
+@rule(
+    "split",
+    "split_with_sizes",
+    "unsafe_split",
+    "split_copy",
+    "split_with_sizes_copy",
+    "unsafe_split_with_sizes",
+    "chunk",
+    "tensor_split",
+)
 def _split(t, func, args, kwargs, out):
     x = args[0]
     dim = args[2] if len(args) > 2 else kwargs.get("dim", 0)
@@ -512,10 +549,34 @@ def _index(t, func, args, kwargs, out):
     t.set_ann(out, tuple(res))
 
 
-@rule("repeat", "tile", "repeat_interleave", "pixel_shuffle", "pixel_unshuffle", "im2col", "col2im",
-      "unfold", "as_strided", "index_put", "index_put_", "scatter", "scatter_", "scatter_add",
-      "masked_scatter", "copy_", "_local_scalar_dense", "nonzero", "bincount", "diagonal",
-      "diag_embed", "tril", "triu", "cross", "embedding_bag", "_embedding_bag")
+@rule(
+    "repeat",
+    "tile",
+    "repeat_interleave",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "im2col",
+    "col2im",
+    "unfold",
+    "as_strided",
+    "index_put",
+    "index_put_",
+    "scatter",
+    "scatter_",
+    "scatter_add",
+    "masked_scatter",
+    "copy_",
+    "_local_scalar_dense",
+    "nonzero",
+    "bincount",
+    "diagonal",
+    "diag_embed",
+    "tril",
+    "triu",
+    "cross",
+    "embedding_bag",
+    "_embedding_bag",
+)
 def _lock(t, func, args, kwargs, out):
     name = func.overloadpacket.__name__
     if name in ("copy_",) and tuple(args[0].shape) == tuple(args[1].shape):
@@ -528,9 +589,30 @@ def _lock(t, func, args, kwargs, out):
 
 
 # ------------------------------------------------------------- reductions
-@rule("sum", "mean", "amax", "amin", "max", "min", "var", "std", "var_mean", "std_mean", "prod",
-      "logsumexp", "norm", "linalg_vector_norm", "argmax", "argmin", "any", "all", "nansum",
-      "nanmean", "median", "mode")
+@rule(
+    "sum",
+    "mean",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "var",
+    "std",
+    "var_mean",
+    "std_mean",
+    "prod",
+    "logsumexp",
+    "norm",
+    "linalg_vector_norm",
+    "argmax",
+    "argmin",
+    "any",
+    "all",
+    "nansum",
+    "nanmean",
+    "median",
+    "mode",
+)
 def _reduce(t, func, args, kwargs, out):
     x = args[0]
     nd = x.dim()
@@ -776,7 +858,7 @@ def _linear(t, func, args, kwargs, out):
 
 @rule("embedding")
 def _embedding(t, func, args, kwargs, out):
-    w, idx = args[0], args[1]
+    w = args[0]
     p = t.param_of(w)
     w1 = t.param_dim_slots(p, 1) if p is not None else _axis_slots(t, w, 1)
     w0 = _axis_slots(t, w, 0)
@@ -791,8 +873,9 @@ def _embedding(t, func, args, kwargs, out):
     t.set_ann(out, (Axis.single(out.dim() - 1, w1),))
 
 
-def _norm_op(t: ChannelTracer, x: torch.Tensor, cdim: int, params: list[Any], out: Any,
-             groups: int = 1) -> None:
+def _norm_op(
+    t: ChannelTracer, x: torch.Tensor, cdim: int, params: list[Any], out: Any, groups: int = 1
+) -> None:
     """Norm layers: the scale/shift/statistics share the input's channel slots."""
     outs = _tensors(out)
     xs = _channel_axis(t, x, cdim, "norm")
@@ -809,8 +892,9 @@ def _norm_op(t: ChannelTracer, x: torch.Tensor, cdim: int, params: list[Any], ou
         grid = xs.reshape(groups, -1)
         t.slots.unite(grid, grid[0:1])
     owner = owning_layer(t, ps) or (
-        t.current_module() if t.current_module() is not None
-        and t.is_port_module(t.current_module()) else None
+        t.current_module()
+        if t.current_module() is not None and t.is_port_module(t.current_module())
+        else None
     )
     if owner is not None and xs is not None:
         t.add_port(owner, "out", xs)
@@ -821,8 +905,15 @@ def _norm_op(t: ChannelTracer, x: torch.Tensor, cdim: int, params: list[Any], ou
         t.set_ann(o, EMPTY)
 
 
-@rule("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
-      "batch_norm", "_batch_norm_impl_index", "cudnn_batch_norm", "_native_batch_norm_legit_functional")
+@rule(
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training",
+    "batch_norm",
+    "_batch_norm_impl_index",
+    "cudnn_batch_norm",
+    "_native_batch_norm_legit_functional",
+)
 def _batch_norm(t, func, args, kwargs, out):
     x = args[0]
     params = [a for a in args[1:] if isinstance(a, torch.Tensor)]

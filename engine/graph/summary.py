@@ -82,7 +82,8 @@ def summarize(dg: Any, ignored_layers: Any = None) -> GraphSummary:
     groups: list[GroupInfo] = []
     for k, group in enumerate(dg.get_all_groups(ignored_layers=ignored_layers)):
         members = tuple(
-            GroupMember(dep.target.name, handler_name(dep.handler), len(idxs)) for dep, idxs in group
+            GroupMember(dep.target.name, handler_name(dep.handler), len(idxs))
+            for dep, idxs in group
         )
         groups.append(GroupInfo(k, group[0].dep.target.name, len(group[0].idxs), members))
     return GraphSummary(nodes, edges, groups)

@@ -62,10 +62,32 @@ class ParamInfo:
 # ops whose output is only a re-labelling of the input: no node on the canvas
 LAYOUT_OPS = frozenset(
     {
-        "view", "_unsafe_view", "reshape", "_reshape_alias", "alias", "detach", "clone",
-        "contiguous", "_to_copy", "to", "permute", "transpose", "t", "expand", "unsqueeze",
-        "squeeze", "lift_fresh", "as_strided", "slice", "select", "unbind", "split",
-        "split_with_sizes", "lift_fresh_copy", "_unsafe_split", "view_as",
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "_reshape_alias",
+        "alias",
+        "detach",
+        "clone",
+        "contiguous",
+        "_to_copy",
+        "to",
+        "permute",
+        "transpose",
+        "t",
+        "expand",
+        "unsqueeze",
+        "squeeze",
+        "lift_fresh",
+        "as_strided",
+        "slice",
+        "select",
+        "unbind",
+        "split",
+        "split_with_sizes",
+        "lift_fresh_copy",
+        "_unsafe_split",
+        "view_as",
     }
 )
 

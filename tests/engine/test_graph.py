@@ -27,7 +27,7 @@ def test_resnet18_api_names_and_group_contents():
     assert (model.bn1, tp.prune_batchnorm_out_channels) in handlers
     assert (model.layer1[0].conv1, tp.prune_conv_in_channels) in handlers
     assert (model.layer1[1].bn2, tp.prune_batchnorm_out_channels) in handlers  # residual stream
-    for dep, idxs in group:
+    for _dep, idxs in group:
         assert idxs == [2, 6, 9]
     assert group[0].dep.target.module is model.conv1
     assert group[0].root_idxs == [2, 6, 9]
@@ -287,7 +287,11 @@ def test_summary_is_plain_data_matching_the_graph():
     assert len(summary.groups) == 12
     conv1 = next(n for n in summary.nodes if n.name == "conv1")
     assert (conv1.kind, conv1.in_channels, conv1.out_channels, conv1.params) == (
-        "Conv2d", 3, 64, 64 * 3 * 7 * 7)
+        "Conv2d",
+        3,
+        64,
+        64 * 3 * 7 * 7,
+    )
     names = {m.node for m in summary.groups[0].members}
     assert {"conv1", "bn1", "layer1.0.conv1"} <= names
     import json
@@ -371,9 +375,18 @@ def test_zero_contribution_oracle_on_concat_split_net():
 
 # ------------------------------------------------------------------- model sweep
 FAST_MODELS = [
-    "resnet18", "resnext50_32x4d", "densenet121", "mobilenet_v3_small", "shufflenet_v2_x0_5",
-    "squeezenet1_1", "googlenet", "efficientnet_b0", "regnet_x_400mf", "convnext_tiny",
-    "vit_b_16", "swin_t",
+    "resnet18",
+    "resnext50_32x4d",
+    "densenet121",
+    "mobilenet_v3_small",
+    "shufflenet_v2_x0_5",
+    "squeezenet1_1",
+    "googlenet",
+    "efficientnet_b0",
+    "regnet_x_400mf",
+    "convnext_tiny",
+    "vit_b_16",
+    "swin_t",
 ]
 
 
