@@ -5,8 +5,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
+source scripts/venv_path.sh
 if [[ ! -f app/__main__.py ]]; then
     echo "run_gui: the GUI entry point app/__main__.py does not exist yet (GUI is in progress)." >&2
     exit 2
 fi
-exec .venv/bin/python -m app "$@"
+exec "$ARBORIST_VENV/bin/python" -m app "$@"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Create/refresh the project venv. Idempotent: a stamp keyed on pyproject.toml's hash
+# Create/refresh the project venv (see scripts/venv_path.sh). Idempotent: a stamp keyed on pyproject.toml's hash
 # lets repeated calls return in well under a second.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-VENV="$ROOT/.venv"
+source "$ROOT/scripts/venv_path.sh"
+VENV="$ARBORIST_VENV"
+mkdir -p "$(dirname "$VENV")"
 PY="$VENV/bin/python"
 STAMP="$VENV/.arborist-setup-stamp"
 
@@ -22,7 +24,8 @@ if [[ ! -x "$PY" ]]; then
     "$PYTHON_BIN" -m venv "$VENV"
 fi
 
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_PIN $TORCHVISION_PIN"
+# the editable install points at this checkout, so the stamp names it too
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_PIN $TORCHVISION_PIN $ROOT"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
     exit 0
 fi
