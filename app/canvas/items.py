@@ -92,6 +92,7 @@ class NodeItem(QGraphicsItem):
     """A layer, op or collapsed block: family-coloured stripe, name, type · channels."""
 
     STRIPE = 6.0
+    STACK = 4.0  # offset of the second card drawn behind a collapsed block
 
     def __init__(
         self,
@@ -106,7 +107,8 @@ class NodeItem(QGraphicsItem):
         self.style = style
         w, h = size
         self.rect = QRectF(-w / 2, -h / 2, w, h)
-        self._bounds = self.rect.adjusted(-3, -3, 3, 3)
+        grow = 3 + (self.STACK if node.is_block else 0)
+        self._bounds = self.rect.adjusted(-3, -3, grow, grow)
         self.setPos(center[0], center[1])
         self.highlighted = False
         self.current = False
@@ -147,6 +149,8 @@ class NodeItem(QGraphicsItem):
             return
         painter.setPen(st.border_pen)
         painter.setBrush(st.fill_brush)
+        if self.node.is_block:  # a card stack says "several layers folded in here"
+            painter.drawRoundedRect(r.translated(self.STACK, self.STACK), 5.0, 5.0)
         painter.drawRoundedRect(r, 5.0, 5.0)
         painter.fillRect(QRectF(r.left() + 1, r.top() + 1, self.STRIPE, r.height() - 2), self.color)
         if lod >= LOD_TITLE:

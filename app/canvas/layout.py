@@ -23,7 +23,7 @@ Point = tuple[float, float]
 
 @dataclass(frozen=True)
 class LayoutParams:
-    node_width: float = 180.0
+    node_width: float = 216.0
     node_height: float = 48.0
     h_gap: float = 28.0  # between neighbouring boxes in a layer
     v_gap: float = 44.0  # between layers

@@ -13,7 +13,7 @@ from app.canvas.layout import Layout, LayoutParams, layered_layout
 from engine.graph.summary import GraphSummary
 
 PARAMS = LayoutParams()
-OP_SIZE = (150.0, 34.0)  # functional ops (add, cat, view) get smaller boxes than layers
+OP_SIZE = (172.0, 34.0)  # functional ops (add, cat, view) get smaller boxes than layers
 AUTO_COLLAPSE_OVER = 2500  # summaries larger than this open with blocks collapsed
 AUTO_COLLAPSE_TARGET = 1200
 
