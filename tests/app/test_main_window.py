@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.dialogs.trust import make_trust_dialog  # noqa: E402
-from tests.app.conftest import open_and_wait  # noqa: E402
+from tests.app.helpers import open_and_wait  # noqa: E402
 
 
 def test_canvas_has_one_item_per_summary_node_and_edge(qtbot, window) -> None:
@@ -164,3 +164,71 @@ def test_theme_and_recent_persist(qtbot, window, settings) -> None:
     assert window.prefs.recent()[:2] == ["a.pt", "b.pt"]
     window.close()
     assert settings.value("geometry") is not None
+
+
+def test_first_launch_opens_demo_only_once(qtbot, settings, fake_loader) -> None:
+    from app.document import DEMO_SOURCE
+    from app.main_window import MainWindow
+
+    first = MainWindow(settings, auto_open=True, loader=fake_loader)
+    qtbot.addWidget(first)
+    qtbot.waitUntil(lambda: first.document is not None, timeout=10000)
+    assert [c["source"] for c in fake_loader.calls] == [DEMO_SOURCE]
+    first.close()
+    second = MainWindow(settings, auto_open=True, loader=fake_loader)
+    qtbot.addWidget(second)
+    qtbot.wait(100)
+    assert len(fake_loader.calls) == 1 and second.document is None
+
+
+def test_missing_input_shape_asks_and_retries_with_it(qtbot, window, fake_loader) -> None:
+    from app.dialogs.input_shape import InputShapeDialog
+    from app.engine_api import InputShapeRequired
+
+    real = window.loader
+
+    def loader(source, input_spec=None, **kw):
+        if input_spec is None:
+            raise InputShapeRequired(source, "could not infer an input shape", "1,3,224,224")
+        return real(source, input_spec=input_spec, **kw)
+
+    window.loader = loader
+    with qtbot.waitSignal(window.loads.failed, timeout=10000):
+        window.open_source("weird.pt")
+    dialog = window.last_dialog
+    assert isinstance(dialog, InputShapeDialog) and dialog.isVisible()
+    assert dialog.edit.text() == "1,3,224,224"
+    dialog.edit.setText("1,3,banana")
+    dialog.accept()  # invalid: stays open and says why
+    assert dialog.isVisible() and dialog.error.text()
+    dialog.edit.setText("1,3,64,64")
+    with qtbot.waitSignal(window.documentChanged, timeout=10000):
+        dialog.accept()
+    assert fake_loader.calls[-1]["input_spec"] == "1,3,64,64"
+
+
+def test_dropping_a_file_opens_it(qtbot, window, fake_loader, tmp_path) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    path = tmp_path / "dropped.pt"
+    path.write_bytes(b"x")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(window.documentChanged, timeout=10000):
+        window.dropEvent(event)
+    assert fake_loader.calls[-1]["source"] == str(path)
+
+
+def test_builtin_dialog_lists_torchvision_and_filters(qtbot) -> None:
+    from app.dialogs.builtin import BuiltinModelDialog
+    from app.document import DEMO_SOURCE
+
+    dialog = BuiltinModelDialog(None, names=["resnet18", "resnet50", "vit_b_16"])
+    qtbot.addWidget(dialog)
+    assert dialog.source() == DEMO_SOURCE
+    dialog.filter.setText("vit")
+    assert dialog.source() == "torchvision:vit_b_16"
+    dialog.filter.setText("nothing-matches")
+    assert dialog.source() is None
