@@ -346,3 +346,37 @@ def test_growing_reg_grows_faster_for_weak_channels():
     assert torch.allclose(model.conv1.weight.grad[weak], (reg[weak] * w[weak]).float())
     pruner.step()
     assert pruner.group_reg[key].numel() == 4  # refreshed for the pruned structure
+
+
+class SharedAdd(nn.Module):
+    """e (8 wide) + cat(a, b): traced a, e, b, so e roots the group of b's channels and
+    pruning a's group first shifts e's indices."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.e, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 8, 1), nn.Conv2d(3, 4, 1)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        ya, ye, yb = self.a(x), self.e(x), self.b(x)
+        return self.head(torch.cat([ya, yb], 1) + ye)
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_plans_survive_index_shifts_between_groups(interactive):
+    torch.manual_seed(0)
+    model, x = SharedAdd(), torch.randn(1, 3, 4, 4)
+    pruner = tp.pruner.MagnitudePruner(model, x, tp.importance.MagnitudeImportance())
+    plan = pruner.plan_step()
+    assert [p.root_name for p in plan] == ["a", "e"] and plan[1].channels_before == 4
+    if interactive:
+        for group in pruner.step(interactive=True):
+            group.prune()
+    else:
+        pruner.step()
+    assert (model.a.out_channels, model.e.out_channels, model.b.out_channels) == (2, 4, 2)
+    # e's planned indices (4..7 before the step) were shifted by a's two removals
+    assert pruner.pruning_history()[1][2] == [i - 2 for i in plan[1].idxs]
+    fresh = SharedAdd()
+    tp.load_state_dict(fresh, tp.state_dict(model), example_inputs=x)
+    assert torch.allclose(fresh(x), model(x))
