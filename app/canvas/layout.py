@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 Point = tuple[float, float]
+DUMMY_WEIGHT = 0.001  # how little an edge bend point resists being moved, vs a box
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def layered_layout(
         layers[vlayer[vtx]].append(vtx)
 
     _reduce_crossings(layers, up, down, params.sweeps)
-    xs = _assign_x(layers, up, down, vwidth, params)
+    xs = _assign_x(layers, up, down, vwidth, params, n)
 
     # Each layer is as tall as its tallest box: rows of small ops (add, relu) stay compact.
     row_h = [0.0] * nlayers
@@ -216,6 +217,7 @@ def _assign_x(
     down: list[list[int]],
     width: list[float],
     params: LayoutParams,
+    n_real: int,
 ) -> list[float]:
     x = [0.0] * len(width)
     for lay in layers:  # start packed left to right
@@ -235,11 +237,12 @@ def _assign_x(
         desired = []
         for v in lay:
             ns = nbrs_of(v)
-            desired.append(sum(x[u] for u in ns) / len(ns) if ns else x[v])
+            desired.append(_target(ns, x, n_real) if ns else x[v])
         seps = [
             (width[a] + width[b]) / 2 + params.h_gap for a, b in zip(lay, lay[1:], strict=False)
         ]
-        for v, val in zip(lay, _separated_fit(desired, seps), strict=False):
+        weights = [DUMMY_WEIGHT if v >= n_real else 1.0 for v in lay]
+        for v, val in zip(lay, _separated_fit(desired, seps, weights), strict=True):
             x[v] = val
 
     nl = len(layers)
@@ -253,23 +256,42 @@ def _assign_x(
     return x
 
 
-def _separated_fit(desired: list[float], seps: list[float]) -> list[float]:
-    """Closest positions (least squares) to `desired` keeping order and gaps >= seps.
+def _target(nbrs: list[int], x: list[float], n_real: int) -> float:
+    """Median x of a vertex's boxes-neighbours (of all neighbours if it has none).
+
+    Following real boxes rather than skip-edge bend points keeps a network's
+    main path straight: averaging with the skip would shift every residual
+    block sideways and make a deep model drift diagonally across the canvas.
+    """
+    real = [x[u] for u in nbrs if u < n_real]
+    xs = sorted(real or [x[u] for u in nbrs])
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def _separated_fit(
+    desired: list[float], seps: list[float], weights: list[float] | None = None
+) -> list[float]:
+    """Closest positions (weighted least squares) to `desired` keeping order and gaps >= seps.
 
     Substituting y_i = x_i - offset_i turns the gap constraints into y being
     non-decreasing, which pool-adjacent-violators solves exactly in O(n).
+    Heavier entries move less: real boxes outweigh edge dummies, so a long
+    skip connection bends around the spine instead of pushing it sideways.
     """
     offsets = [0.0]
     for s in seps:
         offsets.append(offsets[-1] + s)
-    blocks: list[list[float]] = []  # [sum, count]
-    for d, o in zip(desired, offsets, strict=False):
-        blocks.append([d - o, 1.0])
+    w = weights or [1.0] * len(desired)
+    blocks: list[list[float]] = []  # [weighted sum, total weight, count]
+    for d, o, wi in zip(desired, offsets, w, strict=True):
+        blocks.append([(d - o) * wi, wi, 1])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, c = blocks.pop()
+            s, tw, c = blocks.pop()
             blocks[-1][0] += s
-            blocks[-1][1] += c
+            blocks[-1][1] += tw
+            blocks[-1][2] += c
     out: list[float] = []
-    for s, c in blocks:
-        out.extend([s / c] * int(c))
-    return [y + o for y, o in zip(out, offsets, strict=False)]
+    for s, tw, c in blocks:
+        out.extend([s / tw] * int(c))
+    return [y + o for y, o in zip(out, offsets, strict=True)]

@@ -103,3 +103,12 @@ def test_auto_collapse_fits_budget() -> None:
     assert len(view.nodes) <= 800
     assert all(p.startswith("blocks.") for p in chosen)
     assert auto_collapse(s.nodes, max_nodes=10_000) == set()
+
+
+def test_deep_residual_stack_does_not_drift_sideways() -> None:
+    # Every block's add sits where the previous one did: the spine stays vertical.
+    s = transformer_like(3000)
+    lay = layered_layout([n.id for n in s.nodes], s.edges)
+    adds = [lay.positions[n.id][0] for n in s.nodes if n.kind == "add"]
+    assert max(adds) - min(adds) < P.node_width
+    assert lay.width < 4 * P.node_width
