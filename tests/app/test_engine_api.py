@@ -100,3 +100,25 @@ def test_window_shows_the_real_demo(qtbot, tmp_path) -> None:
     group = win.document.summary.groups[0]
     win.select_group(group.id)
     assert win.scene.highlighted == {win.view_id(i) for i in win.document.group_node_ids(group)}
+
+
+@needs_summary
+def test_window_node_and_group_counts_match_the_engine_for_resnet18(qtbot, tmp_path) -> None:
+    import torchvision
+    from PySide6.QtCore import QSettings
+
+    import engine
+    from app.main_window import MainWindow
+
+    model = torchvision.models.resnet18(weights=None).eval()
+    dg = engine.DependencyGraph().build_dependency(model, torch.randn(1, 3, 224, 224))
+    expected_nodes = len(dg.nodes)
+    expected_groups = len(list(dg.get_all_groups()))
+
+    win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), auto_open=False)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.documentChanged, timeout=120000):
+        win.open_source("torchvision:resnet18")
+    assert len(win.document.summary.nodes) == expected_nodes
+    assert len(win.document.summary.groups) == expected_groups == 12
+    assert len(win.scene.node_items) == expected_nodes
