@@ -50,7 +50,3 @@ def shift(ann: Annotation, offset: int) -> Annotation:
     if offset == 0:
         return ann
     return tuple(Axis(tuple(d + offset for d in a.dims), a.slots, a.free + offset) for a in ann)
-
-
-def all_slots(ann: Annotation) -> list[np.ndarray]:
-    return [a.slots for a in ann]

@@ -12,17 +12,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils._pytree import tree_flatten
 
 from ..function import BasePruningFunc, PrunerRegistry
 from .annotation import EMPTY, Axis, axis_at
+from .rules import _tensors
 
 if TYPE_CHECKING:
     from .tracer import ChannelTracer
-
-
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    return [x for x in tree_flatten(obj)[0] if isinstance(x, torch.Tensor)]
 
 
 def _channel_dim(x: torch.Tensor, channels: int | None) -> int | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_map
 
 if TYPE_CHECKING:
     from .dependency import DependencyGraph
@@ -117,7 +117,3 @@ def smallest_unit(dg: DependencyGraph, group: Group) -> Group | None:
     root = group[0].dep
     unit = dg.get_pruning_group(root.target.module, root.handler, sets[-1])
     return unit if dg.check_pruning_group(unit) else None
-
-
-def flatten_tensors(obj: Any) -> list[torch.Tensor]:
-    return [x for x in tree_flatten(obj)[0] if isinstance(x, torch.Tensor)]

@@ -10,7 +10,6 @@ any device, including `meta`, because only shapes are needed.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,10 +290,3 @@ class ChannelTracer(TorchDispatchMode):
             if s is not None and self.records[s].module is owner:
                 return s
         return None
-
-
-def fields_of(obj: Any) -> list[Any]:
-    """Tensors inside dataclass-like model outputs (HF ModelOutput, dataclasses)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
-    return [obj]
