@@ -69,6 +69,7 @@ class BasePruner:
         root_module_types: list[type] = DEFAULT_ROOT_TYPES,  # noqa: B006
         forward_fn: Callable[[nn.Module, Any], Any] | None = None,
         output_transform: Callable[[Any], Any] | None = None,
+        dependency_graph: DependencyGraph | None = None,
     ) -> None:
         check_args(
             pruning_ratio=pruning_ratio, pruning_ratio_dict=pruning_ratio_dict,
@@ -102,7 +103,9 @@ class BasePruner:
         ignored_params = [p for p in ignored_layers or [] if isinstance(p, nn.Parameter)]
         self.current_step = 0
 
-        self.DG = DependencyGraph().build_dependency(
+        # A pre-built graph (of this very model) skips re-tracing: previews are cheap.
+        self.DG = dependency_graph if dependency_graph is not None else DependencyGraph(
+        ).build_dependency(
             model, example_inputs, forward_fn=forward_fn, output_transform=output_transform,
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners,
             ignored_params=ignored_params,
