@@ -1,0 +1,121 @@
+"""The ``arborist inspect|prune`` argument parser.
+
+Plan-related flags default to None so the prune command can tell "given on the
+command line" (overrides a ``--plan`` file) from "not given" (keep the plan's value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from .errors import EXIT_USAGE
+
+IMPORTANCE_HELP = "magnitude (default), taylor, hessian, bn_scale, lamp, random"
+OUTPUT_FORMATS_HELP = (
+    "the suffix picks the format: .onnx (validated with ONNX Runtime), .pt2 (torch.export), "
+    ".safe.pt (weights + pruning history, loads without --trust; zoo/--arch models only), "
+    ".pt/.pth (whole pickled module; reopening it needs --trust)"
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as a single stderr line (scripts grep it; humans read it)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model file (.pt/.pth, .pt2, .onnx) or zoo spec (torchvision:resnet18, "
+        "timm:NAME, arborist:demo)",
+    )
+    p.add_argument(
+        "--input-shape",
+        metavar="S",
+        help="example input(s), e.g. 1,3,224,224 or 'ids=1,16:int64;mask=1,16:int64' "
+        "(default: the model's own or a guess)",
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow loading pickled Python objects: this RUNS CODE stored in the file, "
+        "use it only for files from a trusted source",
+    )
+    p.add_argument(
+        "--arch",
+        metavar="SPEC",
+        help="architecture of a weights-only state dict, e.g. torchvision:resnet18",
+    )
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="arborist",
+        description="Structural pruning from the command line (run without a command for the GUI).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    inspect = sub.add_parser(
+        "inspect", help="show layers, coupled groups, MACs and parameters of a model"
+    )
+    _add_model_arguments(inspect)
+
+    prune = sub.add_parser(
+        "prune",
+        help="prune a model and write the result",
+        description="Prune MODEL and write it to OUT. Flags given explicitly override the "
+        "fields of a --plan file; --ignore adds to the plan's ignored layers.",
+    )
+    _add_model_arguments(prune)
+    prune.add_argument("-o", "--output", metavar="OUT", help=OUTPUT_FORMATS_HELP)
+    prune.add_argument("--plan", metavar="P", help="pruning plan JSON (from --save-plan or GUI)")
+    prune.add_argument(
+        "--ratio",
+        type=float,
+        metavar="R",
+        help="fraction of each group's channels to remove (default 0.5)",
+    )
+    prune.add_argument(
+        "--global",
+        dest="global_pruning",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rank channels across all groups instead of per group",
+    )
+    prune.add_argument(
+        "--isomorphic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --global, rank only among groups of the same structure",
+    )
+    prune.add_argument("--importance", metavar="NAME", help=IMPORTANCE_HELP)
+    prune.add_argument(
+        "--round-to", type=int, metavar="N", help="keep channel counts multiples of N"
+    )
+    prune.add_argument(
+        "--max-ratio", type=float, metavar="R", help="never remove more than R of any group"
+    )
+    prune.add_argument(
+        "--ignore",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="LAYER",
+        help="module paths to leave unpruned (the output layer is already kept)",
+    )
+    prune.add_argument("--steps", type=int, metavar="K", help="prune in K iterative steps")
+    prune.add_argument("--save-plan", metavar="P", help="also write the plan used as JSON")
+    prune.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write nothing; report the exactly predicted result",
+    )
+    return parser

@@ -1,0 +1,224 @@
+"""``arborist prune``: flags/plan file -> PruningPlan -> exact preview or real prune + export.
+
+Flags given explicitly override the corresponding fields of a ``--plan`` file
+(``--ratio`` -> pruning_ratio, ``--global/--no-global``, ``--isomorphic``,
+``--importance`` (which also drops the old criterion's options), ``--round-to``,
+``--max-ratio``, ``--steps`` -> iterative_steps); ``--ignore`` adds layers to the
+plan's ignored_layers. A plan's ``input_spec`` is used unless ``--input-shape`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import CliError, one_line
+from .progress import Progress
+from .session import count, open_model, trace
+from .writers import check_format_possible, check_writable, output_format, write_model
+
+# CLI attribute -> PruningPlan field
+FLAG_FIELDS: dict[str, str] = {
+    "ratio": "pruning_ratio",
+    "global_pruning": "global_pruning",
+    "isomorphic": "isomorphic",
+    "importance": "importance",
+    "round_to": "round_to",
+    "max_ratio": "max_pruning_ratio",
+    "steps": "iterative_steps",
+}
+
+
+def plan_from_args(args: argparse.Namespace) -> Any:
+    """The plan to run: ``--plan`` file (or defaults) with explicit flags applied on top."""
+    from engine.plan import PruningPlan
+
+    plan = PruningPlan.load(args.plan) if args.plan else PruningPlan()
+    changes: dict[str, Any] = {}
+    for attr, name in FLAG_FIELDS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            changes[name] = value
+    if args.importance is not None and args.importance != plan.importance:
+        changes["importance_options"] = {}  # options belonged to the plan's other criterion
+    if args.ignore:
+        changes["ignored_layers"] = list(dict.fromkeys([*plan.ignored_layers, *args.ignore]))
+    if args.input_shape is None and plan.input_spec:
+        args.input_shape = plan.input_spec
+    changes["source"] = args.model
+    return plan.replace(**changes)
+
+
+def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    """Prune (or with --dry-run only predict) and return the JSON-ready report."""
+    from engine.plan import apply_plan, preview_plan
+
+    fmt = _check_output(args)
+    plan = plan_from_args(args)
+    plan.validate()  # structural problems before the (slow) load
+    opened = open_model(args, progress)
+    plan = plan.replace(input_spec=opened.input_spec)
+    plan.validate(opened.model)
+    if fmt is not None:
+        check_format_possible(fmt, opened.loaded.arch)
+    model, inputs = opened.model, opened.example_inputs
+    dg = trace(opened, progress)
+    macs0, params0 = count(model, inputs)
+    widths0 = _layer_widths(dg)
+    report: dict[str, Any] = {
+        "command": "prune",
+        "source": args.model,
+        "dry_run": bool(args.dry_run),
+        "input_spec": opened.input_spec,
+        "plan": plan.to_dict(),
+        "before": {"macs": macs0, "params": params0},
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.dry_run:
+            with progress.stage("previewing (exact, nothing is written)"):
+                preview = preview_plan(model, inputs, plan, dependency_graph=dg)
+            report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
+            report["layers"] = _preview_changes(preview)
+            report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
+        else:
+            _carry_history(opened)
+            with progress.counter("pruning") as callback:
+                outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback)
+            macs1, params1 = count(model, inputs)
+            report["after"] = {"macs": macs1, "params": params1}
+            report["layers"] = _width_changes(widths0, _layer_widths(dg))
+            report["steps_done"] = outcome.steps_done
+    report["warnings"] = sorted({one_line(str(w.message), 300) for w in caught})
+    report["output"] = None if args.dry_run else args.output
+    report["format"] = fmt
+    report["validation"] = None
+    report["saved_plan"] = None
+    if args.dry_run:
+        return report
+    with progress.stage(f"writing {args.output}"):
+        report["validation"] = write_model(
+            fmt,
+            model,
+            inputs,
+            args.output,
+            source=args.model,
+            arch=opened.loaded.arch,
+            history=_history(model),
+            input_spec=opened.input_spec,
+        )
+    if args.save_plan:
+        plan.save(args.save_plan)
+        report["saved_plan"] = args.save_plan
+    problem = report["validation"].get("problem")
+    if problem:
+        raise CliError(problem)
+    return report
+
+
+def _check_output(args: argparse.Namespace) -> str | None:
+    """Validate -o / --save-plan up front, so a typo never costs a full prune."""
+    if args.dry_run:
+        return output_format(args.output) if args.output else None
+    if not args.output:
+        raise CliError("give the output file with -o OUT (or use --dry-run to only preview)")
+    fmt = output_format(args.output)
+    check_writable(args.output, args.model)
+    if args.save_plan:
+        check_writable(args.save_plan, args.model)
+        if Path(args.save_plan).resolve() == Path(args.output).resolve():
+            raise CliError("--save-plan and -o name the same file; choose two paths")
+    return fmt
+
+
+def _carry_history(opened: Any) -> None:
+    """A model reopened from a safe checkpoint keeps its earlier pruning steps on export."""
+    from engine.pruner.serialization import HISTORY_ATTR
+
+    earlier = list(opened.loaded.pruning_history or [])
+    if earlier and not getattr(opened.model, HISTORY_ATTR, None):
+        opened.model.__dict__[HISTORY_ATTR] = [(n, bool(o), list(i)) for n, o, i in earlier]
+
+
+def _history(model: Any) -> list[Any]:
+    from engine.pruner.serialization import HISTORY_ATTR
+
+    return [[n, bool(o), list(i)] for n, o, i in getattr(model, HISTORY_ATTR, [])]
+
+
+def _layer_widths(dg: Any) -> dict[str, tuple[int | None, int | None]]:
+    from torch import nn
+
+    return {
+        node.name: (dg.get_in_channels(node.module), dg.get_out_channels(node.module))
+        for node in dg.nodes
+        if isinstance(node.module, nn.Module)
+    }
+
+
+def _width_changes(
+    before: dict[str, tuple[int | None, int | None]],
+    after: dict[str, tuple[int | None, int | None]],
+) -> list[dict[str, Any]]:
+    changed = []
+    for name, (in0, out0) in before.items():
+        in1, out1 = after.get(name, (in0, out0))
+        if (in0, out0) != (in1, out1):
+            changed.append(
+                {
+                    "name": name,
+                    "in_before": in0,
+                    "in_after": in1,
+                    "out_before": out0,
+                    "out_after": out1,
+                }
+            )
+    return changed
+
+
+def _preview_changes(preview: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": lp.name,
+            "in_before": lp.in_before,
+            "in_after": lp.in_after,
+            "out_before": lp.out_before,
+            "out_after": lp.out_after,
+        }
+        for lp in preview.layers
+        if (lp.in_before, lp.out_before) != (lp.in_after, lp.out_after)
+    ]
+
+
+def format_prune(report: dict[str, Any]) -> str:
+    """Human-readable summary for a terminal."""
+    from .inspect_cmd import human
+
+    b, a = report["before"], report["after"]
+    head = (
+        f"dry run: {report['source']} would be pruned (nothing written)"
+        if report["dry_run"]
+        else f"pruned {report['source']} -> {report['output']} ({report['format']})"
+    )
+    lines = [head]
+    for key, label in (("macs", "MACs"), ("params", "params")):
+        kept = a[key] / b[key] if b[key] else 1.0
+        lines.append(f"  {label:<7} {human(b[key]):>9} -> {human(a[key]):>9}  ({kept:.1%} kept)")
+    lines.append(f"  {len(report['layers'])} layers changed width")
+    v = report.get("validation")
+    if v:
+        diff = v.get("max_abs_diff")
+        verdict = "ok" if v.get("outputs_match") else "MISMATCH"
+        how = "ONNX Runtime" if v.get("format") == "onnx" else "reloaded file"
+        lines.append(
+            f"  check: {how} vs PyTorch, max abs diff {diff:.3g} ({verdict})"
+            if diff is not None
+            else f"  check failed: {'; '.join(v.get('errors', []))}"
+        )
+    if report.get("saved_plan"):
+        lines.append(f"  plan saved to {report['saved_plan']}")
+    for w in report.get("warnings", []):
+        lines.append(f"  note: {w}")
+    return "\n".join(lines)
