@@ -116,6 +116,7 @@ class DependencyGraph:
                 stand_ins,
             )
             tracer.install_hooks()
+            saved = _attribute_snapshot(model) if on_meta else []
             try:
                 with torch.no_grad(), tracer:
                     if on_meta:
@@ -133,6 +134,7 @@ class DependencyGraph:
                             tracer.lock_ann(tracer.ann(o), "model output")
             finally:
                 tracer.remove_hooks()
+                _restore_attributes(saved)
                 _clear_annotations(example_inputs)
             return tracer
 
@@ -550,6 +552,26 @@ def _meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     for name, b in model.named_buffers():
         out[name] = torch.empty_like(b, device="meta")
     return out
+
+
+def _attribute_snapshot(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """Plain attributes of every module, so a meta trace leaves no meta tensors behind.
+
+    Forwards may cache tensors in plain attributes (torchvision's AnchorGenerator rebinds
+    `self.cell_anchors` to the input's device); after a meta run those would be data-less.
+    """
+    skip = ("_parameters", "_buffers", "_modules")
+    return [
+        (m, {k: v for k, v in vars(m).items() if k not in skip}) for m in model.modules()
+    ]
+
+
+def _restore_attributes(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    skip = ("_parameters", "_buffers", "_modules")
+    for m, attrs in saved:
+        for k in [k for k in vars(m) if k not in attrs and k not in skip]:
+            delattr(m, k)
+        vars(m).update(attrs)
 
 
 def _to_meta(obj: Any) -> Any:
