@@ -15,6 +15,7 @@ from torch import nn
 from .activation import PReLUPruner
 from .base import BasePruningFunc
 from .conv import ConvPruner, ConvTransposePruner
+from .hf_conv1d import HFConv1DPruner, lazy_types
 from .linear import EmbeddingPruner, LinearPruner
 from .norm import (
     BatchnormPruner,
@@ -40,6 +41,7 @@ _DEFAULTS: dict[str, BasePruningFunc] = {
     "embedding": EmbeddingPruner(),
     "rmsnorm": RMSNormPruner(),
     "parameter": ParameterPruner(),
+    "hf_conv1d": HFConv1DPruner(),  # transformers Conv1D, matched lazily (lazy_types)
 }
 
 # (instance id, method name) -> display name. Aliased methods (prune_in_channels
@@ -52,7 +54,9 @@ for _prefix, _pruner in _DEFAULTS.items():
 
 def default_pruners() -> dict[type, BasePruningFunc]:
     """A NEW dict mapping module types to the shared default instances."""
-    return {t: pruner for pruner in _DEFAULTS.values() for t in pruner.TARGET_MODULES}
+    out = {t: pruner for pruner in _DEFAULTS.values() for t in pruner.TARGET_MODULES}
+    out.update(dict.fromkeys(lazy_types(), _DEFAULTS["hf_conv1d"]))  # only if already imported
+    return out
 
 
 def handler_name(fn: Callable[..., Any]) -> str:

@@ -279,15 +279,23 @@ class DependencyGraph:
             handler = self._handler_for(port)
             if handler is None:
                 continue
+            key = (id(port.target), port.kind)
+            alive = np.ones(port.slots.size, bool)
+            state = _PortState(port, node, handler, labels[port.slots], alive)
+            prev = self._port_index.get(key)
+            if prev is not None:
+                # one port per parameter: prefer a prunable axis (hidden dim of a position
+                # embedding) over a fully locked one (its positions)
+                if not (self._ports[prev].labels == self._locked_label).all() or (
+                    state.labels == self._locked_label
+                ).all():
+                    continue
+                self._ports[prev] = state
+            else:
+                self._port_index[key] = len(self._ports)
+                self._ports.append(state)
             if port.dim is not None:
                 node.pruning_dim = port.dim
-            key = (id(port.target), port.kind)
-            if key in self._port_index:
-                continue
-            self._port_index[key] = len(self._ports)
-            self._ports.append(
-                _PortState(port, node, handler, labels[port.slots], np.ones(port.slots.size, bool))
-            )
         n_labels = int(labels.max()) + 1 if labels.size else 1
         self._locked_mask = np.zeros(n_labels, dtype=bool)
         self._locked_mask[self._locked_label] = True

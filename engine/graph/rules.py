@@ -815,9 +815,11 @@ def _register_linear(t: ChannelTracer, weight_like: torch.Tensor, transposed: bo
     if p is None or p.dim() != 2:
         return
     owner = owning_layer(t, [weight_like])
-    if owner is None:
-        return
+    if owner is None or isinstance(owner, nn.Embedding):
+        return  # a tied head (F.linear(x, embedding.weight)) is coupled by the weight's slots
     w0, w1 = t.param_dim_slots(p, 0), t.param_dim_slots(p, 1)
+    if transposed and weight_like is p:  # x @ W with W stored (in, out), e.g. HF Conv1D
+        w0, w1 = w1, w0
     if w0 is not None:
         t.add_port(owner, "out", w0)
     if w1 is not None:
