@@ -148,14 +148,18 @@ def name_problems(plan: PruningPlan, model: nn.Module) -> list[str]:
 
 
 def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
-                   root_module_types: list[type] | None = None) -> list[str]:
-    """Group ids that are not group roots; coupled layers with different layer ratios."""
+                   groups: list | None = None) -> list[str]:
+    """Group ids that are not group roots; coupled layers with different layer ratios.
+
+    `groups` (the pruner's groups for this plan's ignored layers) saves re-enumerating them.
+    """
     from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
 
     modules = dict(model.named_modules())
-    ignored = [modules[n] for n in plan.ignored_layers if n in modules]
-    groups = list(dg.get_all_groups(ignored_layers=ignored,
-                                    root_module_types=root_module_types or DEFAULT_ROOT_TYPES))
+    if groups is None:
+        ignored = [modules[n] for n in plan.ignored_layers if n in modules]
+        groups = list(dg.get_all_groups(ignored_layers=ignored,
+                                        root_module_types=DEFAULT_ROOT_TYPES))
     problems: list[str] = []
     roots = {}
     for g in groups:
@@ -200,12 +204,13 @@ def _coupling_problems(plan: PruningPlan, group: Any, root_name: str, dg: Any,
     return []
 
 
-def validate_plan(plan: PruningPlan, model: nn.Module | None = None, dg: Any = None) -> None:
+def validate_plan(plan: PruningPlan, model: nn.Module | None = None, dg: Any = None,
+                  groups: list | None = None) -> None:
     """Raise PlanError with every problem found (structure and names; coupling needs `dg`)."""
     problems = structural_problems(plan)
     if model is not None:
         problems += name_problems(plan, model)
     if dg is not None and model is not None and not problems:
-        problems = graph_problems(plan, dg, model)
+        problems = graph_problems(plan, dg, model, groups)
     if problems:
         raise PlanError(problems)

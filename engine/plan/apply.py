@@ -1,0 +1,112 @@
+"""Apply a plan to a model in place, group by group, with progress and cancel.
+
+Cancelling leaves the model valid (each group is pruned whole, so shapes always
+agree) but only partly pruned: callers that need all-or-nothing prune a copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from ..graph import DependencyGraph
+from ..pruner import GroupPlan
+from ..utils import count_ops_and_params
+from .build import build_pruner
+from .calibration import Calibration, clear_grads, compute_grads, resolve
+from .criteria import GRADIENT_CRITERIA
+from .schema import PlanError, PruningPlan
+
+Progress = Callable[[int, int, str], None]
+
+
+class Cancelled(Exception):
+    """Raised by apply_plan when `cancel()` turned True; the model is partly pruned."""
+
+
+@dataclasses.dataclass
+class PruneOutcome:
+    macs_before: int
+    macs_after: int
+    params_before: int
+    params_after: int
+    steps_done: int
+    history: list  # (root layer name, out-channel pruning?, removed idxs), Torch-Pruning's format
+
+
+def run_plan(
+    model: nn.Module,
+    example_inputs: Any,
+    plan: PruningPlan,
+    *,
+    dependency_graph: DependencyGraph | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    calibration: Calibration | None = None,
+    _steps_done: list[int] | None = None,
+    _history: list | None = None,
+) -> list[GroupPlan]:
+    """Prune `model` in place; returns the GroupPlans applied, over all steps."""
+    if not isinstance(plan, PruningPlan):
+        raise PlanError(f"expected a PruningPlan, got {type(plan).__name__}")
+    pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph)
+    needs_grad = plan.importance in GRADIENT_CRITERIA
+    calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
+    applied: list[GroupPlan] = []
+    steps = plan.iterative_steps
+    done = 0
+    try:
+        for step in range(steps):
+            if cancel is not None and cancel():
+                raise Cancelled(f"cancelled before step {step + 1} of {steps}")
+            if calib is not None:
+                compute_grads(model, calib)  # re-scored on the current weights every step
+            plans = pruner.plan_step()
+            total = done + len(plans) * (steps - step)  # later steps: estimated alike
+            names = {p.root_name: p for p in plans}
+            for group in pruner.step(interactive=True):
+                if cancel is not None and cancel():
+                    raise Cancelled(f"cancelled during step {step + 1} of {steps}")
+                root = group[0].dep.target.module
+                name = pruner.DG.module2name.get(root, group[0].dep.target.name)
+                group.prune()
+                done += 1
+                if name in names:
+                    applied.append(names[name])
+                if progress is not None:
+                    progress(done, max(total, done), f"step {step + 1}/{steps}: pruned the "
+                             f"group of {name}")
+            if _steps_done is not None:
+                _steps_done[0] = step + 1
+    finally:
+        if calib is not None:
+            clear_grads(model)
+        if _history is not None:
+            _history[:] = pruner.pruning_history()
+    if progress is not None:
+        progress(done, done, "done")
+    return applied
+
+
+def apply_plan(
+    model: nn.Module,
+    example_inputs: Any,
+    plan: PruningPlan,
+    *,
+    dependency_graph: DependencyGraph | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    calibration: Calibration | None = None,
+) -> PruneOutcome:
+    """Prune `model` IN PLACE as `plan` says (callers copy first); Cancelled if cancel()."""
+    plan.validate(model)  # before the (slower) counting below
+    macs_before, params_before = count_ops_and_params(model, example_inputs)
+    steps, history = [0], []
+    run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
+             cancel=cancel, calibration=calibration, _steps_done=steps, _history=history)
+    macs_after, params_after = count_ops_and_params(model, example_inputs)
+    return PruneOutcome(int(macs_before), int(macs_after), int(params_before),
+                        int(params_after), steps[0], history)

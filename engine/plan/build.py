@@ -1,0 +1,85 @@
+"""Turn a name-based PruningPlan into an engine BasePruner.
+
+Precedence when several entries cover the same group (first match wins in
+BasePruner's `pruning_ratio_dict`, so the dict is built in this order):
+
+1. `scopes`      : a tuple key; its layers' groups share one ranking and one ratio;
+2. `group_ratios`: the group rooted at that module path;
+3. `layer_ratios`: the group(s) whose out-channels the layer (or, for a container,
+   any layer inside it) owns; a more specific path wins over its ancestor;
+4. `pruning_ratio`: every other group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..graph import DependencyGraph
+from ..pruner import BasePruner
+from .criteria import make_criterion
+from .schema import PruningPlan
+from .validation import validate_plan
+
+
+def ratio_dict(plan: PruningPlan, model: nn.Module) -> dict[Any, float]:
+    """`pruning_ratio_dict` for BasePruner, ordered by the documented precedence."""
+    modules = dict(model.named_modules())
+    out: dict[Any, float] = {}
+    for scope in plan.scopes:
+        out[tuple(modules[n] for n in scope.layers)] = scope.ratio
+    for name, ratio in plan.group_ratios.items():
+        out.setdefault(modules[name], ratio)
+    for name in sorted(plan.layer_ratios, key=lambda n: -n.count(".") - (n != "")):
+        out.setdefault(modules[name], plan.layer_ratios[name])
+    return out
+
+
+def module_list(model: nn.Module, names: list[str]) -> list[nn.Module]:
+    modules = dict(model.named_modules())
+    return [modules[n] for n in names]
+
+
+def pruner_kwargs(plan: PruningPlan, model: nn.Module,
+                  num_heads: dict[nn.Module, int] | None = None) -> dict[str, Any]:
+    """BasePruner keyword arguments for a (validated) plan, names mapped to modules."""
+    head_names = list(plan.head_pruning_ratio_dict)
+    head_dict = dict(zip(module_list(model, head_names),
+                         (plan.head_pruning_ratio_dict[n] for n in head_names), strict=True))
+    return dict(
+        global_pruning=plan.global_pruning,
+        pruning_ratio=plan.pruning_ratio,
+        pruning_ratio_dict=ratio_dict(plan, model) or None,
+        max_pruning_ratio=plan.max_pruning_ratio,
+        iterative_steps=plan.iterative_steps,
+        ignored_layers=module_list(model, plan.ignored_layers),
+        round_to=plan.round_to,
+        isomorphic=plan.isomorphic,
+        num_heads=dict(num_heads or {}),
+        prune_num_heads=plan.prune_num_heads,
+        prune_head_dims=plan.prune_head_dims,
+        head_pruning_ratio=plan.head_pruning_ratio,
+        head_pruning_ratio_dict=head_dict or None,
+    )
+
+
+def build_pruner(
+    model: nn.Module,
+    example_inputs: Any,
+    plan: PruningPlan,
+    *,
+    dependency_graph: DependencyGraph | None = None,
+    num_heads: dict[nn.Module, int] | None = None,
+) -> BasePruner:
+    """A BasePruner that does what `plan` says on `model` (validated first: PlanError).
+
+    Pass `dependency_graph` (built on this very model) to skip re-tracing.
+    """
+    validate_plan(plan, model)
+    if dependency_graph is None:
+        dependency_graph = DependencyGraph().build_dependency(model, example_inputs)
+    validate_plan(plan, model, dependency_graph)
+    crit = make_criterion(plan.importance, plan.importance_options)
+    return BasePruner(model, example_inputs, crit, dependency_graph=dependency_graph,
+                      **pruner_kwargs(plan, model, num_heads))

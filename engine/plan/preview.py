@@ -1,0 +1,348 @@
+"""Exact dry run of a plan: the channels, MACs and params pruning WILL produce.
+
+How it stays exact without touching the model:
+* which channels go comes from `BasePruner.plan_step()` itself (the very code
+  `step()` runs), on the shared, never-pruned dependency graph;
+* the consequences are measured, not modelled: the planned removals are applied by
+  the real pruning functions to a weightless `meta` copy of the model, which is
+  then counted with `count_ops_and_params` (so activations, pools and functional
+  matmuls downstream are counted exactly as on the pruned model) and restored.
+
+Why it is fast: the graph is traced once; importance rankings are cached per
+(criterion, options) and group, and the group list per ignored-layer set, so a
+preview is one allocation + one meta forward.
+
+Not predictable from cached scores: `iterative_steps > 1` (step k re-scores the
+already pruned weights). Those plans are previewed by pruning a deep copy of the
+model for real (costs a trace + the pruning + a forward each time), as is any
+model whose forward cannot run on `meta`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+
+from ..graph import DependencyGraph, Group
+from ..pruner import BasePruner, GroupPlan
+from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
+from ..utils import count_ops_and_params
+from .build import module_list, pruner_kwargs
+from .calibration import Calibration, resolve
+from .criteria import GRADIENT_CRITERIA, make_criterion
+from .schema import PlanError, PruningPlan
+from .validation import validate_plan
+
+
+@dataclasses.dataclass
+class LayerPreview:
+    """One prunable layer before and after (channels as its pruner reports them)."""
+
+    name: str
+    type: str
+    in_before: int
+    in_after: int
+    out_before: int
+    out_after: int
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+
+
+@dataclasses.dataclass
+class Preview:
+    macs_before: int
+    macs_after: int
+    params_before: int
+    params_after: int
+    layers: list[LayerPreview]
+    groups: list[GroupPlan]
+
+    @property
+    def macs_ratio(self) -> float:
+        return self.macs_after / self.macs_before if self.macs_before else 1.0
+
+    @property
+    def params_ratio(self) -> float:
+        return self.params_after / self.params_before if self.params_before else 1.0
+
+    def by_name(self) -> dict[str, LayerPreview]:
+        return {layer.name: layer for layer in self.layers}
+
+
+def _group_key(group: Group) -> tuple:
+    dep = group[0].dep
+    return id(dep.target.module), getattr(dep.handler, "__name__", ""), tuple(group[0].idxs)
+
+
+class _CachedPruner(BasePruner):
+    """A BasePruner whose group list and per-group rankings come from caches.
+
+    Valid only while the graph is unpruned (the Previewer never prunes it).
+    """
+
+    def __init__(self, *args: Any, groups: list[Group], ranks: dict, **kwargs: Any) -> None:
+        self._fixed_groups = groups
+        self._ranks = ranks
+        super().__init__(*args, **kwargs)
+
+    def _groups(self) -> list[Group]:
+        return list(self._fixed_groups)
+
+    def _rank(self, group: Group) -> Any:
+        key = _group_key(group)
+        if key not in self._ranks:
+            self._ranks[key] = super()._rank(group)
+        hit = self._ranks[key]
+        if hit is None:
+            return None
+        sets, cand = hit  # the pruner writes orig_width/min_keep: hand out a copy
+        return sets, dataclasses.replace(cand, set_sizes=list(cand.set_sizes),
+                                         set_scores=list(cand.set_scores))
+
+    def planned(self) -> tuple[list[GroupPlan], list[Group]]:
+        plans, groups = self._plan()
+        return list(plans), list(groups)
+
+
+def _to_meta(x: Any) -> Any:
+    return x.to("meta") if isinstance(x, torch.Tensor) else x
+
+
+class _Shadow:
+    """A weightless meta copy of the model that can be pruned, counted and restored."""
+
+    def __init__(self, model: nn.Module, example_inputs: Any) -> None:
+        memo: dict[int, Any] = {}
+        for p in model.parameters():
+            memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"),
+                                       requires_grad=p.requires_grad)
+        for b in model.buffers():
+            memo[id(b)] = torch.empty_like(b, device="meta")
+        self.model: nn.Module = copy.deepcopy(model, memo)
+        self.copy_of = memo  # id(original object) -> its meta copy
+        self.inputs = tree_map(_to_meta, example_inputs)
+        self._tensors = list(self.model.parameters()) + list(self.model.buffers())
+        self._modules = list(self.model.modules())
+
+    def _snapshot(self) -> tuple[list, list]:
+        tensors = [(t, t.data) for t in self._tensors]
+        modules = [(m, dict(m.__dict__), dict(m._parameters), dict(m._buffers))
+                   for m in self._modules]
+        return tensors, modules
+
+    def _restore(self, snap: tuple[list, list]) -> None:
+        tensors, modules = snap
+        for m, attrs, params, buffers in modules:
+            m.__dict__.clear()
+            m.__dict__.update(attrs)
+            m._parameters.clear()
+            m._parameters.update(params)
+            m._buffers.clear()
+            m._buffers.update(buffers)
+        for t, data in tensors:
+            t.data = data
+
+    def _apply(self, groups: list[Group]) -> None:
+        """Remove every planned channel with the real pruning functions.
+
+        All groups' indices refer to the state before the step and never overlap, so
+        the union per (layer, handler) equals applying the groups one after another.
+        """
+        merged: dict[tuple[int, str], tuple[Any, Any, Any, set[int]]] = {}
+        for group in groups:
+            for item in group:
+                target = item.dep.target
+                key = (id(target.module), getattr(item.dep.handler, "__name__", ""))
+                entry = merged.get(key)
+                if entry is None:
+                    entry = merged[key] = (self.copy_of[id(target.module)], item.dep.handler,
+                                           target.pruning_dim, set())
+                entry[3].update(item.idxs)
+        for layer, handler, dim, idxs in merged.values():
+            if dim is not None:
+                handler(layer, sorted(idxs), dim=dim)
+            else:
+                handler(layer, sorted(idxs))
+
+    def measure_pruned(self, groups: list[Group], measure: Any) -> Any:
+        """`measure(meta_model)` with `groups` removed; the copy is restored afterwards."""
+        snap = self._snapshot()
+        try:
+            self._apply(groups)
+            return measure(self.model)
+        finally:
+            self._restore(snap)
+
+
+def count(model: nn.Module, inputs: Any) -> tuple[int, int, dict, dict]:
+    with torch.no_grad():
+        return count_ops_and_params(model, inputs, layer_wise=True)
+
+
+@dataclasses.dataclass
+class _LayerSpec:
+    name: str
+    type: str
+    pruner: Any
+
+
+class Previewer:
+    """Built once per (model, graph); `preview(plan)` is cheap and never modifies the model."""
+
+    def __init__(self, model: nn.Module, example_inputs: Any,
+                 dependency_graph: DependencyGraph | None = None,
+                 calibration: Calibration | None = None) -> None:
+        self.model = model
+        self.example_inputs = example_inputs
+        self.dg = dependency_graph if dependency_graph is not None else DependencyGraph(
+        ).build_dependency(model, example_inputs)
+        self.calibration = calibration
+        self._history_len = len(self.dg.pruning_history())
+        self._groups: dict[tuple[str, ...], list[Group]] = {}
+        self._ranks: dict[tuple, dict] = {}
+        self._grads: dict[int, torch.Tensor | None] | None = None
+        self._specs = [
+            _LayerSpec(name, type(m).__name__, pruner)
+            for name, m in model.named_modules()
+            if name and (pruner := self.dg.get_pruner_of_module(m)) is not None
+        ]
+        try:
+            self._shadow: _Shadow | None = _Shadow(model, example_inputs)
+            base = count(self._shadow.model, self._shadow.inputs)
+            by_name = dict(self._shadow.model.named_modules())
+        except Exception as e:  # noqa: BLE001  (data-dependent forward: no meta run)
+            warnings.warn(f"this model cannot run on the meta device ({type(e).__name__}: "
+                          f"{e}); previews will prune a deep copy instead (slower)", stacklevel=2)
+            self._shadow = None
+            base = count(model, example_inputs)
+            by_name = dict(model.named_modules())
+        self.macs_before, self.params_before = int(base[0]), int(base[1])
+        self._before = self._layer_figures(by_name, base[2])
+
+    # ---------------------------------------------------------------- public
+    def preview(self, plan: PruningPlan) -> Preview:
+        """What `apply_plan(model, inputs, plan)` will produce (PlanError for a bad plan)."""
+        if len(self.dg.pruning_history()) != self._history_len:
+            raise RuntimeError("the dependency graph was pruned after this Previewer was built; "
+                               "build a new Previewer for the pruned model")
+        validate_plan(plan, self.model)
+        groups = self._groups_for(plan)
+        validate_plan(plan, self.model, self.dg, groups)
+        if plan.iterative_steps > 1 or self._shadow is None:
+            return self._simulate(plan)
+        pruner = _CachedPruner(
+            self.model, self.example_inputs, make_criterion(plan.importance,
+                                                            plan.importance_options),
+            groups=groups, ranks=self._ranks_for(plan), dependency_graph=self.dg,
+            **pruner_kwargs(plan, self.model))
+        with self._gradients(plan):
+            plans, planned = pruner.planned()
+        shadow = self._shadow
+
+        def measure(meta: nn.Module) -> tuple[int, int, dict]:
+            macs, params, layer_macs, _ = count(meta, shadow.inputs)
+            return macs, params, self._layer_figures(dict(meta.named_modules()), layer_macs)
+
+        macs, params, after = shadow.measure_pruned(planned, measure)
+        return self._assemble(int(macs), int(params), after, plans)
+
+    # --------------------------------------------------------------- helpers
+    def _groups_for(self, plan: PruningPlan) -> list[Group]:
+        key = tuple(sorted(plan.ignored_layers))
+        if key not in self._groups:
+            ignored = module_list(self.model, list(key))
+            self._groups[key] = list(self.dg.get_all_groups(
+                ignored_layers=ignored, root_module_types=DEFAULT_ROOT_TYPES))
+        return self._groups[key]
+
+    def _ranks_for(self, plan: PruningPlan) -> dict:
+        key: tuple = (plan.importance, json.dumps(plan.importance_options, sort_keys=True))
+        if plan.importance == "random":
+            # random draws depend on which groups are scored, in order
+            key += (tuple(sorted(plan.ignored_layers)),)
+        return self._ranks.setdefault(key, {})
+
+    def _gradients(self, plan: PruningPlan) -> Any:
+        """Install calibration gradients while unseen groups are ranked (taylor/hessian)."""
+        previewer = self
+
+        class _Ctx:
+            def __enter__(self) -> None:
+                if plan.importance not in GRADIENT_CRITERIA:
+                    return
+                if previewer._grads is None:
+                    previewer._grads = previewer._compute_grads(plan.importance)
+                self.saved = {id(p): p.grad for p in previewer.model.parameters()}
+                for p in previewer.model.parameters():
+                    p.grad = previewer._grads.get(id(p))
+
+            def __exit__(self, *exc: Any) -> None:
+                if plan.importance in GRADIENT_CRITERIA:
+                    for p in previewer.model.parameters():
+                        p.grad = self.saved.get(id(p))
+
+        return _Ctx()
+
+    def _compute_grads(self, criterion: str) -> dict[int, torch.Tensor | None]:
+        from .calibration import compute_grads
+
+        saved = {id(p): p.grad for p in self.model.parameters()}
+        try:
+            compute_grads(self.model, resolve(self.calibration, self.example_inputs, criterion))
+            return {id(p): p.grad for p in self.model.parameters()}
+        finally:
+            for p in self.model.parameters():
+                p.grad = saved.get(id(p))
+
+    def _layer_figures(self, modules: dict[str, nn.Module],
+                       layer_macs: dict) -> dict[str, tuple[int, int, int, int]]:
+        """name -> (in, out, params, macs) for every layer that has a pruner."""
+        out = {}
+        for spec in self._specs:
+            m = modules.get(spec.name)
+            if m is None:
+                continue
+            cin = spec.pruner.get_in_channels(m)
+            cout = spec.pruner.get_out_channels(m)
+            params = sum(p.numel() for p in m.parameters())
+            out[spec.name] = (int(cin or 0), int(cout or 0), int(params),
+                              int(layer_macs.get(m, 0)))
+        return out
+
+    def _assemble(self, macs: int, params: int, after: dict, plans: list[GroupPlan]) -> Preview:
+        layers = []
+        for spec in self._specs:
+            if spec.name not in self._before:
+                continue
+            b, a = self._before[spec.name], after[spec.name]
+            layers.append(LayerPreview(spec.name, spec.type, b[0], a[0], b[1], a[1],
+                                       b[2], a[2], b[3], a[3]))
+        return Preview(self.macs_before, macs, self.params_before, params, layers, plans)
+
+    def _simulate(self, plan: PruningPlan) -> Preview:
+        """Prune a deep copy for real (iterative plans, models without a meta forward)."""
+        from .apply import run_plan
+
+        clone = copy.deepcopy(self.model)
+        plans = run_plan(clone, self.example_inputs, plan, calibration=self.calibration)
+        macs, params, layer_macs, _ = count(clone, self.example_inputs)
+        after = self._layer_figures(dict(clone.named_modules()), layer_macs)
+        return self._assemble(int(macs), int(params), after, plans)
+
+
+def preview_plan(model: nn.Module, example_inputs: Any, plan: PruningPlan, *,
+                 dependency_graph: DependencyGraph | None = None,
+                 calibration: Calibration | None = None) -> Preview:
+    """One-off preview (builds a Previewer; keep a Previewer to preview many plans)."""
+    if not isinstance(plan, PruningPlan):
+        raise PlanError(f"expected a PruningPlan, got {type(plan).__name__}")
+    return Previewer(model, example_inputs, dependency_graph, calibration).preview(plan)
