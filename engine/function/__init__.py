@@ -10,6 +10,7 @@ from .activation import PReLUPruner
 from .base import BasePruningFunc, keep_indices, normalize_idxs, prune_tensor_
 from .conv import ConvPruner, ConvTransposePruner, is_depthwise_conv
 from .linear import EmbeddingPruner, LinearPruner
+from .mha import MultiheadAttentionPruner
 from .norm import (
     BatchnormPruner,
     GroupNormPruner,
@@ -19,6 +20,7 @@ from .norm import (
 )
 from .parameter import ParameterPruner
 from .registry import _DEFAULTS, PrunerRegistry, default_pruners, handler_name
+from .rnn import RNNPruner
 
 _conv = _DEFAULTS["conv"]
 _conv_transpose = _DEFAULTS["conv_transpose"]
@@ -31,6 +33,8 @@ _prelu = _DEFAULTS["prelu"]
 _embedding = _DEFAULTS["embedding"]
 _rmsnorm = _DEFAULTS["rmsnorm"]
 _parameter = _DEFAULTS["parameter"]
+_mha = _DEFAULTS["multihead_attention"]
+_rnn = _DEFAULTS["lstm"]
 
 prune_conv_out_channels = _conv.prune_out_channels
 prune_conv_in_channels = _conv.prune_in_channels
@@ -57,6 +61,10 @@ prune_rmsnorm_out_channels = _rmsnorm.prune_out_channels
 prune_rmsnorm_in_channels = _rmsnorm.prune_in_channels
 prune_parameter_out_channels = _parameter.prune_out_channels
 prune_parameter_in_channels = _parameter.prune_in_channels
+prune_multihead_attention_out_channels = _mha.prune_out_channels
+prune_multihead_attention_in_channels = _mha.prune_in_channels
+prune_lstm_out_channels = _rnn.prune_out_channels  # Torch-Pruning's names; GRU/RNN too
+prune_lstm_in_channels = _rnn.prune_in_channels
 
 __all__ = [
     "BasePruningFunc",
@@ -71,6 +79,8 @@ __all__ = [
     "EmbeddingPruner",
     "RMSNormPruner",
     "ParameterPruner",
+    "MultiheadAttentionPruner",
+    "RNNPruner",
     "PrunerRegistry",
     "default_pruners",
     "handler_name",

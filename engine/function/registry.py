@@ -17,6 +17,7 @@ from .base import BasePruningFunc
 from .conv import ConvPruner, ConvTransposePruner
 from .hf_conv1d import HFConv1DPruner, lazy_types
 from .linear import EmbeddingPruner, LinearPruner
+from .mha import MultiheadAttentionPruner
 from .norm import (
     BatchnormPruner,
     GroupNormPruner,
@@ -25,6 +26,7 @@ from .norm import (
     RMSNormPruner,
 )
 from .parameter import ParameterPruner
+from .rnn import RNNPruner
 
 __all__ = ["default_pruners", "PrunerRegistry", "handler_name"]
 
@@ -41,6 +43,8 @@ _DEFAULTS: dict[str, BasePruningFunc] = {
     "embedding": EmbeddingPruner(),
     "rmsnorm": RMSNormPruner(),
     "parameter": ParameterPruner(),
+    "multihead_attention": MultiheadAttentionPruner(),
+    "lstm": RNNPruner(),  # LSTM, GRU and RNN; Torch-Pruning names it after LSTM
     "hf_conv1d": HFConv1DPruner(),  # transformers Conv1D, matched lazily (lazy_types)
 }
 

@@ -208,8 +208,12 @@ def reshape_annotation(
             result.append(
                 ax.remap({chunks[chunk_of[d]][0][0]: chunks[chunk_of[d]][1][0] for d in ax.dims})
             )
-        else:
+            continue
+        joint = _reshape_joint(t, ax, sorted(ks), chunks, chunk_of, in_shape, out_shape)
+        if joint is None:
             t.slots.lock(ax.slots, "reshape mixes a joint channel axis")
+        else:
+            result.append(joint)
     for k, axes in per_chunk.items():
         cin, cout = chunks[k]
         if len(axes) > 1:
@@ -227,9 +231,44 @@ def reshape_annotation(
         if len(cout) > 1:
             # only the innermost dim may shrink; the outer ones are structural
             rows = comp.reshape(-1, comp.shape[-1])
-            t.slots.unite(rows, rows[0:1])
+            t.slots.unite(rows, rows[0:1], structural=True)
         result.append(Axis(tuple(cout), comp, cout[-1]))
     return tuple(result)
+
+
+def _reshape_joint(
+    t: ChannelTracer,
+    ax: Axis,
+    ks: list[int],
+    chunks: list[tuple[list[int], list[int]]],
+    chunk_of: dict[int, int],
+    in_shape: Sequence[int],
+    out_shape: Sequence[int],
+) -> Axis | None:
+    """A joint axis reshaped together with broadcast dims, e.g. GQA's
+    `k[:, :, None].expand(B, Hkv, rep, N, D).reshape(B, Hkv * rep, N, D)` or a
+    `(B * H, N, D)` batched matmul: exact while the free dim stays innermost.
+    Out dims along which the slots do not vary (pure broadcast) are dropped."""
+    cin_f, cout_f = chunks[chunk_of[ax.free]]
+    if cin_f[-1] != ax.free:
+        return None
+    in_dims = [d for k in ks for d in chunks[k][0]]
+    out_dims = [d for k in ks for d in chunks[k][1]]
+    if int(np.prod([in_shape[d] for d in in_dims])) > 4_000_000:
+        return None
+    dims_sorted, arr = ax.in_tensor_order()
+    index = tuple(slice(None) if d in dims_sorted else None for d in in_dims)
+    comp = np.broadcast_to(arr[index], [in_shape[d] for d in in_dims])
+    comp = np.ascontiguousarray(comp).reshape([out_shape[d] for d in out_dims])
+    free = cout_f[-1]
+    for i in reversed(range(len(out_dims))):
+        if out_dims[i] != free and (comp == comp.take([0], axis=i)).all():
+            comp = comp.take(0, axis=i)
+            del out_dims[i]
+    fpos = out_dims.index(free)
+    rows = np.moveaxis(comp, fpos, -1).reshape(-1, comp.shape[fpos])
+    t.slots.unite(rows, rows[0:1], structural=True)
+    return Axis(tuple(out_dims), comp, free)
 
 
 @rule(

@@ -26,6 +26,8 @@ class SlotTable:
         self._count = 1  # slot 0 is the lock
         self._pairs_a: list[np.ndarray] = []
         self._pairs_b: list[np.ndarray] = []
+        self._struct_a: list[np.ndarray] = []  # unites that keep heads/groups equal in size
+        self._struct_b: list[np.ndarray] = []
         self.lock_reasons: list[str] = []
 
     @property
@@ -38,15 +40,20 @@ class SlotTable:
         self._count += n
         return ids
 
-    def unite(self, a: np.ndarray, b: np.ndarray) -> None:
-        """Unite slots position by position (broadcasting allowed); NO_SLOT entries are skipped."""
+    def unite(self, a: np.ndarray, b: np.ndarray, structural: bool = False) -> None:
+        """Unite slots position by position (broadcasting allowed); NO_SLOT entries are skipped.
+
+        `structural` marks unites that only keep equal-sized blocks equal (the same
+        position in every attention head): `resolve(fine=True)` leaves them out, so
+        whole heads can still be told apart and removed.
+        """
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
         a = a.ravel()
         b = b.ravel()
         keep = (a >= 0) & (b >= 0) & (a != b)
         if keep.any():
-            self._pairs_a.append(a[keep])
-            self._pairs_b.append(b[keep])
+            (self._struct_a if structural else self._pairs_a).append(a[keep])
+            (self._struct_b if structural else self._pairs_b).append(b[keep])
 
     def lock(self, slots: np.ndarray, reason: str = "") -> None:
         slots = np.asarray(slots, dtype=np.int64).ravel()
@@ -57,12 +64,18 @@ class SlotTable:
             if reason and len(self.lock_reasons) < 1000:
                 self.lock_reasons.append(reason)
 
-    def resolve(self) -> np.ndarray:
-        """Return class labels for every slot; label of LOCK_SLOT marks locked classes."""
+    def resolve(self, fine: bool = False) -> np.ndarray:
+        """Return class labels for every slot; label of LOCK_SLOT marks locked classes.
+
+        With `fine=True`, structural unites are ignored: classes then split into
+        one class per head (or block) wherever a structural unite joined them.
+        """
         n = self._count
-        if self._pairs_a:
-            a = np.concatenate(self._pairs_a)
-            b = np.concatenate(self._pairs_b)
+        pa = self._pairs_a if fine else self._pairs_a + self._struct_a
+        pb = self._pairs_b if fine else self._pairs_b + self._struct_b
+        if pa:
+            a = np.concatenate(pa)
+            b = np.concatenate(pb)
         else:
             a = b = np.zeros(0, dtype=np.int64)
         graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
