@@ -7,6 +7,7 @@ from .apply import Cancelled, PruneOutcome, apply_plan
 from .build import build_pruner
 from .preview import LayerPreview, Preview, Previewer, preview_plan
 from .schema import PLAN_VERSION, PlanError, PruningPlan, UserScope
+from .solver import SolveResult, solve_ratio
 
 __all__ = [
     "PLAN_VERSION",
@@ -18,6 +19,8 @@ __all__ = [
     "Preview",
     "LayerPreview",
     "preview_plan",
+    "solve_ratio",
+    "SolveResult",
     "apply_plan",
     "PruneOutcome",
     "Cancelled",
