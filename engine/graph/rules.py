@@ -110,6 +110,8 @@ def merge_broadcast(
             if set(ax.dims) == set(other.dims) and ax.free == other.free:
                 perm = [ax.dims.index(d) for d in other.dims]
                 t.slots.unite(other.slots, np.transpose(ax.slots, perm))
+            elif (joint := _absorb_single(t, ax, other, reason)) is not None:
+                result[k] = joint
             else:
                 t.slots.lock(ax.slots, f"{reason}: incompatible channel layouts")
                 t.slots.lock(other.slots, f"{reason}: incompatible channel layouts")
@@ -122,7 +124,7 @@ def merge_broadcast(
     # channel dims that meet unannotated dims of the same size must stay as they are
     kept: list[Axis] = []
     for ax in final:
-        clash = False
+        clash: set[int] = set()
         for shape, ann in zip(shapes, anns, strict=True):
             off = nd - len(shape)
             for d in ax.dims:
@@ -130,12 +132,36 @@ def merge_broadcast(
                 if di < 0 or shape[di] == 1:
                     continue
                 if axis_at(ann, di) is None:
-                    clash = True
-        if clash:
+                    clash.add(d)
+        if clash and len(ax.dims) > 1:
+            # a joint axis (heads x head_dim) times a fixed tensor (RoPE's cos/sin): the
+            # clashing dims keep their size, whole slices across them may still go
+            for d in sorted(clash):
+                _keep_size(t, ax, d)
+            kept.append(ax)
+        elif clash:
             t.slots.lock(ax.slots, f"{reason}: channels meet a fixed-size tensor")
         else:
             kept.append(ax)
     return tuple(kept)
+
+
+def _keep_size(t: ChannelTracer, ax: Axis, dim: int) -> None:
+    """Dim `dim` of joint axis `ax` must keep its size: unite the slots along it, so only
+    whole slices across it (whole heads, when `dim` is head_dim) form removable units."""
+    rows = np.moveaxis(ax.slots, ax.dims.index(dim), 0)
+    t.slots.unite(rows, rows[0:1])
+
+
+def _absorb_single(t: ChannelTracer, a: Axis, b: Axis, reason: str) -> Axis | None:
+    """A joint axis meeting a 1-dim axis on its free dim (q * cos, where cos comes from
+    RoPE's inv_freq buffer): the joint axis keeps that dim's size, the 1-dim one is locked."""
+    for joint, single in ((a, b), (b, a)):
+        if len(joint.dims) > 1 and single.dims == (joint.free,):
+            _keep_size(t, joint, joint.free)
+            t.slots.lock(single.slots, f"{reason}: sized by a joint channel layout")
+            return joint
+    return None
 
 
 def generic(t: ChannelTracer, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
@@ -385,6 +411,11 @@ def _cat(t, func, args, kwargs, out):
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
     nd = out.dim()
     dim = _norm_dim(dim, nd)
+    joint = _cat_joint(t, tensors, dim)
+    if joint is not None:
+        others = [a for x in tensors for a in t.ann(x) if dim not in a.dims]
+        t.set_ann(out, tuple(_merge_axes(t, others, "cat")) + (joint,))
+        return
     pieces: list[np.ndarray] = []
     any_ann = False
     others: list[Axis] = []
@@ -406,6 +437,22 @@ def _cat(t, func, args, kwargs, out):
     if any_ann:
         res.append(Axis.single(dim, np.concatenate(pieces)))
     t.set_ann(out, tuple(res))
+
+
+def _cat_joint(t: ChannelTracer, tensors: Sequence[torch.Tensor], dim: int) -> Axis | None:
+    """cat of equally laid out joint axes along one of their dims (RoPE's
+    cat((-x2, x1), -1) inside every head): the slot arrays concatenate exactly."""
+    axes = [axis_at(t.ann(x), dim) for x in tensors]
+    if not axes or any(a is None or len(a.dims) < 2 for a in axes):
+        return None
+    first = axes[0]
+    if any(a.dims != first.dims or a.free != first.free for a in axes):
+        return None
+    try:
+        slots = np.concatenate([a.slots for a in axes], axis=first.dims.index(dim))
+    except ValueError:
+        return None
+    return Axis(first.dims, slots, first.free)
 
 
 def _merge_axes(t: ChannelTracer, axes: list[Axis], reason: str) -> list[Axis]:
@@ -530,6 +577,9 @@ def _slice(t, func, args, kwargs, out):
         if dim not in ax.dims:
             res.append(ax)
         elif ax.free != dim:
+            res.append(_slice_axis(ax, dim, slice(start, end, step)))
+        elif len(ax.dims) > 1:  # RoPE's rotate_half: x[..., : head_dim // 2] of every head
+            _keep_size(t, ax, dim)
             res.append(_slice_axis(ax, dim, slice(start, end, step)))
         else:
             t.slots.lock(ax.slots, "slice of a channel dim with fixed bounds")
