@@ -21,6 +21,10 @@ class Document:
     # Opaque engine handles kept for preview/prune later; the GUI never inspects them.
     model: Any = None
     graph: Any = None
+    example_inputs: Any = None
+    arch: str | None = None  # zoo spec the model was built from, for safe checkpoints
+    pruned: bool = False  # the model is the result of an accepted pruning run
+    pruning_history: list = field(default_factory=list)  # plain data, for safe checkpoints
 
     def __post_init__(self) -> None:
         self._by_id = {n.id: n for n in self.summary.nodes}

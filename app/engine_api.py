@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.document import DEMO_SOURCE, Document
@@ -55,6 +55,8 @@ class LoadedModel:
     model: Any  # nn.Module
     example_inputs: Any  # tensor / tuple / dict, or None if unknown
     description: str = ""
+    arch: str | None = None
+    pruning_history: list = field(default_factory=list)
 
 
 def is_zoo_spec(source: str) -> bool:
@@ -135,7 +137,8 @@ def _unpack(result: Any) -> LoadedModel:
         if inputs is None and spec is not None:
             inputs = parse_input_spec(str(spec))
         desc = getattr(result, "description", "") or type(model).__name__
-        return LoadedModel(model, inputs, desc)
+        history = list(getattr(result, "pruning_history", None) or [])
+        return LoadedModel(model, inputs, desc, getattr(result, "arch", None), history)
     raise ModelLoadFailed(f"the loader returned {type(result).__name__}, not a model")
 
 
@@ -243,4 +246,459 @@ def load_and_trace(
         description=loaded.description,
         model=loaded.model,
         graph=graph,
+        example_inputs=inputs,
+        arch=loaded.arch,
+        pruning_history=loaded.pruning_history,
     )
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str  # plan name ("magnitude", "taylor", ...)
+    needs_data: bool  # reads gradients from a calibration pass
+    options: tuple[str, ...]  # accepted importance_options keys
+
+
+def criteria() -> list[Criterion]:
+    """Every importance criterion the engine's plan layer knows, in its order."""
+    from engine.plan import criteria as crit
+
+    return [
+        Criterion(n, n in crit.GRADIENT_CRITERIA, tuple(crit.accepted_options(n)))
+        for n in crit.CRITERIA
+    ]
+
+
+def new_plan(doc: Document) -> Any:
+    """A default plan for a document: its source and input spec recorded for replay."""
+    from engine.plan import PruningPlan
+
+    return PruningPlan(source=doc.source, input_spec=doc.input_spec)
+
+
+class PlanFileError(Exception):
+    """A plan file that cannot be read; `.problems` lists each precise problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_plan(path: str) -> Any:
+    from engine.plan import PlanError, PruningPlan
+
+    try:
+        return PruningPlan.load(path)
+    except PlanError as exc:
+        raise PlanFileError(list(exc.problems)) from None
+
+
+def plan_problems(plan: Any, doc: Document) -> list[str]:
+    """Every problem the engine finds with a plan on this document's model (empty: fine)."""
+    from engine.plan import PlanError
+
+    try:
+        plan.validate(doc.model)
+    except PlanError as exc:
+        return list(exc.problems)
+    return []
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+DEMO_CALIBRATION = 64  # digits used for gradient criteria on the demo
+
+
+def _demo_digits() -> tuple[Any, Any]:
+    """Held-out digits shipped with the demo (x: N,1,8,8 float32 in [0,1]; y: labels)."""
+    import numpy as np
+    import torch
+
+    from engine.models.digits_net import DEMO_DIR
+
+    data = np.load(DEMO_DIR / "digits_heldout.npz")
+    return torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
+
+
+def _demo_training_digits(n: int) -> tuple[Any, Any]:
+    """The first `n` digits of the demo's TRAINING split, so calibration never touches the
+    held-out digits that measure accuracy; falls back to none when sklearn is missing."""
+    import numpy as np
+    import torch
+
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise ModelLoadFailed(
+            "calibrating on the demo digits needs scikit-learn; pick random inputs instead"
+        ) from None
+    digits = load_digits()
+    x = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = digits.target.astype(np.int64)
+    x_tr, _, y_tr, _ = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return torch.from_numpy(x_tr[:n]), torch.from_numpy(y_tr[:n])
+
+
+def _first_tensor(out: Any) -> Any:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    logits = getattr(out, "logits", None)
+    return logits if isinstance(logits, torch.Tensor) else None
+
+
+def _pseudo_label_loss(out: Any) -> Any:
+    """Cross-entropy against the model's own predictions (images without labels)."""
+    import torch.nn.functional as F
+
+    t = _first_tensor(out)
+    if t is None:
+        raise ModelLoadFailed("the model returned no tensor to compute a calibration loss on")
+    if t.dim() >= 2 and t.shape[1] > 1:
+        return F.cross_entropy(t, t.detach().argmax(1))
+    return t.float().pow(2).mean()
+
+
+def load_image_folder(folder: str, example: Any, limit: int = 64) -> Any:
+    """Up to `limit` images from a folder as a batch shaped like the example input."""
+    import torch
+    from PIL import Image
+
+    if not hasattr(example, "shape") or example.dim() != 4:
+        raise ModelLoadFailed("an image folder can only calibrate models with one N,C,H,W input")
+    _, c, h, w = example.shape
+    exts = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(exts))[
+        :limit
+    ]
+    if not files:
+        raise ModelLoadFailed(f"no images (png, jpg, bmp, …) in {folder}")
+    batch = []
+    for path in files:
+        with Image.open(path) as im:
+            im = im.convert("L" if c == 1 else "RGB").resize((w, h))
+            t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).float() / 255.0
+        t = t.view(h, w, -1).permute(2, 0, 1)
+        if c == 3:
+            mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+            std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+            t = (t - mean) / std
+        batch.append(t[:c] if t.shape[0] >= c else t.expand(c, h, w))
+    return torch.stack(batch).to(example.dtype)
+
+
+def make_calibration(doc: Document, kind: str, folder: str = "") -> Callable[[Any], Any] | None:
+    """A `(model) -> loss` for gradient criteria; None means the engine's random inputs."""
+    import torch.nn.functional as F
+
+    if kind == "demo":
+        x, y = _demo_training_digits(DEMO_CALIBRATION)
+        return lambda model: F.cross_entropy(model(x), y)
+    if kind == "folder":
+        images = load_image_folder(folder, doc.example_inputs)
+        return lambda model: _pseudo_label_loss(model(images))
+    return None
+
+
+# ----------------------------------------------------------------------------- preview
+
+
+def make_previewer(doc: Document, calibration: Callable[[Any], Any] | None = None) -> Any:
+    """The engine's Previewer for the document (scores cached; preview() is then cheap)."""
+    from engine.plan import Previewer
+
+    return Previewer(
+        doc.model, doc.example_inputs, dependency_graph=doc.graph, calibration=calibration
+    )
+
+
+def preview(previewer: Any, plan: Any) -> Any:
+    """Exact before/after MACs, params and per-layer widths for a plan (engine.plan.Preview)."""
+    return previewer.preview(plan)
+
+
+def solve(previewer: Any, plan: Any, target: str, keep: float) -> Any:
+    """Default ratio that keeps `keep` of MACs or params (engine.plan.SolveResult)."""
+    from engine.plan import solve_ratio
+
+    return solve_ratio(previewer, plan, target=target, keep=keep)
+
+
+# ----------------------------------------------------------------------------- pruning
+
+
+class PruneCancelled(Exception):
+    """The user cancelled pruning; the original model was never touched."""
+
+
+@dataclass(frozen=True)
+class LayerChange:
+    name: str
+    kind: str
+    in_before: int | None
+    in_after: int | None
+    out_before: int | None
+    out_after: int | None
+    params_before: int
+    params_after: int
+
+
+@dataclass
+class PruneResult:
+    """A pruned copy and everything the result view shows; the original is not in here."""
+
+    document: Document  # the pruned copy, traced, ready to become the open document
+    macs_before: int
+    macs_after: int
+    params_before: int
+    params_after: int
+    steps_done: int
+    layers: list[LayerChange]
+    output_shape_before: tuple[int, ...] | None
+    output_shape_after: tuple[int, ...] | None
+    max_abs_diff: float | None  # pruned vs original output on the example input
+    accuracy_before: float | None = None  # demo only: held-out digits
+    accuracy_after: float | None = None
+    calibration_note: str = ""
+
+
+def _width(module: Any, which: str) -> int | None:
+    names = (
+        ("in_channels", "in_features", "num_features", "embed_dim", "normalized_shape")
+        if which == "in"
+        else ("out_channels", "out_features", "num_features", "embed_dim", "normalized_shape")
+    )
+    for n in names:
+        v = getattr(module, n, None)
+        if isinstance(v, int):
+            return v
+        if isinstance(v, (tuple, list)) and v and isinstance(v[-1], int):
+            return v[-1]
+    return None
+
+
+def layer_table(model: Any) -> dict[str, tuple[str, int | None, int | None, int]]:
+    """name -> (type, in width, out width, own params) for every module with parameters."""
+    rows = {}
+    for name, m in model.named_modules():
+        own = sum(p.numel() for p in m.parameters(recurse=False))
+        if own:
+            rows[name] = (type(m).__name__, _width(m, "in"), _width(m, "out"), own)
+    return rows
+
+
+def demo_accuracy(model: Any) -> float:
+    """Top-1 accuracy on the demo's 360 held-out digits."""
+    import torch
+
+    x, y = _demo_digits()
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(x).argmax(1) == y).float().mean())
+    model.train(was)
+    return acc
+
+
+def _run(model: Any, inputs: Any) -> Any:
+    import torch
+
+    from engine.io.input_spec import call_with
+
+    with torch.no_grad():
+        return _first_tensor(call_with(model, inputs))
+
+
+def copy_model(model: Any) -> Any:
+    """A deep copy to prune, so the open model stays untouched until the user accepts."""
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def prune_copy(
+    doc: Document,
+    plan: Any,
+    model_copy: Any,
+    calibration: Callable[[Any], Any] | None,
+    progress: Progress = lambda f, m: None,
+    cancel: CancelFlag = lambda: False,
+) -> PruneResult:
+    """Prune `model_copy` (a copy of doc.model) by the plan, then measure and re-trace it."""
+    from engine.plan import Cancelled, apply_plan
+
+    _check_prune(cancel)
+    before = layer_table(doc.model)
+    progress(0.02, "Pruning…")
+
+    def on_step(done: int, total: int, message: str) -> None:
+        progress(0.05 + 0.7 * done / max(total, 1), message or f"step {done}/{total}")
+
+    try:
+        outcome = apply_plan(
+            model_copy,
+            doc.example_inputs,
+            plan,
+            progress=on_step,
+            cancel=cancel,
+            calibration=calibration,
+        )
+    except Cancelled:
+        raise PruneCancelled() from None
+    _check_prune(cancel)
+    progress(0.8, "Checking outputs…")
+    model_copy.eval()
+    ref = _run(doc.model, doc.example_inputs)
+    out = _run(model_copy, doc.example_inputs)
+    diff = None
+    if ref is not None and out is not None and ref.shape == out.shape:
+        diff = float((ref.float() - out.float()).abs().max())
+    after = layer_table(model_copy)
+    layers = [
+        LayerChange(
+            name,
+            kind,
+            cin,
+            after.get(name, (kind, None, None, 0))[1],
+            cout,
+            after.get(name, (kind, None, None, 0))[2],
+            params,
+            after.get(name, (kind, None, None, 0))[3],
+        )
+        for name, (kind, cin, cout, params) in before.items()
+    ]
+    acc_before = acc_after = None
+    if doc.source == DEMO_SOURCE and not doc.pruned:
+        progress(0.85, "Measuring digits accuracy…")
+        acc_before, acc_after = demo_accuracy(doc.model), demo_accuracy(model_copy)
+    _check_prune(cancel)
+    progress(0.9, "Tracing the pruned model…")
+    graph = trace(model_copy, doc.example_inputs)
+    pruned_doc = Document(
+        source=doc.source,
+        title=f"{doc.title} (pruned)",
+        summary=summarize(graph),
+        input_spec=doc.input_spec,
+        description=doc.description,
+        model=model_copy,
+        graph=graph,
+        example_inputs=doc.example_inputs,
+        arch=doc.arch,
+        pruned=True,
+        pruning_history=list(doc.pruning_history) + list(outcome.history),
+    )
+    return PruneResult(
+        document=pruned_doc,
+        macs_before=outcome.macs_before,
+        macs_after=outcome.macs_after,
+        params_before=outcome.params_before,
+        params_after=outcome.params_after,
+        steps_done=outcome.steps_done,
+        layers=layers,
+        output_shape_before=tuple(ref.shape) if ref is not None else None,
+        output_shape_after=tuple(out.shape) if out is not None else None,
+        max_abs_diff=diff,
+        accuracy_before=acc_before,
+        accuracy_after=acc_after,
+    )
+
+
+def _check_prune(cancel: CancelFlag) -> None:
+    if cancel():
+        raise PruneCancelled()
+
+
+# ----------------------------------------------------------------------------- export
+
+
+class ExportCancelled(Exception):
+    """The user cancelled an export; nothing was written."""
+
+
+class ExportFailed(Exception):
+    """An export could not be written or validated; the message is shown to the user."""
+
+
+@dataclass
+class ExportResult:
+    path: str
+    format: str  # "onnx" | "pytorch" | "checkpoint"
+    report: Any = None  # engine.io.ValidationReport for ONNX
+
+
+def _source_path(doc: Document) -> str | None:
+    return None if is_zoo_spec(doc.source) else doc.source
+
+
+def export_model(
+    doc: Document,
+    path: str,
+    fmt: str,
+    opset: int = 17,
+    dynamic_batch: bool = True,
+    progress: Progress = lambda f, m: None,
+    cancel: CancelFlag = lambda: False,
+) -> ExportResult:
+    """Write the document's model to `path`: ONNX (validated with ONNX Runtime), a full
+    PyTorch pickle, or a weights-only checkpoint. The engine writes atomically and refuses
+    the source file; a cancel that arrives after the write removes the new file again."""
+    from engine.io import ExportError, export_onnx, export_pytorch, export_safe_checkpoint
+    from engine.io.atomic import same_file
+
+    source = _source_path(doc)
+    if source and os.path.exists(path) and same_file(path, source):
+        raise ExportFailed(f"{path} is the model's source file; choose another name")
+    existed = os.path.exists(path)
+    if cancel():
+        raise ExportCancelled()
+    progress(0.1, f"Writing {os.path.basename(path)}…")
+    try:
+        if fmt == "onnx":
+            report = export_onnx(
+                doc.model,
+                doc.example_inputs,
+                path,
+                opset=opset,
+                dynamic_batch=dynamic_batch,
+                source=source,
+            )
+            result = ExportResult(path, fmt, report)
+        elif fmt == "checkpoint":
+            if not doc.arch:
+                raise ExportFailed(
+                    "a weights-only checkpoint needs a known architecture (a zoo or demo "
+                    "model); save a full PyTorch model instead"
+                )
+            export_safe_checkpoint(
+                doc.model,
+                path,
+                arch=doc.arch,
+                pruning_history=doc.pruning_history,
+                example_input_spec=doc.input_spec,
+                source=source,
+            )
+            result = ExportResult(path, fmt)
+        else:
+            export_pytorch(doc.model, path, source=source)
+            result = ExportResult(path, fmt)
+    except ExportError as exc:
+        raise ExportFailed(str(exc)) from None
+    if cancel():
+        if not existed and os.path.exists(path):
+            os.remove(path)
+        raise ExportCancelled()
+    progress(1.0, "Exported")
+    return result

@@ -43,17 +43,25 @@ from app.canvas.scene import GraphScene
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
 from app.dialogs.builtin import BuiltinModelDialog
+from app.dialogs.export import ExportDialog
 from app.dialogs.input_shape import InputShapeDialog
+from app.dialogs.prune_result import PruneResultDialog
 from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
 from app.panels.groups import GroupsPanel
+from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
+from app.panels.settings import SettingsPanel
+from app.plan_edits import ratio_of
+from app.pruning import PreviewDone, PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
 from app.workers import JobFailure, JobRunner
 
 Loader = Callable[..., Document]
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.bin *.ckpt *.onnx *.safetensors);;All files (*)"
+PLAN_FILTER = "Pruning plans (*.json);;All files (*)"
+RATIO_PRESETS = (0.0, 0.25, 0.5, 0.75)
 
 
 class LoadResult:
@@ -117,6 +125,7 @@ class MainWindow(QMainWindow):
         self.props_dock = self._dock(
             "Properties", "propertiesDock", self.properties, Qt.RightDockWidgetArea
         )
+        self._build_pruning()
 
         self._build_actions()
         self._build_menus()
@@ -182,6 +191,22 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             self.theme_group.addAction(act)
         self.act_toggle_theme = a("Toggle &Theme", self.toggle_theme, "Ctrl+T")
+        stack = self.pruning.editor.stack
+        self.act_undo = stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence(QKeySequence.Undo)])
+        self.act_redo = stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.act_save_plan = a("&Save Plan…", self.save_plan_dialog, QKeySequence.Save)
+        self.act_open_plan = a("Open &Plan…", self.open_plan_dialog, "Ctrl+Shift+O")
+        self.act_prune = a(
+            "&Prune", self.prune, "Ctrl+P", "Prune a copy of the model with the current plan"
+        )
+        self.act_export = a("&Export…", self.open_export_dialog, "Ctrl+E", "Export the model")
+        self.act_make_scope = a(
+            "Make User &Scope of Selected Groups", self.make_scope_from_selection, "Ctrl+G"
+        )
+        for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
+            act.setEnabled(False)
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -190,9 +215,17 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
+        file_menu.addActions([self.act_open_plan, self.act_save_plan, self.act_export])
+        file_menu.addSeparator()
         file_menu.addAction(self.act_cancel)
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
+        edit_menu = mb.addMenu("&Edit")
+        edit_menu.addActions([self.act_undo, self.act_redo])
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.act_make_scope)
+        prune_menu = mb.addMenu("&Prune")
+        prune_menu.addAction(self.act_prune)
         view_menu = mb.addMenu("&View")
         view_menu.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_100])
         view_menu.addSeparator()
@@ -207,6 +240,8 @@ class MainWindow(QMainWindow):
         panels = view_menu.addMenu("&Panels")
         panels.addAction(self.groups_dock.toggleViewAction())
         panels.addAction(self.props_dock.toggleViewAction())
+        panels.addAction(self.settings_dock.toggleViewAction())
+        panels.addAction(self.preview_dock.toggleViewAction())
         panels.addAction(self.act_minimap)
         help_menu = mb.addMenu("&Help")
         help_menu.addAction(self._action("&About Arborist", self._about))
@@ -219,6 +254,8 @@ class MainWindow(QMainWindow):
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
         tb.addActions([self.act_open, self.act_builtin, self.act_demo])
+        tb.addSeparator()
+        tb.addActions([self.act_undo, self.act_redo, self.act_prune, self.act_export])
         tb.addSeparator()
         tb.addActions([self.act_fit, self.act_zoom_out, self.act_zoom_in])
         tb.addSeparator()
@@ -246,7 +283,7 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar(self, minimum=0, maximum=100, textVisible=False)
         self.progress.setFixedWidth(160)
         self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_load)
+        self.cancel_button.clicked.connect(self.cancel_current)
         sb.addWidget(self.status_label, 1)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
@@ -268,8 +305,10 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
-            self.resizeDocks([self.groups_dock, self.props_dock], [380, 380], Qt.Horizontal)
+            self.resizeDocks([self.groups_dock, self.props_dock], [420, 420], Qt.Horizontal)
             self.resizeDocks([self.groups_dock, self.props_dock], [520, 260], Qt.Vertical)
+            self.resizeDocks([self.settings_dock, self.preview_dock], [360, 360], Qt.Horizontal)
+            self.resizeDocks([self.settings_dock, self.preview_dock], [430, 400], Qt.Vertical)
 
     # ------------------------------------------------------------------ opening
 
@@ -314,6 +353,12 @@ class MainWindow(QMainWindow):
     def cancel_load(self) -> None:
         if self.loads.busy:
             self.loads.cancel()
+        elif self.pruning.busy:
+            self.pruning.cancel_prune()
+
+    def cancel_current(self) -> None:
+        """The status bar's Cancel: stops loading or pruning, whichever runs."""
+        self.cancel_load()
 
     def _on_job_started(self, label: str) -> None:
         self.status_label.setText(label)
@@ -385,7 +430,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ document
 
-    def set_document(self, doc: Document, view: PreparedView) -> None:
+    def set_document(self, doc: Document, view: PreparedView, plan=None) -> None:
         self.document = doc
         self.collapsed = view.graph.collapsed
         self.selected_group = None
@@ -405,6 +450,13 @@ class MainWindow(QMainWindow):
             + ("; " + "; ".join(doc.notes) if doc.notes else "")
         )
         self.view.show_start()
+        self.settings_panel.set_demo(doc.source == DEMO_SOURCE and not doc.pruned)
+        self.preview_panel.clear("Computing the preview…")
+        self.pruning.set_document(doc, plan)
+        self.pruning.set_calibration(*self.settings_panel.calibration_source())
+        for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
+            act.setEnabled(True)
+        self.settings_panel.setEnabled(True)
         self.documentChanged.emit()
 
     def _show_view(self, view: PreparedView) -> None:
@@ -455,6 +507,7 @@ class MainWindow(QMainWindow):
         groups = [] if node.is_block else doc.groups_of(node.name)
         self.scene.set_current(view_id)
         self.properties.show_node(node, groups)
+        self._refresh_plan_views()
         if groups:
             self.select_group(groups[0].id)
         elif self.selected_group is not None:
@@ -567,10 +620,244 @@ class MainWindow(QMainWindow):
                 menu.addAction(
                     f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id)
                 )
+            if node.is_layer:
+                menu.addSeparator()
+                self._add_plan_items(menu, node.name, groups)
         menu.addSeparator()
         menu.addAction("Copy name", lambda: QApplication.clipboard().setText(node.name))
         self.last_dialog = menu
         menu.popup(global_pos)
+
+    # ------------------------------------------------------------------ pruning plan
+
+    def _build_pruning(self) -> None:
+        """Settings and preview docks on the left, wired to the PruningController."""
+        self.pruning = PruningController(self)
+        self.pruning.editor.planChanged.connect(self._on_plan_changed)
+        self.pruning.previewReady.connect(self._on_preview)
+        self.pruning.previewFailed.connect(self._on_preview_failed)
+        self.pruning.solved.connect(self._on_solved)
+        self.pruning.pruneStarted.connect(lambda: self._on_job_started("Pruning a copy…"))
+        self.pruning.pruneProgress.connect(self._on_job_progress)
+        self.pruning.pruneFinished.connect(self._on_pruned)
+        self.pruning.pruneFailed.connect(self._on_prune_failed)
+        self.pruning.pruneCancelled.connect(self._on_prune_cancelled)
+        self.settings_panel = SettingsPanel(engine_api.criteria(), self)
+        self.settings_panel.edited.connect(self._on_settings_edited)
+        self.settings_panel.solveRequested.connect(self.pruning.solve)
+        self.settings_panel.calibrationChanged.connect(
+            lambda: self.pruning.set_calibration(*self.settings_panel.calibration_source())
+        )
+        self.settings_panel.setEnabled(False)
+        self.preview_panel = PreviewPanel(self)
+        self.settings_dock = self._dock(
+            "Pruning settings", "settingsDock", self.settings_panel, Qt.LeftDockWidgetArea
+        )
+        self.preview_dock = self._dock(
+            "Preview", "previewDock", self.preview_panel, Qt.LeftDockWidgetArea
+        )
+        gp = self.groups_panel
+        gp.ratioEdited.connect(self._guard(self.pruning.set_group_ratio))
+        gp.clearRatioRequested.connect(self._guard(self.pruning.clear_ratios))
+        gp.scopeRequested.connect(self._guard(self.pruning.make_scope))
+        gp.ignoreRequested.connect(self._guard(self.pruning.set_ignored))
+        self.properties.layerRatioEdited.connect(self._guard(self.pruning.set_layer_ratio))
+        self.properties.ignoreToggled.connect(
+            self._guard(lambda name, on: self.pruning.set_ignored([name], on))
+        )
+
+    def _guard(self, fn):
+        """Plan edits with a bad value explain themselves in the status bar, never crash."""
+
+        def call(*args):
+            try:
+                fn(*args)
+            except (ValueError, AttributeError) as exc:
+                self.status_label.setText(f"Not applied: {exc}")
+
+        return call
+
+    def _on_settings_edited(self, text: str, changes: dict, merge: str) -> None:
+        self._guard(self.pruning.set_options)(text, changes, merge)
+
+    def _on_plan_changed(self, plan) -> None:
+        """Plan edited, undone or redone: every view of the plan follows it."""
+        self.settings_panel.show_plan(plan)
+        self._refresh_plan_views()
+        self.preview_panel.set_state("Updating preview…")
+
+    def _refresh_plan_views(self) -> None:
+        doc, plan = self.document, self.pruning.plan
+        if doc is None:
+            return
+        done = self.pruning.last_preview
+        planned: dict[str, int] = {}
+        widths: dict[str, tuple[int | None, int | None]] = {}
+        if done is not None and done.plan == plan:
+            for lp in done.preview.layers:
+                widths[lp.name] = (lp.in_after, lp.out_after)
+                planned[lp.name] = lp.out_after
+        ratios = {g.root: ratio_of(plan, g.root) for g in doc.summary.groups}
+        self.groups_panel.model.set_plan_info(ratios, planned)
+        self.scene.show_planned(widths)
+        node = self.properties.node
+        if node is not None and not node.is_block:
+            self.properties.show_plan(plan, widths.get(node.name))
+
+    def _on_preview(self, done: PreviewDone) -> None:
+        p = done.preview
+        n = sum(1 for lp in p.layers if lp.out_after != lp.out_before)
+        self.preview_panel.show_preview(
+            p, f"{n} layers change · preview computed in {1000 * done.seconds:.0f} ms"
+        )
+        self._refresh_plan_views()
+
+    def _on_preview_failed(self, message: str) -> None:
+        self.preview_panel.set_state(f"⚠ Preview failed: {message}")
+
+    def _on_solved(self, done: SolveDone) -> None:
+        what = "MACs" if done.target == "macs" else "parameters"
+        self.settings_panel.solve_label.setText(
+            f"Ratio {done.result.ratio:.3f} keeps {100 * done.result.achieved:.1f} % of {what} "
+            f"(asked for {100 * done.keep:.0f} %)"
+        )
+
+    def _add_plan_items(self, menu: QMenu, name: str, groups) -> None:
+        """Canvas context menu: ratio presets for the layer, ignore, scope with selection."""
+        plan = self.pruning.plan
+        current = plan.layer_ratios.get(name)
+        ratio_menu = menu.addMenu("Pruning ratio of this layer")
+        for r in RATIO_PRESETS:
+            act = ratio_menu.addAction(
+                f"{r:.2f}", lambda r=r: self._guard(self.pruning.set_layer_ratio)(name, r)
+            )
+            act.setCheckable(True)
+            act.setChecked(current == r)
+        ratio_menu.addSeparator()
+        ratio_menu.addAction("Other…", lambda: self.properties.focus_ratio())
+        ratio_menu.addAction(
+            "Use group/default ratio", lambda: self.pruning.set_layer_ratio(name, None)
+        ).setEnabled(current is not None)
+        if groups:
+            menu.addAction(
+                f"Edit ratio of group #{groups[0].id}…",
+                lambda: (
+                    self.select_group(groups[0].id),
+                    self.groups_panel.edit_ratio(groups[0].id),
+                ),
+            )
+        ignored = name in plan.ignored_layers
+        menu.addAction(
+            "Un-ignore layer" if ignored else "Ignore layer (never prune)",
+            lambda: self.pruning.set_ignored([name], not ignored),
+        )
+        roots = self.groups_panel.selected_roots()
+        extra = [r for r in roots if r != name]
+        if extra:
+            menu.addAction(
+                f"Make user scope with {len(extra)} selected group(s)",
+                self._guard(lambda: self.pruning.make_scope([name, *extra])),
+            )
+
+    def make_scope_from_selection(self) -> None:
+        roots = self.groups_panel.selected_roots()
+        if len(roots) < 2:
+            self.status_label.setText("Select two or more groups (Ctrl+click) to share a ratio")
+            return
+        self._guard(self.pruning.make_scope)(roots)
+
+    def save_plan_dialog(self) -> None:
+        if self.document is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save pruning plan", "plan.json", PLAN_FILTER)
+        if path:
+            self.save_plan(path)
+
+    def save_plan(self, path: str) -> None:
+        try:
+            self.pruning.save_plan(path)
+        except OSError as exc:
+            self._show_error("Could not save the plan", str(exc))
+            return
+        self.status_label.setText(f"Plan saved to {path}")
+
+    def open_plan_dialog(self) -> None:
+        if self.document is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open pruning plan", "", PLAN_FILTER)
+        if path:
+            self.open_plan(path)
+
+    def open_plan(self, path: str) -> bool:
+        problems = self.pruning.open_plan(path)
+        if problems:
+            self._show_error(
+                "Could not use this plan",
+                f"{os.path.basename(path)} does not fit {self.document.title}:",
+                "\n".join(problems),
+            )
+            self.last_dialog.setInformativeText("\n".join(problems[:8]))
+            return False
+        self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo)")
+        return True
+
+    # ------------------------------------------------------------------ prune & export
+
+    def prune(self) -> None:
+        if self.document is None or self.loads.busy:
+            return
+        if self.pruning.prune():
+            self.act_prune.setEnabled(False)
+
+    def _on_pruned(self, payload) -> None:
+        result, view = payload
+        self._job_ended()
+        self.act_prune.setEnabled(True)
+        self.status_label.setText(
+            f"Pruned a copy: MACs {result.macs_before:,} → {result.macs_after:,}; "
+            "keep it or discard it"
+        )
+        dialog = PruneResultDialog(result, self)
+        self.last_dialog = dialog
+        self.result_dialog = dialog
+        dialog.accepted.connect(lambda: self.accept_pruned(result, view))
+        dialog.rejected.connect(
+            lambda: self.status_label.setText("Pruned copy discarded; the model is unchanged")
+        )
+        dialog.open()
+
+    def accept_pruned(self, result, view: PreparedView) -> None:
+        plan = self.pruning.plan.replace(layer_ratios={}, group_ratios={}, scopes=[])
+        self.set_document(result.document, view, plan)
+        self.status_label.setText(
+            f"Showing the pruned model: {len(result.document.summary.nodes)} nodes; "
+            "File › Export… to save it"
+        )
+
+    def _on_prune_failed(self, failure: JobFailure) -> None:
+        self._job_ended()
+        self.act_prune.setEnabled(True)
+        self.status_label.setText("Pruning failed; the model is unchanged")
+        self._show_error("Pruning failed", failure.message, failure.details)
+
+    def _on_prune_cancelled(self) -> None:
+        self._job_ended()
+        self.act_prune.setEnabled(True)
+        self.status_label.setText("Pruning cancelled; the model is unchanged")
+
+    def open_export_dialog(self) -> ExportDialog | None:
+        if self.document is None:
+            return None
+        start = (
+            ""
+            if engine_api.is_zoo_spec(self.document.source)
+            else os.path.dirname(self.document.source)
+        )
+        dialog = ExportDialog(self.document, self, start_dir=start or os.getcwd())
+        self.last_dialog = dialog
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
 
     # ------------------------------------------------------------------ view options
 
@@ -639,4 +926,6 @@ class MainWindow(QMainWindow):
         self.prefs.qs.sync()
         self.loads.cancel(quiet=True)
         self.layouts.cancel(quiet=True)
+        self.pruning.previews.cancel(quiet=True)
+        self.pruning.prunes.cancel(quiet=True)
         super().closeEvent(event)

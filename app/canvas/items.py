@@ -117,6 +117,8 @@ class NodeItem(QGraphicsItem):
         self.title = style.title_metrics.elidedText(node.name or node.kind, Qt.ElideMiddle, text_w)
         self.sub = style.sub_metrics.elidedText(subtitle(node), Qt.ElideRight, text_w)
         self._static: tuple[QStaticText, QStaticText] | None = None
+        self._text_w = text_w
+        self.kept: float | None = None  # planned out-channels / current, None = unchanged
         # Ops whose name already says what they are ("block.add") get one line.
         self.two_lines = (
             node.is_layer or node.is_block or node.kind.lower() not in node.name.lower()
@@ -126,6 +128,23 @@ class NodeItem(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         return self._bounds
+
+    def set_planned(self, widths: tuple[int | None, int | None] | None) -> None:
+        """Show the plan's (in, out) width after pruning next to the current one."""
+        node = self.node
+        text = subtitle(node)
+        self.kept = None
+        if widths is not None and (widths[0], widths[1]) != (node.in_channels, node.out_channels):
+            cin, cout = widths
+            same = cin == cout and kind_family(node.kind) not in ("conv", "linear")
+            planned = str(cout) if same or cin is None else f"{cin}→{cout}"
+            text = f"{text} ⇒ {planned}"
+            if node.out_channels and cout is not None:
+                self.kept = cout / node.out_channels
+        self.sub = self.style.sub_metrics.elidedText(text, Qt.ElideRight, self._text_w)
+        self._static = None
+        self.setToolTip(f"{node.name}\n{text}")
+        self.update()
 
     def refresh_theme(self) -> None:
         self.color = self.style.theme.family_color(self.node.kind)
@@ -168,6 +187,12 @@ class NodeItem(QGraphicsItem):
                 painter.drawStaticText(QPointF(x, top + th), self._static[1])
             else:
                 painter.drawStaticText(QPointF(x, r.center().y() - th / 2), self._static[0])
+        if self.kept is not None:  # planned width: the kept share of a thin bottom bar
+            bar = QRectF(r.left() + self.STRIPE + 4, r.bottom() - 5, r.width() - self.STRIPE - 8, 3)
+            painter.fillRect(bar, st.theme.edge)
+            painter.fillRect(
+                QRectF(bar.left(), bar.top(), bar.width() * self.kept, 3), st.theme.accent
+            )
         if self.highlighted or self.current:
             painter.setPen(st.current_pen if self.current else st.accent_pen)
             painter.setBrush(st.no_brush)

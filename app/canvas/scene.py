@@ -63,6 +63,12 @@ class GraphScene(QGraphicsScene):
         self.setSceneRect(self.content_rect.adjusted(-pad, -pad, pad, pad))
         self.graphChanged.emit()
 
+    def show_planned(self, widths: dict[str, tuple[int | None, int | None]]) -> None:
+        """Planned (in, out) widths by layer name; layers not in `widths` show no change."""
+        for item in self.node_items.values():
+            if not item.node.is_block:
+                item.set_planned(widths.get(item.node.name))
+
     def highlight(self, ids: Iterable[int]) -> frozenset[int]:
         """Emphasise these view nodes and the edges between them; dim the rest."""
         new = frozenset(i for i in ids if i in self.node_items)

@@ -1,0 +1,207 @@
+"""Export the open (pruned) model: ONNX with opset and dynamic batch, or PyTorch, then
+show the engine's validation report. The write runs in a worker and can be cancelled;
+a failure is explained in the dialog and leaves no file behind (the engine writes
+atomically and refuses to overwrite the model's source)."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import engine_api
+from app.document import Document
+from app.workers import JobFailure, JobRunner
+
+FORMATS = {
+    "onnx": ("ONNX (validated with ONNX Runtime)", ".onnx"),
+    "pytorch": ("PyTorch model (full pickle, .pt)", ".pt"),
+    "checkpoint": ("Arborist safe checkpoint (weights only, .pt)", ".pt"),
+}
+
+
+def report_text(result: engine_api.ExportResult) -> str:
+    """Human summary of an ExportResult (the ONNX ValidationReport in full)."""
+    size = os.path.getsize(result.path) if os.path.exists(result.path) else 0
+    lines = [f"Wrote {result.path} ({size / 1e6:.2f} MB)"]
+    rep = result.report
+    if rep is None:
+        return "\n".join(lines)
+    verdict = "OK" if rep.ok else "PROBLEM"
+    lines.append(f"Validation: {verdict}")
+    lines.append(f"  exporter: {rep.exporter}, opset {rep.opset}")
+    lines.append(f"  onnx.checker: {'passed' if rep.onnx_checker_ok else 'FAILED'}")
+    diff = "n/a" if rep.max_abs_diff is None else f"{rep.max_abs_diff:.3g}"
+    lines.append(
+        f"  ONNX Runtime vs PyTorch: {'match' if rep.outputs_match else 'MISMATCH'} "
+        f"(max |Δ| {diff}, tolerance {rep.tolerance:g})"
+    )
+    for kind, infos in (("input", rep.inputs), ("output", rep.outputs)):
+        for t in infos:
+            lines.append(f"  {kind} {t.name}: {t.dtype} {t.shape}")
+    lines += [f"  error: {e}" for e in rep.errors]
+    return "\n".join(lines)
+
+
+class ExportDialog(QDialog):
+    exported = Signal(object)  # ExportResult
+
+    def __init__(self, doc: Document, parent: QWidget | None = None, start_dir: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export model")
+        self.doc = doc
+        self.result_data: engine_api.ExportResult | None = None
+        self._existed = False
+        self.runner = JobRunner(self, cancel_types=(engine_api.ExportCancelled,))
+        self.runner.progress.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
+
+        self.format = QComboBox(self)
+        for key, (label, _) in FORMATS.items():
+            self.format.addItem(label, key)
+        self.path = QLineEdit(self)
+        base = doc.title.replace(" (pruned)", "_pruned").replace(" ", "_").replace(":", "_")
+        self.path.setText(os.path.join(start_dir or os.getcwd(), base + ".onnx"))
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        self.opset = QSpinBox(self)
+        self.opset.setRange(7, 23)
+        self.opset.setValue(17)
+        self.dynamic = QCheckBox("Dynamic batch dimension", self)
+        self.dynamic.setChecked(True)
+        form = QFormLayout()
+        form.addRow("Format", self.format)
+        form.addRow("File", row)
+        form.addRow("ONNX opset", self.opset)
+        form.addRow("", self.dynamic)
+        self.progress = QProgressBar(self, minimum=0, maximum=100)
+        self.progress.hide()
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.report = QPlainTextEdit(self)
+        self.report.setReadOnly(True)
+        self.report.setPlaceholderText("The validation report appears here after exporting.")
+        self.export_button = QPushButton("Export", self)
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        close = QPushButton("Close", self)
+        close.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.report, 1)
+        layout.addLayout(buttons)
+        self.format.currentIndexChanged.connect(self._format_changed)
+        self.resize(640, 420)
+
+    def fmt(self) -> str:
+        return self.format.currentData()
+
+    def _format_changed(self) -> None:
+        onnx = self.fmt() == "onnx"
+        self.opset.setEnabled(onnx)
+        self.dynamic.setEnabled(onnx)
+        root, _ = os.path.splitext(self.path.text())
+        self.path.setText(root + FORMATS[self.fmt()][1])
+
+    def _browse(self) -> None:
+        ext = FORMATS[self.fmt()][1]
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export model", self.path.text(), f"*{ext};;All files (*)"
+        )
+        if path:
+            self.path.setText(path)
+
+    def start(self) -> None:
+        path = self.path.text().strip()
+        if not path:
+            self._fail("Choose a file name to export to.")
+            return
+        doc, fmt, opset, dyn = self.doc, self.fmt(), self.opset.value(), self.dynamic.isChecked()
+        self.result_data = None
+        self._existed = os.path.exists(path)
+        self.report.clear()
+        self.status.setStyleSheet("")
+        self.status.setText(f"Exporting to {path}…")
+        self.progress.setValue(0)
+        self.progress.show()
+        self.export_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.runner.submit(
+            lambda progress, cancelled: engine_api.export_model(
+                doc, path, fmt, opset, dyn, progress, cancelled
+            ),
+            "export",
+        )
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def _idle(self) -> None:
+        self.progress.hide()
+        self.export_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(100 * fraction))
+        self.status.setText(message)
+
+    def _on_finished(self, result: engine_api.ExportResult) -> None:
+        self._idle()
+        self.result_data = result
+        ok = result.report is None or result.report.ok
+        self.status.setStyleSheet("" if ok else "color: #b91c1c;")
+        self.status.setText(
+            "Exported and validated." if ok and result.report else
+            "Exported." if ok else "Exported, but validation found a problem (see below)."
+        )  # fmt: skip
+        self.report.setPlainText(report_text(result))
+        self.exported.emit(result)
+
+    def _fail(self, message: str) -> None:
+        self.status.setStyleSheet("color: #b91c1c;")
+        self.status.setText(message)
+
+    def _on_failed(self, failure: JobFailure) -> None:
+        self._idle()
+        kept = "The existing file was left as it was." if self._existed else "No file was written."
+        self._fail(f"Export failed: {failure.message}\n{kept}")
+        self.report.setPlainText(failure.details)
+
+    def _on_cancelled(self) -> None:
+        self._idle()
+        self._fail("Export cancelled; no file was written.")
+
+    def done(self, r: int) -> None:
+        self.runner.cancel(quiet=True)
+        super().done(r)

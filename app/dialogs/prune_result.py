@@ -1,0 +1,100 @@
+"""What a pruning run produced, before the user decides to keep it: totals, the output
+check against the original, the demo's digits accuracy, and every layer before/after."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine_api import PruneResult
+from app.panels.preview import change_text
+
+
+def _arrow(a: int | None, b: int | None) -> str:
+    if a is None and b is None:
+        return ""
+    return f"{a} → {b}" if a != b else str(a)
+
+
+def output_check_text(r: PruneResult) -> str:
+    if r.output_shape_after is None:
+        return "the model returned no tensor to compare"
+    shape = f"output shape {r.output_shape_before} → {r.output_shape_after}"
+    if r.max_abs_diff is None:
+        return shape + " (shapes differ: not comparable)"
+    return f"{shape}; max |pruned − original| on the example input = {r.max_abs_diff:.4g}"
+
+
+class PruneResultDialog(QDialog):
+    """Accept keeps the pruned copy as the open model; Discard throws it away."""
+
+    def __init__(self, result: PruneResult, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Pruning result")
+        self.result_data = result
+        r = result
+        form = QFormLayout()
+        self.rows: dict[str, str] = {
+            "MACs": change_text(r.macs_before, r.macs_after),
+            "Parameters": change_text(r.params_before, r.params_after),
+            "Steps": str(r.steps_done),
+            "Output check": output_check_text(r),
+        }
+        if r.accuracy_before is not None and r.accuracy_after is not None:
+            self.rows["Digits accuracy"] = (
+                f"{100 * r.accuracy_before:.2f} % → {100 * r.accuracy_after:.2f} % "
+                "(360 held-out digits, no fine-tuning)"
+            )
+        if r.calibration_note:
+            self.rows["Importance data"] = r.calibration_note
+        for key, value in self.rows.items():
+            label = QLabel(value, self)
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            form.addRow(key, label)
+
+        changed = [c for c in r.layers if c.params_before != c.params_after]
+        self.table = QTableWidget(len(r.layers), 5, self)
+        self.table.setHorizontalHeaderLabels(["Layer", "Type", "In", "Out", "Params"])
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.setAlternatingRowColors(True)
+        for row, c in enumerate(r.layers):
+            cells = (
+                c.name,
+                c.kind,
+                _arrow(c.in_before, c.in_after),
+                _arrow(c.out_before, c.out_after),
+                _arrow(c.params_before, c.params_after),
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c in changed:
+                    f = item.font()
+                    f.setBold(True)
+                    item.setFont(f)
+                self.table.setItem(row, col, item)
+        buttons = QDialogButtonBox(self)
+        self.accept_button = buttons.addButton("Keep pruned model", QDialogButtonBox.AcceptRole)
+        self.discard_button = buttons.addButton("Discard", QDialogButtonBox.RejectRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(QLabel(f"{len(changed)} of {len(r.layers)} layers changed:", self))
+        layout.addWidget(self.table, 1)
+        layout.addWidget(buttons)
+        self.resize(760, 560)

@@ -1,0 +1,152 @@
+"""Live preview: total MACs/params before → after and channels per layer, from the engine's
+exact Preview (never an estimate made up here).
+
+The panel shows whatever Preview it is handed; the window decides when to compute one
+(debounced, in a worker) and drops stale results, so this stays a pure view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+NORM_KINDS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm")
+
+
+def fmt_count(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def change_text(before: int, after: int) -> str:
+    """'1.23 M → 0.61 M (49.6 % kept, −50.4 %)'."""
+    if before <= 0:
+        return f"{fmt_count(before)} → {fmt_count(after)}"
+    kept = 100.0 * after / before
+    return f"{fmt_count(before)} → {fmt_count(after)}  ({kept:.1f} % kept, {kept - 100.0:+.1f} %)"
+
+
+def chart_layers(layers: list[Any]) -> list[Any]:
+    """Layers worth a bar: ones with output channels, norms left out (they mirror a conv)."""
+    return [lp for lp in layers if lp.out_before and not any(k in lp.type for k in NORM_KINDS)]
+
+
+class PreviewPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.preview: Any = None
+        self.macs_label = QLabel("MACs: —", self)
+        self.params_label = QLabel("Params: —", self)
+        self.state_label = QLabel("Open a model to preview a pruning plan.", self)
+        self.state_label.setWordWrap(True)
+        self.state_label.setEnabled(False)
+        for lab in (self.macs_label, self.params_label):
+            lab.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            f = lab.font()
+            f.setBold(True)
+            lab.setFont(f)
+
+        self.plot = pg.PlotWidget(self)
+        self.plot.setBackground(None)
+        self.plot.setLabel("left", "channels")
+        self.plot.setLabel("bottom", "layer")
+        self.plot.showGrid(y=True, alpha=0.25)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.bars_before = pg.BarGraphItem(
+            x=[], height=[], width=0.8, brush=pg.mkBrush(150, 150, 160, 150), pen=None
+        )
+        self.bars_after = pg.BarGraphItem(
+            x=[], height=[], width=0.5, brush=pg.mkBrush(37, 99, 235, 230), pen=None
+        )
+        self.plot.addItem(self.bars_before)
+        self.plot.addItem(self.bars_after)
+        self.legend.addItem(self.bars_before, "before")
+        self.legend.addItem(self.bars_after, "after")
+        self.chart_names: list[str] = []
+
+        self.table = QTableWidget(0, 5, self)
+        self.table.setHorizontalHeaderLabels(["Layer", "Type", "Out ch", "Params", "MACs"])
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.setAlternatingRowColors(True)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.plot, "Channels per layer")
+        self.tabs.addTab(self.table, "Layers")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.macs_label)
+        layout.addWidget(self.params_label)
+        layout.addWidget(self.state_label)
+        layout.addWidget(self.tabs, 1)
+
+    def clear(self, message: str = "") -> None:
+        self.preview = None
+        self.macs_label.setText("MACs: —")
+        self.params_label.setText("Params: —")
+        self.state_label.setText(message)
+        self.bars_before.setOpts(x=[], height=[])
+        self.bars_after.setOpts(x=[], height=[])
+        self.chart_names = []
+        self.table.setRowCount(0)
+
+    def set_state(self, message: str) -> None:
+        self.state_label.setText(message)
+
+    def show_preview(self, preview: Any, note: str = "") -> None:
+        """Show an engine Preview: totals, bars of out-channels per layer, the layer table."""
+        self.preview = preview
+        self.macs_label.setText("MACs: " + change_text(preview.macs_before, preview.macs_after))
+        self.params_label.setText(
+            "Params: " + change_text(preview.params_before, preview.params_after)
+        )
+        self.state_label.setText(note)
+        shown = chart_layers(preview.layers)
+        xs = list(range(len(shown)))
+        self.chart_names = [lp.name for lp in shown]
+        self.bars_before.setOpts(x=xs, height=[lp.out_before for lp in shown])
+        self.bars_after.setOpts(x=xs, height=[lp.out_after for lp in shown])
+        step = max(1, len(shown) // 8)
+        ticks = [(i, shown[i].name) for i in range(0, len(shown), step)]
+        self.plot.getAxis("bottom").setTicks([ticks])
+        if shown:
+            self.plot.setXRange(-0.8, len(shown) - 0.2, padding=0)
+            self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.08, padding=0)
+        self._fill_table(preview.layers)
+
+    def _fill_table(self, layers: list[Any]) -> None:
+        self.table.setRowCount(len(layers))
+        for row, lp in enumerate(layers):
+            cells = (
+                lp.name,
+                lp.type,
+                f"{lp.out_before} → {lp.out_after}",
+                f"{fmt_count(lp.params_before)} → {fmt_count(lp.params_after)}",
+                f"{fmt_count(lp.macs_before)} → {fmt_count(lp.macs_after)}",
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col >= 2:
+                    item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                if col == 2 and lp.out_after != lp.out_before:
+                    f = item.font()
+                    f.setBold(True)
+                    item.setFont(f)
+                self.table.setItem(row, col, item)

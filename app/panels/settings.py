@@ -1,0 +1,282 @@
+"""Pruning settings: criterion, calibration data, mode, ratios, rounding, steps, heads,
+and the "keep N% of MACs" target.
+
+The panel never edits the plan itself: it emits `edited(text, changes, merge_key)`
+and the window turns that into an undoable command; `show_plan` writes the plan
+back into the widgets with signals blocked, so undo/redo never echo as new edits.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine_api import Criterion
+from engine.plan import PruningPlan
+
+LABELS: dict[str, str] = {
+    "magnitude": "Magnitude (Lp norm of weights)",
+    "group_magnitude": "Group magnitude (whole group's norm)",
+    "lamp": "LAMP (layer-adaptive magnitude)",
+    "bn_scale": "BatchNorm scale |γ|",
+    "taylor": "Taylor (first order, needs data)",
+    "group_taylor": "Group Taylor (needs data)",
+    "hessian": "Hessian (second order, needs data)",
+    "group_hessian": "Group Hessian (needs data)",
+    "random": "Random (baseline)",
+}
+MODES = ("local", "global", "isomorphic")
+CALIBRATION = {"demo": "Demo digits", "folder": "Image folder…", "random": "Random inputs"}
+
+
+def _spin(lo: float, hi: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setKeyboardTracking(False)  # one edit per committed value, not per keystroke
+    return box
+
+
+class SettingsPanel(QWidget):
+    edited = Signal(str, dict, str)  # undo text, PruningPlan field changes, merge key
+    solveRequested = Signal(str, float)  # noqa: N815 - target ("macs"/"params"), keep fraction
+    calibrationChanged = Signal()  # noqa: N815
+
+    def __init__(self, criteria: list[Criterion], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folder: str = ""
+        self.is_demo = False
+        self.criteria = {c.name: c for c in criteria}
+
+        self.criterion = QComboBox(self)
+        for c in criteria:
+            self.criterion.addItem(LABELS.get(c.name, c.name), c.name)
+        self.norm = QComboBox(self)
+        self.norm.addItem("L2 norm", 2)
+        self.norm.addItem("L1 norm", 1)
+        self.calibration = QComboBox(self)
+        for key, label in CALIBRATION.items():
+            self.calibration.addItem(label, key)
+        self.data_warning = QLabel(self)
+        self.data_warning.setWordWrap(True)
+        self.data_warning.setStyleSheet("color: #b45309;")
+        self.mode = QComboBox(self)
+        for m in MODES:
+            self.mode.addItem(m.capitalize(), m)
+        self.mode.setToolTip(
+            "Local: every group loses its own ratio. Global: one ranking across groups. "
+            "Isomorphic: global ranking only among groups of the same structure."
+        )
+        self.ratio = _spin(0.0, 0.99, 0.05)
+        self.max_ratio = _spin(0.05, 1.0, 0.05)
+        self.round_to = QSpinBox(self)
+        self.round_to.setRange(0, 1024)
+        self.round_to.setSpecialValueText("off")
+        self.round_to.setKeyboardTracking(False)
+        self.steps = QSpinBox(self)
+        self.steps.setRange(1, 100)
+        self.steps.setKeyboardTracking(False)
+
+        form = QFormLayout()
+        form.addRow("Criterion", self.criterion)
+        form.addRow("Norm", self.norm)
+        form.addRow("Data", self.calibration)
+        form.addRow("", self.data_warning)
+        form.addRow("Mode", self.mode)
+        form.addRow("Default ratio", self.ratio)
+        form.addRow("Max ratio", self.max_ratio)
+        form.addRow("Round channels to", self.round_to)
+        form.addRow("Iterative steps", self.steps)
+
+        heads = QGroupBox("Attention heads", self)
+        self.head_dims = QCheckBox("Prune head dimensions", heads)
+        self.num_heads = QCheckBox("Prune whole heads", heads)
+        self.head_ratio = _spin(0.0, 0.99, 0.05)
+        hl = QFormLayout(heads)
+        hl.addRow(self.head_dims)
+        hl.addRow(self.num_heads)
+        hl.addRow("Head ratio", self.head_ratio)
+
+        target = QGroupBox("Target", self)
+        self.keep = QSpinBox(target)
+        self.keep.setRange(1, 100)
+        self.keep.setValue(50)
+        self.keep.setSuffix(" %")
+        self.target_kind = QComboBox(target)
+        self.target_kind.addItem("of MACs", "macs")
+        self.target_kind.addItem("of parameters", "params")
+        self.solve = QPushButton("Set ratio", target)
+        self.solve.setToolTip("Find the default ratio that keeps this share (engine solver)")
+        self.solve.clicked.connect(
+            lambda: self.solveRequested.emit(
+                self.target_kind.currentData(), self.keep.value() / 100.0
+            )
+        )
+        tl = QHBoxLayout(target)
+        tl.addWidget(QLabel("Keep", target))
+        tl.addWidget(self.keep)
+        tl.addWidget(self.target_kind)
+        tl.addWidget(self.solve)
+        self.solve_label = QLabel("", self)
+        self.solve_label.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(form)
+        layout.addWidget(heads)
+        layout.addWidget(target)
+        layout.addWidget(self.solve_label)
+        layout.addStretch(1)
+
+        self.criterion.currentIndexChanged.connect(self._criterion_changed)
+        self.norm.currentIndexChanged.connect(
+            lambda: self._emit("Set norm", merge="", importance_options=self._options())
+        )
+        self.calibration.activated.connect(self._calibration_activated)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.ratio.valueChanged.connect(
+            lambda v: self._emit(f"Default ratio {v:.2f}", "ratio", pruning_ratio=v)
+        )
+        self.max_ratio.valueChanged.connect(
+            lambda v: self._emit(f"Max ratio {v:.2f}", "max", max_pruning_ratio=v)
+        )
+        self.round_to.valueChanged.connect(
+            lambda v: self._emit("Round channels", "round", round_to=v or None)
+        )
+        self.steps.valueChanged.connect(
+            lambda v: self._emit(f"Iterative steps {v}", "steps", iterative_steps=v)
+        )
+        self.head_dims.toggled.connect(
+            lambda on: self._emit("Prune head dims", "", prune_head_dims=on)
+        )
+        self.num_heads.toggled.connect(
+            lambda on: self._emit("Prune whole heads", "", prune_num_heads=on)
+        )
+        self.head_ratio.valueChanged.connect(
+            lambda v: self._emit(f"Head ratio {v:.2f}", "head", head_pruning_ratio=v)
+        )
+        self._update_data_row()
+
+    # ------------------------------------------------------------------ plan -> widgets
+
+    def show_plan(self, plan: PruningPlan) -> None:
+        widgets = (
+            self.criterion, self.norm, self.mode, self.ratio, self.max_ratio, self.round_to,
+            self.steps, self.head_dims, self.num_heads, self.head_ratio,
+        )  # fmt: skip
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            i = self.criterion.findData(plan.importance)
+            if i < 0:  # a criterion the plan file names but this panel does not list
+                self.criterion.addItem(plan.importance, plan.importance)
+                i = self.criterion.count() - 1
+            self.criterion.setCurrentIndex(i)
+            self.norm.setCurrentIndex(
+                max(0, self.norm.findData(plan.importance_options.get("p", 2)))
+            )
+            mode = "isomorphic" if plan.isomorphic else "global" if plan.global_pruning else "local"
+            self.mode.setCurrentIndex(self.mode.findData(mode))
+            self.ratio.setValue(plan.pruning_ratio)
+            self.max_ratio.setValue(plan.max_pruning_ratio)
+            self.round_to.setValue(plan.round_to or 0)
+            self.steps.setValue(plan.iterative_steps)
+            self.head_dims.setChecked(plan.prune_head_dims)
+            self.num_heads.setChecked(plan.prune_num_heads)
+            self.head_ratio.setValue(plan.head_pruning_ratio)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        self._update_data_row()
+
+    def set_demo(self, is_demo: bool) -> None:
+        """The demo ships digits to calibrate on; other models default to random inputs."""
+        self.is_demo = is_demo
+        i = self.calibration.findData("demo")
+        self.calibration.model().item(i).setEnabled(is_demo)
+        want = "demo" if is_demo else ("folder" if self.folder else "random")
+        self.calibration.setCurrentIndex(self.calibration.findData(want))
+        self._update_data_row()
+
+    # ------------------------------------------------------------------ widgets -> edits
+
+    def _emit(self, text: str, merge: str, **changes: object) -> None:
+        self.edited.emit(text, changes, merge)
+
+    def _options(self) -> dict:
+        crit = self.criterion.currentData()
+        return {"p": int(self.norm.currentData())} if self._has_norm(crit) else {}
+
+    def _has_norm(self, crit: str) -> bool:
+        c = self.criteria.get(crit)
+        return c is not None and "p" in c.options
+
+    def needs_data(self) -> bool:
+        c = self.criteria.get(self.criterion.currentData())
+        return c is not None and c.needs_data
+
+    def _criterion_changed(self) -> None:
+        crit = self.criterion.currentData()
+        self._update_data_row()
+        self._emit(f"Criterion {crit}", "", importance=crit, importance_options=self._options())
+
+    def _mode_changed(self) -> None:
+        mode = self.mode.currentData()
+        self._emit(
+            f"Mode {mode}",
+            "",
+            global_pruning=mode in ("global", "isomorphic"),
+            isomorphic=mode == "isomorphic",
+        )
+
+    def _calibration_activated(self) -> None:
+        if self.calibration.currentData() == "folder":
+            path = QFileDialog.getExistingDirectory(
+                self, "Folder of calibration images", self.folder
+            )
+            if path:
+                self.folder = path
+            elif not self.folder:
+                self.calibration.setCurrentIndex(self.calibration.findData("random"))
+        self._update_data_row()
+        self.calibrationChanged.emit()
+
+    def calibration_source(self) -> tuple[str, str]:
+        """("demo" | "folder" | "random", folder path)."""
+        return self.calibration.currentData(), self.folder
+
+    def _update_data_row(self) -> None:
+        crit = self.criterion.currentData()
+        needs = self.needs_data()
+        self.calibration.setEnabled(needs)
+        self.norm.setEnabled(self._has_norm(crit))
+        kind = self.calibration.currentData()
+        if not needs:
+            text = ""
+        elif kind == "random":
+            text = (
+                "⚠ No data: gradients come from random inputs, so the ranking is close to "
+                "arbitrary. Pick the demo digits or an image folder."
+            )
+        elif kind == "folder":
+            text = f"Images from {self.folder}" if self.folder else "Choose a folder"
+        else:
+            text = "Gradients from 64 demo digits (cross-entropy on their labels)"
+        self.data_warning.setText(text)
+        self.data_warning.setVisible(bool(text))
+        self.data_warning.setStyleSheet("color: #b45309;" if kind == "random" else "")
+        self.data_warning.setAlignment(Qt.AlignLeft)

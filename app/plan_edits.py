@@ -1,0 +1,120 @@
+"""Pure edits of a PruningPlan: each returns a NEW plan and never mutates its input.
+
+Undo commands swap whole plans (a plan is a few dicts and lists), so every edit
+the GUI offers is one of these functions; keeping them free of Qt makes them
+testable on their own and lets undo/redo be exact by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from engine.plan import PruningPlan, UserScope
+
+
+def _clean_ratio(ratio: float) -> float:
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio {ratio:g} is outside [0, 1)")
+    return round(float(ratio), 4)
+
+
+def set_layer_ratio(plan: PruningPlan, layer: str, ratio: float | None) -> PruningPlan:
+    """Ratio of the group(s) whose out-channels `layer` owns; None removes the override."""
+    ratios = dict(plan.layer_ratios)
+    if ratio is None:
+        ratios.pop(layer, None)
+    else:
+        ratios[layer] = _clean_ratio(ratio)
+    return plan.replace(layer_ratios=ratios)
+
+
+def set_group_ratio(plan: PruningPlan, root: str, ratio: float | None) -> PruningPlan:
+    """Ratio of the group rooted at `root` (group id = root module path); None clears it."""
+    ratios = dict(plan.group_ratios)
+    if ratio is None:
+        ratios.pop(root, None)
+    else:
+        ratios[root] = _clean_ratio(ratio)
+    return plan.replace(group_ratios=ratios)
+
+
+def make_scope(
+    plan: PruningPlan, layers: Iterable[str], ratio: float, name: str = ""
+) -> PruningPlan:
+    """One shared ranking and ratio for `layers`; they leave any scope they were in before
+    (a layer can rank in only one scope), and scopes left empty disappear."""
+    chosen = list(dict.fromkeys(layers))
+    if len(chosen) < 1:
+        raise ValueError("a user scope needs at least one layer")
+    taken = set(chosen)
+    scopes = []
+    for s in plan.scopes:
+        rest = [x for x in s.layers if x not in taken]
+        if rest:
+            scopes.append(UserScope(rest, s.ratio, s.name))
+    used = {s.name for s in scopes}
+    if not name:
+        k = 1
+        while f"scope {k}" in used:
+            k += 1
+        name = f"scope {k}"
+    scopes.append(UserScope(chosen, _clean_ratio(ratio), name))
+    return plan.replace(scopes=scopes)
+
+
+def set_scope_ratio(plan: PruningPlan, name: str, ratio: float) -> PruningPlan:
+    scopes = [
+        UserScope(list(s.layers), _clean_ratio(ratio) if s.name == name else s.ratio, s.name)
+        for s in plan.scopes
+    ]
+    return plan.replace(scopes=scopes)
+
+
+def remove_scope(plan: PruningPlan, name: str) -> PruningPlan:
+    return plan.replace(scopes=[s for s in plan.scopes if s.name != name])
+
+
+def set_ignored(plan: PruningPlan, layers: Iterable[str], ignored: bool) -> PruningPlan:
+    """Add or remove layers from ignored_layers, keeping the list's order stable."""
+    names = list(dict.fromkeys(layers))
+    current = list(plan.ignored_layers)
+    if ignored:
+        current += [n for n in names if n not in current]
+    else:
+        current = [n for n in current if n not in set(names)]
+    return plan.replace(ignored_layers=current)
+
+
+def set_options(plan: PruningPlan, **changes: object) -> PruningPlan:
+    """Global settings (criterion, mode, default ratio, ...); unknown names raise."""
+    for key in changes:
+        if not hasattr(plan, key):
+            raise AttributeError(f"PruningPlan has no setting {key!r}")
+    return plan.replace(**changes)
+
+
+@dataclass(frozen=True)
+class RatioSource:
+    """Which plan entry decides a group's ratio, for display: the preview shows the result."""
+
+    ratio: float | None  # None when the root layer is ignored
+    origin: str  # "default", "group", "layer", "scope NAME", "ignored"
+
+
+def ratio_of(plan: PruningPlan, root: str) -> RatioSource:
+    """The plan entry that most specifically targets the group rooted at `root`."""
+    if root in plan.ignored_layers:
+        return RatioSource(None, "ignored")
+    for s in plan.scopes:
+        if root in s.layers:
+            return RatioSource(s.ratio, f"scope {s.name}")
+    if root in plan.group_ratios:
+        return RatioSource(plan.group_ratios[root], "group")
+    if root in plan.layer_ratios:
+        return RatioSource(plan.layer_ratios[root], "layer")
+    return RatioSource(plan.pruning_ratio, "default")
+
+
+def scope_of(plan: PruningPlan, layer: str) -> UserScope | None:
+    return next((s for s in plan.scopes if layer in s.layers), None)
