@@ -57,10 +57,10 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
 
     fmt = _check_output(args)
     plan = plan_from_args(args)
-    plan.validate()  # structural problems before the (slow) load
+    _validate(plan)  # structural problems before the (slow) load
     opened = open_model(args, progress)
     plan = plan.replace(input_spec=opened.input_spec)
-    plan.validate(opened.model)
+    _validate(plan, opened.model)
     if fmt is not None:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
@@ -116,6 +116,38 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     if problem:
         raise CliError(problem)
     return report
+
+
+# PruningPlan field -> the flag that sets it, to name both in error messages
+FIELD_FLAGS: dict[str, str] = {
+    "pruning_ratio": "--ratio",
+    "global_pruning": "--global",
+    "isomorphic": "--isomorphic",
+    "importance": "--importance",
+    "round_to": "--round-to",
+    "max_pruning_ratio": "--max-ratio",
+    "iterative_steps": "--steps",
+    "ignored_layers": "--ignore",
+    "input_spec": "--input-shape",
+}
+
+
+def _validate(plan: Any, model: Any = None) -> None:
+    """plan.validate, with each problem also naming the CLI flag of its field."""
+    from engine.plan import PlanError
+
+    try:
+        plan.validate(model)
+    except PlanError as exc:
+        raise PlanError([_with_flag(p) for p in exc.problems]) from None
+
+
+def _with_flag(problem: str) -> str:
+    for field, flag in FIELD_FLAGS.items():
+        if problem.startswith((f"{field}:", f"{field}[")):
+            head, sep, rest = problem.partition(":")
+            return f"{head} ({flag}){sep}{rest}"
+    return problem
 
 
 def _check_output(args: argparse.Namespace) -> str | None:

@@ -249,3 +249,194 @@ def test_cli_path_never_imports_qt():
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["params"] == 21690
+
+
+# ------------------------------------------------------------------------------------- prune
+
+
+def shapes_of(path: Path) -> dict[str, tuple[int, ...]]:
+    model = torch.load(path, map_location="cpu", weights_only=False)  # written by the test
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["--global"],
+        ["--ratio", "0.3", "--round-to", "8"],
+        ["--steps", "2", "--ratio", "0.6"],
+        ["--global", "--isomorphic", "--ratio", "0.4", "--importance", "lamp"],
+    ],
+)
+def test_dry_run_predicts_the_real_prune(capsys, tmp_path, flags):
+    out = tmp_path / "pruned.pt"
+    plan = tmp_path / "plan.json"
+    dry = run_json(
+        capsys,
+        "prune",
+        "arborist:demo",
+        "-o",
+        str(out),
+        "--save-plan",
+        str(plan),
+        "--dry-run",
+        *flags,
+    )
+    assert not out.exists() and not plan.exists()  # --dry-run writes nothing
+    assert dry["dry_run"] is True and dry["output"] is None and dry["validation"] is None
+    real = run_json(capsys, "prune", "arborist:demo", "-o", str(out), *flags)
+    assert real["before"] == dry["before"] == {"macs": 483146, "params": 21690}
+    assert real["after"] == dry["after"]
+    assert real["after"]["params"] < real["before"]["params"]
+    model = torch.load(out, weights_only=False)
+    macs, params = count_ops_and_params(model, load_model("arborist:demo").example_inputs)
+    assert real["after"] == {"macs": macs, "params": params}
+
+
+def test_round_to_keeps_multiples(capsys, tmp_path):
+    out = tmp_path / "r18.pt"
+    report = run_json(
+        capsys,
+        "prune",
+        "torchvision:resnet18",
+        "--input-shape",
+        "1,3,32,32",
+        "--ratio",
+        "0.3",
+        "--round-to",
+        "8",
+        "-o",
+        str(out),
+    )
+    model = torch.load(out, weights_only=False)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.out_channels % 8 == 0 for c in convs)
+    assert any(c.out_channels not in (64, 128, 256, 512) for c in convs)
+    assert model.fc.out_features == 1000  # the classifier is locked, not --ignored
+    macs, params = count_ops_and_params(model, torch.randn(1, 3, 32, 32))
+    assert report["after"] == {"macs": macs, "params": params}
+
+
+def test_saved_plan_reproduces_the_structure(capsys, tmp_path):
+    first, second, plan = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "plan.json"
+    flags = ["--global", "--ratio", "0.4", "--ignore", "stem.0", "--steps", "2"]
+    a = run_json(
+        capsys, "prune", "arborist:demo", "-o", str(first), "--save-plan", str(plan), *flags
+    )
+    saved = json.loads(plan.read_text())
+    assert saved["global_pruning"] is True and saved["pruning_ratio"] == 0.4
+    assert saved["ignored_layers"] == ["stem.0"] and saved["iterative_steps"] == 2
+    assert saved["source"] == "arborist:demo" and saved["input_spec"] == "1,1,8,8"
+    run_json(capsys, "prune", "arborist:demo", "--plan", str(plan), "-o", str(second))
+    assert shapes_of(first) == shapes_of(second)
+    original = {
+        k: tuple(v.shape) for k, v in load_model("arborist:demo").model.state_dict().items()
+    }
+    assert shapes_of(first) != original
+    assert shapes_of(first)["stem.0.weight"] == original["stem.0.weight"]  # ignored
+    # an explicit flag overrides the plan's field
+    smaller = run_json(
+        capsys, "prune", "arborist:demo", "--plan", str(plan), "--ratio", "0.7", "--dry-run"
+    )
+    assert smaller["plan"]["pruning_ratio"] == 0.7 and smaller["plan"]["global_pruning"] is True
+    assert smaller["after"]["params"] < a["after"]["params"]
+
+
+def test_bad_plan_files_are_one_line_errors(capsys, tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    code, _, err = run_cli(capsys, "prune", "arborist:demo", "--plan", str(bad_json), "--dry-run")
+    assert_one_line_error(code, err, "bad.json", "JSON")
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"layer_ratios": {"block.conv9": 0.5}}))
+    code, _, err = run_cli(capsys, "prune", "arborist:demo", "--plan", str(unknown), "--dry-run")
+    assert_one_line_error(code, err, "block.conv9")
+    code, _, err = run_cli(capsys, "prune", "arborist:demo", "--ratio", "1.5", "--dry-run")
+    assert_one_line_error(code, err, "1.5", "--ratio")
+    code, _, err = run_cli(capsys, "prune", "arborist:demo")
+    assert_one_line_error(code, err, "-o OUT")
+    code, _, err = run_cli(capsys, "prune", "arborist:demo", "-o", str(tmp_path / "x.h5"))
+    assert_one_line_error(code, err, "output format", ".onnx")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safe.pt", ".pt2"])
+def test_prune_writes_a_reloadable_file(capsys, tmp_path, suffix):
+    out = tmp_path / f"demo{suffix}"
+    report = run_json(capsys, "prune", "arborist:demo", "--ratio", "0.25", "-o", str(out))
+    check = report["validation"]
+    assert report["output"] == str(out) and out.exists()
+    assert check["reloaded"] is True and check["outputs_match"] is True
+    assert check["max_abs_diff"] < 1e-5
+    if suffix == ".safe.pt":  # loads without --trust and replays the pruning
+        again = run_json(capsys, "inspect", str(out))
+        assert again["params"] == report["after"]["params"]
+        assert again["macs"] == report["after"]["macs"]
+
+
+def test_safe_checkpoint_needs_an_architecture(capsys, tmp_path, pickled_model):
+    out = tmp_path / "net.safe.pt"
+    code, _, err = run_cli(
+        capsys, "prune", str(pickled_model), "--trust", "--input-shape", "1,3,8,8", "-o", str(out)
+    )
+    assert_one_line_error(code, err, ".safe.pt", "architecture")
+    assert not out.exists()
+
+
+def test_prune_to_onnx_is_validated(capsys, tmp_path):
+    out = tmp_path / "r18.onnx"
+    report = run_json(
+        capsys, "prune", "torchvision:resnet18", "--input-shape", "1,3,64,64", "-o", str(out)
+    )
+    check = report["validation"]
+    assert check["format"] == "onnx" and check["onnx_checker_ok"] is True
+    assert check["outputs_match"] is True and check["max_abs_diff"] < 1e-4
+    assert check["outputs"][0]["shape"] == ["batch", 1000]
+    assert report["after"]["params"] < report["before"]["params"] / 2
+
+
+def test_onnx_in_smaller_onnx_out(capsys, tmp_path):
+    import onnxruntime as ort
+
+    from engine.io import export_onnx
+
+    source = tmp_path / "net.onnx"
+    export_onnx(small_net(), torch.randn(1, 3, 8, 8), source)
+    before_hash = sha256(source)
+    out = tmp_path / "net.pruned.onnx"
+    report = run_json(capsys, "prune", str(source), "--ratio", "0.5", "-o", str(out))
+    assert sha256(source) == before_hash
+    assert out.stat().st_size < source.stat().st_size
+    assert report["validation"]["max_abs_diff"] < 1e-4
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 8, 8).numpy()
+    (y,) = session.run(None, {session.get_inputs()[0].name: x})
+    assert y.shape == (2, 5)
+    widths = {layer["out_after"] for layer in report["layers"] if layer["out_after"] != 5}
+    assert widths == {4, 8}  # 8 -> 4 and 16 -> 8 channels
+
+
+def test_source_file_is_never_modified(capsys, tmp_path, pickled_model):
+    before = sha256(pickled_model)
+    out = tmp_path / "pruned.pt"
+    base = ["prune", str(pickled_model), "--trust", "--input-shape", "1,3,8,8"]
+    report = run_json(capsys, *base, "-o", str(out))
+    assert report["after"]["params"] < report["before"]["params"]
+    code, _, err = run_cli(capsys, *base, "-o", str(pickled_model))
+    assert_one_line_error(code, err, "refusing to overwrite the source")
+    assert sha256(pickled_model) == before
+
+
+def test_progress_bars_go_to_stderr_only(capsys):
+    from app.cli.progress import Progress
+
+    progress = Progress(enabled=True)
+    with progress.stage("tracing"):
+        pass
+    with progress.counter("pruning") as callback:
+        callback(1, 2, "step 1")
+        callback(2, 2, "step 2")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "tracing" in err and "pruning" in err and "2/2" in err
+    assert Progress.for_terminal(json_mode=True).enabled is False
