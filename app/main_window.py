@@ -89,6 +89,8 @@ class MainWindow(QMainWindow):
         self.collapsed: frozenset[str] = frozenset()
         self.selected_group: int | None = None
         self.last_dialog: QWidget | None = None
+        self.result_dialog: PruneResultDialog | None = None
+        self.export_dialog: ExportDialog | None = None
         self._search_hits: list[int] = []
         self._search_pos = -1
         self._search_text = ""

@@ -144,7 +144,7 @@ class PreviewPanel(QWidget):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col >= 2:
-                    item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 if col == 2 and lp.out_after != lp.out_before:
                     f = item.font()
                     f.setBold(True)

@@ -1,0 +1,225 @@
+"""The whole workbench flow on the real engine and the demo model: edit the plan, preview,
+prune a copy, accept, export ONNX; plus cancel during pruning and export failures."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from app import engine_api  # noqa: E402
+from app.document import DEMO_SOURCE  # noqa: E402
+
+TIMEOUT = 60_000
+
+
+@pytest.fixture
+def demo_window(qtbot, settings):
+    from app.main_window import MainWindow
+
+    torch.set_num_threads(1)
+    win = MainWindow(settings, auto_open=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    with qtbot.waitSignal(win.documentChanged, timeout=TIMEOUT):
+        win.open_demo()
+    wait_preview(qtbot, win)
+    yield win
+    win.pruning.prunes.cancel(quiet=True)
+    win.pruning.previews.cancel(quiet=True)
+    win.pruning.prunes.wait(20_000)
+    win.pruning.previews.wait(20_000)
+    win.loads.wait(20_000)
+
+
+def wait_preview(qtbot, win):
+    """Until the preview shown is the one for the current plan."""
+    qtbot.waitUntil(
+        lambda: (
+            win.pruning.last_preview is not None
+            and win.pruning.last_preview.plan == win.pruning.plan
+            and win.preview_panel.preview is win.pruning.last_preview.preview
+        ),
+        timeout=TIMEOUT,
+    )
+    return win.pruning.last_preview.preview
+
+
+def row_of(panel, root: str) -> int:
+    return next(r for r in range(panel.proxy.rowCount()) if panel.proxy.index(r, 1).data() == root)
+
+
+def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) -> None:
+    win = demo_window
+    doc = win.document
+    original = {k: v.clone() for k, v in doc.model.state_dict().items()}
+    roots = [g.root for g in doc.summary.groups]
+    assert roots == ["stem.0", "branch_a.0", "branch_b.0", "block.conv1"]
+    panel = win.groups_panel
+
+    # A group ratio typed into the table, then a user scope of two groups.
+    panel.proxy.setData(panel.proxy.index(row_of(panel, "branch_a.0"), 4), 0.25)
+    assert win.pruning.plan.group_ratios == {"branch_a.0": 0.25}
+    panel.select_groups([doc.summary.groups[2].id, doc.summary.groups[3].id])
+    win.make_scope_from_selection()
+    plan_edited = win.pruning.plan
+    assert [(s.layers, s.ratio) for s in plan_edited.scopes] == [
+        (["branch_b.0", "block.conv1"], 0.5)
+    ]
+    panel.ratioEdited.emit("block.conv1", 0.4)  # the scope's shared ratio
+    final = win.pruning.plan
+    assert final.scopes[0].ratio == 0.4
+
+    # Undo twice, redo twice: exactly the same plans, and the preview follows.
+    win.act_undo.trigger()
+    assert win.pruning.plan == plan_edited
+    win.act_undo.trigger()
+    assert win.pruning.plan.scopes == [] and win.pruning.plan.group_ratios == {"branch_a.0": 0.25}
+    wait_preview(qtbot, win)
+    win.act_redo.trigger()
+    win.act_redo.trigger()
+    assert win.pruning.plan == final
+    preview = wait_preview(qtbot, win)
+
+    # The preview is the engine's exact figure for this plan, and the GUI shows it.
+    exact = engine_api.make_previewer(doc).preview(final)
+    assert (preview.macs_after, preview.params_after) == (exact.macs_after, exact.params_after)
+    assert preview.macs_after < preview.macs_before
+    assert win.preview_panel.macs_label.text().startswith(
+        f"MACs: {preview.macs_before / 1e3:.2f} k → {preview.macs_after / 1e3:.2f} k"
+    )
+    by_name = {lp.name: lp for lp in preview.layers}
+    assert by_name["branch_a.0"].out_after == 12  # 16 channels, ratio 0.25
+    assert panel.proxy.index(row_of(panel, "branch_a.0"), 5).data() == 12
+    assert list(win.preview_panel.bars_after.opts["height"]) == [
+        lp.out_after for lp in preview.layers if lp.type != "BatchNorm2d"
+    ]
+    node = doc.node_by_name("branch_a.0")
+    item = win.scene.node_items[win.view_id(node.id)]
+    assert item.sub.endswith("⇒ 8→12") and item.kept == pytest.approx(0.75)
+
+    # Prune a copy: the figures are the preview's, the open model is untouched.
+    with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as blocker:
+        win.act_prune.trigger()
+    result, _view = blocker.args[0]
+    assert (result.macs_before, result.macs_after) == (preview.macs_before, preview.macs_after)
+    assert (result.params_before, result.params_after) == (
+        preview.params_before,
+        preview.params_after,
+    )
+    pruned = dict(result.document.model.named_modules())
+    for lp in preview.layers:
+        assert engine_api._width(pruned[lp.name], "out") == lp.out_after, lp.name
+    for k, v in doc.model.state_dict().items():
+        assert torch.equal(v, original[k]), k
+    assert result.output_shape_after == (1, 10)
+    assert result.accuracy_before == pytest.approx(0.9944, abs=1e-4)
+    assert 0.0 <= result.accuracy_after <= 1.0
+    dialog = win.result_dialog
+    assert dialog.rows["Digits accuracy"].startswith("99.44 % → ")
+    assert dialog.table.rowCount() == len(result.layers)
+
+    # Keep it: the canvas now shows the pruned graph.
+    dialog.accept()
+    assert win.document is result.document and win.document.pruned
+    conv = win.document.node_by_name("branch_a.0")
+    assert conv.out_channels == 12
+    assert win.scene.node_items[win.view_id(conv.id)].node.out_channels == 12
+    assert win.pruning.plan.scopes == [] and win.pruning.editor.stack.count() == 0
+
+    # Export ONNX; ONNX Runtime on the file matches the pruned model.
+    export = win.open_export_dialog()
+    (tmp_path / "export").mkdir()
+    out = tmp_path / "export" / "demo_pruned.onnx"
+    export.path.setText(str(out))
+    with qtbot.waitSignal(export.exported, timeout=TIMEOUT) as done:
+        export.export_button.click()
+    report = done.args[0].report
+    assert report.ok and report.max_abs_diff <= 1e-4
+    assert "Validation: OK" in export.report.toPlainText()
+    from engine.io.onnx_export import run_onnxruntime
+
+    x = engine_api._demo_digits()[0][:7]
+    (ort_out,) = run_onnxruntime(out, x)  # dynamic batch: 7 digits at once
+    with torch.no_grad():
+        ref = win.document.model(x).numpy()
+    assert ort_out.shape == (7, 10)
+    np.testing.assert_allclose(ort_out, ref, atol=1e-4)
+    assert os.listdir(out.parent) == ["demo_pruned.onnx"]  # no temp files left over
+
+
+def test_cancel_during_pruning_leaves_the_model_and_ui_usable(
+    qtbot, demo_window, monkeypatch
+) -> None:
+    win = demo_window
+    doc = win.document
+    before = {k: v.clone() for k, v in doc.model.state_dict().items()}
+    entered, release = threading.Event(), threading.Event()
+    real_copy = engine_api.copy_model
+
+    def slow_copy(model):  # holds the job inside pruning until the test has pressed Cancel
+        entered.set()
+        release.wait(20)
+        return real_copy(model)
+
+    monkeypatch.setattr(engine_api, "copy_model", slow_copy)
+    win.act_prune.trigger()
+    assert win.cancel_button.isVisible() and not win.act_prune.isEnabled()
+    assert entered.wait(20)
+    with qtbot.waitSignal(win.pruning.pruneCancelled, timeout=TIMEOUT):
+        win.cancel_button.click()
+    release.set()
+    win.pruning.prunes.wait(20_000)
+    qtbot.wait(50)  # a late report from the stale job must not show up
+    assert "cancelled" in win.status_label.text() and "unchanged" in win.status_label.text()
+    assert win.document is doc and not doc.pruned and win.result_dialog is None
+    for k, v in doc.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not win.cancel_button.isVisible() and win.act_prune.isEnabled()
+    # Still usable: edit, preview, and a real prune afterwards.
+    win.pruning.set_group_ratio("stem.0", 0.5)
+    preview = wait_preview(qtbot, win)
+    monkeypatch.setattr(engine_api, "copy_model", real_copy)
+    with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as blocker:
+        win.prune()
+    assert blocker.args[0][0].macs_after == preview.macs_after
+
+
+def test_export_failure_is_explained_and_leaves_no_file(qtbot, demo_window, tmp_path, monkeypatch):
+    win = demo_window
+    import engine.io.onnx_export as onnx_export
+
+    def broken_exporter(model, inputs, tmp, *args, **kwargs):
+        with open(tmp, "wb") as f:  # half a file, then the exporter dies
+            f.write(b"\x08\x07partial-onnx")
+        raise RuntimeError("Exporting the operator 'aten::frobnicate' to ONNX is not supported")
+
+    monkeypatch.setattr(onnx_export, "_run_exporter", broken_exporter)
+    dialog = win.open_export_dialog()
+    target = tmp_path / "out" / "model.onnx"
+    target.parent.mkdir()
+    dialog.path.setText(str(target))
+    with qtbot.waitSignal(dialog.runner.failed, timeout=TIMEOUT):
+        dialog.export_button.click()
+    text = dialog.status.text()
+    assert text.startswith("Export failed: ") and "aten::frobnicate" in text
+    assert "No file was written." in text
+    assert os.listdir(target.parent) == []
+    assert dialog.export_button.isEnabled() and win.isVisible()
+
+
+def test_export_refuses_to_overwrite_the_source_file(qtbot, tmp_path) -> None:
+    doc = engine_api.load_and_trace(DEMO_SOURCE)
+    src = tmp_path / "model.pt"
+    src.write_bytes(b"original bytes")
+    doc.source = str(src)
+    with pytest.raises(engine_api.ExportFailed, match="source file"):
+        engine_api.export_model(doc, str(src), "pytorch")
+    assert src.read_bytes() == b"original bytes"
+    assert os.listdir(tmp_path) == ["model.pt"]
