@@ -119,8 +119,15 @@ def _add(problems: list[str], p: str | None) -> None:
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """' (did you mean ...?)' for the closest known name; ties go to the earliest (model order)."""
+    best, best_score = None, 0.6
+    for candidate in known:
+        m = difflib.SequenceMatcher(None, name, candidate)
+        if m.real_quick_ratio() > best_score and m.quick_ratio() > best_score:
+            score = m.ratio()
+            if score > best_score:
+                best, best_score = candidate, score
+    return f" (did you mean {best!r}?)" if best is not None else ""
 
 
 def plan_layer_names(plan: PruningPlan) -> list[tuple[str, str]]:
@@ -141,10 +148,11 @@ def plan_layer_names(plan: PruningPlan) -> list[tuple[str, str]]:
 
 def name_problems(plan: PruningPlan, model: nn.Module) -> list[str]:
     """Module paths the model does not have, each with a close-match suggestion."""
-    known = {name for name, _ in model.named_modules() if name}
+    known = [name for name, _ in model.named_modules() if name]
+    known_set = set(known)
     return [f"{where}: no such layer {name!r}{_suggest(name, known)}"
             for where, name in plan_layer_names(plan)
-            if isinstance(name, str) and name not in known]
+            if isinstance(name, str) and name not in known_set]
 
 
 def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
@@ -165,10 +173,17 @@ def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
     for g in groups:
         root = g[0].dep.target.module
         roots[dg.module2name.get(root, g[0].dep.target.name)] = g
+    owner = {}  # member layer -> root of the group that prunes its out channels
+    for root_name, g in roots.items():
+        for item in g:
+            if getattr(item.dep.handler, "__name__", "") == "prune_out_channels":
+                owner.setdefault(dg.module2name.get(item.dep.target.module, ""), root_name)
     for name in plan.group_ratios:
         if name in modules and name not in roots:
+            hint = (f"; its channels belong to the group rooted at {owner[name]!r}"
+                    if name in owner else _suggest(name, roots))
             problems.append(f"group_ratios[{name!r}]: {name!r} is not the root of a prunable "
-                            f"group{_suggest(name, roots)}")
+                            f"group{hint}")
     if plan.layer_ratios:
         for root_name, g in roots.items():
             problems.extend(_coupling_problems(plan, g, root_name, dg, modules))

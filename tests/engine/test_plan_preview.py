@@ -1,0 +1,271 @@
+"""The dry run equals the real result EXACTLY; solver; apply_plan progress/cancel/calibration.
+
+Every preview is compared with `count_ops_and_params` of a deep copy really pruned by
+`apply_plan`: total MACs/params, and per layer its in/out channels, params and MACs.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from engine.models.digits_net import load_demo
+from engine.plan import (
+    Cancelled,
+    PlanError,
+    Previewer,
+    PruningPlan,
+    UserScope,
+    apply_plan,
+    preview_plan,
+    solve_ratio,
+)
+from engine.utils import count_ops_and_params
+
+
+def _resnet18() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 64, 64)
+
+
+def _mobilenet_v2() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return torchvision.models.mobilenet_v2(weights=None).eval(), torch.randn(1, 3, 64, 64)
+
+
+MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
+    "resnet18": _resnet18,
+    "digits": load_demo,
+    "mobilenet_v2": _mobilenet_v2,
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def setup(request) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
+    torch.set_num_threads(1)
+    model, x = MODELS[request.param]()
+    previewer = Previewer(model, x)
+    roots = [previewer.dg.module2name[g[0].dep.target.module]
+             for g in previewer._groups_for(PruningPlan())]
+    return model, x, previewer, roots
+
+
+# Plans built from the model's own group roots (r[i]) so every family gets each feature.
+PLANS: dict[str, Callable[[list[str]], PruningPlan]] = {
+    "local": lambda r: PruningPlan(pruning_ratio=0.5),
+    "global": lambda r: PruningPlan(pruning_ratio=0.5, global_pruning=True),
+    "isomorphic": lambda r: PruningPlan(pruning_ratio=0.4, global_pruning=True,
+                                        isomorphic=True),
+    "round_to_8": lambda r: PruningPlan(pruning_ratio=0.3, round_to=8),
+    "global_capped_lamp": lambda r: PruningPlan(pruning_ratio=0.6, global_pruning=True,
+                                                max_pruning_ratio=0.7, importance="lamp"),
+    "scope_group_layer_ignored": lambda r: PruningPlan(
+        pruning_ratio=0.2,
+        scopes=[UserScope([r[0], r[-1]], 0.6, "ends")],
+        group_ratios={r[1]: 0.75},
+        layer_ratios={r[2]: 0.4} if len(r) > 3 else {},
+        ignored_layers=[r[3]] if len(r) > 4 else [],
+    ),
+    "global_with_layer_ratio": lambda r: PruningPlan(pruning_ratio=0.3, global_pruning=True,
+                                                     layer_ratios={r[1]: 0.6}),
+    "two_iterative_steps": lambda r: PruningPlan(pruning_ratio=0.5, iterative_steps=2,
+                                                 global_pruning=True),
+    "taylor_random_calibration": lambda r: PruningPlan(pruning_ratio=0.5, importance="taylor"),
+}
+
+
+def _pruned_copy(model: nn.Module, x: torch.Tensor, plan: PruningPlan) -> nn.Module:
+    pruned = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        apply_plan(pruned, x, plan)
+    return pruned
+
+
+def _assert_preview_is_exact(model, x, previewer: Previewer, plan: PruningPlan) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        preview = previewer.preview(plan)
+    pruned = _pruned_copy(model, x, plan)
+    macs, params, layer_macs, _ = count_ops_and_params(pruned, x, layer_wise=True)
+    assert (preview.macs_after, preview.params_after) == (macs, params)
+    assert (preview.macs_before, preview.params_before) == count_ops_and_params(model, x)
+    assert preview.macs_after < preview.macs_before  # the plan really prunes something
+    modules = dict(pruned.named_modules())
+    originals = dict(model.named_modules())
+    assert preview.layers, "a preview lists the prunable layers"
+    for layer in preview.layers:
+        m = modules[layer.name]
+        pruner = previewer.dg.get_pruner_of_module(originals[layer.name])
+        got = (int(pruner.get_in_channels(m) or 0), int(pruner.get_out_channels(m) or 0),
+               sum(p.numel() for p in m.parameters()), int(layer_macs[m]))
+        assert (layer.in_after, layer.out_after, layer.params_after, layer.macs_after) == got, \
+            layer.name
+
+
+@pytest.mark.parametrize("plan_name", list(PLANS))
+def test_preview_equals_real_pruning_exactly(setup, plan_name: str) -> None:
+    model, x, previewer, roots = setup
+    _assert_preview_is_exact(model, x, previewer, PLANS[plan_name](roots))
+
+
+def test_preview_leaves_the_model_untouched(setup) -> None:
+    model, x, previewer, roots = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    previewer.preview(PLANS["global"](roots))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previewer.preview(PLANS["taylor_random_calibration"](roots))
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert len(previewer.dg.pruning_history()) == 0
+
+
+def test_zero_ratio_preview_changes_nothing(setup) -> None:
+    _, _, previewer, _ = setup
+    preview = previewer.preview(PruningPlan(pruning_ratio=0.0))
+    assert preview.groups == []
+    assert (preview.macs_after, preview.params_after) == (preview.macs_before,
+                                                          preview.params_before)
+    assert all(lp.out_after == lp.out_before and lp.macs_after == lp.macs_before
+               for lp in preview.layers)
+
+
+def test_preview_rejects_bad_plans_with_plan_error(setup) -> None:
+    _, _, previewer, _ = setup
+    with pytest.raises(PlanError, match="no such layer 'nope'"):
+        previewer.preview(PruningPlan(ignored_layers=["nope"]))
+
+
+def test_json_reloaded_plan_reproduces_the_same_structure(tmp_path) -> None:
+    model, x = _resnet18()
+    plan = PLANS["scope_group_layer_ignored"](["conv1", "layer1.0.conv1", "layer2.0.conv1",
+                                               "layer3.0.conv1", "layer4.1.conv1"])
+    plan.global_pruning = True
+    reloaded = PruningPlan.load(plan.save(tmp_path / "plan.json"))
+    a, b = _pruned_copy(model, x, plan), _pruned_copy(model, x, reloaded)
+    shapes_a = {k: tuple(v.shape) for k, v in a.state_dict().items()}
+    shapes_b = {k: tuple(v.shape) for k, v in b.state_dict().items()}
+    assert shapes_a == shapes_b
+    assert shapes_a != {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in shapes_a)
+
+
+def test_pruning_zero_importance_channels_keeps_outputs() -> None:
+    """Channels whose weights are all zero are the ones removed, and outputs stay equal."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+    with torch.no_grad():
+        for c in (1, 4, 6, 7):
+            model[0].weight[c] = 0
+            model[0].bias[c] = 0
+    x = torch.randn(2, 3, 6, 6)
+    preview = preview_plan(model, x, PruningPlan(pruning_ratio=0.5))
+    assert preview.groups[0].idxs == [1, 4, 6, 7]
+    pruned = copy.deepcopy(model)
+    apply_plan(pruned, x, PruningPlan(pruning_ratio=0.5))
+    assert pruned[0].out_channels == 4 and pruned[2].in_channels == 4
+    torch.testing.assert_close(pruned(x), model(x), atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------ solver
+@pytest.fixture(scope="module")
+def resnet_previewer() -> tuple[nn.Module, torch.Tensor, Previewer]:
+    model, x = _resnet18()
+    return model, x, Previewer(model, x)
+
+
+@pytest.mark.parametrize("target", ["macs", "params"])
+def test_solver_keeps_half_of_resnet18(resnet_previewer, target: str) -> None:
+    model, x, previewer = resnet_previewer
+    plan = PruningPlan(round_to=8)
+    result = solve_ratio(previewer, plan, target=target, keep=0.5)
+    assert plan.pruning_ratio == result.ratio
+    assert 0.45 <= result.achieved <= 0.5  # never above, close below (round_to=8 steps)
+    macs, params = count_ops_and_params(_pruned_copy(model, x, plan), x)
+    before = previewer.macs_before if target == "macs" else previewer.params_before
+    assert (macs if target == "macs" else params) / before == pytest.approx(result.achieved,
+                                                                              abs=1e-12)
+    # one ratio step less would keep more than asked: the answer is the tightest
+    looser = previewer.preview(plan.replace(pruning_ratio=result.ratio - 2e-4))
+    kept = looser.macs_ratio if target == "macs" else looser.params_ratio
+    assert kept > 0.5 or kept == result.achieved
+
+
+def test_solver_impossible_target_returns_the_floor(resnet_previewer) -> None:
+    _, _, previewer = resnet_previewer
+    plan = PruningPlan(max_pruning_ratio=0.3)
+    result = solve_ratio(previewer, plan, target="macs", keep=0.1)
+    assert result.achieved > 0.1
+    floor = previewer.preview(plan.replace(pruning_ratio=0.99)).macs_ratio
+    assert result.achieved == floor
+
+
+def test_solver_argument_errors(resnet_previewer) -> None:
+    model, _, previewer = resnet_previewer
+    with pytest.raises(PlanError, match="target: must be 'macs' or 'params'"):
+        solve_ratio(previewer, PruningPlan(), target="flops", keep=0.5)  # type: ignore[arg-type]
+    with pytest.raises(PlanError, match=r"keep: 1.5 must be a fraction in \(0, 1\]"):
+        solve_ratio(previewer, PruningPlan(), target="macs", keep=1.5)
+    with pytest.raises(PlanError, match="example_inputs are needed"):
+        solve_ratio(model, PruningPlan(), target="macs", keep=0.5)
+
+
+# ------------------------------------------------------------------ apply
+def test_apply_reports_progress_per_group_and_outcome() -> None:
+    model, x = load_demo()
+    calls: list[tuple[int, int, str]] = []
+    outcome = apply_plan(model, x, PruningPlan(pruning_ratio=0.5, iterative_steps=2),
+                         progress=lambda d, t, m: calls.append((d, t, m)))
+    assert outcome.steps_done == 2
+    assert [c[0] for c in calls[:-1]] == list(range(1, len(calls)))
+    assert calls[-1] == (len(calls) - 1, len(calls) - 1, "done")
+    assert calls[0][2] == "step 1/2: pruned the group of stem.0"
+    assert (outcome.macs_after, outcome.params_after) == count_ops_and_params(model, x)
+    assert outcome.macs_after < outcome.macs_before
+    assert len(outcome.history) == len(calls) - 1
+    assert outcome.history[0][0] == "stem.0" and outcome.history[0][1] is True
+
+
+def test_apply_cancel_stops_and_leaves_a_valid_model() -> None:
+    model, x = load_demo()
+    seen = []
+
+    def cancel() -> bool:
+        return len(seen) >= 2
+
+    with pytest.raises(Cancelled, match="cancelled during step 1 of 1"):
+        apply_plan(model, x, PruningPlan(pruning_ratio=0.5),
+                   progress=lambda d, t, m: seen.append(d), cancel=cancel)
+    assert seen == [1, 2]
+    assert model(x).shape == (1, 10)  # partly pruned, still consistent
+    assert model.stem[0].out_channels == 8
+
+
+def test_apply_with_calibration_uses_its_gradients() -> None:
+    """Taylor with a user loss: the preview (same loss) predicts the result; no warning."""
+    model, x = _resnet18()
+    target = torch.randint(0, 1000, (4,))
+    batch = torch.randn(4, 3, 64, 64)
+
+    def loss(m: nn.Module) -> torch.Tensor:
+        return nn.functional.cross_entropy(m(batch), target)
+
+    plan = PruningPlan(pruning_ratio=0.4, importance="taylor", global_pruning=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        preview = Previewer(model, x, calibration=loss).preview(plan)
+        pruned = copy.deepcopy(model)
+        apply_plan(pruned, x, plan, calibration=loss)
+    assert (preview.macs_after, preview.params_after) == count_ops_and_params(pruned, x)
+    assert all(p.grad is None for p in pruned.parameters())
+    with pytest.warns(UserWarning, match="needs gradients and no calibration was given"):
+        apply_plan(copy.deepcopy(model), x, plan)
