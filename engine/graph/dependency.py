@@ -21,7 +21,9 @@ from torch.utils._pytree import tree_flatten
 
 from .. import function as F
 from ..function import BasePruningFunc, PrunerRegistry
+from ..function.attributes import refresh_attributes
 from .group import Dependency, Group, Node, module_type_name
+from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
 from .probe import Prober, smallest_unit
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
@@ -47,6 +49,7 @@ class _PortState:
     labels: np.ndarray  # class per ORIGINAL position
     alive: np.ndarray  # bool per original position; pruned ones are False
     _rank: np.ndarray | None = None
+    fine: np.ndarray | None = None  # class per position without structural unites (heads)
 
     def current_rank(self) -> np.ndarray:
         """Current index of every original position (valid where alive)."""
@@ -153,12 +156,14 @@ class DependencyGraph:
             tracer = trace(on_meta=False)
         self._param_names = {id(info.real): info for info in tracer.params.values()}
         labels = tracer.slots.resolve()
+        fine = tracer.slots.resolve(fine=True)
+        self._locked_fine = int(fine[0])
         self._locked_label = int(labels[0])
         self.lock_reasons = tracer.slots.lock_reasons
         self.trace_warnings = tracer.warnings
         self._add_unwrapped_ports(tracer, unwrapped_parameters, ignored_params)
         self._build_nodes(tracer)
-        self._index_ports(tracer, labels)
+        self._index_ports(tracer, labels, fine)
         if validate and traced_on_meta:
             self._lock_groups_the_code_cannot_absorb(
                 model, example_inputs, forward_fn, output_transform, tracer.output_shapes
@@ -269,7 +274,7 @@ class DependencyGraph:
         node.id = len(self.nodes)
         self.nodes.append(node)
 
-    def _index_ports(self, tracer: ChannelTracer, labels: np.ndarray) -> None:
+    def _index_ports(self, tracer: ChannelTracer, labels: np.ndarray, fine: np.ndarray) -> None:
         self._ports = []
         self._port_index = {}
         for port in sorted(tracer.ports.values(), key=lambda p: p.order):
@@ -281,7 +286,9 @@ class DependencyGraph:
                 continue
             key = (id(port.target), port.kind)
             alive = np.ones(port.slots.size, bool)
-            state = _PortState(port, node, handler, labels[port.slots], alive)
+            state = _PortState(
+                port, node, handler, labels[port.slots], alive, fine=fine[port.slots]
+            )
             prev = self._port_index.get(key)
             if prev is not None:
                 # one port per parameter: prefer a prunable axis (hidden dim of a position
@@ -506,6 +513,8 @@ class DependencyGraph:
         for item in group:
             item.dep(item.idxs)
         self._mark_pruned(group._classes)
+        if self.model is not None:
+            refresh_attributes(self.model)
         if record_history and len(group):
             root = group[0]
             name = self.module2name.get(root.dep.target.module, root.dep.target.name)
@@ -531,6 +540,9 @@ class DependencyGraph:
         modules = dict(self.model.named_modules())
         params = dict(self.model.named_parameters())
         for name, is_out, idxs in pruning_history:
+            if name.startswith(HEADS_PREFIX):  # whole attention heads (engine/graph/heads.py)
+                replay_heads(self, name, list(idxs))
+                continue
             target = modules.get(name, params.get(name))
             if target is None:
                 raise ValueError(f"pruning history names '{name}', which this model does not have")

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_map
 
+from ..function.attributes import refresh_attributes
+
 if TYPE_CHECKING:
     from .dependency import DependencyGraph
     from .group import Group
@@ -85,6 +87,7 @@ class Prober:
                     dep.handler(copied, sorted(idxs), dim=target.pruning_dim)
                 else:
                     dep.handler(copied, sorted(idxs))
+            refresh_attributes(clone)
             with torch.no_grad():
                 out = self.run(clone, self.inputs)
             return output_shapes(out) == self.expected

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ..function.hf_conv1d import lazy_types
 from ..graph import Group, GroupItem
 
 REDUCTIONS = ("mean", "sum", "max", "prod", "first")
@@ -68,6 +69,8 @@ class GroupScorer(Importance):
         self.normalizer = normalizer
         self.bias = bias
         self.target_types = tuple(target_types)
+        # HF Conv1D (GPT-2) is a Linear for scoring; matched lazily, never imported
+        self._hf_conv1d = nn.Linear in self.target_types
 
     @abc.abstractmethod
     def _member_scores(self, layer: nn.Module, is_out: bool, idxs: list[int]) -> list[torch.Tensor]:
@@ -80,7 +83,9 @@ class GroupScorer(Importance):
         per_member: list[tuple[torch.Tensor, torch.Tensor]] = []  # (scores[n], covered[n])
         for item in group:
             layer = item.dep.target.module
-            if not isinstance(layer, self.target_types):
+            if not isinstance(layer, self.target_types) and not (
+                self._hf_conv1d and isinstance(layer, lazy_types())
+            ):
                 continue
             for scores in self._member_scores(layer, is_out_handler(item.dep.handler), item.idxs):
                 per_member.append(_to_root(scores, item, pos, n))

@@ -32,6 +32,8 @@ def channel_rows(
         return tensor[index] if is_out else tensor[:, index].t()
     if hasattr(layer, "nf") and hasattr(layer, "nx") and tensor.dim() == 2:  # HF Conv1D (in, out)
         return tensor[:, index].t() if is_out else tensor[index]
+    if isinstance(layer, nn.Embedding):  # (vocab, dim): a channel is a column
+        return tensor[:, index].t()
     if isinstance(layer, _NORMS):
         return tensor.reshape(-1, tensor.shape[-1]).t()[index] if tensor.dim() > 1 else (
             tensor[index].unsqueeze(1)

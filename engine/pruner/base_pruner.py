@@ -19,14 +19,25 @@ from torch import nn
 
 from ..function import BasePruningFunc, handler_name
 from ..graph import DependencyGraph, Group
+from ..graph.heads import HeadGroup, declared_heads
 from .allocation import Candidate, allocate
+from .heads import HeadPlanner
 from .plan import GroupPlan, MemberPlan
 from .scheduler import linear_scheduler
 from .scopes import Scope, ScopeResolver, build_user_scopes, signature
 from .serialization import HISTORY_ATTR
 from .validation import check_args, check_schedule
 
-DEFAULT_ROOT_TYPES = [nn.modules.conv._ConvNd, nn.Linear, nn.LSTM]
+DEFAULT_ROOT_TYPES = [nn.modules.conv._ConvNd, nn.Linear, nn.RNNBase]  # RNNBase: LSTM, GRU, RNN
+
+
+def _ignored_ids(layers: list[nn.Module]) -> set[int]:
+    return {id(s) for m in layers for s in m.modules()}
+
+
+def _root_width(group: Group) -> int:
+    state = group._DG._ports[group._DG._port_index[(id(group[0].dep.target.module), "out")]]
+    return int(state.alive.sum())
 
 
 @dataclasses.dataclass
@@ -80,9 +91,9 @@ class BasePruner:
             num_heads=num_heads, head_pruning_ratio=head_pruning_ratio,
             head_pruning_ratio_dict=head_pruning_ratio_dict, importance=importance,
         )
-        if prune_num_heads or head_pruning_ratio > 0 or head_pruning_ratio_dict:
-            warnings.warn("removing whole attention heads is not implemented yet; only head "
-                          "dimensions are pruned (heads stay whole channel sets)", stacklevel=2)
+        if not prune_num_heads and (head_pruning_ratio > 0 or head_pruning_ratio_dict):
+            warnings.warn("head_pruning_ratio only applies with prune_num_heads=True; no whole "
+                          "heads are removed", stacklevel=2)
         self.model = model
         self.importance = importance
         self.global_pruning = global_pruning
@@ -98,6 +109,7 @@ class BasePruner:
         self.prune_num_heads = prune_num_heads
         self.prune_head_dims = prune_head_dims
         self.head_pruning_ratio = head_pruning_ratio
+        self.head_pruning_ratio_dict = dict(head_pruning_ratio_dict or {})
         self.root_module_types = list(root_module_types)
         self.ignored_layers = [m for m in ignored_layers or [] if isinstance(m, nn.Module)]
         ignored_params = [p for p in ignored_layers or [] if isinstance(p, nn.Parameter)]
@@ -122,6 +134,11 @@ class BasePruner:
             build_user_scopes(pruning_ratio_dict, schedule_of, global_pruning),
             tuple(self.per_step_pruning_ratio), global_pruning, isomorphic, self.max_pruning_ratio,
         )
+        self._heads = HeadPlanner(
+            self.DG, model, self.num_heads, head_pruning_ratio, self.head_pruning_ratio_dict,
+            schedule_of, importance, _ignored_ids(self.ignored_layers),
+        ) if prune_num_heads else None
+        self._head_layers = {id(m) for m in declared_heads(model, self.num_heads)}
         self._iso_ids: dict[tuple, int] = {}
         self._info: dict[tuple[int, str], _GroupInfo] = {}
         for group in self._groups():
@@ -137,7 +154,8 @@ class BasePruner:
         if interactive:
             return self._interactive(groups)
         for group in groups:
-            self._current(group).prune()
+            (group if isinstance(group, HeadGroup) else self._current(group)).prune()
+        self._after_heads()
         self._sync_history()
         self.update_regularizer()
         return None
@@ -213,8 +231,26 @@ class BasePruner:
         return plans, groups
 
     def _plan_for(self, step: int) -> tuple[list[GroupPlan], list[Group]]:
+        heads = self._heads.plan(step) if self._heads is not None else []
+        head_plans = [self._describe(g, "heads:" + g.scope.name, _root_width(g)) for g in heads]
+        plans, groups = self._plan_channels(step)
+        return head_plans + plans, list(heads) + groups
+
+    def _holds_heads(self, group: Group) -> bool:
+        """With prune_head_dims=False, groups through declared head layers keep their width."""
+        return any(id(it.dep.target.module) in self._head_layers for it in group)
+
+    def _after_heads(self) -> None:
+        if self._heads is not None:
+            for m, n in self._heads.head_counts().items():
+                if m in self.num_heads:
+                    self.num_heads[m] = n
+
+    def _plan_channels(self, step: int) -> tuple[list[GroupPlan], list[Group]]:
         scoped: dict[str, list[tuple[Group, list[list[int]], Candidate]]] = {}
         for group in self._groups():
+            if not self.prune_head_dims and self._holds_heads(group):
+                continue
             ranked = self._rank(group)
             if ranked is None:
                 continue
@@ -298,11 +334,12 @@ class BasePruner:
     def _interactive(self, groups: list[Group]) -> Generator[Group, None, None]:
         try:
             for group in groups:
-                current = self._current(group)
+                current = group if isinstance(group, HeadGroup) else self._current(group)
                 if len(current) and self.DG.check_pruning_group(current):
                     yield current
                 self._sync_history()
         finally:
+            self._after_heads()
             self._sync_history()
             self.update_regularizer()
 

@@ -1,0 +1,303 @@
+"""Whole attention heads: find them through fine classes, score them, remove them.
+
+Ordinary classes hold the same position of every head (a reshape to (heads,
+head_dim) unites across heads), which is what head-dim pruning needs. A whole
+head is instead a set of *fine* classes: the classes resolved without those
+structural unites (slots.py). Declared head layers (`num_heads`, as in
+Torch-Pruning; every nn.MultiheadAttention is declared implicitly) say which
+of their output positions form head h; the fine classes of those positions
+reach every coupled layer (k, v, o_proj in, a shared residual stream in ViT).
+
+Grouped Query Attention: declared layers of one attention block (same parent)
+may have H query heads and Hkv key/value heads; a removable unit is one KV
+head with the H/Hkv query heads that read it, so q-per-kv stays valid. Units of
+different layers that share fine classes (ViT's blocks share the residual
+stream) are one unit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch.nn as nn
+
+from ..function.attributes import refresh_attributes
+from .group import Dependency, Group
+
+if TYPE_CHECKING:
+    from .dependency import DependencyGraph, _PortState
+
+HEADS_PREFIX = "heads:"  # pruning-history entries that removed whole heads
+_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head")
+_KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
+
+
+@dataclasses.dataclass
+class HeadMember:
+    """One declared head layer: its out port and head layout."""
+
+    module: nn.Module
+    name: str
+    parent: str
+    n_heads: int
+    per_unit: int = 1  # heads of this layer that one unit removes (q heads per KV head)
+
+
+@dataclasses.dataclass
+class HeadUnit:
+    fine: np.ndarray  # fine classes that form this unit (all layers)
+    index: int  # position among its scope's units (lowest head index in the first member)
+
+
+@dataclasses.dataclass
+class HeadScope:
+    """Units that compete with each other: same declared layers, same layout."""
+
+    name: str
+    members: list[HeadMember]
+    units: list[HeadUnit]
+
+
+def _out_state(dg: DependencyGraph, module: Any) -> _PortState | None:
+    idx = dg._port_index.get((id(module), "out"))
+    return dg._ports[idx] if idx is not None else None
+
+
+def _head_of_positions(module: nn.Module, width: int, n: int, fused: bool) -> np.ndarray | None:
+    """Head index of every current out position: blocks of head_dim, repeated for a
+    fused qkv projection (3 * heads blocks)."""
+    stack = 3 if fused and isinstance(module, nn.Linear) and width == 3 * module.in_features else 1
+    if n < 1 or width % (stack * n):
+        return None
+    return (np.arange(width) // (width // (stack * n))) % n
+
+
+def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:
+    """`num_heads` plus every nn.MultiheadAttention (its head count is known)."""
+    out = dict(num_heads)
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention) and m not in out:
+            out[m] = m.num_heads
+    return out
+
+
+def find_head_scopes(
+    dg: DependencyGraph, num_heads: dict[nn.Module, int]
+) -> tuple[list[HeadScope], list[str]]:
+    """Head units of every declared attention, grouped into ranking scopes; plus the
+    reasons some declared layers cannot lose whole heads."""
+    problems: list[str] = []
+    by_parent: dict[str, list[HeadMember]] = {}
+    for m, n in num_heads.items():
+        name = dg.module2name.get(m, type(m).__name__)
+        parent = name if isinstance(m, nn.MultiheadAttention) else name.rpartition(".")[0]
+        by_parent.setdefault(parent, []).append(HeadMember(m, name, parent, int(n)))
+    nodes: list[tuple[HeadMember, int, np.ndarray]] = []  # (member, unit j, its fine labels)
+    node_of: dict[tuple[str, int], int] = {}
+    for parent, members in by_parent.items():
+        counts = {mb.n_heads for mb in members}
+        h, hkv = max(counts), min(counts)
+        if not counts <= {h, hkv} or h % hkv:
+            problems.append(f"'{parent}': head counts {sorted(counts)} are not H and H/k")
+            continue
+        for mb in members:
+            state = _out_state(dg, mb.module)
+            if state is None or state.fine is None:
+                problems.append(f"'{mb.name}' has no traced output channels")
+                continue
+            orig = np.flatnonzero(state.alive)
+            heads = _head_of_positions(mb.module, orig.size, mb.n_heads, len(members) == 1)
+            if heads is None:
+                problems.append(f"'{mb.name}': {orig.size} channels do not split into "
+                                f"{mb.n_heads} heads")
+                continue
+            mb.per_unit = h // hkv if mb.n_heads == h else 1
+            unit = heads // mb.per_unit
+            for j in range(hkv):
+                key = (parent, j)
+                if key not in node_of:
+                    node_of[key] = len(nodes)
+                nodes.append((mb, node_of[key], state.fine[orig[unit == j]]))
+    if not nodes:
+        return [], problems
+    # union-find over (parent, unit j): joined by sharing any fine class
+    parent_of = list(range(len(node_of)))
+
+    def find(a: int) -> int:
+        while parent_of[a] != a:
+            parent_of[a] = parent_of[parent_of[a]]
+            a = parent_of[a]
+        return a
+
+    owner: dict[int, int] = {}
+    for _, k, fine in nodes:
+        for f in np.unique(fine).tolist():
+            other = owner.setdefault(f, k)
+            ra, rb = find(other), find(k)
+            if ra != rb:
+                parent_of[rb] = ra
+    comps: dict[int, list[tuple[HeadMember, np.ndarray]]] = {}
+    for mb, k, fine in nodes:
+        comps.setdefault(find(k), []).append((mb, fine))
+    locked = getattr(dg, "_locked_fine", None)
+    scopes: dict[tuple, HeadScope] = {}
+    bad_members: set[int] = set()
+    for items in comps.values():
+        fine = np.unique(np.concatenate([f for _, f in items]))
+        if locked is not None and (fine == locked).any():
+            bad_members.update(id(mb.module) for mb, _ in items)
+            continue
+        members = sorted({id(mb.module): mb for mb, _ in items}.values(), key=lambda x: x.name)
+        key = tuple(id(mb.module) for mb in members)
+        first = _out_state(dg, members[0].module)
+        pos = np.flatnonzero(first.alive & np.isin(first.fine, fine))
+        index = int(first.current_rank()[pos].min()) if pos.size else 0
+        name = " + ".join(mb.name for mb in members)
+        scope = scopes.setdefault(key, HeadScope(name, members, []))
+        scope.units.append(HeadUnit(fine, index))
+    for scope in scopes.values():
+        scope.units.sort(key=lambda u: u.index)
+        if not _units_are_whole(dg, scope):
+            problems.append(f"heads of '{scope.name}' are entangled with other channels")
+            bad_members.update(id(mb.module) for mb in scope.members)
+    if bad_members:
+        problems.append("some heads feed locked channels (model outputs or fixed shapes)")
+    good = [s for s in scopes.values() if not any(id(m.module) in bad_members for m in s.members)]
+    return good, problems
+
+
+def _units_are_whole(dg: DependencyGraph, scope: HeadScope) -> bool:
+    """Every unit removes the same number of positions from each declared layer."""
+    for mb in scope.members:
+        state = _out_state(dg, mb.module)
+        sizes = {int((state.alive & np.isin(state.fine, u.fine)).sum()) for u in scope.units}
+        width = int(state.alive.sum())
+        if len(sizes) != 1 or sizes.pop() * len(scope.units) != width:
+            return False
+    return True
+
+
+def _positions(dg: DependencyGraph, fine: np.ndarray) -> list[tuple[_PortState, np.ndarray]]:
+    out = []
+    for state in dg._ports:
+        if state.fine is None:
+            continue
+        mask = state.alive & np.isin(state.fine, fine)
+        if mask.any():
+            out.append((state, mask))
+    return out
+
+
+def fine_group(dg: DependencyGraph, root_module: Any, fine: np.ndarray) -> Group:
+    """A Group (for importance criteria) rooted at `root_module`'s positions in `fine`,
+    with every coupled position mapped onto the root position of its fine class."""
+    root = _out_state(dg, root_module)
+    rmask = root.alive & np.isin(root.fine, fine)
+    r_cur = root.current_rank()[rmask]
+    r_fine = root.fine[rmask]
+    order = np.argsort(r_fine, kind="stable")
+    uniq, first = np.unique(r_fine[order], return_index=True)
+    lowest = {int(f): int(r_cur[order][i]) for f, i in zip(uniq, first, strict=True)}
+    group = Group()
+    group._DG = dg
+    entries = [(root, rmask)] + [(s, m) for s, m in _positions(dg, uniq) if s is not root]
+    for state, mask in entries:
+        cur = state.current_rank()[mask]
+        roots = [lowest.get(int(f)) for f in state.fine[mask]]
+        keep = [i for i, r in enumerate(roots) if r is not None]
+        if not keep:
+            continue
+        dep = Dependency(root.handler, state.handler, root.node, state.node)
+        group.add_dep(dep, [int(cur[i]) for i in keep], [roots[i] for i in keep])
+    return group
+
+
+class HeadGroup(Group):
+    """Whole heads of one scope as a Group: pruning removes exactly their positions."""
+
+    def __init__(self, dg: DependencyGraph, scope: HeadScope, units: list[HeadUnit]) -> None:
+        super().__init__()
+        self._DG = dg
+        self.scope = scope
+        self.units = units
+        self.fine = np.unique(np.concatenate([u.fine for u in units]))
+        root = _out_state(dg, scope.members[0].module)
+        for state, mask in _positions(dg, self.fine):
+            dep = Dependency(root.handler, state.handler, root.node, state.node)
+            cur = state.current_rank()[mask].tolist()
+            if state is root:
+                self._group.insert(0, _item(dep, cur))
+            else:
+                self._group.append(_item(dep, cur))
+
+    def channel_sets(self) -> list[list[int]]:
+        return [list(self._group[0].idxs)] if self._group else []
+
+    def prune(self, idxs: Any = None, record_history: bool = True) -> None:
+        if idxs is not None:
+            raise ValueError("a head group removes whole heads; it cannot be re-targeted")
+        prune_heads(self._DG, self.scope.members, self.fine, len(self.units), record_history)
+
+
+def _item(dep: Dependency, idxs: list[int]) -> Any:
+    from .group import GroupItem
+
+    return GroupItem(dep, idxs, None)
+
+
+def prune_heads(
+    dg: DependencyGraph,
+    members: list[HeadMember],
+    fine: np.ndarray,
+    n_units: int,
+    record_history: bool = True,
+) -> None:
+    """Remove every position in `fine` from every layer, then fix head-count attributes."""
+    root = _out_state(dg, members[0].module)
+    root_idxs = root.current_rank()[root.alive & np.isin(root.fine, fine)].tolist()
+    for state, mask in _positions(dg, fine):
+        dep = Dependency(None, state.handler, state.node, state.node)
+        dep(state.current_rank()[mask].tolist())
+        state.alive[mask] = False
+        state._rank = None
+    for parent in {mb.parent for mb in members}:
+        _update_parent(dg, parent, [mb for mb in members if mb.parent == parent], n_units)
+    for mb in members:
+        mb.n_heads -= mb.per_unit * n_units
+    if dg.model is not None:
+        refresh_attributes(dg.model)
+    if record_history:
+        dg._pruning_history.append((HEADS_PREFIX + members[0].name, True, root_idxs))
+
+
+def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], n: int) -> None:
+    """Head counts stored on the attention module that owns separate q/k/v layers."""
+    if any(isinstance(mb.module, nn.MultiheadAttention) for mb in members) or dg.model is None:
+        return  # the MHA pruner updates num_heads itself
+    owner = dict(dg.model.named_modules()).get(parent)
+    if owner is None:
+        return
+    h = max(mb.n_heads for mb in members)
+    hkv = min(mb.n_heads for mb in members)
+    per_q = max(mb.per_unit for mb in members)
+    for attr in _Q_NAMES:
+        if getattr(owner, attr, None) == h and isinstance(getattr(owner, attr), int):
+            setattr(owner, attr, h - per_q * n)
+    for attr in _KV_NAMES:
+        if getattr(owner, attr, None) == hkv and isinstance(getattr(owner, attr), int):
+            setattr(owner, attr, hkv - n)
+
+
+def replay_heads(dg: DependencyGraph, name: str, idxs: list[int]) -> None:
+    """Re-apply a recorded whole-head removal (`heads:<layer>` history entry)."""
+    module = dict(dg.model.named_modules()).get(name[len(HEADS_PREFIX):]) if dg.model else None
+    state = _out_state(dg, module) if module is not None else None
+    if state is None:
+        raise ValueError(f"pruning history names '{name}', which this model does not have")
+    orig = np.flatnonzero(state.alive)[np.asarray(idxs, dtype=np.int64)]
+    fine = np.unique(state.fine[orig])
+    n = 1
+    mb = HeadMember(module, name[len(HEADS_PREFIX):], name[len(HEADS_PREFIX):], 1, 0)
+    prune_heads(dg, [mb], fine, n)
