@@ -46,3 +46,6 @@ def refresh_attributes(model: nn.Module) -> None:
         fixer = _FIXERS.get((type(m).__module__, type(m).__qualname__))
         if fixer is not None:
             fixer(m)
+    from ..families import refresh_attributes as refresh_families  # lazy: it imports us
+
+    refresh_families(model)  # Hugging Face / timm attention attributes and HF config

@@ -1,0 +1,159 @@
+"""Find the attention layers of Hugging Face, timm and torch models, and read their heads.
+
+Each family keeps its head layout in plain attributes that forward reads
+(`self.head_dim` in a `view(..., -1, head_dim)`, `self.num_heads` in a timm
+`reshape(B, N, 3, num_heads, head_dim)`). Families are recognised by those
+attributes and by the names of their projection layers, never by importing
+the library, so the engine stays importable without transformers or timm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from torch import nn
+
+__all__ = ["AttentionInfo", "find_attention", "detect_num_heads", "head_layout"]
+
+
+@dataclasses.dataclass
+class AttentionInfo:
+    """One attention block: how its heads are laid out right now.
+
+    kind: "split" (q_proj/k_proj/v_proj with head_dim: Llama, Qwen2, Mistral, HF ViT),
+    "bert" (query/key/value with attention_head_size), "gpt2" (fused Conv1D c_attn),
+    "fused" (timm/torchvision qkv Linear with num_heads), "mha" (nn.MultiheadAttention).
+    """
+
+    name: str
+    module: nn.Module
+    kind: str
+    heads: int
+    kv_heads: int
+    head_dim: int
+    projections: dict[nn.Module, int]  # layer -> its head count (Torch-Pruning's num_heads)
+    rope: bool = False
+
+
+def _out(m: nn.Module | None) -> int | None:
+    """Output width of a projection (Linear or HF Conv1D, whose weight is (in, out))."""
+    if isinstance(m, nn.Linear):
+        return int(m.weight.shape[0])
+    if m is not None and isinstance(getattr(m, "nf", None), int) and hasattr(m, "weight"):
+        return int(m.weight.shape[1])
+    return None
+
+
+def _int_attr(m: nn.Module, *names: str) -> int | None:
+    for n in names:
+        v = getattr(m, n, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def _split(m: nn.Module) -> tuple[int, int, int] | None:
+    q, k, v = (getattr(m, n, None) for n in ("q_proj", "k_proj", "v_proj"))
+    d = _int_attr(m, "head_dim")
+    wq, wk = _out(q), _out(k)
+    if d is None or wq is None or wk is None or not isinstance(v, nn.Module):
+        return None
+    if wq % d or wk % d:
+        return None
+    return wq // d, wk // d, d
+
+
+def _bert(m: nn.Module) -> tuple[int, int, int] | None:
+    d = _int_attr(m, "attention_head_size")
+    wq = _out(getattr(m, "query", None))
+    if d is None or wq is None or wq % d or not isinstance(getattr(m, "key", None), nn.Module):
+        return None
+    return wq // d, wq // d, d
+
+
+def _gpt2(m: nn.Module) -> tuple[int, int, int] | None:
+    d = _int_attr(m, "head_dim")
+    w = _out(getattr(m, "c_attn", None))
+    if d is None or w is None or getattr(m, "q_attn", None) is not None or w % (3 * d):
+        return None
+    return w // (3 * d), w // (3 * d), d
+
+
+def _fused(m: nn.Module) -> tuple[int, int, int] | None:
+    qkv = getattr(m, "qkv", None)
+    h = _int_attr(m, "num_heads")
+    w = _out(qkv)
+    if h is None or w is None or not isinstance(qkv, nn.Linear) or w % (3 * h):
+        return None
+    d = _int_attr(m, "head_dim") or w // (3 * h)
+    if w != 3 * h * d:
+        return None
+    return h, h, d
+
+
+def _projections(kind: str, m: nn.Module, h: int, hkv: int) -> dict[nn.Module, int]:
+    if kind == "split":
+        return {m.q_proj: h, m.k_proj: hkv, m.v_proj: hkv}
+    if kind == "bert":
+        return {m.query: h, m.key: h, m.value: h}
+    if kind == "gpt2":
+        return {m.c_attn: h}
+    if kind == "fused":
+        return {m.qkv: h}
+    return {m: h}
+
+
+def head_layout(m: nn.Module) -> tuple[str, int, int, int] | None:
+    """(kind, heads, kv_heads, head_dim) of an attention module, from its current widths."""
+    if isinstance(m, nn.MultiheadAttention):
+        return "mha", m.num_heads, m.num_heads, m.head_dim
+    for kind, read in (("split", _split), ("bert", _bert), ("gpt2", _gpt2), ("fused", _fused)):
+        got = read(m)
+        if got is not None:
+            return (kind, *got)
+    return None
+
+
+def _uses_rope(model: nn.Module) -> bool:
+    """Rotary embeddings: a rotary module (HF `rotary_emb`, timm `rope`) or a RoPE config."""
+    for m in model.modules():
+        if "rotary" in type(m).__name__.lower():
+            return True
+    cfg = getattr(model, "config", None)
+    params = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None)
+    return bool(params) or getattr(cfg, "rope_theta", None) is not None
+
+
+def find_attention(model: nn.Module) -> list[AttentionInfo]:
+    """Every attention block whose head layout this module understands, in model order."""
+    rope = _uses_rope(model)
+    out: list[AttentionInfo] = []
+    taken: set[int] = set()
+    for name, m in model.named_modules():
+        if id(m) in taken:
+            continue
+        got = head_layout(m)
+        if got is None:
+            continue
+        kind, h, hkv, d = got
+        proj = _projections(kind, m, h, hkv)
+        taken.update(id(p) for p in proj)
+        out.append(AttentionInfo(name, m, kind, h, hkv, d, proj, rope and kind == "split"))
+    return out
+
+
+def detect_num_heads(model: nn.Module) -> dict[nn.Module, int]:
+    """Torch-Pruning's `num_heads` for `model`: each q/k/v (or fused qkv) layer -> its heads.
+
+    GQA layers get their own counts (k_proj/v_proj: KV heads), as Torch-Pruning expects.
+    """
+    heads: dict[nn.Module, int] = {}
+    for info in find_attention(model):
+        heads.update(info.projections)
+    return heads
+
+
+def iter_attention(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    for info in find_attention(model):
+        yield info.name, info.module

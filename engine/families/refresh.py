@@ -1,0 +1,264 @@
+"""After pruning, bring the attributes (and HF config) that forward reads back in line.
+
+Pruning slices tensors; forwards of real model families also read plain
+attributes: Llama's `num_key_value_groups` (GQA repeat), BERT's
+`all_head_size`, GPT-2's `split_size`, timm's `num_heads`/`attn_dim`, and the
+Hugging Face config (`hidden_size`, `num_attention_heads`, `head_dim`, ...) that
+`generate()`, rotary embeddings and re-instantiation use. Torch-Pruning leaves
+this to its users; a no-code tool must do it, so `refresh_attributes` derives
+every value from the pruned weights.
+
+Which way a projection shrank (fewer heads or narrower heads) is decided by the
+head count stored on the module: whole-head pruning (engine/graph/heads.py)
+updates it before calling us, so a shrink it does not explain narrowed every
+head. Llama-style blocks store no head count; RoPE fixes their head_dim (the
+graph never offers head-dim units there), so their heads changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from torch import nn
+
+from .attention import _int_attr, _out, find_attention
+
+__all__ = ["RefreshReport", "refresh_attributes"]
+
+@dataclasses.dataclass
+class RefreshReport:
+    """What `refresh_attributes` changed, and what it could not express."""
+
+    changed: list[str] = dataclasses.field(default_factory=list)  # "path.attr: old -> new"
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    def note(self, where: str, obj: object, attr: str, value: object) -> None:
+        old = getattr(obj, attr, None)
+        if old != value:
+            setattr(obj, attr, value)
+            self.changed.append(f"{where}.{attr}: {old} -> {value}" if where else
+                                f"{attr}: {old} -> {value}")
+
+
+# ------------------------------------------------------------------ heads
+def _widths(m: nn.Module, kind: str) -> tuple[int, int, int] | None:
+    """Current (q, k, v) output widths of an attention module."""
+    if kind == "split":
+        ws = [_out(getattr(m, n, None)) for n in ("q_proj", "k_proj", "v_proj")]
+    elif kind == "bert":
+        ws = [_out(getattr(m, n, None)) for n in ("query", "key", "value")]
+    else:
+        w = _out(getattr(m, "c_attn" if kind == "gpt2" else "qkv", None))
+        ws = [w // 3] * 3 if w is not None and w % 3 == 0 else [None]
+    return tuple(ws) if all(ws) else None  # type: ignore[return-value]
+
+
+def _layout_now(m: nn.Module, kind: str) -> tuple[int, int, int] | str:
+    """(heads, kv_heads, head_dim) that the pruned widths imply, or why there is none.
+
+    A head count stored on the module is the truth (whole-head pruning updates it
+    first, so a shrink it does not explain narrowed the heads). Llama-style blocks
+    store none; their head_dim is fixed by RoPE, so the heads must have changed.
+    """
+    widths = _widths(m, kind)
+    if widths is None:
+        return "its q/k/v widths cannot be read"
+    wq, wk, wv = widths
+    h = _int_attr(m, "num_heads", "num_attention_heads")
+    if h is not None:
+        if wq % h:
+            return f"q width {wq} does not split into its {h} heads"
+        d = wq // h
+        groups = _int_attr(m, "num_key_value_groups") or 1
+        hkv = _int_attr(m, "num_key_value_heads") or max(h // groups, 1)
+    else:
+        d = _int_attr(m, "head_dim") or 0
+        if not d or wq % d or wk % d:
+            return f"q/k widths {wq}/{wk} are not multiples of head_dim {d}"
+        h, hkv = wq // d, wk // d
+    if wk != hkv * d or wv != hkv * d or h % hkv:
+        return f"q/k/v widths {wq}/{wk}/{wv} do not fit {h} heads and {hkv} KV heads of {d}"
+    return h, hkv, d
+
+
+def _kind_of(m: nn.Module) -> str | None:
+    """The family of an attention module from its attribute names alone (widths may be stale)."""
+    if isinstance(m, nn.MultiheadAttention):
+        return None  # engine.function's own MHA pruner keeps it consistent
+    if all(hasattr(m, n) for n in ("q_proj", "k_proj", "v_proj")) and _int_attr(m, "head_dim"):
+        return "split"
+    if all(hasattr(m, n) for n in ("query", "key", "value")) and _int_attr(
+        m, "attention_head_size"
+    ):
+        return "bert"
+    if hasattr(m, "c_attn") and _int_attr(m, "split_size") and getattr(m, "q_attn", None) is None:
+        return "gpt2"
+    if isinstance(getattr(m, "qkv", None), nn.Linear) and _int_attr(m, "num_heads"):
+        return "fused"
+    return None
+
+
+def _apply_layout(
+    name: str, m: nn.Module, kind: str, new: tuple[int, int, int], rep: RefreshReport
+) -> None:
+    h, hkv, d = new
+    if kind == "split":
+        rep.note(name, m, "head_dim", d)
+        if hasattr(m, "num_key_value_groups"):
+            rep.note(name, m, "num_key_value_groups", h // hkv)
+        for attr in ("num_heads", "num_attention_heads"):
+            if _int_attr(m, attr):
+                rep.note(name, m, attr, h)
+        if _int_attr(m, "num_key_value_heads"):
+            rep.note(name, m, "num_key_value_heads", hkv)
+    elif kind == "bert":
+        rep.note(name, m, "attention_head_size", d)
+        rep.note(name, m, "num_attention_heads", h)
+        if hasattr(m, "all_head_size"):
+            rep.note(name, m, "all_head_size", h * d)
+    elif kind == "gpt2":
+        rep.note(name, m, "head_dim", d)
+        rep.note(name, m, "num_heads", h)
+        rep.note(name, m, "split_size", h * d)
+        rep.note(name, m, "embed_dim", h * d)
+    else:
+        rep.note(name, m, "num_heads", h)
+        if _int_attr(m, "head_dim"):
+            rep.note(name, m, "head_dim", d)
+        if _int_attr(m, "attn_dim"):
+            rep.note(name, m, "attn_dim", h * d)
+
+
+def _refresh_heads(model: nn.Module, rep: RefreshReport) -> None:
+    for name, m in model.named_modules():
+        kind = _kind_of(m)
+        if kind is None:
+            continue
+        layout = _layout_now(m, kind)
+        if isinstance(layout, str):
+            rep.problems.append(f"{name}: {layout}; attributes left unchanged")
+            continue
+        _apply_layout(name, m, kind, layout, rep)
+
+
+# ------------------------------------------------------------ plain layers
+def _refresh_layers(model: nn.Module, rep: RefreshReport) -> None:
+    """Width attributes of layers whose weight was pruned through a tied twin (lm_head)."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            rep.note(name, m, "out_features", int(m.weight.shape[0]))
+            rep.note(name, m, "in_features", int(m.weight.shape[1]))
+        elif isinstance(m, nn.Embedding):
+            rep.note(name, m, "embedding_dim", int(m.weight.shape[1]))
+        elif hasattr(m, "nf") and hasattr(m, "nx") and getattr(m, "weight", None) is not None:
+            if m.weight.dim() == 2:  # HF Conv1D
+                rep.note(name, m, "nx", int(m.weight.shape[0]))
+                rep.note(name, m, "nf", int(m.weight.shape[1]))
+
+
+# ----------------------------------------------------------------- config
+def _uniform(values: Iterable[int]) -> int | None:
+    vals = set(values)
+    return vals.pop() if len(vals) == 1 else None
+
+
+def _hidden_size(model: nn.Module) -> int | None:
+    get = getattr(model, "get_input_embeddings", None)
+    emb = None
+    if callable(get):
+        try:
+            emb = get()
+        except (NotImplementedError, AttributeError):
+            emb = None
+    if isinstance(emb, nn.Embedding):
+        return int(emb.weight.shape[1])
+    proj = getattr(emb, "projection", None)
+    if isinstance(proj, nn.Conv2d):
+        return int(proj.weight.shape[0])
+    return None
+
+
+def _intermediate_sizes(model: nn.Module) -> list[int]:
+    """First projection of every transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
+    sizes: list[int] = []
+    for m in model.modules():
+        for attr in ("gate_proj", "up_proj", "fc1", "c_fc"):
+            w = _out(getattr(m, attr, None))
+            if w is not None:
+                sizes.append(w)
+                break
+        else:
+            dense = getattr(m, "dense", None)
+            if type(m).__name__.endswith("Intermediate") and _out(dense) is not None:
+                sizes.append(_out(dense))
+    return sizes
+
+
+def _refresh_config(model: nn.Module, rep: RefreshReport) -> None:
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        return  # not a Hugging Face model
+    hidden = _hidden_size(model)
+    if hidden is not None and hasattr(config, "hidden_size"):
+        rep.note("config", config, "hidden_size", hidden)
+    infos = [i for i in find_attention(model) if i.kind != "mha"]
+    if infos:
+        for attr, vals in (
+            ("num_attention_heads", [i.heads for i in infos]),
+            ("num_key_value_heads", [i.kv_heads for i in infos]),
+            ("head_dim", [i.head_dim for i in infos]),
+        ):
+            value = _uniform(vals)
+            if value is None:
+                rep.problems.append(f"config.{attr}: layers now differ ({sorted(set(vals))}); "
+                                    "left unchanged")
+                continue
+            # head_dim is written for q/k/v families even when the config lacks it: they
+            # fall back to hidden_size // heads, which pruning makes wrong
+            if hasattr(config, attr) or (attr == "head_dim" and infos[0].kind == "split"):
+                rep.note("config", config, attr, value)
+    sizes = _intermediate_sizes(model)
+    if sizes:
+        value = _uniform(sizes)
+        attr = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
+        if value is None:
+            rep.problems.append(f"config.{attr}: layers now differ ({sorted(set(sizes))}); "
+                                "left unchanged")
+        elif hasattr(config, attr):
+            rep.note("config", config, attr, value)
+
+
+# -------------------------------------------------------------- timm/torch
+def _refresh_model_widths(model: nn.Module, rep: RefreshReport) -> None:
+    """timm's informational widths (embed_dim, num_features) from the classifier's input."""
+    head = getattr(model, "head", None)
+    fc = head if isinstance(head, nn.Linear) else getattr(head, "fc", None)
+    if not isinstance(fc, nn.Linear) or hasattr(model, "config"):
+        return
+    width = int(fc.weight.shape[1])
+    for attr in ("num_features", "head_hidden_size"):
+        if _int_attr(model, attr):
+            rep.note("", model, attr, width)
+    patch = getattr(getattr(model, "patch_embed", None), "proj", None)
+    if isinstance(patch, nn.Conv2d) and _int_attr(model, "embed_dim"):
+        rep.note("", model, "embed_dim", int(patch.weight.shape[0]))
+    for attr in ("in_features", "num_features"):
+        if head is not fc and _int_attr(head, attr):
+            norm = getattr(head, "norm", None)
+            shape = getattr(norm, "normalized_shape", None)
+            if shape:
+                rep.note("head", head, attr, int(shape[-1]))
+
+
+def refresh_attributes(model: nn.Module) -> RefreshReport:
+    """Fix every width attribute forward (or the HF config) reads; idempotent and cheap.
+
+    Works on weightless (meta) copies too: only shapes are read.
+    """
+    rep = RefreshReport()
+    _refresh_layers(model, rep)
+    _refresh_heads(model, rep)
+    _refresh_config(model, rep)
+    _refresh_model_widths(model, rep)
+    return rep
