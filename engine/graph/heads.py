@@ -118,7 +118,7 @@ def find_head_scopes(
             for j in range(hkv):
                 key = (parent, j)
                 if key not in node_of:
-                    node_of[key] = len(nodes)
+                    node_of[key] = len(node_of)  # ids index parent_of below
                 nodes.append((mb, node_of[key], state.fine[orig[unit == j]]))
     if not nodes:
         return [], problems
