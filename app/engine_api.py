@@ -581,7 +581,7 @@ def prune_copy(
         for name, (kind, cin, cout, params) in before.items()
     ]
     acc_before = acc_after = None
-    if doc.source == DEMO_SOURCE and not doc.pruned:
+    if doc.source == DEMO_SOURCE:
         progress(0.85, "Measuring digits accuracy…")
         acc_before, acc_after = demo_accuracy(doc.model), demo_accuracy(model_copy)
     _check_prune(cancel)

@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
-            self.resizeDocks([self.groups_dock, self.props_dock], [420, 420], Qt.Horizontal)
+            self.resizeDocks([self.groups_dock, self.props_dock], [460, 460], Qt.Horizontal)
             self.resizeDocks([self.groups_dock, self.props_dock], [520, 260], Qt.Vertical)
             self.resizeDocks([self.settings_dock, self.preview_dock], [360, 360], Qt.Horizontal)
             self.resizeDocks([self.settings_dock, self.preview_dock], [430, 400], Qt.Vertical)
@@ -452,7 +452,7 @@ class MainWindow(QMainWindow):
             + ("; " + "; ".join(doc.notes) if doc.notes else "")
         )
         self.view.show_start()
-        self.settings_panel.set_demo(doc.source == DEMO_SOURCE and not doc.pruned)
+        self.settings_panel.set_demo(doc.source == DEMO_SOURCE)
         self.preview_panel.clear("Computing the preview…")
         self.pruning.set_document(doc, plan)
         self.pruning.set_calibration(*self.settings_panel.calibration_source())
@@ -638,6 +638,7 @@ class MainWindow(QMainWindow):
         self.pruning.editor.planChanged.connect(self._on_plan_changed)
         self.pruning.previewReady.connect(self._on_preview)
         self.pruning.previewFailed.connect(self._on_preview_failed)
+        self.pruning.previews.progress.connect(lambda f, m: self.preview_panel.set_state(m))
         self.pruning.solved.connect(self._on_solved)
         self.pruning.pruneStarted.connect(lambda: self._on_job_started("Pruning a copy…"))
         self.pruning.pruneProgress.connect(self._on_job_progress)

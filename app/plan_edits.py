@@ -56,9 +56,9 @@ def make_scope(
     used = {s.name for s in scopes}
     if not name:
         k = 1
-        while f"scope {k}" in used:
+        while f"#{k}" in used:
             k += 1
-        name = f"scope {k}"
+        name = f"#{k}"
     scopes.append(UserScope(chosen, _clean_ratio(ratio), name))
     return plan.replace(scopes=scopes)
 

@@ -85,7 +85,7 @@ class PruningController(QObject):
         self.previews.cancel(quiet=True)
         with self._lock:
             self._previewers.clear()
-        if doc.source == DEMO_SOURCE and not doc.pruned:
+        if doc.source == DEMO_SOURCE:
             self.calibration = ("demo", "")
         elif self.calibration[0] == "demo":
             self.calibration = ("random", "")
@@ -109,7 +109,7 @@ class PruningController(QObject):
         scope = plan_edits.scope_of(self.plan, root)
         if scope is not None and ratio is not None:  # the row shows the scope's ratio
             return self.edit(
-                f"Ratio {ratio:.2f} for {scope.name}",
+                f"Ratio {ratio:.2f} for scope {scope.name}",
                 plan_edits.set_scope_ratio,
                 scope.name,
                 ratio,

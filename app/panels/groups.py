@@ -33,7 +33,16 @@ from PySide6.QtWidgets import (
 from app.plan_edits import RatioSource
 from engine.graph.summary import GroupInfo
 
-COLUMNS = ("#", "Root layer", "Members", "Channels", "Ratio", "Planned")
+COLUMNS = ("#", "Root layer", "Layers", "Ch", "Ratio", "After")
+HEADER_TIPS = (
+    "Group number",
+    "The layer whose output channels define the group",
+    "Coupled layers pruned together",
+    "Prunable channels of the root now",
+    "Fraction of the group's channels to remove (double-click to edit); "
+    "(group)/(layer): set here or on the layer, (#n): user scope n, grey: the default",
+    "Channels the preview plans to keep",
+)
 RATIO_COL, PLANNED_COL = 4, 5
 _ROOT = QModelIndex()
 
@@ -69,8 +78,8 @@ class GroupTableModel(QAbstractTableModel):
     def headerData(self, section: int, orientation, role=Qt.DisplayRole):  # noqa: N802 (Qt API)
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
             return COLUMNS[section]
-        if orientation == Qt.Horizontal and role == Qt.ToolTipRole and section == RATIO_COL:
-            return "Fraction of the group's channels to remove (double-click to edit)"
+        if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
     def flags(self, index: QModelIndex):
@@ -87,7 +96,7 @@ class GroupTableModel(QAbstractTableModel):
             return "ignored"
         if src.origin == "default":
             return f"{src.ratio:.2f}"
-        return f"{src.ratio:.2f} ({src.origin})"
+        return f"{src.ratio:.2f} ({src.origin.removeprefix('scope ')})"
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
         g = self.groups[index.row()]
@@ -172,8 +181,10 @@ class GroupsPanel(QWidget):
         self.table.customContextMenuRequested.connect(self._menu)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(1, QHeaderView.Stretch)
-        for col in (0, 2, 3, 4, 5):
+        for col in (0, 2, 3, 5):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(RATIO_COL, QHeaderView.Interactive)
+        header.resizeSection(RATIO_COL, 92)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.last_menu: QMenu | None = None
         layout = QVBoxLayout(self)

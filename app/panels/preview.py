@@ -123,12 +123,15 @@ class PreviewPanel(QWidget):
         self.chart_names = [lp.name for lp in shown]
         self.bars_before.setOpts(x=xs, height=[lp.out_before for lp in shown])
         self.bars_after.setOpts(x=xs, height=[lp.out_after for lp in shown])
-        step = max(1, len(shown) // 8)
+        # Labels need ~90 px each; name the bars that fit, the table lists them all.
+        fit = max(1, self.plot.width() // 90)
+        step = max(1, -(-len(shown) // fit))
         ticks = [(i, shown[i].name) for i in range(0, len(shown), step)]
         self.plot.getAxis("bottom").setTicks([ticks])
         if shown:
             self.plot.setXRange(-0.8, len(shown) - 0.2, padding=0)
-            self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.08, padding=0)
+            # headroom above the tallest bar for the legend
+            self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.3, padding=0)
         self._fill_table(preview.layers)
 
     def _fill_table(self, layers: list[Any]) -> None:

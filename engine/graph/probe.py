@@ -95,8 +95,23 @@ class Prober:
             return False
 
     def bad_groups(self, groups: list[Group]) -> list[int]:
-        """Indices of groups that break the model, by recursive halving."""
+        """Indices of groups that break the model, by recursive halving.
+
+        Repeated blocks (80 identical transformer layers) give many identical groups; halving
+        finds each broken one separately (runs ~ broken * log(groups)). So one group of every
+        identical kind is tried alone first: if it breaks, all of its kind are locked (the
+        conservative direction: at worst a channel stays unpruned); the rest are then searched.
+        """
         bad: list[int] = []
+        kinds: dict[tuple, list[int]] = {}
+        for i, g in enumerate(groups):
+            kinds.setdefault(group_signature(g), []).append(i)
+        rest: list[int] = []
+        for members in kinds.values():
+            if len(members) > 1 and not self.passes([groups[members[0]]]):
+                bad.extend(members)
+            else:
+                rest.extend(members)
 
         def search(idx: list[int]) -> None:
             if not idx or self.passes([groups[i] for i in idx]):
@@ -108,8 +123,22 @@ class Prober:
             search(idx[:mid])
             search(idx[mid:])
 
-        search(list(range(len(groups))))
-        return bad
+        search(sorted(rest))
+        return sorted(bad)
+
+
+def group_signature(group: Group) -> tuple:
+    """What two groups of identical repeated blocks share: member types, handlers, shapes."""
+    sig = []
+    for item in group:
+        target = item.dep.target.module
+        if isinstance(target, nn.Module):
+            shapes = tuple(tuple(p.shape) for p in target.parameters(recurse=False))
+        else:
+            shapes = (tuple(target.shape),)
+        handler = getattr(item.dep.handler, "__name__", type(item.dep.handler).__name__)
+        sig.append((type(target).__name__, handler, shapes, len(item.idxs)))
+    return tuple(sig)
 
 
 def smallest_unit(dg: DependencyGraph, group: Group) -> Group | None:

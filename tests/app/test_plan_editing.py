@@ -34,15 +34,15 @@ def test_edits_return_new_plans_and_leave_the_input_alone() -> None:
 
 def test_a_layer_moves_into_a_new_scope_and_empty_scopes_vanish() -> None:
     p = pe.make_scope(PruningPlan(), ["a", "b"], 0.4)
-    assert [(s.layers, s.ratio, s.name) for s in p.scopes] == [(["a", "b"], 0.4, "scope 1")]
+    assert [(s.layers, s.ratio, s.name) for s in p.scopes] == [(["a", "b"], 0.4, "#1")]
     p = pe.make_scope(p, ["b", "c"], 0.2)
-    assert [(s.layers, s.name) for s in p.scopes] == [(["a"], "scope 1"), (["b", "c"], "scope 2")]
+    assert [(s.layers, s.name) for s in p.scopes] == [(["a"], "#1"), (["b", "c"], "#2")]
     p = pe.make_scope(p, ["a"], 0.6)  # scope 1 emptied -> removed; name reused
     assert [(s.layers, s.ratio, s.name) for s in p.scopes] == [
-        (["b", "c"], 0.2, "scope 2"),
-        (["a"], 0.6, "scope 1"),
+        (["b", "c"], 0.2, "#2"),
+        (["a"], 0.6, "#1"),
     ]
-    assert pe.ratio_of(p, "c") == pe.RatioSource(0.2, "scope scope 2")
+    assert pe.ratio_of(p, "c") == pe.RatioSource(0.2, "scope #2")
     assert pe.ratio_of(p, "zzz") == pe.RatioSource(0.5, "default")
     assert pe.ratio_of(pe.set_ignored(p, ["c"], True), "c").ratio is None
 
