@@ -65,13 +65,29 @@ def _out_state(dg: DependencyGraph, module: Any) -> _PortState | None:
     return dg._ports[idx] if idx is not None else None
 
 
-def _head_of_positions(module: nn.Module, width: int, n: int, fused: bool) -> np.ndarray | None:
+def _head_of_positions(
+    module: nn.Module, width: int, n: int, fused: bool, known_fused: bool = False
+) -> np.ndarray | None:
     """Head index of every current out position: blocks of head_dim, repeated for a
     fused qkv projection (3 * heads blocks)."""
-    stack = 3 if fused and isinstance(module, nn.Linear) and width == 3 * module.in_features else 1
+    stack = 3 if fused and (
+        known_fused or (isinstance(module, nn.Linear) and width == 3 * module.in_features)
+    ) else 1
     if n < 1 or width % (stack * n):
         return None
     return (np.arange(width) // (width // (stack * n))) % n
+
+
+def _fused_qkv(dg: DependencyGraph, parent: str, module: nn.Module) -> bool:
+    """`module` is the fused q|k|v projection of a known attention family (timm `qkv`,
+    GPT-2's Conv1D `c_attn`): its in width says nothing once the hidden dim is pruned."""
+    from ..families.attention import head_layout  # lazy: families imports engine.function
+
+    owner = dict(dg.model.named_modules()).get(parent) if dg.model is not None else None
+    layout = head_layout(owner) if owner is not None else None
+    if layout is None or layout[0] not in ("gpt2", "fused"):
+        return False
+    return module is getattr(owner, "c_attn" if layout[0] == "gpt2" else "qkv", None)
 
 
 def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:
@@ -108,7 +124,8 @@ def find_head_scopes(
                 problems.append(f"'{mb.name}' has no traced output channels")
                 continue
             orig = np.flatnonzero(state.alive)
-            heads = _head_of_positions(mb.module, orig.size, mb.n_heads, len(members) == 1)
+            heads = _head_of_positions(mb.module, orig.size, mb.n_heads, len(members) == 1,
+                                       _fused_qkv(dg, parent, mb.module))
             if heads is None:
                 problems.append(f"'{mb.name}': {orig.size} channels do not split into "
                                 f"{mb.n_heads} heads")
