@@ -44,3 +44,49 @@ def test_detection_model_prunes_after_meta_trace_fallback():
     assert r.ok, r.reason
     assert r.device == "cpu" and r.groups == 33
     assert r.params_after < r.params_before
+
+
+class HardCodedHeads(nn.Module):
+    """q's width is baked into a reshape (like Swin / HF attention): only the MLP can prune."""
+
+    def __init__(self, dim: int = 16, heads: int = 4) -> None:
+        super().__init__()
+        self.dim, self.heads = dim, heads
+        self.q = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.fc2 = nn.Linear(2 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q = self.q(x).reshape(b, n, self.heads, self.dim // self.heads).softmax(-1)
+        x = x + self.o(q.reshape(b, n, self.dim))
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+def _stack(blocks: int) -> nn.Module:
+    return nn.Sequential(*[HardCodedHeads() for _ in range(blocks)]).eval()
+
+
+def test_probe_locks_every_repeated_broken_group_in_few_runs():
+    from engine.graph.probe import Prober, smallest_unit
+
+    model = _stack(8)
+    x = torch.randn(1, 5, 16)
+    dg = tp.DependencyGraph().build_dependency(model, x)
+    roots = {g[0].dep.target.module for g in dg.get_all_groups()}
+    assert roots == {blk.fc1 for blk in model}  # q of every block locked, MLPs prunable
+    assert len(dg.lock_reasons) >= 8
+    # one try per kind of group (q, fc1) plus one run for all the passing ones, no halving
+    assert dg.probe_runs <= 3
+    # the same verdicts as probing every group on its own, one run each
+    raw = tp.DependencyGraph().build_dependency(model, x, validate=False)
+    units = [smallest_unit(raw, g) for g in raw.get_all_groups(root_module_types=(object,))]
+    prober = Prober(raw, model, x, lambda m, inp: m(inp), [(1, 5, 16)])
+    alone = {u[0].dep.target.module for u in units if prober.passes([u])}
+    assert alone == roots
+    y = model(x)
+    for grp in dg.get_all_groups():
+        grp.prune(idxs=grp.channel_sets()[0])
+    assert model(x).shape == y.shape
+    assert all(blk.fc1.out_features < 32 for blk in model)
