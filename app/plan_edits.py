@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from engine.plan import PruningPlan, UserScope
 
 
+def _unignored(plan: PruningPlan, names: Iterable[str]) -> list[str]:
+    """ignored_layers without `names`: giving a layer a ratio means it should be pruned
+    (the engine rejects a layer that is both ignored and given a ratio)."""
+    drop = set(names)
+    return [n for n in plan.ignored_layers if n not in drop]
+
+
 def _clean_ratio(ratio: float) -> float:
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"ratio {ratio:g} is outside [0, 1)")
@@ -26,6 +33,7 @@ def set_layer_ratio(plan: PruningPlan, layer: str, ratio: float | None) -> Pruni
         ratios.pop(layer, None)
     else:
         ratios[layer] = _clean_ratio(ratio)
+        return plan.replace(layer_ratios=ratios, ignored_layers=_unignored(plan, [layer]))
     return plan.replace(layer_ratios=ratios)
 
 
@@ -36,6 +44,7 @@ def set_group_ratio(plan: PruningPlan, root: str, ratio: float | None) -> Prunin
         ratios.pop(root, None)
     else:
         ratios[root] = _clean_ratio(ratio)
+        return plan.replace(group_ratios=ratios, ignored_layers=_unignored(plan, [root]))
     return plan.replace(group_ratios=ratios)
 
 
@@ -60,7 +69,7 @@ def make_scope(
             k += 1
         name = f"#{k}"
     scopes.append(UserScope(chosen, _clean_ratio(ratio), name))
-    return plan.replace(scopes=scopes)
+    return plan.replace(scopes=scopes, ignored_layers=_unignored(plan, chosen))
 
 
 def set_scope_ratio(plan: PruningPlan, name: str, ratio: float) -> PruningPlan:
@@ -76,14 +85,25 @@ def remove_scope(plan: PruningPlan, name: str) -> PruningPlan:
 
 
 def set_ignored(plan: PruningPlan, layers: Iterable[str], ignored: bool) -> PruningPlan:
-    """Add or remove layers from ignored_layers, keeping the list's order stable."""
+    """Add or remove layers from ignored_layers, keeping the list's order stable. Ignoring
+    a layer also drops its own ratios and scope membership (the engine rejects both at once);
+    undo brings them back."""
     names = list(dict.fromkeys(layers))
-    current = list(plan.ignored_layers)
-    if ignored:
-        current += [n for n in names if n not in current]
-    else:
-        current = [n for n in current if n not in set(names)]
-    return plan.replace(ignored_layers=current)
+    if not ignored:
+        return plan.replace(ignored_layers=_unignored(plan, names))
+    current = list(plan.ignored_layers) + [n for n in names if n not in plan.ignored_layers]
+    drop = set(names)
+    scopes = [
+        UserScope([x for x in s.layers if x not in drop], s.ratio, s.name)
+        for s in plan.scopes
+        if any(x not in drop for x in s.layers)
+    ]
+    return plan.replace(
+        ignored_layers=current,
+        layer_ratios={k: v for k, v in plan.layer_ratios.items() if k not in drop},
+        group_ratios={k: v for k, v in plan.group_ratios.items() if k not in drop},
+        scopes=scopes,
+    )
 
 
 def set_options(plan: PruningPlan, **changes: object) -> PruningPlan:

@@ -19,17 +19,34 @@ def test_edits_return_new_plans_and_leave_the_input_alone() -> None:
     base = PruningPlan()
     p = pe.set_group_ratio(base, "layer1.0.conv1", 0.3)
     p = pe.set_layer_ratio(p, "fc", 0.1)
-    p = pe.set_ignored(p, ["conv1", "fc"], True)
+    p = pe.set_ignored(p, ["conv1"], True)
     assert base == PruningPlan()
     assert p.group_ratios == {"layer1.0.conv1": 0.3}
     assert p.layer_ratios == {"fc": 0.1}
-    assert p.ignored_layers == ["conv1", "fc"]
-    assert pe.set_ignored(p, ["conv1"], False).ignored_layers == ["fc"]
+    assert p.ignored_layers == ["conv1"]
+    assert pe.set_ignored(p, ["conv1"], False).ignored_layers == []
     assert pe.set_group_ratio(p, "layer1.0.conv1", None).group_ratios == {}
     with pytest.raises(ValueError, match="outside"):
         pe.set_group_ratio(base, "x", 1.0)
     with pytest.raises(AttributeError, match="no setting"):
         pe.set_options(base, prune_everything=True)
+
+
+def test_ignoring_drops_the_layers_ratios_and_a_ratio_un_ignores() -> None:
+    """The engine rejects a layer that is both ignored and given a ratio: edits keep the
+    plan valid by construction."""
+    p = pe.make_scope(PruningPlan(), ["a", "b"], 0.4)
+    p = pe.set_group_ratio(p, "c", 0.2)
+    p = pe.set_layer_ratio(p, "d", 0.1)
+    ignored = pe.set_ignored(p, ["a", "c", "d"], True)
+    assert ignored.ignored_layers == ["a", "c", "d"]
+    assert [s.layers for s in ignored.scopes] == [["b"]]
+    assert ignored.group_ratios == {} and ignored.layer_ratios == {}
+    ignored.validate()
+    again = pe.set_group_ratio(ignored, "c", 0.3)
+    assert again.ignored_layers == ["a", "d"] and again.group_ratios == {"c": 0.3}
+    assert pe.make_scope(again, ["a", "d"], 0.5).ignored_layers == []
+    assert pe.set_ignored(pe.make_scope(p, ["b"], 0.1), ["b"], True).scopes[0].layers == ["a"]
 
 
 def test_a_layer_moves_into_a_new_scope_and_empty_scopes_vanish() -> None:
