@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.write(text + "\n")
     sys.stdout.flush()
+    if report.get("error"):  # e.g. an export that failed its validation: reported, not ok
+        _fail(report["error"])
+        return EXIT_ERROR
     return EXIT_OK
 
 

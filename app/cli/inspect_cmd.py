@@ -58,7 +58,11 @@ def run_inspect(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "locked_layers": locked,
         "output_layers": [x["name"] for x in locked if x["reason"] == "model output"],
         "lock_reasons": sorted(set(getattr(dg, "lock_reasons", []))),
+        "hint": PT2_HINT if opened.loaded.source_kind == "pt2" else "",
     }
+
+
+PT2_HINT = " (a .pt2 program is a flat graph of ops without layers; inspect the original model)"
 
 
 def locked_layers(dg: Any) -> list[dict[str, str]]:
@@ -108,7 +112,9 @@ def _feeds_output(node: Any) -> bool:
 def format_inspect(report: dict[str, Any]) -> str:
     """Human-readable report for a terminal."""
     lines = [
-        f"{report['source']}: {report['description']}",
+        report["description"]
+        if report["description"].startswith(report["source"])
+        else f"{report['source']}: {report['description']}",
         f"inputs   {report['input_spec']}",
         f"MACs     {human(report['macs'])} ({report['macs']:,})",
         f"params   {human(report['params'])} ({report['params']:,})",
@@ -127,6 +133,8 @@ def format_inspect(report: dict[str, Any]) -> str:
             f"{_dash(layer['in_channels']):>6} {_dash(layer['out_channels']):>6} "
             f"{layer['params']:>11,} {human(layer['macs']):>9}"
         )
+    if not report["groups"]:
+        lines += ["", "note: nothing here can be pruned" + report.get("hint", "")]
     if report["output_layers"]:
         lines += [
             "",

@@ -25,9 +25,19 @@ class Progress:
         return cls(enabled=not json_mode and bool(isatty and isatty()))
 
     def _bar(self, **kwargs: Any) -> Any:
+        import shutil
+
         from tqdm import tqdm
 
-        return tqdm(file=sys.stderr, dynamic_ncols=True, leave=True, **kwargs)
+        size = shutil.get_terminal_size((100, 20))
+        # some ptys report 0x0, with which tqdm prints only empty lines
+        return tqdm(
+            file=sys.stderr,
+            ncols=size.columns if size.columns >= 40 else 100,
+            nrows=size.lines if size.lines >= 5 else 20,
+            leave=True,
+            **kwargs,
+        )
 
     @contextmanager
     def stage(self, label: str) -> Iterator[None]:
@@ -54,7 +64,7 @@ class Progress:
             if bar.total != total:
                 bar.total = total
             bar.n = done
-            bar.set_postfix_str(message[:40], refresh=False)
+            bar.set_postfix_str(message[:60], refresh=False)
             bar.refresh()
 
         try:

@@ -19,6 +19,8 @@ from .progress import Progress
 from .session import count, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
+MAX_LISTED = 12  # changed layers shown in the terminal summary
+
 # CLI attribute -> PruningPlan field
 FLAG_FIELDS: dict[str, str] = {
     "ratio": "pruning_ratio",
@@ -92,6 +94,8 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
     report["warnings"] = sorted({one_line(str(w.message), 300) for w in caught})
+    if not report["layers"]:
+        report["warnings"].append(nothing_pruned_hint(opened.loaded.source_kind))
     report["output"] = None if args.dry_run else args.output
     report["format"] = fmt
     report["validation"] = None
@@ -113,8 +117,8 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         plan.save(args.save_plan)
         report["saved_plan"] = args.save_plan
     problem = report["validation"].get("problem")
-    if problem:
-        raise CliError(problem)
+    if problem:  # the report is still printed; main() exits non-zero with this line
+        report["error"] = problem
     return report
 
 
@@ -148,6 +152,13 @@ def _with_flag(problem: str) -> str:
             head, sep, rest = problem.partition(":")
             return f"{head} ({flag}){sep}{rest}"
     return problem
+
+
+def nothing_pruned_hint(source_kind: str) -> str:
+    hint = "nothing is pruned: no group of this model can lose channels with these settings"
+    if source_kind == "pt2":
+        hint += " (a .pt2 program is a flat graph of ops without layers; prune the original model)"
+    return hint
 
 
 def _check_output(args: argparse.Namespace) -> str | None:
@@ -238,7 +249,15 @@ def format_prune(report: dict[str, Any]) -> str:
     for key, label in (("macs", "MACs"), ("params", "params")):
         kept = a[key] / b[key] if b[key] else 1.0
         lines.append(f"  {label:<7} {human(b[key]):>9} -> {human(a[key]):>9}  ({kept:.1%} kept)")
-    lines.append(f"  {len(report['layers'])} layers changed width")
+    n = len(report["layers"])
+    lines.append(f"  {n} layers changed width" + (":" if n else ""))
+    for layer in report["layers"][:MAX_LISTED]:
+        lines.append(
+            f"    {layer['name']:<36} in {layer['in_before']} -> {layer['in_after']}, "
+            f"out {layer['out_before']} -> {layer['out_after']}"
+        )
+    if len(report["layers"]) > MAX_LISTED:
+        lines.append(f"    ... and {len(report['layers']) - MAX_LISTED} more (--json lists all)")
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

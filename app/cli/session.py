@@ -34,6 +34,8 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
         loaded = load_model(
             args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
         )
+    if loaded.source_kind == "pt2":
+        _allow_mode_switch(loaded.model)
     if loaded.example_inputs is None:
         raise CliError(
             f"cannot tell what inputs {args.model} takes; pass --input-shape, e.g. 1,3,224,224"
@@ -50,6 +52,17 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
                 f"pass the shape it expects with --input-shape"
             ) from None
     return OpenedModel(loaded, loaded.example_inputs, spec_text, output)
+
+
+def _allow_mode_switch(module: Any) -> None:
+    """torch.export modules raise on .eval()/.train(); they keep their exported mode anyway.
+
+    Counting and pruning call ``.eval()``, so make the switch a no-op on this instance.
+    """
+    import types
+
+    module.train = types.MethodType(lambda self, mode=True: self, module)
+    module.eval = types.MethodType(lambda self: self, module)
 
 
 def _call(model: Any, inputs: Any) -> Any:

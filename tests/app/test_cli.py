@@ -288,6 +288,7 @@ def test_dry_run_predicts_the_real_prune(capsys, tmp_path, flags):
     real = run_json(capsys, "prune", "arborist:demo", "-o", str(out), *flags)
     assert real["before"] == dry["before"] == {"macs": 483146, "params": 21690}
     assert real["after"] == dry["after"]
+    assert real["layers"] == dry["layers"]  # every layer's predicted width, exactly
     assert real["after"]["params"] < real["before"]["params"]
     model = torch.load(out, weights_only=False)
     macs, params = count_ops_and_params(model, load_model("arborist:demo").example_inputs)
@@ -440,3 +441,14 @@ def test_progress_bars_go_to_stderr_only(capsys):
     assert out == ""
     assert "tracing" in err and "pruning" in err and "2/2" in err
     assert Progress.for_terminal(json_mode=True).enabled is False
+
+
+def test_pt2_in_runs_and_says_nothing_is_prunable(capsys, tmp_path):
+    from engine.io import export_pt2
+
+    source = tmp_path / "net.pt2"
+    export_pt2(small_net(), torch.randn(1, 3, 8, 8), source)
+    report = run_json(capsys, "prune", str(source), "-o", str(tmp_path / "out.onnx"))
+    assert report["after"] == report["before"] and report["layers"] == []
+    assert any("nothing is pruned" in w and ".pt2" in w for w in report["warnings"])
+    assert report["validation"]["max_abs_diff"] < 1e-4
