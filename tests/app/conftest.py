@@ -9,7 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from tests.app.helpers import FakeLoader  # noqa: E402
+from tests.app.helpers import TIMEOUT, FakeLoader, wait_preview  # noqa: E402
 
 
 @pytest.fixture
@@ -35,3 +35,25 @@ def window(qtbot, settings, fake_loader):
     win.loads.cancel(quiet=True)
     win.loads.wait(5000)
     win.layouts.wait(5000)
+
+
+@pytest.fixture
+def demo_window(qtbot, settings):
+    import torch
+
+    from app.main_window import MainWindow
+
+    torch.set_num_threads(1)
+    win = MainWindow(settings, auto_open=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    with qtbot.waitSignal(win.documentChanged, timeout=TIMEOUT):
+        win.open_demo()
+    wait_preview(qtbot, win)
+    yield win
+    win.pruning.prunes.cancel(quiet=True)
+    win.pruning.previews.cancel(quiet=True)
+    win.pruning.prunes.wait(20_000)
+    win.pruning.previews.wait(20_000)
+    win.loads.wait(20_000)

@@ -40,6 +40,22 @@ class FakeLoader:
         )
 
 
+TIMEOUT = 60_000  # ms; generous: the CI machine is shared
+
+
+def wait_preview(qtbot, win):
+    """Until the preview shown is the one for the current plan."""
+    qtbot.waitUntil(
+        lambda: (
+            win.pruning.last_preview is not None
+            and win.pruning.last_preview.plan == win.pruning.plan
+            and win.preview_panel.preview is win.pruning.last_preview.preview
+        ),
+        timeout=TIMEOUT,
+    )
+    return win.pruning.last_preview.preview
+
+
 def open_and_wait(qtbot, win, source: str) -> None:
     with qtbot.waitSignal(win.documentChanged, timeout=10000):
         win.open_source(source)

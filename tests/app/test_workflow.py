@@ -14,41 +14,7 @@ import torch  # noqa: E402
 
 from app import engine_api  # noqa: E402
 from app.document import DEMO_SOURCE  # noqa: E402
-
-TIMEOUT = 60_000
-
-
-@pytest.fixture
-def demo_window(qtbot, settings):
-    from app.main_window import MainWindow
-
-    torch.set_num_threads(1)
-    win = MainWindow(settings, auto_open=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    with qtbot.waitSignal(win.documentChanged, timeout=TIMEOUT):
-        win.open_demo()
-    wait_preview(qtbot, win)
-    yield win
-    win.pruning.prunes.cancel(quiet=True)
-    win.pruning.previews.cancel(quiet=True)
-    win.pruning.prunes.wait(20_000)
-    win.pruning.previews.wait(20_000)
-    win.loads.wait(20_000)
-
-
-def wait_preview(qtbot, win):
-    """Until the preview shown is the one for the current plan."""
-    qtbot.waitUntil(
-        lambda: (
-            win.pruning.last_preview is not None
-            and win.pruning.last_preview.plan == win.pruning.plan
-            and win.preview_panel.preview is win.pruning.last_preview.preview
-        ),
-        timeout=TIMEOUT,
-    )
-    return win.pruning.last_preview.preview
+from tests.app.helpers import TIMEOUT, wait_preview  # noqa: E402
 
 
 def row_of(panel, root: str) -> int:

@@ -1,0 +1,113 @@
+"""Target solver, canvas context menu, inline layer editor, calibration data and failures,
+on the real demo model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PySide6.QtCore import QPoint  # noqa: E402
+
+from app import engine_api  # noqa: E402
+from tests.app.helpers import TIMEOUT, wait_preview  # noqa: E402
+
+
+def menu_action(menu, *path: str):
+    """The action reached by following submenu titles, then an action's text prefix."""
+    for title in path[:-1]:
+        menu = next(a.menu() for a in menu.actions() if a.menu() and a.text() == title)
+    return next(a for a in menu.actions() if a.text().startswith(path[-1]))
+
+
+def test_keep_half_the_macs_sets_the_ratio_through_the_solver(qtbot, demo_window) -> None:
+    win = demo_window
+    sp = win.settings_panel
+    sp.keep.setValue(50)
+    sp.target_kind.setCurrentIndex(sp.target_kind.findData("macs"))
+    with qtbot.waitSignal(win.pruning.solved, timeout=TIMEOUT) as blocker:
+        sp.solve.click()
+    solved = blocker.args[0].result
+    assert win.pruning.plan.pruning_ratio == pytest.approx(solved.ratio, abs=1e-4)
+    assert solved.achieved <= 0.5
+    preview = wait_preview(qtbot, win)
+    assert preview.macs_after / preview.macs_before == pytest.approx(solved.achieved, abs=1e-9)
+    assert sp.ratio.value() == pytest.approx(solved.ratio, abs=0.005)
+    assert f"keeps {100 * solved.achieved:.1f} % of MACs" in sp.solve_label.text()
+    win.act_undo.trigger()  # the solver's choice is one undoable edit
+    assert win.pruning.plan.pruning_ratio == 0.5
+
+
+def test_canvas_menu_sets_layer_ratio_and_ignores(qtbot, demo_window) -> None:
+    win = demo_window
+    node = win.document.node_by_name("block.conv1")
+    vid = win.view_id(node.id)
+    win._node_menu(vid, QPoint(10, 10))
+    menu_action(win.last_dialog, "Pruning ratio of this layer", "0.25").trigger()
+    assert win.pruning.plan.layer_ratios == {"block.conv1": 0.25}
+    preview = wait_preview(qtbot, win)
+    assert {lp.name: lp.out_after for lp in preview.layers}["block.conv1"] == 24
+    win.last_dialog.close()
+    win._node_menu(vid, QPoint(10, 10))
+    menu_action(win.last_dialog, "Ignore layer").trigger()
+    assert win.pruning.plan.ignored_layers == ["block.conv1"]
+    assert win.pruning.plan.layer_ratios == {}
+    preview = wait_preview(qtbot, win)
+    assert {lp.name: lp.out_after for lp in preview.layers}["block.conv1"] == 32
+    win.last_dialog.close()
+    win._node_menu(vid, QPoint(10, 10))
+    assert menu_action(win.last_dialog, "Un-ignore layer") is not None
+    win.last_dialog.close()
+
+
+def test_inline_layer_editor_on_the_selected_node(qtbot, demo_window) -> None:
+    win = demo_window
+    node = win.document.node_by_name("branch_b.0")
+    win.on_node_clicked(win.view_id(node.id))
+    ed = win.properties.editor
+    assert ed.isVisible() and ed.ratio.specialValueText() == ed.ratio.text()
+    ed.ratio.setValue(0.75)
+    assert win.pruning.plan.layer_ratios == {"branch_b.0": 0.75}
+    wait_preview(qtbot, win)
+    assert ed.planned.text() == "in 8 → out 4"  # stem halved by default; 16 * 0.25 kept
+    ed.clear.click()
+    assert win.pruning.plan.layer_ratios == {}
+    ed.ignored.setChecked(True)
+    assert win.pruning.plan.ignored_layers == ["branch_b.0"]
+    win.act_undo.trigger()
+    assert not ed.ignored.isChecked()  # the editor follows undo
+
+
+def test_missing_calibration_folder_is_explained_and_the_app_lives(
+    qtbot, demo_window, tmp_path
+) -> None:
+    win = demo_window
+    sp = win.settings_panel
+    sp.criterion.setCurrentIndex(sp.criterion.findData("taylor"))
+    sp.folder = str(tmp_path)  # an empty folder: no images
+    sp.calibration.setCurrentIndex(sp.calibration.findData("folder"))
+    with qtbot.waitSignal(win.pruning.previewFailed, timeout=TIMEOUT):
+        sp.calibrationChanged.emit()
+    assert "no images" in win.preview_panel.state_label.text()
+    sp.calibration.setCurrentIndex(sp.calibration.findData("demo"))
+    sp.calibrationChanged.emit()
+    preview = wait_preview(qtbot, win)
+    assert preview.macs_after < preview.macs_before
+
+
+def test_image_folder_becomes_a_batch_shaped_like_the_input(tmp_path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (10, 12), (255, 255, 255)).save(tmp_path / "white.png")
+    Image.new("RGB", (10, 12), (0, 0, 0)).save(tmp_path / "black.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    gray = engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 1, 8, 8))
+    assert gray.shape == (2, 1, 8, 8)
+    assert gray[0].min() == 0.0 and gray[1].max() == 1.0  # black.jpg sorts first
+    rgb = engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 3, 16, 16))
+    assert rgb.shape == (2, 3, 16, 16)
+    assert rgb[1, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-5)
+    with pytest.raises(engine_api.ModelLoadFailed, match="one N,C,H,W input"):
+        engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 8))
