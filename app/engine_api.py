@@ -653,18 +653,61 @@ def export_model(
     cancel: CancelFlag = lambda: False,
 ) -> ExportResult:
     """Write the document's model to `path`: ONNX (validated with ONNX Runtime), a full
-    PyTorch pickle, or a weights-only checkpoint. The engine writes atomically and refuses
-    the source file; a cancel that arrives after the write removes the new file again."""
-    from engine.io import ExportError, export_onnx, export_pytorch, export_safe_checkpoint
-    from engine.io.atomic import same_file
+    PyTorch pickle, or a weights-only checkpoint.
+
+    The engine writes into a private folder next to `path`; only when the export (and its
+    validation) finished without a cancel is the file moved onto `path`, so a cancel or a
+    failure never leaves a partial file and never replaces an existing one. The model's
+    source file is refused outright.
+    """
+    import shutil
+    import tempfile
 
     source = _source_path(doc)
-    if source and os.path.exists(path) and same_file(path, source):
+    if source and same_file_path(path, source):
         raise ExportFailed(f"{path} is the model's source file; choose another name")
-    existed = os.path.exists(path)
+    if fmt == "checkpoint" and not doc.arch:
+        raise ExportFailed(
+            "a weights-only checkpoint needs a known architecture (a zoo or demo model); "
+            "save a full PyTorch model instead"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ExportFailed(f"the folder {folder} does not exist")
     if cancel():
         raise ExportCancelled()
     progress(0.1, f"Writing {os.path.basename(path)}…")
+    try:
+        staging = tempfile.mkdtemp(prefix=".arborist-export-", dir=folder)
+    except OSError as exc:
+        raise ExportFailed(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    try:
+        staged = os.path.join(staging, os.path.basename(path))
+        result = _export_to(doc, staged, fmt, opset, dynamic_batch, source)
+        if cancel():
+            raise ExportCancelled()
+        progress(0.95, "Moving the file into place…")
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.path = path
+    if result.report is not None:
+        result.report.path = path
+    progress(1.0, "Exported")
+    return result
+
+
+def same_file_path(a: str, b: str) -> bool:
+    from engine.io.atomic import same_file
+
+    return same_file(a, b)
+
+
+def _export_to(
+    doc: Document, path: str, fmt: str, opset: int, dynamic_batch: bool, source: str | None
+) -> ExportResult:
+    from engine.io import ExportError, export_onnx, export_pytorch, export_safe_checkpoint
+
     try:
         if fmt == "onnx":
             report = export_onnx(
@@ -675,13 +718,8 @@ def export_model(
                 dynamic_batch=dynamic_batch,
                 source=source,
             )
-            result = ExportResult(path, fmt, report)
-        elif fmt == "checkpoint":
-            if not doc.arch:
-                raise ExportFailed(
-                    "a weights-only checkpoint needs a known architecture (a zoo or demo "
-                    "model); save a full PyTorch model instead"
-                )
+            return ExportResult(path, fmt, report)
+        if fmt == "checkpoint":
             export_safe_checkpoint(
                 doc.model,
                 path,
@@ -690,15 +728,8 @@ def export_model(
                 example_input_spec=doc.input_spec,
                 source=source,
             )
-            result = ExportResult(path, fmt)
-        else:
-            export_pytorch(doc.model, path, source=source)
-            result = ExportResult(path, fmt)
+            return ExportResult(path, fmt)
+        export_pytorch(doc.model, path, source=source)
+        return ExportResult(path, fmt)
     except ExportError as exc:
         raise ExportFailed(str(exc)) from None
-    if cancel():
-        if not existed and os.path.exists(path):
-            os.remove(path)
-        raise ExportCancelled()
-    progress(1.0, "Exported")
-    return result

@@ -189,3 +189,47 @@ def test_export_refuses_to_overwrite_the_source_file(qtbot, tmp_path) -> None:
         engine_api.export_model(doc, str(src), "pytorch")
     assert src.read_bytes() == b"original bytes"
     assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_cancelled_export_keeps_the_existing_file(qtbot, demo_window, tmp_path, monkeypatch):
+    win = demo_window
+    import engine.io.onnx_export as onnx_export
+
+    entered, release = threading.Event(), threading.Event()
+    real = onnx_export._run_exporter
+
+    def slow_exporter(*args, **kwargs):
+        entered.set()
+        release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "_run_exporter", slow_exporter)
+    target = tmp_path / "out" / "model.onnx"
+    target.parent.mkdir()
+    target.write_bytes(b"yesterday's export")
+    dialog = win.open_export_dialog()
+    dialog.path.setText(str(target))
+    dialog.export_button.click()
+    assert entered.wait(20)
+    dialog.cancel_button.click()
+    release.set()
+    dialog.runner.wait(30_000)
+    qtbot.wait(50)
+    assert dialog.status.text() == "Export cancelled; no file was written."
+    assert dialog.result_data is None and dialog.export_button.isEnabled()
+    assert target.read_bytes() == b"yesterday's export"
+    assert os.listdir(target.parent) == ["model.onnx"]  # the staging folder is gone too
+
+
+def test_safe_checkpoint_of_the_pruned_demo_reloads_with_the_same_outputs(tmp_path) -> None:
+    doc = engine_api.load_and_trace(DEMO_SOURCE)
+    plan = engine_api.new_plan(doc).replace(pruning_ratio=0.25)
+    copy = engine_api.copy_model(doc.model)
+    result = engine_api.prune_copy(doc, plan, copy, None)
+    path = tmp_path / "demo_pruned.pt"
+    engine_api.export_model(result.document, str(path), "checkpoint")
+    again = engine_api.load_model(str(path))
+    x = engine_api._demo_digits()[0][:5]
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(x), result.document.model(x), rtol=0, atol=1e-6)
+    assert engine_api.layer_table(again.model) == engine_api.layer_table(result.document.model)
