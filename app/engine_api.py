@@ -372,7 +372,7 @@ def _pseudo_label_loss(out: Any) -> Any:
     return t.float().pow(2).mean()
 
 
-def load_image_folder(folder: str, example: Any, limit: int = 64) -> Any:
+def load_image_folder(folder: str, example: Any, limit: int = 32) -> Any:
     """Up to `limit` images from a folder as a batch shaped like the example input."""
     import torch
     from PIL import Image

@@ -58,6 +58,8 @@ class PruningController(QObject):
         self.last_preview: PreviewDone | None = None
         self._previewers: dict[tuple, Any] = {}  # written by the (single) preview thread
         self._lock = threading.Lock()
+        self._scored: set[tuple] = set()
+        self._gradient_criteria = {c.name for c in engine_api.criteria() if c.needs_data}
         self.previews = JobRunner(self)
         self.previews.pool.setMaxThreadCount(1)  # one Previewer, never used by two threads
         self.previews.finished.connect(self._on_preview_job)
@@ -80,6 +82,8 @@ class PruningController(QObject):
     # ------------------------------------------------------------------ document
 
     def set_document(self, doc: Document, plan: Any | None = None) -> None:
+        if self.prunes.busy:  # a result for the previous model must never replace this one
+            self.prunes.cancel()
         self.document = doc
         self.last_preview = None
         self.previews.cancel(quiet=True)
@@ -196,14 +200,27 @@ class PruningController(QObject):
         if self.document is None or self.document.model is None:
             return
         plan, get = self.plan, self._previewer_job()
+        first = self._first_gradient_use(plan)
 
         def job(progress, cancelled) -> PreviewDone:
             pv = get(progress)
+            if first:
+                progress(0.3, f"Computing {plan.importance} gradients on the calibration data…")
             t0 = time.perf_counter()
             result = engine_api.preview(pv, plan)
             return PreviewDone(plan, result, time.perf_counter() - t0)
 
         self.previews.submit(job, "preview")
+
+    def _first_gradient_use(self, plan: Any) -> bool:
+        """True the first time a gradient criterion is previewed with this data: that preview
+        runs forward/backward passes and is slow, so the panel says what it is doing."""
+        if plan.importance not in self._gradient_criteria:
+            return False
+        key = (id(self.document), self.calibration, plan.importance)
+        first = key not in self._scored
+        self._scored.add(key)
+        return first
 
     def solve(self, target: str, keep: float) -> None:
         """Ask the engine's solver for the default ratio; applied as one undoable edit."""

@@ -273,7 +273,7 @@ class SettingsPanel(QWidget):
                 "arbitrary. Pick the demo digits or an image folder."
             )
         elif kind == "folder":
-            text = f"Images from {self.folder}" if self.folder else "Choose a folder"
+            text = f"Up to 32 images from {self.folder}" if self.folder else "Choose a folder"
         else:
             text = "Gradients from 64 demo digits (cross-entropy on their labels)"
         self.data_warning.setText(text)
