@@ -238,7 +238,8 @@ class BasePruner:
 
     def _holds_heads(self, group: Group) -> bool:
         """With prune_head_dims=False, groups through declared head layers keep their width."""
-        return any(id(it.dep.target.module) in self._head_layers for it in group)
+        return any(id(it.dep.target.module) in self._head_layers
+                   and handler_name(it.dep.handler).endswith("out_channels") for it in group)
 
     def _after_heads(self) -> None:
         if self._heads is not None:

@@ -9,6 +9,7 @@ or under GQA one KV head with its query heads.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -43,6 +44,9 @@ class HeadPlanner:
         self.importance = importance
         self.declared = declared_heads(model, num_heads)
         scopes, self.problems = find_head_scopes(dg, self.declared)
+        if self.problems:
+            warnings.warn("some attention heads cannot be removed whole: "
+                          + "; ".join(self.problems[:5]), stacklevel=3)
         self.scopes = [s for s in scopes if not any(id(m.module) in ignored for m in s.members)]
         self._orig = {s.name: len(s.units) for s in self.scopes}
         self._schedule = {s.name: schedule_of(_ratio_for(s, ratio, ratio_dict, dg))
