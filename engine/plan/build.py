@@ -23,9 +23,10 @@ from .schema import PruningPlan
 from .validation import validate_plan
 
 
-def ratio_dict(plan: PruningPlan, model: nn.Module) -> dict[Any, float]:
+def ratio_dict(plan: PruningPlan, model: nn.Module,
+               modules: dict[str, nn.Module] | None = None) -> dict[Any, float]:
     """`pruning_ratio_dict` for BasePruner, ordered by the documented precedence."""
-    modules = dict(model.named_modules())
+    modules = modules if modules is not None else dict(model.named_modules())
     out: dict[Any, float] = {}
     for scope in plan.scopes:
         out[tuple(modules[n] for n in scope.layers)] = scope.ratio
@@ -36,24 +37,27 @@ def ratio_dict(plan: PruningPlan, model: nn.Module) -> dict[Any, float]:
     return out
 
 
-def module_list(model: nn.Module, names: list[str]) -> list[nn.Module]:
-    modules = dict(model.named_modules())
+def module_list(model: nn.Module, names: list[str],
+                modules: dict[str, nn.Module] | None = None) -> list[nn.Module]:
+    modules = modules if modules is not None else dict(model.named_modules())
     return [modules[n] for n in names]
 
 
 def pruner_kwargs(plan: PruningPlan, model: nn.Module,
-                  num_heads: dict[nn.Module, int] | None = None) -> dict[str, Any]:
+                  num_heads: dict[nn.Module, int] | None = None,
+                  modules: dict[str, nn.Module] | None = None) -> dict[str, Any]:
     """BasePruner keyword arguments for a (validated) plan, names mapped to modules."""
+    modules = modules if modules is not None else dict(model.named_modules())
     head_names = list(plan.head_pruning_ratio_dict)
-    head_dict = dict(zip(module_list(model, head_names),
+    head_dict = dict(zip(module_list(model, head_names, modules),
                          (plan.head_pruning_ratio_dict[n] for n in head_names), strict=True))
     return dict(
         global_pruning=plan.global_pruning,
         pruning_ratio=plan.pruning_ratio,
-        pruning_ratio_dict=ratio_dict(plan, model) or None,
+        pruning_ratio_dict=ratio_dict(plan, model, modules) or None,
         max_pruning_ratio=plan.max_pruning_ratio,
         iterative_steps=plan.iterative_steps,
-        ignored_layers=module_list(model, plan.ignored_layers),
+        ignored_layers=module_list(model, plan.ignored_layers, modules),
         round_to=plan.round_to,
         isomorphic=plan.isomorphic,
         num_heads=dict(num_heads or {}),

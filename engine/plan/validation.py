@@ -146,9 +146,11 @@ def plan_layer_names(plan: PruningPlan) -> list[tuple[str, str]]:
     return out
 
 
-def name_problems(plan: PruningPlan, model: nn.Module) -> list[str]:
+def name_problems(plan: PruningPlan, model: nn.Module,
+                  modules: dict[str, nn.Module] | None = None) -> list[str]:
     """Module paths the model does not have, each with a close-match suggestion."""
-    known = [name for name, _ in model.named_modules() if name]
+    names = modules if modules is not None else dict(model.named_modules())
+    known = [name for name in names if name]
     known_set = set(known)
     return [f"{where}: no such layer {name!r}{_suggest(name, known)}"
             for where, name in plan_layer_names(plan)
@@ -156,14 +158,15 @@ def name_problems(plan: PruningPlan, model: nn.Module) -> list[str]:
 
 
 def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
-                   groups: list | None = None) -> list[str]:
+                   groups: list | None = None,
+                   modules: dict[str, nn.Module] | None = None) -> list[str]:
     """Group ids that are not group roots; coupled layers with different layer ratios.
 
     `groups` (the pruner's groups for this plan's ignored layers) saves re-enumerating them.
     """
     from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
 
-    modules = dict(model.named_modules())
+    modules = modules if modules is not None else dict(model.named_modules())
     if groups is None:
         ignored = [modules[n] for n in plan.ignored_layers if n in modules]
         groups = list(dg.get_all_groups(ignored_layers=ignored,
@@ -220,12 +223,15 @@ def _coupling_problems(plan: PruningPlan, group: Any, root_name: str, dg: Any,
 
 
 def validate_plan(plan: PruningPlan, model: nn.Module | None = None, dg: Any = None,
-                  groups: list | None = None) -> None:
+                  groups: list | None = None,
+                  modules: dict[str, nn.Module] | None = None) -> None:
     """Raise PlanError with every problem found (structure and names; coupling needs `dg`)."""
     problems = structural_problems(plan)
     if model is not None:
-        problems += name_problems(plan, model)
+        if modules is None:
+            modules = dict(model.named_modules())
+        problems += name_problems(plan, model, modules)
     if dg is not None and model is not None and not problems:
-        problems = graph_problems(plan, dg, model, groups)
+        problems = graph_problems(plan, dg, model, groups, modules)
     if problems:
         raise PlanError(problems)

@@ -77,6 +77,9 @@ PLANS: dict[str, Callable[[list[str]], PruningPlan]] = {
     "two_iterative_steps": lambda r: PruningPlan(pruning_ratio=0.5, iterative_steps=2,
                                                  global_pruning=True),
     "taylor_random_calibration": lambda r: PruningPlan(pruning_ratio=0.5, importance="taylor"),
+    "random_seeded_global": lambda r: PruningPlan(pruning_ratio=0.5, importance="random",
+                                                  importance_options={"seed": 3},
+                                                  global_pruning=True),
 }
 
 
