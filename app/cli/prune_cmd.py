@@ -69,6 +69,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     dg = trace(opened, progress)
     macs0, params0 = count(model, inputs)
     widths0 = _layer_widths(dg)
+    from .inspect_cmd import locked_layers
+
+    outputs = [x["name"] for x in locked_layers(dg) if x["reason"] == "model output"]
     report: dict[str, Any] = {
         "command": "prune",
         "source": args.model,
@@ -76,6 +79,7 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "input_spec": opened.input_spec,
         "plan": plan.to_dict(),
         "before": {"macs": macs0, "params": params0},
+        "output_layers": outputs,  # locked by the engine (lock_outputs=True): never pruned
     }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -268,6 +272,9 @@ def format_prune(report: dict[str, Any]) -> str:
             if diff is not None
             else f"  check failed: {'; '.join(v.get('errors', []))}"
         )
+    if report.get("output_layers"):
+        names = ", ".join(report["output_layers"])
+        lines.append(f"  output layer(s) {names}: kept by the engine (model output)")
     if report.get("saved_plan"):
         lines.append(f"  plan saved to {report['saved_plan']}")
     for w in report.get("warnings", []):

@@ -315,6 +315,7 @@ def test_round_to_keeps_multiples(capsys, tmp_path):
     assert all(c.out_channels % 8 == 0 for c in convs)
     assert any(c.out_channels not in (64, 128, 256, 512) for c in convs)
     assert model.fc.out_features == 1000  # the classifier is locked, not --ignored
+    assert report["output_layers"] == ["fc"]
     macs, params = count_ops_and_params(model, torch.randn(1, 3, 32, 32))
     assert report["after"] == {"macs": macs, "params": params}
 
