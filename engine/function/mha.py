@@ -20,21 +20,25 @@ __all__ = ["MultiheadAttentionPruner", "head_layout_after"]
 
 
 def head_layout_after(num_heads: int, head_dim: int, removed: Sequence[int]) -> tuple[int, int]:
-    """(num_heads, head_dim) after removing `removed` embed positions; refuses uneven heads."""
+    """(num_heads, head_dim) after removing `removed` embed positions.
+
+    Whole heads may go, and the same number of dims from every remaining head (both at
+    once when a step's head and head-dim removals are applied as one union); anything
+    else would leave heads of different widths and is refused.
+    """
     per_head = [0] * num_heads
     for i in removed:
         per_head[i // head_dim] += 1
-    if len(set(per_head)) == 1:
-        if per_head[0] >= head_dim:
-            raise ValueError("refusing to remove every dimension of every attention head")
-        return num_heads, head_dim - per_head[0]
-    if set(per_head) <= {0, head_dim}:
-        return num_heads - per_head.count(head_dim), head_dim
-    raise ValueError(
-        f"attention heads must stay equal: removing {len(removed)} of {num_heads}x{head_dim} "
-        f"embed positions leaves heads of different widths {sorted(set(per_head))}; remove "
-        "the same positions in every head (head dims) or whole heads"
-    )
+    rest = {c for c in per_head if c < head_dim}
+    if not rest:
+        raise ValueError("refusing to remove every attention head")
+    if len(rest) > 1:
+        raise ValueError(
+            f"attention heads must stay equal: removing {len(removed)} of "
+            f"{num_heads}x{head_dim} embed positions leaves heads of different widths; "
+            "remove the same positions in every head (head dims) or whole heads"
+        )
+    return num_heads - per_head.count(head_dim), head_dim - rest.pop()
 
 
 class MultiheadAttentionPruner(BasePruningFunc):

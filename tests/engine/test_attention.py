@@ -309,3 +309,12 @@ def test_vit_b_16_heads_and_dims_at_224():
         a = layer.self_attention
         assert (a.num_heads, a.head_dim, a.embed_dim) == (6, 48, 288)
     assert model(x).shape == (1, 1000)
+
+
+def test_mha_pruner_takes_heads_and_dims_as_one_union():
+    """What a preview applies in one call: head 0 whole plus dim 1 of the other heads."""
+    mha = nn.MultiheadAttention(12, 3)
+    tp.function.prune_multihead_attention_out_channels(mha, [0, 1, 2, 3, 5, 9])
+    assert (mha.embed_dim, mha.num_heads, mha.head_dim) == (6, 2, 3)
+    with pytest.raises(ValueError, match="refusing"):
+        tp.function.prune_multihead_attention_out_channels(mha, list(range(6)))
