@@ -7,6 +7,7 @@ Every preview is compared with `count_ops_and_params` of a deep copy really prun
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from collections.abc import Callable
 
@@ -46,14 +47,19 @@ MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
 }
 
 
-@pytest.fixture(scope="module", params=list(MODELS))
-def setup(request) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
+@functools.cache
+def _setup(name: str) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
     torch.set_num_threads(1)
-    model, x = MODELS[request.param]()
+    model, x = MODELS[name]()
     previewer = Previewer(model, x)
     roots = [previewer.dg.module2name[g[0].dep.target.module]
              for g in previewer._groups_for(PruningPlan())]
     return model, x, previewer, roots
+
+
+@pytest.fixture(params=list(MODELS))
+def setup(request) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
+    return _setup(request.param)
 
 
 # Plans built from the model's own group roots (r[i]) so every family gets each feature.
@@ -112,9 +118,18 @@ def _assert_preview_is_exact(model, x, previewer: Previewer, plan: PruningPlan) 
             layer.name
 
 
-@pytest.mark.parametrize("plan_name", list(PLANS))
-def test_preview_equals_real_pruning_exactly(setup, plan_name: str) -> None:
-    model, x, previewer, roots = setup
+# mobilenet_v2 (depthwise convs) runs its three core plans by default, the rest with -m slow.
+_MOBILENET_DEFAULT = {"local", "global", "round_to_8", "scope_group_layer_ignored"}
+CASES = [
+    pytest.param(m, p, id=f"{m}-{p}", marks=() if m != "mobilenet_v2" or p in _MOBILENET_DEFAULT
+                 else pytest.mark.slow)
+    for m in MODELS for p in PLANS
+]
+
+
+@pytest.mark.parametrize(("model_name", "plan_name"), CASES)
+def test_preview_equals_real_pruning_exactly(model_name: str, plan_name: str) -> None:
+    model, x, previewer, roots = _setup(model_name)
     _assert_preview_is_exact(model, x, previewer, PLANS[plan_name](roots))
 
 
@@ -179,11 +194,35 @@ def test_pruning_zero_importance_channels_keeps_outputs() -> None:
     torch.testing.assert_close(pruned(x), model(x), atol=1e-5, rtol=0)
 
 
+class _DataDependent(nn.Module):
+    """A forward that reads tensor values: it cannot run on the meta device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x)
+        if float(y.abs().sum()) >= 0:
+            y = torch.relu(y)
+        return self.conv2(y)
+
+
+def test_model_without_meta_forward_falls_back_to_a_real_copy() -> None:
+    torch.manual_seed(0)
+    model, x = _DataDependent(), torch.randn(1, 3, 8, 8)
+    with pytest.warns(UserWarning, match="cannot run on the meta device"):
+        previewer = Previewer(model, x)
+    _assert_preview_is_exact(model, x, previewer, PruningPlan(pruning_ratio=0.5))
+    assert previewer.preview(PruningPlan(pruning_ratio=0.5)).by_name()["conv1"].out_after == 4
+
+
 # ------------------------------------------------------------------ solver
-@pytest.fixture(scope="module")
+@pytest.fixture
 def resnet_previewer() -> tuple[nn.Module, torch.Tensor, Previewer]:
-    model, x = _resnet18()
-    return model, x, Previewer(model, x)
+    model, x, previewer, _ = _setup("resnet18")
+    return model, x, previewer
 
 
 @pytest.mark.parametrize("target", ["macs", "params"])
