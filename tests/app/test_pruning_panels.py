@@ -111,3 +111,24 @@ def test_image_folder_becomes_a_batch_shaped_like_the_input(tmp_path) -> None:
     assert rgb[1, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-5)
     with pytest.raises(engine_api.ModelLoadFailed, match="one N,C,H,W input"):
         engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 8))
+
+
+def test_iterative_pruning_reports_every_step_and_matches_its_preview(qtbot, demo_window):
+    win = demo_window
+    win.settings_panel.steps.setValue(3)
+    win.settings_panel.ratio.setValue(0.6)
+    assert (win.pruning.plan.iterative_steps, win.pruning.plan.pruning_ratio) == (3, 0.6)
+    preview = wait_preview(qtbot, win)
+    messages: list[str] = []
+    win.pruning.pruneProgress.connect(lambda f, m: messages.append(m))
+    with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as blocker:
+        win.prune()
+    result = blocker.args[0][0]
+    assert result.steps_done == 3
+    assert (result.macs_after, result.params_after) == (preview.macs_after, preview.params_after)
+    assert {m.split(":")[0] for m in messages if m.startswith("step ")} == {
+        "step 1/3",
+        "step 2/3",
+        "step 3/3",
+    }
+    assert win.status_label.text().startswith("Pruned a copy")
