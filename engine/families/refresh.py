@@ -225,6 +225,8 @@ def _refresh_config(model: nn.Module, rep: RefreshReport) -> None:
         if value is None:
             rep.problems.append(f"config.{attr}: layers now differ ({sorted(set(sizes))}); "
                                 "left unchanged")
+        elif attr == "n_inner" and config.n_inner is None and value == 4 * config.hidden_size:
+            pass  # GPT-2's None means 4 * hidden, which still holds
         elif hasattr(config, attr):
             rep.note("config", config, attr, value)
 
