@@ -453,3 +453,14 @@ def test_pt2_in_runs_and_says_nothing_is_prunable(capsys, tmp_path):
     assert report["after"] == report["before"] and report["layers"] == []
     assert any("nothing is pruned" in w and ".pt2" in w for w in report["warnings"])
     assert report["validation"]["max_abs_diff"] < 1e-4
+
+
+def test_safe_checkpoint_pruned_twice_keeps_its_whole_history(capsys, tmp_path):
+    first, second = tmp_path / "a.safe.pt", tmp_path / "b.safe.pt"
+    a = run_json(capsys, "prune", "arborist:demo", "--ratio", "0.3", "-o", str(first))
+    b = run_json(capsys, "prune", str(first), "--ratio", "0.3", "--global", "-o", str(second))
+    assert b["before"] == a["after"]
+    assert b["after"]["params"] < a["after"]["params"]
+    assert b["validation"]["outputs_match"] is True
+    again = run_json(capsys, "inspect", str(second))  # replays both runs' steps on a fresh demo
+    assert (again["macs"], again["params"]) == (b["after"]["macs"], b["after"]["params"])
