@@ -116,3 +116,4 @@ class RMSNormPruner(LayernormPruner):
     """torch.nn.RMSNorm: like LayerNorm but weight-only."""
 
     TARGET_MODULES: tuple[type, ...] = (nn.RMSNorm,)
+    channels_last = True  # traced as a leaf (it decomposes): the normalised dim is last

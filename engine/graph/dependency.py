@@ -38,6 +38,7 @@ LEAF_TYPES: tuple[type, ...] = (
     nn.modules.instancenorm._InstanceNorm,
     nn.MultiheadAttention,
     nn.RNNBase,
+    nn.RMSNorm,  # decomposes into pow/mean/rsqrt/mul before dispatch
 )
 
 

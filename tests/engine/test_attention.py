@@ -318,3 +318,51 @@ def test_mha_pruner_takes_heads_and_dims_as_one_union():
     assert (mha.embed_dim, mha.num_heads, mha.head_dim) == (6, 2, 3)
     with pytest.raises(ValueError, match="refusing"):
         tp.function.prune_multihead_attention_out_channels(mha, list(range(6)))
+
+
+class PreNormBlock(nn.Module):
+    """RMSNorm -> GQA attention -> residual, as in Llama-style decoders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, 32)
+        self.norm = nn.RMSNorm(32)
+        self.attn = Attention()
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        return self.head((h + self.attn(self.norm(h))).mean(1))
+
+
+def test_rmsnorm_residual_and_heads_prune_together():
+    torch.manual_seed(0)
+    model = PreNormBlock().eval()
+    p = pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+               num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
+    p.step()
+    a = model.attn
+    assert tuple(model.norm.weight.shape) == (16,) and model.norm.normalized_shape == (16,)
+    assert (a.q_proj.in_features, a.o_proj.out_features) == (16, 16)
+    assert (a.num_heads, a.num_key_value_heads) == (4, 1)
+    # heads 8 -> 4 (one KV group), then half of every head's dims: q 8x8 -> 4x4
+    assert [a.q_proj.out_features, a.k_proj.out_features, a.v_proj.out_features] == [16, 4, 4]
+    assert model(SEQ).shape == (2, 4)
+
+
+def test_interactive_step_yields_head_groups_and_matches_step():
+    def run(interactive: bool) -> dict[str, tuple[int, ...]]:
+        model = gqa_net(kv_heads=2)
+        p = pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+                   num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
+        if interactive:
+            kinds = []
+            for group in p.step(interactive=True):
+                kinds.append(type(group).__name__)
+                group.prune()
+            assert kinds[0] == "HeadGroup" and len(kinds) == 4
+        else:
+            p.step()
+        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    assert run(True) == run(False)
