@@ -49,6 +49,9 @@ def plan_from_args(args: argparse.Namespace) -> Any:
         changes["ignored_layers"] = list(dict.fromkeys([*plan.ignored_layers, *args.ignore]))
     if args.input_shape is None and plan.input_spec:
         args.input_shape = plan.input_spec
+    if plan.source and plan.source != args.model:
+        note = f"the plan was made for {plan.source}; applying it to {args.model}"
+        warnings.warn(note, stacklevel=2)
     changes["source"] = args.model
     return plan.replace(**changes)
 
@@ -58,7 +61,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     from engine.plan import apply_plan, preview_plan
 
     fmt = _check_output(args)
-    plan = plan_from_args(args)
+    with warnings.catch_warnings(record=True) as early:
+        warnings.simplefilter("always")
+        plan = plan_from_args(args)
     _validate(plan)  # structural problems before the (slow) load
     opened = open_model(args, progress)
     plan = plan.replace(input_spec=opened.input_spec)
@@ -97,7 +102,7 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["after"] = {"macs": macs1, "params": params1}
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
-    report["warnings"] = sorted({one_line(str(w.message), 300) for w in caught})
+    report["warnings"] = sorted({one_line(str(w.message), 300) for w in [*early, *caught]})
     if not report["layers"]:
         report["warnings"].append(nothing_pruned_hint(opened.loaded.source_kind))
     report["output"] = None if args.dry_run else args.output

@@ -343,6 +343,10 @@ def test_saved_plan_reproduces_the_structure(capsys, tmp_path):
     )
     assert smaller["plan"]["pruning_ratio"] == 0.7 and smaller["plan"]["global_pruning"] is True
     assert smaller["after"]["params"] < a["after"]["params"]
+    plan.write_text(json.dumps({**saved, "source": "elsewhere/demo.pt"}))
+    other = run_json(capsys, "prune", "arborist:demo", "--plan", str(plan), "--dry-run")
+    assert "the plan was made for elsewhere/demo.pt" in " ".join(other["warnings"])
+    assert other["after"] == a["after"]
 
 
 def test_bad_plan_files_are_one_line_errors(capsys, tmp_path):
