@@ -54,7 +54,7 @@ def report_text(result: engine_api.ExportResult) -> str:
     )
     for kind, infos in (("input", rep.inputs), ("output", rep.outputs)):
         for t in infos:
-            lines.append(f"  {kind} {t.name}: {t.dtype} {t.shape}")
+            lines.append(f"  {kind} '{t.name}': {t.dtype} {t.shape}")
     lines += [f"  error: {e}" for e in rep.errors]
     return "\n".join(lines)
 

@@ -101,7 +101,7 @@ class SettingsPanel(QWidget):
         form.addRow("Round channels to", self.round_to)
         form.addRow("Iterative steps", self.steps)
 
-        heads = QGroupBox("Attention heads", self)
+        heads = QGroupBox("Attention heads (models with attention layers)", self)
         self.head_dims = QCheckBox("Prune head dimensions", heads)
         self.num_heads = QCheckBox("Prune whole heads", heads)
         self.head_ratio = _spin(0.0, 0.99, 0.05)
