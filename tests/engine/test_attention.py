@@ -366,3 +366,16 @@ def test_interactive_step_yields_head_groups_and_matches_step():
         return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
     assert run(True) == run(False)
+
+
+def test_vit_with_6_heads_is_exactly_a_smaller_vit():
+    """Same state_dict shapes, outputs, MACs and params as a ViT built with 6 heads of 8."""
+    model = tiny_vit()
+    pruner(model, X32, pruning_ratio=0.0, ignored_layers=[model.heads],
+           prune_num_heads=True, head_pruning_ratio=0.5).step()
+    small = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=6, hidden_dim=48, mlp_dim=192,
+        num_classes=10).eval()
+    small.load_state_dict(model.state_dict())
+    torch.testing.assert_close(small(X32), model(X32), atol=1e-5, rtol=0)
+    assert tp.utils.count_ops_and_params(model, X32) == tp.utils.count_ops_and_params(small, X32)

@@ -113,3 +113,17 @@ def test_rnn_pruner_refuses_bad_indices():
         F.prune_lstm_out_channels(rnn, [12])
     with pytest.raises(ValueError, match="at least one"):
         F.prune_lstm_out_channels(rnn, list(range(6)))
+
+
+def test_pruned_classifier_is_exactly_a_smaller_one():
+    """Same outputs, MACs and params as the classifier built with embedding 8, hidden 12."""
+    model = model_of(nn.LSTM)
+    prune_half(model)
+    small = TextClassifier(nn.LSTM).eval()
+    small.emb = nn.Embedding(50, 8)
+    small.rnn = nn.LSTM(8, 12, num_layers=2, bidirectional=True, batch_first=True)
+    small.fc = nn.Linear(24, 3)
+    small.load_state_dict(model.state_dict())
+    torch.testing.assert_close(small(TOKENS), model(TOKENS), atol=1e-6, rtol=0)
+    assert tp.utils.count_ops_and_params(model, TOKENS) == tp.utils.count_ops_and_params(
+        small, TOKENS)
