@@ -180,7 +180,9 @@ class MainWindow(QMainWindow):
         self.act_collapse_all = a("&Collapse Top-Level Modules", self.collapse_all, "Ctrl+Shift+C")
         self.act_expand_all = a("&Expand All", self.expand_all, "Ctrl+Shift+E")
         self.act_find = a("&Find Layer…", self.focus_search, QKeySequence.Find)
-        self.act_cancel = a("&Cancel Loading", self.cancel_load, "Esc")
+        self.act_cancel = a(
+            "&Cancel Loading or Pruning", self.cancel_load, "Esc", "Stop the running job"
+        )
         self.act_cancel.setEnabled(False)
         self.act_clear = a("Clear &Highlight", lambda: self.select_group(None))
         self.act_minimap = a("&Minimap", self._toggle_minimap, "M")
@@ -693,10 +695,11 @@ class MainWindow(QMainWindow):
         doc, plan = self.document, self.pruning.plan
         if doc is None:
             return
+        # The last preview stays on screen until the next one lands (~0.1 s; no flicker).
         done = self.pruning.last_preview
         planned: dict[str, int] = {}
         widths: dict[str, tuple[int | None, int | None]] = {}
-        if done is not None and done.plan == plan:
+        if done is not None:
             for lp in done.preview.layers:
                 widths[lp.name] = (lp.in_after, lp.out_after)
                 planned[lp.name] = lp.out_after
@@ -716,7 +719,9 @@ class MainWindow(QMainWindow):
         self._refresh_plan_views()
 
     def _on_preview_failed(self, message: str) -> None:
-        self.preview_panel.set_state(f"⚠ Preview failed: {message}")
+        """No figures rather than another plan's figures."""
+        self.preview_panel.clear(f"⚠ Preview failed: {message}")
+        self.scene.show_planned({})
 
     def _on_solved(self, done: SolveDone) -> None:
         what = "MACs" if done.target == "macs" else "parameters"

@@ -252,6 +252,7 @@ class PruningController(QObject):
             self.previewReady.emit(done)
 
     def _on_preview_failed(self, failure: JobFailure) -> None:
+        self.last_preview = None
         self.previewFailed.emit(failure.message)
 
     # ------------------------------------------------------------------ prune
