@@ -444,12 +444,18 @@ class DependencyGraph:
         cur = np.asarray(group[0].idxs, dtype=np.int64)
         orig = np.flatnonzero(root.alive)[cur]
         labels = root.labels[orig]
-        order = np.argsort(labels, kind="stable")
+        if not cur.size:
+            return []
+        # vectorized: a 28672-wide MLP group has 28672 units; np.split per unit took ~1 s
+        order = np.lexsort((cur, labels))  # by unit, then position inside the unit
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
-        sets = (
-            [sorted(cur[chunk].tolist()) for chunk in np.split(order, bounds)] if cur.size else []
-        )
-        return sorted(sets, key=lambda s: s[0])
+        if bounds.size == cur.size - 1:  # every unit one channel (MLP hidden, embeddings)
+            return [[v] for v in np.sort(cur).tolist()]
+        vals = cur[order].tolist()
+        edges = [0, *bounds.tolist(), len(vals)]
+        sets = [vals[a:b] for a, b in zip(edges[:-1], edges[1:], strict=False)]
+        firsts = np.asarray([s[0] for s in sets])
+        return [sets[i] for i in np.argsort(firsts, kind="stable").tolist()]
 
     def check_pruning_group(self, group: Group) -> bool:
         """False if the group would empty a layer or touch channels that must stay."""

@@ -90,3 +90,24 @@ def test_probe_locks_every_repeated_broken_group_in_few_runs():
         grp.prune(idxs=grp.channel_sets()[0])
     assert model(x).shape == y.shape
     assert all(blk.fc1.out_features < 32 for blk in model)
+
+
+def test_channel_sets_singletons_and_multi_channel_units():
+    # concat of a conv with itself: channel i and i+4 of the concat are one unit of conv a
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 1)
+            self.b = nn.Conv2d(8, 6, 1)
+            self.c = nn.Conv2d(6, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.a(x)
+            return self.c(self.b(torch.cat([y, y], 1)))
+
+    model = Twice().eval()
+    dg = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 4, 4))
+    b_group = dg.get_pruning_group(model.b, tp.prune_conv_out_channels, [5, 0, 3])
+    assert b_group.channel_sets() == [[0], [3], [5]]
+    cat_in = dg.get_pruning_group(model.b, tp.prune_conv_in_channels, [6, 1])
+    assert cat_in.channel_sets() == [[1, 5], [2, 6]]
