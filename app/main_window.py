@@ -665,6 +665,7 @@ class MainWindow(QMainWindow):
         gp.ratioEdited.connect(self._guard(self.pruning.set_group_ratio))
         gp.clearRatioRequested.connect(self._guard(self.pruning.clear_ratios))
         gp.scopeRequested.connect(self._guard(self.pruning.make_scope))
+        gp.leaveScopeRequested.connect(self._guard(self.pruning.leave_scopes))
         gp.ignoreRequested.connect(self._guard(self.pruning.set_ignored))
         self.properties.layerRatioEdited.connect(self._guard(self.pruning.set_layer_ratio))
         self.properties.ignoreToggled.connect(
@@ -806,7 +807,11 @@ class MainWindow(QMainWindow):
             )
             self.last_dialog.setInformativeText("\n".join(problems[:8]))
             return False
-        self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo)")
+        made_for = self.pruning.plan.source
+        other = (
+            f"; it was made for {made_for}" if made_for and made_for != self.document.source else ""
+        )
+        self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo){other}")
         return True
 
     # ------------------------------------------------------------------ prune & export

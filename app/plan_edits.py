@@ -80,6 +80,17 @@ def set_scope_ratio(plan: PruningPlan, name: str, ratio: float) -> PruningPlan:
     return plan.replace(scopes=scopes)
 
 
+def leave_scopes(plan: PruningPlan, layers: Iterable[str]) -> PruningPlan:
+    """Take layers out of whatever scope holds them; scopes left empty disappear."""
+    drop = set(layers)
+    scopes = [
+        UserScope([x for x in s.layers if x not in drop], s.ratio, s.name)
+        for s in plan.scopes
+        if any(x not in drop for x in s.layers)
+    ]
+    return plan.replace(scopes=scopes)
+
+
 def remove_scope(plan: PruningPlan, name: str) -> PruningPlan:
     return plan.replace(scopes=[s for s in plan.scopes if s.name != name])
 
@@ -93,11 +104,7 @@ def set_ignored(plan: PruningPlan, layers: Iterable[str], ignored: bool) -> Prun
         return plan.replace(ignored_layers=_unignored(plan, names))
     current = list(plan.ignored_layers) + [n for n in names if n not in plan.ignored_layers]
     drop = set(names)
-    scopes = [
-        UserScope([x for x in s.layers if x not in drop], s.ratio, s.name)
-        for s in plan.scopes
-        if any(x not in drop for x in s.layers)
-    ]
+    scopes = leave_scopes(plan, names).scopes
     return plan.replace(
         ignored_layers=current,
         layer_ratios={k: v for k, v in plan.layer_ratios.items() if k not in drop},

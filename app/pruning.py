@@ -143,6 +143,11 @@ class PruningController(QObject):
             f"User scope of {len(layers)} layers", plan_edits.make_scope, layers, ratio
         )
 
+    def leave_scopes(self, layers: list[str]) -> bool:
+        return self.edit(
+            f"Remove {len(layers)} layer(s) from scopes", plan_edits.leave_scopes, layers
+        )
+
     def remove_scope(self, name: str) -> bool:
         return self.edit(f"Remove {name}", plan_edits.remove_scope, name)
 

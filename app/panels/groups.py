@@ -149,6 +149,7 @@ class GroupsPanel(QWidget):
     ratioEdited = Signal(str, float)  # noqa: N815 - root layer, ratio
     clearRatioRequested = Signal(list)  # noqa: N815 - root layers
     scopeRequested = Signal(list)  # noqa: N815 - root layers
+    leaveScopeRequested = Signal(list)  # noqa: N815 - root layers
     ignoreRequested = Signal(list, bool)  # noqa: N815 - root layers, ignore?
 
     def __init__(self, parent=None) -> None:
@@ -266,6 +267,14 @@ class GroupsPanel(QWidget):
             f"Make user scope of {n} group{'s' if n > 1 else ''}",
             lambda: self.scopeRequested.emit(roots),
         )
+        scoped = [
+            r
+            for r in roots
+            if self.model.ratios.get(r, None) is not None
+            and self.model.ratios[r].origin.startswith("scope ")
+        ]
+        if scoped:
+            menu.addAction("Remove from user scope", lambda: self.leaveScopeRequested.emit(scoped))
         menu.addSeparator()
         menu.addAction(
             "Ignore root layer" + ("s" if n > 1 else ""),

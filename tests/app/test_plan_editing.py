@@ -47,6 +47,8 @@ def test_ignoring_drops_the_layers_ratios_and_a_ratio_un_ignores() -> None:
     assert again.ignored_layers == ["a", "d"] and again.group_ratios == {"c": 0.3}
     assert pe.make_scope(again, ["a", "d"], 0.5).ignored_layers == []
     assert pe.set_ignored(pe.make_scope(p, ["b"], 0.1), ["b"], True).scopes[0].layers == ["a"]
+    left = pe.leave_scopes(pe.make_scope(p, ["x"], 0.1), ["a", "b"])
+    assert [(s.layers, s.name) for s in left.scopes] == [(["x"], "#2")]
 
 
 def test_a_layer_moves_into_a_new_scope_and_empty_scopes_vanish() -> None:
@@ -153,3 +155,29 @@ def test_plan_file_round_trip_and_bad_plan_is_explained(qtbot, window, tmp_path)
     assert not window.open_plan(str(bad))
     assert window.pruning.plan == before
     assert "colour" in window.last_dialog.detailedText()
+
+
+def test_groups_context_menu_offers_scope_and_ignore_actions(qtbot, window) -> None:
+    from PySide6.QtCore import QPoint
+
+    open_and_wait(qtbot, window, "net.pt")
+    groups = window.document.summary.groups
+    panel = window.groups_panel
+    panel.select_groups([groups[1].id, groups[2].id])
+    panel._menu(QPoint(5, 5))
+    texts = [a.text() for a in panel.last_menu.actions() if a.text()]
+    assert texts == [
+        "Clear ratios of 2 groups",
+        "Make user scope of 2 groups",
+        "Ignore root layers",
+        "Un-ignore root layers",
+    ]
+    next(a for a in panel.last_menu.actions() if a.text().startswith("Make user")).trigger()
+    assert window.pruning.plan.scopes[0].layers == [groups[1].root, groups[2].root]
+    panel.last_menu.close()
+    panel.select_groups([groups[2].id])
+    panel._menu(QPoint(5, 5))
+    leave = next(a for a in panel.last_menu.actions() if a.text() == "Remove from user scope")
+    leave.trigger()
+    assert window.pruning.plan.scopes[0].layers == [groups[1].root]
+    panel.last_menu.close()
