@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from ..function.attributes import refresh_attributes
 from ..graph import DependencyGraph, Group
 from ..pruner import BasePruner, GroupPlan
 from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
@@ -193,6 +194,7 @@ class _Shadow:
                 handler(layer, sorted(idxs), dim=dim)
             else:
                 handler(layer, sorted(idxs))
+        refresh_attributes(self.model)  # e.g. ViT's hidden_dim, read by its forward
 
     def measure_pruned(self, groups: list[Group], measure: Any) -> Any:
         """`measure(meta_model)` with `groups` removed; the copy is restored afterwards."""
