@@ -40,10 +40,16 @@ def _mobilenet_v2() -> tuple[nn.Module, torch.Tensor]:
     return torchvision.models.mobilenet_v2(weights=None).eval(), torch.randn(1, 3, 64, 64)
 
 
+def _densenet121() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return torchvision.models.densenet121(weights=None).eval(), torch.randn(1, 3, 64, 64)
+
+
 MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
     "resnet18": _resnet18,
     "digits": load_demo,
     "mobilenet_v2": _mobilenet_v2,
+    "densenet121": _densenet121,  # concats: a conv's input spans many groups (slow only)
 }
 
 
@@ -57,7 +63,7 @@ def _setup(name: str) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
     return model, x, previewer, roots
 
 
-@pytest.fixture(params=list(MODELS))
+@pytest.fixture(params=["resnet18", "digits", "mobilenet_v2"])
 def setup(request) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
     return _setup(request.param)
 
@@ -118,11 +124,17 @@ def _assert_preview_is_exact(model, x, previewer: Previewer, plan: PruningPlan) 
             layer.name
 
 
-# mobilenet_v2 (depthwise convs) runs its three core plans by default, the rest with -m slow.
+# mobilenet_v2 (depthwise convs) runs four core plans by default, the rest with -m slow;
+# densenet121 only with -m slow.
 _MOBILENET_DEFAULT = {"local", "global", "round_to_8", "scope_group_layer_ignored"}
+
+
+def _is_slow(model: str, plan: str) -> bool:
+    return model == "densenet121" or (model == "mobilenet_v2" and plan not in _MOBILENET_DEFAULT)
+
+
 CASES = [
-    pytest.param(m, p, id=f"{m}-{p}", marks=() if m != "mobilenet_v2" or p in _MOBILENET_DEFAULT
-                 else pytest.mark.slow)
+    pytest.param(m, p, id=f"{m}-{p}", marks=pytest.mark.slow if _is_slow(m, p) else ())
     for m in MODELS for p in PLANS
 ]
 
