@@ -77,11 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(prune)
     prune.add_argument("-o", "--output", metavar="OUT", help=OUTPUT_FORMATS_HELP)
     prune.add_argument("--plan", metavar="P", help="pruning plan JSON (from --save-plan or GUI)")
-    prune.add_argument(
+    amount = prune.add_mutually_exclusive_group()
+    amount.add_argument(
         "--ratio",
         type=float,
         metavar="R",
         help="fraction of each group's channels to remove (default 0.5)",
+    )
+    amount.add_argument(
+        "--keep-macs",
+        type=float,
+        metavar="F",
+        help="instead of --ratio: the ratio that keeps at most F of the MACs (exact search)",
+    )
+    amount.add_argument(
+        "--keep-params",
+        type=float,
+        metavar="F",
+        help="instead of --ratio: the ratio that keeps at most F of the parameters",
     )
     prune.add_argument(
         "--global",

@@ -58,7 +58,7 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
-    from engine.plan import apply_plan, preview_plan
+    from engine.plan import Previewer, apply_plan, preview_plan, solve_ratio
 
     fmt = _check_output(args)
     with warnings.catch_warnings(record=True) as early:
@@ -88,9 +88,26 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        previewer = None
+        target = _solve_target(args)
+        if target is not None:
+            with progress.stage(f"searching the ratio that keeps {target[1]:g} of the {target[0]}"):
+                previewer = Previewer(model, inputs, dependency_graph=dg)
+                solved = solve_ratio(previewer, plan, target=target[0], keep=target[1])
+            plan = plan.replace(pruning_ratio=solved.ratio)
+            report["plan"] = plan.to_dict()
+            report["solved"] = {
+                "target": target[0],
+                "keep": target[1],
+                "ratio": solved.ratio,
+                "achieved": solved.achieved,
+            }
         if args.dry_run:
             with progress.stage("previewing (exact, nothing is written)"):
-                preview = preview_plan(model, inputs, plan, dependency_graph=dg)
+                if previewer is not None:
+                    preview = previewer.preview(plan)
+                else:
+                    preview = preview_plan(model, inputs, plan, dependency_graph=dg)
             report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
@@ -102,7 +119,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["after"] = {"macs": macs1, "params": params1}
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
-    report["warnings"] = sorted({one_line(str(w.message), 300) for w in [*early, *caught]})
+    report["warnings"] = sorted(
+        {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
+    )
     if not report["layers"]:
         report["warnings"].append(nothing_pruned_hint(opened.loaded.source_kind))
     report["output"] = None if args.dry_run else args.output
@@ -161,6 +180,26 @@ def _with_flag(problem: str) -> str:
             head, sep, rest = problem.partition(":")
             return f"{head} ({flag}){sep}{rest}"
     return problem
+
+
+def _cli_note(text: str) -> str:
+    """Engine warnings suggest Python arguments; say what applies on the command line."""
+    return text.replace(
+        "pass calibration=(model) -> loss",
+        "the CLI has no calibration data: use the Python API (calibration=) for data-driven "
+        "scores, or a magnitude criterion",
+    )
+
+
+def _solve_target(args: argparse.Namespace) -> tuple[str, float] | None:
+    """("macs"|"params", fraction to keep) from --keep-macs/--keep-params, else None."""
+    for target, value in (("macs", args.keep_macs), ("params", args.keep_params)):
+        if value is not None:
+            if not 0.0 < value <= 1.0:
+                flag = f"--keep-{target}"
+                raise CliError(f"{flag} {value:g}: give the fraction to keep, in (0, 1]")
+            return target, value
+    return None
 
 
 def nothing_pruned_hint(source_kind: str) -> str:

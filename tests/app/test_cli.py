@@ -468,3 +468,25 @@ def test_safe_checkpoint_pruned_twice_keeps_its_whole_history(capsys, tmp_path):
     assert b["validation"]["outputs_match"] is True
     again = run_json(capsys, "inspect", str(second))  # replays both runs' steps on a fresh demo
     assert (again["macs"], again["params"]) == (b["after"]["macs"], b["after"]["params"])
+
+
+def test_keep_macs_solves_the_ratio_and_the_prune_matches(capsys, tmp_path):
+    out, plan = tmp_path / "k.pt", tmp_path / "plan.json"
+    dry = run_json(capsys, "prune", "arborist:demo", "--keep-macs", "0.5", "--dry-run")
+    real = run_json(
+        capsys,
+        "prune",
+        "arborist:demo",
+        "--keep-macs",
+        "0.5",
+        "-o",
+        str(out),
+        "--save-plan",
+        str(plan),
+    )
+    assert dry["solved"] == real["solved"] and dry["after"] == real["after"]
+    kept = real["after"]["macs"] / real["before"]["macs"]
+    assert kept <= 0.5 and kept == pytest.approx(real["solved"]["achieved"])
+    assert json.loads(plan.read_text())["pruning_ratio"] == real["solved"]["ratio"] > 0
+    code, _, err = run_cli(capsys, "prune", "arborist:demo", "--keep-params", "0", "--dry-run")
+    assert_one_line_error(code, err, "--keep-params 0", "(0, 1]")
