@@ -1,0 +1,109 @@
+"""The torchvision prunability report (benchmarks/prunability.py): helpers fast, sweep slow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from benchmarks import prunability as pr
+from benchmarks.measure import write_json
+
+
+def test_every_torchvision_family_is_listed():
+    pairs = pr.all_models()
+    families = {f for f, _ in pairs}
+    assert families == set(pr.FAMILIES)
+    names = [m for _, m in pairs]
+    assert len(names) == len(set(names))
+    assert "fasterrcnn_resnet50_fpn" in names and "raft_small" in names
+    assert len(pr.classification_models()) == 80
+    assert pr.family_of("deeplabv3_resnet50") == "segmentation"
+    with pytest.raises(ValueError, match="not a torchvision model"):
+        pr.family_of("resnet_51")
+
+
+def test_cases_use_small_inputs_and_no_weights():
+    det = pr.case_for("retinanet_resnet50_fpn")
+    assert det.kwargs == {"weights": None, "weights_backbone": None, "min_size": 128,
+                          "max_size": 128}
+    assert det.data_dependent_dim0
+    assert [tuple(x.shape) for x in det.inputs("meta")] == [(1, 3, 128, 128)]
+    flow = pr.case_for("raft_small")
+    assert [tuple(x.shape) for x in flow.inputs("meta")] == [(1, 3, 128, 128)] * 2
+    assert tuple(pr.case_for("r3d_18").inputs("meta")[0].shape) == (1, 3, 8, 112, 112)
+    assert pr.case_for("quantized_resnet18").kwargs["quantize"] is False
+    assert tuple(pr.case_for("inception_v3").inputs("meta")[0].shape) == (1, 3, 299, 299)
+
+
+def test_compare_outputs_checks_structure_and_shapes():
+    a = [{"boxes": torch.zeros(5, 4), "labels": torch.zeros(5)}]
+    same_but_fewer = [{"boxes": torch.zeros(2, 4), "labels": torch.zeros(2)}]
+    assert pr.compare_outputs(a, same_but_fewer, drop_dim0=True) == ""
+    assert pr.compare_outputs(a, same_but_fewer) == "output 0: shape (5, 4) -> (2, 4)"
+    wider = [{"boxes": torch.zeros(5, 3), "labels": torch.zeros(5)}]
+    assert pr.compare_outputs(a, wider, drop_dim0=True) == "output 0: shape (4,) -> (3,)"
+    renamed = [{"box": torch.zeros(5, 4), "labels": torch.zeros(5)}]
+    assert pr.compare_outputs(a, renamed) == "output structure changed"
+    assert pr.compare_outputs(torch.zeros(1, 10), torch.zeros(1, 10)) == ""
+
+
+def test_head_layers_are_the_final_classifiers():
+    seq = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.Linear(4, 2))
+    assert pr.head_layers(seq, "classification") == [seq[2]]
+    model = pr.build("fcn_resnet50", "meta")
+    assert pr.head_layers(model, "segmentation") == [model.classifier[4]]
+    model = pr.build("lraspp_mobilenet_v3_large", "meta")
+    heads = pr.head_layers(model, "segmentation")
+    assert heads == [model.classifier.low_classifier, model.classifier.high_classifier]
+    model = pr.build("fasterrcnn_mobilenet_v3_large_320_fpn", "meta")
+    predictor = model.roi_heads.box_predictor
+    rpn = model.rpn.head
+    expected = [rpn.cls_logits, rpn.bbox_pred, predictor.cls_score, predictor.bbox_pred]
+    assert pr.head_layers(model, "detection") == expected
+
+
+def test_markdown_and_json_reports(tmp_path):
+    results = [
+        pr.Result("a", True, 3, 2_000_000, 500_000, 0.1, family="classification", input="1x3"),
+        pr.Result("b", False, 0, 0, 0, 0.2, reason="boom | x", family="detection",
+                  device="cpu"),
+    ]
+    md = tmp_path / "p.md"
+    pr.write_markdown(results, str(md))
+    text = md.read_text()
+    assert "**1 of 2 models pass.**" in text
+    assert "| classification | 1 | 1 |" in text and "| detection | 0 | 1 |" in text
+    assert "| a | yes | 3 | 2.00 | 0.50 | 1x3 | meta | 0.10 |  |" in text
+    assert "| b | NO | 0 | 0.00 | 0.00 |  | cpu | 0.20 | boom / x |" in text  # no stray pipe
+    out = tmp_path / "p.json"
+    write_json(str(out), [r.__dict__ for r in results])
+    assert json.loads(out.read_text())[1]["reason"] == "boom | x"
+
+
+def test_halve_group_takes_whole_units_up_to_the_ratio():
+    import engine as tp
+
+    model = nn.Sequential(nn.Conv2d(3, 10, 1), nn.ReLU(), nn.Conv2d(10, 4, 1)).eval()
+    x = torch.randn(1, 3, 4, 4)
+    dg = tp.DependencyGraph().build_dependency(model, x)
+    (group,) = list(dg.get_all_groups())
+    assert pr.halve_group(group, 0.5)
+    assert model[0].out_channels == 5 and model[2].in_channels == 5
+
+
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "raft_small", "r3d_18"])
+def test_other_families_prune_and_run(name):
+    r = pr.check_model(name)
+    assert r.ok, r.reason
+    assert r.params_after < r.params_before
+
+
+@pytest.mark.slow
+def test_every_torchvision_model_of_every_family_prunes():
+    failures = [
+        r for f, m in pr.all_models() if not (r := pr.check_model(m, family=f)).ok
+    ]
+    assert not failures, [(r.model, r.reason) for r in failures]
