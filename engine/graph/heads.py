@@ -271,14 +271,22 @@ def prune_heads(
     n_units: int,
     record_history: bool = True,
 ) -> None:
-    """Remove every position in `fine` from every layer, then fix head-count attributes."""
-    root = _out_state(dg, members[0].module)
-    root_idxs = root.current_rank()[root.alive & np.isin(root.fine, fine)].tolist()
-    for state, mask in _positions(dg, fine):
-        dep = Dependency(None, state.handler, state.node, state.node)
-        dep(state.current_rank()[mask].tolist())
-        state.alive[mask] = False
-        state._rank = None
+    """Remove every position in `fine` from every layer, then fix head-count attributes.
+
+    Removed layer by layer so the history holds one replayable entry per declared layer
+    (a q head and its v head share no fine class): the first entry also rescales the
+    owner's head counts on replay, the others (`heads:+`) only remove.
+    """
+    entries = []
+    for mb in members:
+        state = _out_state(dg, mb.module)
+        mask = state.alive & np.isin(state.fine, fine)
+        if not mask.any():
+            continue
+        prefix = HEADS_PREFIX if not entries else HEADS_PREFIX + "+"
+        entries.append((prefix + mb.name, True, state.current_rank()[mask].tolist()))
+        _remove(dg, np.unique(state.fine[mask]))
+    _remove(dg, fine)  # anything no declared layer reaches (none for well-formed units)
     for parent in {mb.parent for mb in members}:
         _update_parent(dg, parent, [mb for mb in members if mb.parent == parent], n_units)
     for mb in members:
@@ -286,7 +294,15 @@ def prune_heads(
     if dg.model is not None:
         refresh_attributes(dg.model)
     if record_history:
-        dg._pruning_history.append((HEADS_PREFIX + members[0].name, True, root_idxs))
+        dg._pruning_history.extend(entries)
+
+
+def _remove(dg: DependencyGraph, fine: np.ndarray) -> None:
+    for state, mask in _positions(dg, fine):
+        dep = Dependency(None, state.handler, state.node, state.node)
+        dep(state.current_rank()[mask].tolist())
+        state.alive[mask] = False
+        state._rank = None
 
 
 def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], n: int) -> None:
@@ -308,13 +324,26 @@ def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], 
 
 
 def replay_heads(dg: DependencyGraph, name: str, idxs: list[int]) -> None:
-    """Re-apply a recorded whole-head removal (`heads:<layer>` history entry)."""
-    module = dict(dg.model.named_modules()).get(name[len(HEADS_PREFIX):]) if dg.model else None
+    """Re-apply a recorded whole-head removal (`heads:<layer>` history entry).
+
+    Every unit removes the same fraction of each declared layer's heads (1/Hkv of the
+    query and of the KV heads alike), so the owner's head counts scale with the root.
+    """
+    scale = not name.startswith(HEADS_PREFIX + "+")
+    layer = name[len(HEADS_PREFIX) + (0 if scale else 1):]
+    module = dict(dg.model.named_modules()).get(layer) if dg.model is not None else None
     state = _out_state(dg, module) if module is not None else None
     if state is None:
         raise ValueError(f"pruning history names '{name}', which this model does not have")
+    width = int(state.alive.sum())
     orig = np.flatnonzero(state.alive)[np.asarray(idxs, dtype=np.int64)]
-    fine = np.unique(state.fine[orig])
-    n = 1
-    mb = HeadMember(module, name[len(HEADS_PREFIX):], name[len(HEADS_PREFIX):], 1, 0)
-    prune_heads(dg, [mb], fine, n)
+    mha = isinstance(module, nn.MultiheadAttention)
+    member = HeadMember(module, layer, layer if mha else layer.rpartition(".")[0], 1, 0)
+    prune_heads(dg, [member], np.unique(state.fine[orig]), 0, record_history=False)
+    dg._pruning_history.append((name, True, list(idxs)))
+    owner = None if mha or not scale else dict(dg.model.named_modules()).get(member.parent)
+    kept = width - len(idxs)
+    for attr in (*_Q_NAMES, *_KV_NAMES):
+        value = getattr(owner, attr, None) if owner is not None else None
+        if isinstance(value, int) and not isinstance(value, bool) and value * kept % width == 0:
+            setattr(owner, attr, value * kept // width)

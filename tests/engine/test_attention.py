@@ -379,3 +379,14 @@ def test_vit_with_6_heads_is_exactly_a_smaller_vit():
     small.load_state_dict(model.state_dict())
     torch.testing.assert_close(small(X32), model(X32), atol=1e-5, rtol=0)
     assert tp.utils.count_ops_and_params(model, X32) == tp.utils.count_ops_and_params(small, X32)
+
+
+def test_gqa_head_history_replays_with_head_counts():
+    model = gqa_net(kv_heads=2)
+    pruner(model, SEQ, pruning_ratio=0.25, ignored_layers=[model.head],
+           num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5).step()
+    ref = model(SEQ)
+    restored = tp.load_state_dict(gqa_net(kv_heads=2), tp.state_dict(model), example_inputs=SEQ)
+    a = restored.attn
+    assert (a.num_heads, a.num_key_value_heads, a.q_proj.out_features) == (4, 1, 24)
+    torch.testing.assert_close(restored(SEQ), ref, atol=1e-5, rtol=0)
