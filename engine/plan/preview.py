@@ -276,7 +276,13 @@ class Previewer:
             macs, params, layer_macs, _ = count(meta, shadow.inputs)
             return macs, params, self._layer_figures(shadow.modules, layer_macs)
 
-        macs, params, after = shadow.measure_pruned(planned, measure)
+        try:
+            macs, params, after = shadow.measure_pruned(planned, measure)
+        except Exception as e:  # noqa: BLE001  (a custom pruner that needs real weights)
+            warnings.warn(f"pruning the meta copy failed ({type(e).__name__}: {e}); previews "
+                          "will prune a deep copy instead (slower)", stacklevel=2)
+            self._shadow = None
+            return self._simulate(plan)
         return self._assemble(int(macs), int(params), after, plans)
 
     def invalidate(self) -> None:
