@@ -41,8 +41,17 @@ def change_text(before: int, after: int) -> str:
 
 
 def chart_layers(layers: list[Any]) -> list[Any]:
-    """Layers worth a bar: ones with output channels, norms left out (they mirror a conv)."""
-    return [lp for lp in layers if lp.out_before and not any(k in lp.type for k in NORM_KINDS)]
+    """Layers worth a bar: the ones whose output width the plan changes (norms left out,
+    they mirror their conv). A locked 1000-way classifier would otherwise flatten every
+    other bar; the Layers tab lists everything. With no change at all, every layer."""
+    own = [lp for lp in layers if lp.out_before and not any(k in lp.type for k in NORM_KINDS)]
+    changed = [lp for lp in own if lp.out_after != lp.out_before]
+    return changed or own
+
+
+def short_name(name: str, parts: int = 2) -> str:
+    """'layer3.0.downsample.0' -> 'downsample.0': tick labels must stay short."""
+    return ".".join(name.split(".")[-parts:])
 
 
 class PreviewPanel(QWidget):
@@ -78,6 +87,8 @@ class PreviewPanel(QWidget):
         self.legend.addItem(self.bars_before, "before")
         self.legend.addItem(self.bars_after, "after")
         self.chart_names: list[str] = []
+        self._bars: list[Any] = []
+        self.plot.scene().sigMouseMoved.connect(self._hover)
 
         self.table = QTableWidget(0, 5, self)
         self.table.setHorizontalHeaderLabels(["Layer", "Type", "Out ch", "Params", "MACs"])
@@ -105,6 +116,7 @@ class PreviewPanel(QWidget):
         self.bars_before.setOpts(x=[], height=[])
         self.bars_after.setOpts(x=[], height=[])
         self.chart_names = []
+        self._bars = []
         self.table.setRowCount(0)
 
     def set_state(self, message: str) -> None:
@@ -121,18 +133,32 @@ class PreviewPanel(QWidget):
         shown = chart_layers(preview.layers)
         xs = list(range(len(shown)))
         self.chart_names = [lp.name for lp in shown]
+        self._bars = shown
         self.bars_before.setOpts(x=xs, height=[lp.out_before for lp in shown])
         self.bars_after.setOpts(x=xs, height=[lp.out_after for lp in shown])
-        # Labels need ~90 px each; name the bars that fit, the table lists them all.
-        fit = max(1, self.plot.width() // 90)
+        # Labels need ~110 px each; name the bars that fit, the table lists them all.
+        fit = max(1, self.plot.width() // 110)
         step = max(1, -(-len(shown) // fit))
-        ticks = [(i, shown[i].name) for i in range(0, len(shown), step)]
+        ticks = [(i, short_name(shown[i].name)) for i in range(0, len(shown), step)]
+        changed = any(lp.out_after != lp.out_before for lp in shown)
+        title = f"{len(shown)} layers whose width changes" if changed else "no layer changes width"
+        self.plot.setTitle(title, size="9pt")
         self.plot.getAxis("bottom").setTicks([ticks])
         if shown:
             self.plot.setXRange(-0.8, len(shown) - 0.2, padding=0)
             # headroom above the tallest bar for the legend
             self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.3, padding=0)
         self._fill_table(preview.layers)
+
+    def _hover(self, pos: Any) -> None:
+        """Tooltip naming the bar under the mouse (tick labels can name only some)."""
+        x = self.plot.getPlotItem().vb.mapSceneToView(pos).x()
+        i = round(x)
+        if 0 <= i < len(self._bars) and abs(x - i) <= 0.4:
+            lp = self._bars[i]
+            self.plot.setToolTip(f"{lp.name} ({lp.type}): {lp.out_before} → {lp.out_after}")
+        else:
+            self.plot.setToolTip("")
 
     def _fill_table(self, layers: list[Any]) -> None:
         self.table.setRowCount(len(layers))

@@ -63,8 +63,16 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
     by_name = {lp.name: lp for lp in preview.layers}
     assert by_name["branch_a.0"].out_after == 12  # 16 channels, ratio 0.25
     assert panel.proxy.index(row_of(panel, "branch_a.0"), 5).data() == 12
+    # bars: every conv/linear whose width changes (fc keeps its 10 outputs: no bar)
+    assert win.preview_panel.chart_names == [
+        "stem.0",
+        "branch_a.0",
+        "branch_b.0",
+        "block.conv1",
+        "block.conv2",
+    ]
     assert list(win.preview_panel.bars_after.opts["height"]) == [
-        lp.out_after for lp in preview.layers if lp.type != "BatchNorm2d"
+        by_name[n].out_after for n in win.preview_panel.chart_names
     ]
     node = doc.node_by_name("branch_a.0")
     item = win.scene.node_items[win.view_id(node.id)]
