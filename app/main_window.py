@@ -626,7 +626,7 @@ class MainWindow(QMainWindow):
                 )
             if node.is_layer:
                 menu.addSeparator()
-                self._add_plan_items(menu, node.name, groups)
+                self._add_plan_items(menu, view_id, node.name, groups)
         menu.addSeparator()
         menu.addAction("Copy name", lambda: QApplication.clipboard().setText(node.name))
         self.last_dialog = menu
@@ -731,7 +731,7 @@ class MainWindow(QMainWindow):
             f"(asked for {100 * done.keep:.0f} %)"
         )
 
-    def _add_plan_items(self, menu: QMenu, name: str, groups) -> None:
+    def _add_plan_items(self, menu: QMenu, view_id: int, name: str, groups) -> None:
         """Canvas context menu: ratio presets for the layer, ignore, scope with selection."""
         plan = self.pruning.plan
         current = plan.layer_ratios.get(name)
@@ -743,7 +743,9 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             act.setChecked(current == r)
         ratio_menu.addSeparator()
-        ratio_menu.addAction("Other…", lambda: self.properties.focus_ratio())
+        ratio_menu.addAction(
+            "Other…", lambda: (self.on_node_clicked(view_id), self.properties.focus_ratio())
+        )
         ratio_menu.addAction(
             "Use group/default ratio", lambda: self.pruning.set_layer_ratio(name, None)
         ).setEnabled(current is not None)

@@ -60,6 +60,11 @@ def test_canvas_menu_sets_layer_ratio_and_ignores(qtbot, demo_window) -> None:
     win._node_menu(vid, QPoint(10, 10))
     assert menu_action(win.last_dialog, "Un-ignore layer") is not None
     win.last_dialog.close()
+    win._node_menu(vid, QPoint(10, 10))
+    menu_action(win.last_dialog, "Pruning ratio of this layer", "Other…").trigger()
+    assert win.properties.node.name == "block.conv1"  # the inline editor, on this layer
+    assert win.properties.editor.isVisible()
+    win.last_dialog.close()
 
 
 def test_inline_layer_editor_on_the_selected_node(qtbot, demo_window) -> None:
