@@ -77,8 +77,8 @@ def test_probe_locks_every_repeated_broken_group_in_few_runs():
     roots = {g[0].dep.target.module for g in dg.get_all_groups()}
     assert roots == {blk.fc1 for blk in model}  # q of every block locked, MLPs prunable
     assert len(dg.lock_reasons) >= 8
-    # one try per kind of group (q, fc1) plus one run for all the passing ones, no halving
-    assert dg.probe_runs <= 3
+    # all at once, one try per kind of group (q, fc1), one run for the passing ones: no halving
+    assert dg.probe_runs == 4
     # the same verdicts as probing every group on its own, one run each
     raw = tp.DependencyGraph().build_dependency(model, x, validate=False)
     units = [smallest_unit(raw, g) for g in raw.get_all_groups(root_module_types=(object,))]
@@ -111,3 +111,12 @@ def test_channel_sets_singletons_and_multi_channel_units():
     assert b_group.channel_sets() == [[0], [3], [5]]
     cat_in = dg.get_pruning_group(model.b, tp.prune_conv_in_channels, [6, 1])
     assert cat_in.channel_sets() == [[1, 5], [2, 6]]
+
+
+def test_probe_costs_one_run_when_every_group_prunes():
+    blocks = [nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                            nn.Conv2d(16, 8, 1)) for _ in range(6)]
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), *blocks).eval()
+    dg = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 8, 8))
+    assert dg.probe_runs == 1
+    assert len(list(dg.get_all_groups())) == 12  # stem + 6 inner + 5 between blocks
