@@ -2,8 +2,10 @@
 
 Times `Previewer.preview(plan)` on ResNet-50 (1x3x224x224): the graph is traced once,
 the first preview of a criterion ranks every group (reported as `first_ms`), later
-previews reuse the cached rankings (reported as median `ms`). Several plan kinds are
-timed; each preview's MACs are also checked against a real pruned copy once.
+previews reuse the cached rankings (median `ms`). Per plan kind the default ratio is
+swept to a new value every time (every group changes width); `edit_one_layer` sweeps
+one layer's ratio instead (the GUI's common edit). Each kind's last preview is checked
+against a really pruned copy (`exact`).
 
 Usage: python -m benchmarks.preview_speed [--model resnet50] [--repeats 15]
        [--json benchmarks/results/preview_speed.json]
@@ -48,6 +50,30 @@ PLANS: dict[str, PruningPlan] = {
 }
 
 
+EDITED = "layer3.0.conv1"
+
+
+def _timed_preview(previewer: Previewer, plan: PruningPlan) -> tuple[tuple[float, float], Any]:
+    """((wall s, this process's CPU s), preview): CPU time shows the cost on a loaded box."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    preview = previewer.preview(plan)
+    return (time.perf_counter() - t0, time.process_time() - c0), preview
+
+
+def _row(model: Any, x: Any, plan: PruningPlan, preview: Any, first: float,
+         times: list[tuple[float, float]]) -> dict[str, Any]:
+    """Timing figures, and whether the preview equals a really pruned copy's count."""
+    pruned = copy.deepcopy(model)
+    apply_plan(pruned, x, plan)
+    exact = (preview.macs_after, preview.params_after) == count_ops_and_params(pruned, x)
+    wall = [w for w, _ in times]
+    cpu = [c for _, c in times]
+    return {"first_ms": round(first * 1e3, 1), "ms": round(statistics.median(wall) * 1e3, 1),
+            "min_ms": round(min(wall) * 1e3, 1),
+            "cpu_ms": round(statistics.median(cpu) * 1e3, 1), "exact": exact,
+            "macs_ratio": round(preview.macs_ratio, 4)}
+
+
 def run(model_name: str, repeats: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -59,20 +85,22 @@ def run(model_name: str, repeats: int) -> dict[str, Any]:
         first, preview = timed(lambda p=plan: previewer.preview(p))
         times = []
         for i in range(repeats):
-            # vary the ratio a little, as a slider would: still cached rankings
-            p = plan.replace(pruning_ratio=plan.pruning_ratio + 0.001 * (i % 5))
-            t0 = time.perf_counter()
-            previewer.preview(p)
-            times.append(time.perf_counter() - t0)
-        pruned = copy.deepcopy(model)
-        apply_plan(pruned, x, plan)
-        exact = (preview.macs_after, preview.params_after) == count_ops_and_params(pruned, x)
-        ms = statistics.median(times) * 1e3
-        rows[name] = {"first_ms": round(first * 1e3, 1), "ms": round(ms, 1),
-                      "min_ms": round(min(times) * 1e3, 1), "exact": exact,
-                      "macs_ratio": round(preview.macs_ratio, 4)}
-        print(f"{model_name} {name:18s} median {rows[name]['ms']:7.1f} ms  (min "
-              f"{rows[name]['min_ms']:.1f}, first {rows[name]['first_ms']:.1f}) exact={exact}")
+            # a new default ratio every time (as a slider): every group's width changes
+            p = plan.replace(pruning_ratio=plan.pruning_ratio - 0.2 + 0.4 * (i + 1) / repeats)
+            times.append(_timed_preview(previewer, p)[0])
+        rows[name] = _row(model, x, plan, preview, first, times)
+    # editing one layer's ratio (the GUI's common case): only that group's layers change
+    plan = PruningPlan(pruning_ratio=0.5)
+    times = []
+    for i in range(repeats):
+        p = plan.replace(layer_ratios={EDITED: 0.05 + 0.9 * i / repeats})
+        wall_cpu, preview = _timed_preview(previewer, p)
+        times.append(wall_cpu)
+    rows["edit_one_layer"] = _row(model, x, p, preview, times[0][0], times[1:])
+    for name, row in rows.items():
+        print(f"{model_name} {name:16s} median {row['ms']:6.1f} ms wall, {row['cpu_ms']:6.1f} ms "
+              f"CPU (min wall {row['min_ms']:.1f}, first {row['first_ms']:.1f}) "
+              f"exact={row['exact']}")
     return {"model": model_name, "input": [1, 3, 224, 224], "previewer_build_s":
             round(t_build, 3), "repeats": repeats, "plans": rows}
 

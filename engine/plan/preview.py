@@ -133,6 +133,32 @@ def _same_shape(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     return x
 
 
+_MAX_STATES = 20000  # cached pruned layer states (meta: a few hundred bytes each)
+
+
+def _get_state(target: Any) -> tuple:
+    """A pruned layer's (or unwrapped parameter's) full state: attributes and tensor shapes."""
+    if isinstance(target, nn.Module):
+        own = [t for t in (*target._parameters.values(), *target._buffers.values())
+               if t is not None]
+        return (dict(target.__dict__), dict(target._parameters), dict(target._buffers),
+                [(t, t.data) for t in own])
+    return (None, None, None, [(target, target.data)])
+
+
+def _set_state(target: Any, state: tuple) -> None:
+    attrs, params, buffers, tensors = state
+    if attrs is not None:
+        target.__dict__.clear()
+        target.__dict__.update(attrs)
+        target._parameters.clear()
+        target._parameters.update(params)
+        target._buffers.clear()
+        target._buffers.update(buffers)
+    for t, data in tensors:
+        t.data = data
+
+
 class _Shadow:
     """A weightless meta copy of the model that can be pruned, counted and restored."""
 
@@ -154,6 +180,7 @@ class _Shadow:
         self._tensors = list(self.model.parameters()) + list(self.model.buffers())
         self.modules = dict(self.model.named_modules())
         self._module_objs = list(self.model.modules())
+        self._states: dict[tuple, tuple] = {}
 
     def _snapshot(self) -> tuple[list, list]:
         tensors = [(t, t.data) for t in self._tensors]
@@ -178,6 +205,9 @@ class _Shadow:
 
         All groups' indices refer to the state before the step and never overlap, so
         the union per (layer, handler) equals applying the groups one after another.
+        On meta a layer's pruned state depends only on HOW MANY channels each handler
+        removes, so it is cached per layer and count: editing one group's ratio
+        re-prunes only that group's layers.
         """
         merged: dict[tuple[int, str], tuple[Any, Any, Any, set[int]]] = {}
         for group in groups:
@@ -189,11 +219,23 @@ class _Shadow:
                     entry = merged[key] = (self.copy_of[id(target.module)], item.dep.handler,
                                            target.pruning_dim, set())
                 entry[3].update(item.idxs)
-        for layer, handler, dim, idxs in merged.values():
-            if dim is not None:
-                handler(layer, sorted(idxs), dim=dim)
-            else:
-                handler(layer, sorted(idxs))
+        per_layer: dict[int, list[tuple[Any, Any, Any, set[int]]]] = {}
+        for entry in merged.values():
+            per_layer.setdefault(id(entry[0]), []).append(entry)
+        for ops in per_layer.values():
+            layer = ops[0][0]
+            key = (id(layer), tuple((getattr(h, "__name__", ""), d, len(i)) for _, h, d, i in ops))
+            state = self._states.get(key)
+            if state is not None:
+                _set_state(layer, state)
+                continue
+            for _, handler, dim, idxs in ops:
+                if dim is not None:
+                    handler(layer, sorted(idxs), dim=dim)
+                else:
+                    handler(layer, sorted(idxs))
+            if len(self._states) < _MAX_STATES:
+                self._states[key] = _get_state(layer)
         refresh_attributes(self.model)  # e.g. ViT's hidden_dim, read by its forward
 
     def measure_pruned(self, groups: list[Group], measure: Any) -> Any:
