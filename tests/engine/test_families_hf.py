@@ -182,6 +182,11 @@ def test_hidden_and_mlp_halved_config_refreshed(name):
     prune(model, name, pruning_ratio=0.5)
     cfg = model.config
     assert cfg.hidden_size == 32
+    if name in ROPE:  # the RMSNorm weights (unwrapped Parameters) follow the hidden dim
+        norms = [m for n, m in model.named_modules() if type(m).__name__.endswith("RMSNorm")]
+        assert len(norms) == 5 and all(tuple(m.weight.shape) == (32,) for m in norms)
+        assert tuple(model.model.embed_tokens.weight.shape) == (128, 32)
+        assert model.model.layers[0].mlp.down_proj.in_features == 64
     if name == "gpt2":
         assert cfg.n_inner == 128 and model.transformer.h[1].mlp.c_fc.nf == 128
         assert model.lm_head.in_features == 32  # tied to wte, pruned through it
@@ -195,6 +200,20 @@ def test_hidden_and_mlp_halved_config_refreshed(name):
     assert tuple(run(model, name).shape) == shape
     if name in CAUSAL:
         assert tuple(generate(model).shape) == (1, 11)
+
+
+@pytest.mark.parametrize("name", ["bert", "vit"])
+def test_global_pruning_keeps_one_head_size(name):
+    """q/k and v head dims are separate groups but share one attribute (attention_head_size /
+    head_dim): ranked globally they would shrink differently, which no attribute can express.
+    The probe must lock them one by one (trying them only all together would miss this)."""
+    model = build(name)
+    shape = tuple(run(model, name).shape)
+    prune(model, name, pruning_ratio=0.4, global_pruning=True)
+    problems = families.refresh_attributes(model).problems  # MLP widths may differ: fine
+    assert not [p for p in problems if "heads" in p or "q width" in p]
+    assert all(i.head_dim * i.heads == 64 for i in families.find_attention(model))
+    assert tuple(run(model, name).shape) == shape
 
 
 # -------------------------------------------------------------- whole heads
