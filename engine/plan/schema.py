@@ -76,7 +76,13 @@ def _is(value: Any, types: tuple[type, ...]) -> bool:
 
 @dataclass
 class PruningPlan:
-    """What to prune and how; module paths only, so it survives JSON and reloading."""
+    """What to prune and how; module paths only, so it survives JSON and reloading.
+
+    Ratio precedence per group (see build.py): `scopes` > `group_ratios` (group id = root
+    module path) > `layer_ratios` (the group(s) whose out-channels the layer, or any layer
+    inside a container path, owns; the more specific path wins) > `pruning_ratio`. In
+    global mode each `layer_ratios`/`group_ratios` entry is one pooled ranking of its own.
+    """
 
     version: int = PLAN_VERSION
     source: str | None = None

@@ -43,7 +43,8 @@ def solve_ratio(
     """Set `plan.pruning_ratio` so the kept fraction is as close to `keep` as possible
     without exceeding it (unless even the largest ratio keeps more); returns what it got.
 
-    `tol` is the ratio resolution of the search (about 14 previews at 1e-4).
+    `tol` is the ratio resolution of the search (about 14 previews at 1e-4). Plans with
+    `iterative_steps > 1` preview by pruning a real copy, so each probe costs a full prune.
     """
     if target not in ("macs", "params"):
         raise PlanError(f"target: must be 'macs' or 'params', got {target!r}")
