@@ -24,7 +24,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..function.attributes import refresh_attributes
-from .group import Dependency, Group
+from .group import Dependency, Group, GroupItem
 
 if TYPE_CHECKING:
     from .dependency import DependencyGraph, _PortState
@@ -244,10 +244,11 @@ class HeadGroup(Group):
         for state, mask in _positions(dg, self.fine):
             dep = Dependency(root.handler, state.handler, root.node, state.node)
             cur = state.current_rank()[mask].tolist()
+            item = GroupItem(dep, cur, None)
             if state is root:
-                self._group.insert(0, _item(dep, cur))
+                self._group.insert(0, item)
             else:
-                self._group.append(_item(dep, cur))
+                self._group.append(item)
 
     def channel_sets(self) -> list[list[int]]:
         return [list(self._group[0].idxs)] if self._group else []
@@ -256,12 +257,6 @@ class HeadGroup(Group):
         if idxs is not None:
             raise ValueError("a head group removes whole heads; it cannot be re-targeted")
         prune_heads(self._DG, self.scope.members, self.fine, len(self.units), record_history)
-
-
-def _item(dep: Dependency, idxs: list[int]) -> Any:
-    from .group import GroupItem
-
-    return GroupItem(dep, idxs, None)
 
 
 def prune_heads(

@@ -390,3 +390,15 @@ def test_gqa_head_history_replays_with_head_counts():
     a = restored.attn
     assert (a.num_heads, a.num_key_value_heads, a.q_proj.out_features) == (4, 1, 24)
     torch.testing.assert_close(restored(SEQ), ref, atol=1e-5, rtol=0)
+
+
+def test_heads_follow_the_iterative_schedule():
+    model = gqa_net(kv_heads=8)
+    p = pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head], iterative_steps=2,
+               num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
+    counts = []
+    for _ in range(2):
+        p.step()
+        counts.append((model.attn.num_heads, model.attn.q_proj.out_features))
+        assert model(SEQ).shape == (2, 4)
+    assert counts == [(6, 48), (4, 32)]
