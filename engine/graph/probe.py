@@ -19,6 +19,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
+from .tracer import FastMeta
 
 if TYPE_CHECKING:
     from .dependency import DependencyGraph
@@ -88,7 +89,7 @@ class Prober:
                 else:
                     dep.handler(copied, sorted(idxs))
             refresh_attributes(clone)
-            with torch.no_grad():
+            with torch.no_grad(), FastMeta():
                 out = self.run(clone, self.inputs)
             return output_shapes(out) == self.expected
         except Exception:

@@ -120,3 +120,19 @@ def test_probe_costs_one_run_when_every_group_prunes():
     dg = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 8, 8))
     assert dg.probe_runs == 1
     assert len(list(dg.get_all_groups())) == 12  # stem + 6 inner + 5 between blocks
+
+
+def test_fast_meta_batch_norm_matches_the_real_meta_kernel():
+    from engine.graph.tracer import FastMeta
+
+    for training, dtype in ((False, torch.float32), (True, torch.float32), (False, torch.bfloat16)):
+        bn = nn.BatchNorm2d(6).train(training).to("meta", dtype)
+        x = torch.empty(2, 6, 5, 5, device="meta", dtype=dtype)
+        x = x.to(memory_format=torch.channels_last)
+        args = (x, bn.weight, bn.bias, bn.running_mean, bn.running_var, training, 0.1, 1e-5)
+        ref = torch.ops.aten.native_batch_norm.default(*args)
+        with FastMeta():
+            fast = torch.ops.aten.native_batch_norm.default(*args)
+        assert [t.shape for t in fast] == [t.shape for t in ref]
+        assert [t.dtype for t in fast] == [t.dtype for t in ref]
+        assert fast[0].stride() == ref[0].stride()
