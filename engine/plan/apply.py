@@ -18,6 +18,7 @@ from ..utils import count_ops_and_params
 from .build import build_pruner
 from .calibration import Calibration, clear_grads, compute_grads, resolve
 from .criteria import GRADIENT_CRITERIA
+from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
 Progress = Callable[[int, int, str], None]
@@ -108,5 +109,5 @@ def apply_plan(
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
              cancel=cancel, calibration=calibration, _steps_done=steps, _history=history)
     macs_after, params_after = count_ops_and_params(model, example_inputs)
-    return PruneOutcome(int(macs_before), int(macs_after), int(params_before),
+    return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
                         int(params_after), steps[0], history)

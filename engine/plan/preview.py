@@ -65,7 +65,7 @@ class LayerPreview:
 
 @dataclasses.dataclass
 class Preview:
-    macs_before: int
+    macs_before: int  # a float only when the batch does not divide the MACs (as counted)
     macs_after: int
     params_before: int
     params_after: int
@@ -248,6 +248,11 @@ class _Shadow:
             self._restore(snap)
 
 
+def exact_number(x: float) -> int | float:
+    """MACs are per sample: an int unless the batch does not divide the total (then as is)."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
 def count(model: nn.Module, inputs: Any) -> tuple[int, int, dict, dict]:
     with torch.no_grad():
         return count_ops_and_params(model, inputs, layer_wise=True)
@@ -291,7 +296,7 @@ class Previewer:
             self._shadow = None
             base = count(model, example_inputs)
             by_name = dict(model.named_modules())
-        self.macs_before, self.params_before = int(base[0]), int(base[1])
+        self.macs_before, self.params_before = exact_number(base[0]), int(base[1])
         self._before = self._layer_figures(by_name, base[2])
 
     # ---------------------------------------------------------------- public
@@ -325,7 +330,7 @@ class Previewer:
                           "will prune a deep copy instead (slower)", stacklevel=2)
             self._shadow = None
             return self._simulate(plan)
-        return self._assemble(int(macs), int(params), after, plans)
+        return self._assemble(exact_number(macs), int(params), after, plans)
 
     def invalidate(self) -> None:
         """Forget cached rankings/gradients: call after changing the model's weights."""
@@ -392,7 +397,7 @@ class Previewer:
             cout = spec.pruner.get_out_channels(m)
             params = sum(p.numel() for p in m.parameters())
             out[spec.name] = (int(cin or 0), int(cout or 0), int(params),
-                              int(layer_macs.get(m, 0)))
+                              exact_number(layer_macs.get(m, 0)))
         return out
 
     def _assemble(self, macs: int, params: int, after: dict, plans: list[GroupPlan]) -> Preview:
@@ -413,7 +418,7 @@ class Previewer:
         plans = run_plan(clone, self.example_inputs, plan, calibration=self.calibration)
         macs, params, layer_macs, _ = count(clone, self.example_inputs)
         after = self._layer_figures(dict(clone.named_modules()), layer_macs)
-        return self._assemble(int(macs), int(params), after, plans)
+        return self._assemble(exact_number(macs), int(params), after, plans)
 
 
 def _removes_heads(plan: PruningPlan) -> bool:

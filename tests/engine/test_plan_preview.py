@@ -119,7 +119,7 @@ def _assert_preview_is_exact(model, x, previewer: Previewer, plan: PruningPlan) 
         m = modules[layer.name]
         pruner = previewer.dg.get_pruner_of_module(originals[layer.name])
         got = (int(pruner.get_in_channels(m) or 0), int(pruner.get_out_channels(m) or 0),
-               sum(p.numel() for p in m.parameters()), int(layer_macs[m]))
+               sum(p.numel() for p in m.parameters()), layer_macs[m])
         assert (layer.in_after, layer.out_after, layer.params_after, layer.macs_after) == got, \
             layer.name
 
@@ -228,6 +228,30 @@ def test_model_without_meta_forward_falls_back_to_a_real_copy() -> None:
         previewer = Previewer(model, x)
     _assert_preview_is_exact(model, x, previewer, PruningPlan(pruning_ratio=0.5))
     assert previewer.preview(PruningPlan(pruning_ratio=0.5)).by_name()["conv1"].out_after == 4
+
+
+class _Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Linear(16, 32)
+        self.lstm = nn.LSTM(32, 48, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(48, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.lstm(torch.relu(self.emb(x)))
+        return self.fc(y[:, -1])
+
+
+@pytest.mark.parametrize("global_pruning", [False, True])
+def test_lstm_preview_is_exact_even_for_fractional_per_sample_macs(global_pruning: bool) -> None:
+    torch.manual_seed(0)
+    model, x = _Recurrent().eval(), torch.randn(2, 7, 16)  # batch 2: MACs/sample end in .5
+    plan = PruningPlan(pruning_ratio=0.5, global_pruning=global_pruning)
+    previewer = Previewer(model, x)
+    _assert_preview_is_exact(model, x, previewer, plan)
+    preview = previewer.preview(plan)
+    assert preview.by_name()["lstm"].out_after < 48
+    assert preview.macs_after == count_ops_and_params(_pruned_copy(model, x, plan), x)[0]
 
 
 # ------------------------------------------------------------------ solver
