@@ -209,15 +209,16 @@ def _refresh_config(model: nn.Module, rep: RefreshReport) -> None:
             ("num_key_value_heads", [i.kv_heads for i in infos]),
             ("head_dim", [i.head_dim for i in infos]),
         ):
+            # head_dim is written for q/k/v families even when the config lacks it: they
+            # fall back to hidden_size // heads, which pruning makes wrong
+            if not (hasattr(config, attr) or (attr == "head_dim" and infos[0].kind == "split")):
+                continue
             value = _uniform(vals)
             if value is None:
                 rep.problems.append(f"config.{attr}: layers now differ ({sorted(set(vals))}); "
                                     "left unchanged")
                 continue
-            # head_dim is written for q/k/v families even when the config lacks it: they
-            # fall back to hidden_size // heads, which pruning makes wrong
-            if hasattr(config, attr) or (attr == "head_dim" and infos[0].kind == "split"):
-                rep.note("config", config, attr, value)
+            rep.note("config", config, attr, value)
     sizes = _intermediate_sizes(model)
     if sizes:
         value = _uniform(sizes)

@@ -20,6 +20,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
 from .. import function as F
+from ..families.coupling import couple_shared_head_size
 from ..function import BasePruningFunc, PrunerRegistry
 from ..function.attributes import refresh_attributes
 from .group import Dependency, Group, Node, module_type_name
@@ -156,6 +157,7 @@ class DependencyGraph:
         if tracer is None:
             tracer = trace(on_meta=False)
         self._param_names = {id(info.real): info for info in tracer.params.values()}
+        couple_shared_head_size(model, tracer)  # q/k/v read one head size (BERT, HF ViT)
         labels = tracer.slots.resolve()
         fine = tracer.slots.resolve(fine=True)
         self._locked_fine = int(fine[0])

@@ -192,10 +192,9 @@ def test_hidden_and_mlp_halved_config_refreshed(name):
         assert model.lm_head.in_features == 32  # tied to wte, pruned through it
     else:
         assert cfg.intermediate_size == 64
-    # heads stay; GPT-2's fused c_attn also loses half of every head's dims (its group
-    # couples q, k and v dim by dim); BERT/ViT q-k and v dims are separate groups, and one
-    # head_dim attribute cannot describe both, so the probe keeps them; RoPE fixes head_dim
-    expected = {"bert": (4, 4, 16), "gpt2": (4, 4, 8), "vit": (4, 4, 16)}.get(name, (8, 2, 8))
+    # heads stay; every head of q, k and v also loses half its dims where one group holds
+    # them (GPT-2's fused c_attn; BERT/ViT through families.coupling); RoPE fixes head_dim
+    expected = {"bert": (4, 4, 8), "gpt2": (4, 4, 8), "vit": (4, 4, 8)}.get(name, (8, 2, 8))
     assert heads_of(model) == [expected] * 2
     assert tuple(run(model, name).shape) == shape
     if name in CAUSAL:
@@ -203,17 +202,37 @@ def test_hidden_and_mlp_halved_config_refreshed(name):
 
 
 @pytest.mark.parametrize("name", ["bert", "vit"])
-def test_global_pruning_keeps_one_head_size(name):
-    """q/k and v head dims are separate groups but share one attribute (attention_head_size /
-    head_dim): ranked globally they would shrink differently, which no attribute can express.
-    The probe must lock them one by one (trying them only all together would miss this)."""
+def test_global_pruning_keeps_q_k_v_head_size_equal(name):
+    """BERT/ViT view q, k and v with ONE head size: ranked globally, their head dims must
+    still shrink together (families.coupling makes q/k/v one group), never apart."""
     model = build(name)
     shape = tuple(run(model, name).shape)
     prune(model, name, pruning_ratio=0.4, global_pruning=True)
-    problems = families.refresh_attributes(model).problems  # MLP widths may differ: fine
-    assert not [p for p in problems if "heads" in p or "q width" in p]
-    assert all(i.head_dim * i.heads == 64 for i in families.find_attention(model))
+    for info in families.find_attention(model):
+        widths = {p.out_features for p in info.projections}
+        assert widths == {info.heads * info.head_dim} and info.heads == 4
+    problems = families.refresh_attributes(model).problems  # per-layer sizes may differ
+    assert not [p for p in problems if "q/k" in p or "q width" in p]
     assert tuple(run(model, name).shape) == shape
+
+
+def test_bert_zero_head_dims_removed_outputs_unchanged():
+    """Dims 12..15 of every head zeroed in query/key/value and output.dense: pruned away."""
+    model = build("bert")
+    dims = [h * 16 + d for h in range(4) for d in range(12, 16)]
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            for lin in (layer.attention.self.query, layer.attention.self.key,
+                        layer.attention.self.value):
+                lin.weight[dims] = 0
+                lin.bias[dims] = 0
+            layer.attention.output.dense.weight[:, dims] = 0
+    before = run(model, "bert")
+    qs = {layer.attention.self.query: 0.25 for layer in model.bert.encoder.layer}
+    prune(model, "bert", pruning_ratio=0.0, pruning_ratio_dict=qs)
+    sa = model.bert.encoder.layer[0].attention.self
+    assert (sa.num_attention_heads, sa.attention_head_size, sa.all_head_size) == (4, 12, 48)
+    torch.testing.assert_close(run(model, "bert"), before, atol=1e-5, rtol=0)
 
 
 # -------------------------------------------------------------- whole heads
