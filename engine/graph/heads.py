@@ -18,10 +18,13 @@ stream) are one unit.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 import torch.nn as nn
+from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
 from .group import Dependency, Group, GroupItem
@@ -302,11 +305,13 @@ def _remove(dg: DependencyGraph, fine: np.ndarray) -> None:
 
 def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], n: int) -> None:
     """Head counts stored on the attention module that owns separate q/k/v layers."""
-    if any(isinstance(mb.module, nn.MultiheadAttention) for mb in members) or dg.model is None:
+    if dg.model is not None:
+        _set_counts(dict(dg.model.named_modules()).get(parent), members, n)
+
+
+def _set_counts(owner: nn.Module | None, members: list[HeadMember], n: int) -> None:
+    if owner is None or any(isinstance(mb.module, nn.MultiheadAttention) for mb in members):
         return  # the MHA pruner updates num_heads itself
-    owner = dict(dg.model.named_modules()).get(parent)
-    if owner is None:
-        return
     h = max(mb.n_heads for mb in members)
     hkv = min(mb.n_heads for mb in members)
     per_q = max(mb.per_unit for mb in members)
@@ -316,6 +321,63 @@ def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], 
     for attr in _KV_NAMES:
         if getattr(owner, attr, None) == hkv and isinstance(getattr(owner, attr), int):
             setattr(owner, attr, hkv - n)
+
+
+def scopes_that_break(
+    dg: DependencyGraph,
+    model: nn.Module,
+    example_inputs: Any,
+    run: Callable[[nn.Module, Any], Any],
+    scopes: list[HeadScope],
+) -> list[int]:
+    """Indices of scopes whose whole-head removal breaks the forward, found like the graph's
+    probe: remove one unit of every scope on a weightless copy, run it, bisect failures.
+    (E.g. `num_heads` declared for q_proj only: its v/o heads would be left behind.)"""
+    from .probe import meta_copy, output_shapes
+
+    inputs = tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x,
+                      example_inputs)
+    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    names.update({id(info.real): info.name for info in dg._param_names.values()})
+
+    def passes(idx: list[int]) -> bool:
+        clone = meta_copy(model)
+        objs = dict(clone.named_modules(remove_duplicate=False))
+        objs.update(dict(clone.named_parameters(remove_duplicate=False)))
+        try:
+            with torch.no_grad():
+                expected = output_shapes(run(clone, inputs))
+            for i in idx:
+                scope = scopes[i]
+                for state, mask in _positions(dg, scope.units[-1].fine):
+                    target = objs[names[id(state.node.module)]]
+                    cur = state.current_rank()[mask].tolist()
+                    if state.node.pruning_dim is not None:
+                        state.handler(target, cur, dim=state.node.pruning_dim)
+                    else:
+                        state.handler(target, cur)
+                for parent in {mb.parent for mb in scope.members}:
+                    group = [mb for mb in scope.members if mb.parent == parent]
+                    _set_counts(objs.get(parent), group, 1)
+            refresh_attributes(clone)
+            with torch.no_grad():
+                return output_shapes(run(clone, inputs)) == expected
+        except Exception:
+            return False
+
+    bad: list[int] = []
+
+    def search(idx: list[int]) -> None:
+        if not idx or passes(idx):
+            return
+        if len(idx) == 1:
+            bad.append(idx[0])
+            return
+        search(idx[: len(idx) // 2])
+        search(idx[len(idx) // 2:])
+
+    search(list(range(len(scopes))))
+    return bad
 
 
 def replay_heads(dg: DependencyGraph, name: str, idxs: list[int]) -> None:

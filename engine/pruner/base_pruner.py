@@ -19,6 +19,7 @@ from torch import nn
 
 from ..function import BasePruningFunc, handler_name
 from ..graph import DependencyGraph, Group
+from ..graph.dependency import _run_forward
 from ..graph.heads import HeadGroup, declared_heads
 from .allocation import Candidate, allocate
 from .heads import HeadPlanner
@@ -33,6 +34,14 @@ DEFAULT_ROOT_TYPES = [nn.modules.conv._ConvNd, nn.Linear, nn.RNNBase]  # RNNBase
 
 def _ignored_ids(layers: list[nn.Module]) -> set[int]:
     return {id(s) for m in layers for s in m.modules()}
+
+
+def _runner(forward_fn: Callable | None, output_transform: Callable | None) -> Callable:
+    def run(model: nn.Module, inputs: Any) -> Any:
+        out = _run_forward(model, inputs, forward_fn)
+        return output_transform(out) if output_transform is not None else out
+
+    return run
 
 
 def _root_width(group: Group) -> int:
@@ -136,7 +145,8 @@ class BasePruner:
         )
         self._heads = HeadPlanner(
             self.DG, model, self.num_heads, head_pruning_ratio, self.head_pruning_ratio_dict,
-            schedule_of, importance, _ignored_ids(self.ignored_layers),
+            schedule_of, importance, _ignored_ids(self.ignored_layers), example_inputs,
+            _runner(forward_fn, output_transform),
         ) if prune_num_heads else None
         self._head_layers = {id(m) for m in declared_heads(model, self.num_heads)}
         self._iso_ids: dict[tuple, int] = {}

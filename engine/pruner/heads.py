@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from ..graph.heads import (
     declared_heads,
     find_head_scopes,
     fine_group,
+    scopes_that_break,
 )
 from .allocation import target_width
 
@@ -39,11 +41,18 @@ class HeadPlanner:
         schedule_of: Callable[[float], list[float]],
         importance: Callable[[Group], torch.Tensor | None],
         ignored: set[int],
+        example_inputs: Any,
+        run: Callable[[nn.Module, Any], Any],
     ) -> None:
         self.dg = dg
         self.importance = importance
         self.declared = declared_heads(model, num_heads)
         scopes, self.problems = find_head_scopes(dg, self.declared)
+        scopes = [s for s in scopes if len(s.units) > 1]
+        bad = set(scopes_that_break(dg, model, example_inputs, run, scopes))
+        self.problems += [f"removing a head of '{scopes[i].name}' breaks the forward (declare "
+                          "every q/k/v projection in num_heads)" for i in sorted(bad)]
+        scopes = [s for i, s in enumerate(scopes) if i not in bad]
         if self.problems:
             warnings.warn("some attention heads cannot be removed whole: "
                           + "; ".join(self.problems[:5]), stacklevel=3)

@@ -402,3 +402,16 @@ def test_heads_follow_the_iterative_schedule():
         counts.append((model.attn.num_heads, model.attn.q_proj.out_features))
         assert model(SEQ).shape == (2, 4)
     assert counts == [(6, 48), (4, 32)]
+
+
+def test_heads_that_would_break_the_forward_are_kept():
+    """Only q_proj declared: removing its heads would leave v/o heads behind (the probe
+    sees the forward fail), so no head goes and the pruner says why."""
+    model = gqa_net(kv_heads=8)
+    with pytest.warns(UserWarning, match="breaks the forward"):
+        p = pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+                   num_heads={model.attn.q_proj: 8}, prune_num_heads=True,
+                   head_pruning_ratio=0.5)
+    assert p.plan_step() == []
+    p.step()
+    assert model.attn.q_proj.out_features == 64 and model(SEQ).shape == (2, 4)
