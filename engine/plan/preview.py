@@ -25,10 +25,12 @@ training. The "random" criterion previews exactly only with a `seed` option.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -353,26 +355,23 @@ class Previewer:
             key += (tuple(sorted(plan.ignored_layers)),)
         return self._ranks.setdefault(key, {})
 
-    def _gradients(self, plan: PruningPlan) -> Any:
+    @contextlib.contextmanager
+    def _gradients(self, plan: PruningPlan) -> Iterator[None]:
         """Install calibration gradients while unseen groups are ranked (taylor/hessian)."""
-        previewer = self
-
-        class _Ctx:
-            def __enter__(self) -> None:
-                if plan.importance not in GRADIENT_CRITERIA:
-                    return
-                if previewer._grads is None:
-                    previewer._grads = previewer._compute_grads(plan.importance)
-                self.saved = {id(p): p.grad for p in previewer.model.parameters()}
-                for p in previewer.model.parameters():
-                    p.grad = previewer._grads.get(id(p))
-
-            def __exit__(self, *exc: Any) -> None:
-                if plan.importance in GRADIENT_CRITERIA:
-                    for p in previewer.model.parameters():
-                        p.grad = self.saved.get(id(p))
-
-        return _Ctx()
+        if plan.importance not in GRADIENT_CRITERIA:
+            yield
+            return
+        if self._grads is None:
+            self._grads = self._compute_grads(plan.importance)
+        params = list(self.model.parameters())
+        saved = [p.grad for p in params]
+        for p in params:
+            p.grad = self._grads.get(id(p))
+        try:
+            yield
+        finally:
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
 
     def _compute_grads(self, criterion: str) -> dict[int, torch.Tensor | None]:
         from .calibration import compute_grads
