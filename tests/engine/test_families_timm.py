@@ -1,5 +1,7 @@
 """timm families: ViT (fused qkv attention) and ConvNeXt prune with no hand-patching.
 
+(Also: num_heads detection for torchvision's attention, the other vision family.)
+
 Random weights, 32x32 inputs. Checks the new widths and the attributes forward
 reads (`num_heads`, `head_dim`, `attn_dim`) and the informational ones
 (`embed_dim`, `num_features`), plus a zero-weight oracle for whole heads.
@@ -55,6 +57,18 @@ def test_vit_detect_num_heads():
     assert families.detect_num_heads(model) == {b.attn.qkv: 3 for b in model.blocks}
     assert [(i.kind, i.heads, i.head_dim) for i in families.find_attention(model)] == [
         ("fused", 3, 64)] * 2
+
+
+def test_torchvision_detect_num_heads():
+    import torchvision
+
+    tv_vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=12, hidden_dim=96, mlp_dim=192)
+    heads = families.detect_num_heads(tv_vit)
+    assert list(heads.values()) == [12, 12]
+    assert all(isinstance(m, nn.MultiheadAttention) for m in heads)
+    swin = torchvision.models.swin_t(weights=None)
+    assert list(families.detect_num_heads(swin).values()) == [3] * 2 + [6] * 2 + [12] * 6 + [24] * 2
 
 
 def test_vit_hidden_mlp_and_head_dims_halved():
