@@ -159,6 +159,30 @@ def test_preview_leaves_the_model_untouched(setup) -> None:
     assert len(previewer.dg.pruning_history()) == 0
 
 
+def test_editing_one_ratio_back_and_forth_stays_exact() -> None:
+    """Layer states cached per removal count must not leak between previews."""
+    model, x, previewer, _ = _setup("resnet18")
+    base = PruningPlan(pruning_ratio=0.5)
+    edits = [0.2, 0.7, 0.2, 0.0]
+    results = []
+    for r in edits:
+        plan = base.replace(layer_ratios={"layer2.0.conv1": r})
+        _assert_preview_is_exact(model, x, previewer, plan)
+        results.append(previewer.preview(plan))
+    assert results[0] == results[2]
+    assert results[0].by_name()["layer2.0.conv1"].out_after == 102  # round(128 * 0.8)
+    assert results[1].by_name()["layer2.0.conv1"].out_after == 38
+    assert results[3].by_name()["layer2.0.conv1"].out_after == 128
+
+
+def test_previewer_refuses_a_graph_pruned_behind_its_back() -> None:
+    model, x = load_demo()
+    previewer = Previewer(model, x)
+    apply_plan(model, x, PruningPlan(pruning_ratio=0.25), dependency_graph=previewer.dg)
+    with pytest.raises(RuntimeError, match="build a new Previewer"):
+        previewer.preview(PruningPlan())
+
+
 def test_zero_ratio_preview_changes_nothing(setup) -> None:
     _, _, previewer, _ = setup
     preview = previewer.preview(PruningPlan(pruning_ratio=0.0))
