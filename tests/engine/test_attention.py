@@ -415,3 +415,33 @@ def test_heads_that_would_break_the_forward_are_kept():
     assert p.plan_step() == []
     p.step()
     assert model.attn.q_proj.out_features == 64 and model(SEQ).shape == (2, 4)
+
+
+class EncoderNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Linear(10, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.fc = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.enc(self.emb(x)).mean(1))
+
+
+def test_transformer_encoder_heads_and_dims_on_both_paths():
+    """nn.TransformerEncoderLayer: traced on meta through the Python path, then run on the
+    fused inference fast path (eval + no_grad) and the Python path (grad enabled)."""
+    torch.manual_seed(0)
+    model = EncoderNet().eval()
+    x = torch.randn(2, 6, 10)
+    pruner(model, x, pruning_ratio=0.5, ignored_layers=[model.fc], prune_num_heads=True,
+           head_pruning_ratio=0.5).step()
+    for layer in model.enc.layers:
+        a = layer.self_attn
+        assert (a.embed_dim, a.num_heads, a.head_dim) == (8, 2, 4)
+        assert (layer.linear1.in_features, layer.linear1.out_features) == (8, 32)
+        assert layer.norm1.normalized_shape == (8,)
+    with torch.no_grad():
+        fast = model(x)
+    torch.testing.assert_close(model(x), fast, atol=1e-5, rtol=0)
