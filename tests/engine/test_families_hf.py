@@ -340,3 +340,20 @@ def test_refresh_is_a_no_op_on_an_unpruned_model():
     for name in ("llama", "gpt2", "bert"):
         report = families.refresh_attributes(build(name))
         assert report.changed == [] and report.problems == []
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_history_replays_onto_a_fresh_model(name):
+    """engine.state_dict keeps the pruning history; replaying it (heads included) on the
+    original architecture refreshes the same attributes and config, and gives the same logits."""
+    import engine
+
+    model = build(name)
+    prune(model, name, pruning_ratio=0.5, heads=True, prune_num_heads=True,
+          prune_head_dims=False, head_pruning_ratio=0.5)
+    fresh = BUILDERS[name]().eval()  # other random weights: all of them get loaded
+    engine.load_state_dict(fresh, engine.state_dict(model), example_inputs=IDS)
+    assert heads_of(fresh) == heads_of(model)
+    assert fresh.config.to_dict() == model.config.to_dict()
+    torch.testing.assert_close(run(fresh, name), run(model, name), atol=1e-5, rtol=0)
+    assert torch.equal(generate(fresh), generate(model))
