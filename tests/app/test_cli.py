@@ -486,3 +486,34 @@ def test_keep_macs_solves_the_ratio_and_the_prune_matches(capsys, tmp_path):
     assert json.loads(plan.read_text())["pruning_ratio"] == real["solved"]["ratio"] > 0
     code, _, err = run_cli(capsys, "prune", "arborist:demo", "--keep-params", "0", "--dry-run")
     assert_one_line_error(code, err, "--keep-params 0", "(0, 1]")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [
+        ("torchvision:mobilenet_v3_small", "1,3,64,64"),
+        ("torchvision:densenet121", "1,3,64,64"),
+        ("torchvision:regnet_x_400mf", "1,3,64,64"),
+        ("timm:vit_tiny_patch16_224", "1,3,224,224"),
+    ],
+)
+def test_dry_run_predicts_the_real_prune_across_families(capsys, tmp_path, spec, shape):
+    out = tmp_path / "m.onnx"
+    flags = ["--input-shape", shape, "--global", "--ratio", "0.3", "--round-to", "8"]
+    dry = run_json(capsys, "prune", spec, "--dry-run", *flags)
+    real = run_json(capsys, "prune", spec, "-o", str(out), *flags)
+    assert real["after"] == dry["after"] and real["layers"] == dry["layers"]
+    assert real["after"]["macs"] < real["before"]["macs"]
+    assert real["validation"]["outputs_match"] is True
+
+
+def test_zoo_runs_are_reproducible_so_dry_run_predicts_global_pruning(capsys, tmp_path):
+    # zoo weights are random: without the CLI's fixed seed, two runs rank channels differently
+    flags = ["--input-shape", "1,3,32,32", "--global", "--ratio", "0.4"]
+    dry = run_json(capsys, "prune", "torchvision:resnet18", "--dry-run", *flags)
+    torch.manual_seed(1234)  # a different RNG state, as in a new process
+    real = run_json(capsys, "prune", "torchvision:resnet18", "-o", str(tmp_path / "r.pt"), *flags)
+    assert real["after"] == dry["after"] and real["layers"] == dry["layers"]
+    widths = {layer["out_after"] for layer in real["layers"]}
+    assert len(widths) > 4  # global pruning: uneven widths, so the match is not trivial
