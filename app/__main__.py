@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_gui(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="arborist", description="Arborist pruning workbench")
+    parser = argparse.ArgumentParser(
+        prog="arborist",
+        description="Arborist pruning workbench",
+        epilog="headless commands: arborist inspect MODEL, arborist prune MODEL -o OUT "
+        "(see arborist inspect --help, arborist prune --help)",
+    )
     parser.add_argument("model", nargs="?", help="model file or zoo spec (torchvision:resnet18)")
     parser.add_argument("--settings", help="use this .ini file instead of the user settings")
     parser.add_argument("--theme", choices=("light", "dark"))
