@@ -9,8 +9,6 @@ from typing import Any
 from .errors import CliError, one_line
 from .progress import Progress
 
-ZOO_SEED = 0
-
 
 @dataclass
 class OpenedModel:
@@ -32,10 +30,9 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
 
     from engine.io import InputSpec, load_model
 
-    with progress.stage(f"loading {args.model}"), torch.random.fork_rng():
-        # Zoo models get random weights; a fixed seed makes every run of the same command
-        # prune the same channels (a --dry-run then predicts the real run exactly).
-        torch.manual_seed(ZOO_SEED)
+    # zoo models are built from a fixed seed (engine.io.zoo), so a --dry-run of a zoo spec
+    # predicts the real run exactly
+    with progress.stage(f"loading {args.model}"):
         loaded = load_model(
             args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
         )

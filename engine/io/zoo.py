@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from .errors import ModelLoadError
@@ -41,8 +42,22 @@ def is_zoo_spec(source: str) -> bool:
     return bool(sep) and prefix.lower() in ZOO_PREFIXES and bool(name.strip())
 
 
+ZOO_SEED = 0
+
+
 def build_zoo_model(spec: str) -> ZooModel:
-    """Build the model named by ``spec`` (random weights, eval mode)."""
+    """Build the model named by ``spec`` (random weights, eval mode).
+
+    Weights come from a fixed seed (the caller's RNG state is left alone) so the same spec
+    always gives the same model: a preview, a dry run and the real prune then agree even
+    for global ranking, and reopening a model shows the same numbers.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(ZOO_SEED)
+        return _build_zoo_model(spec)
+
+
+def _build_zoo_model(spec: str) -> ZooModel:
     prefix, _, name = spec.partition(":")
     prefix, name = prefix.lower().strip(), name.strip()
     if prefix == "torchvision":

@@ -560,3 +560,17 @@ def test_corrupt_onnx_and_pt2(tmp_path: Path) -> None:
         ModelLoadError, match=r"not a torch.export \(.pt2\) file or corrupt: bad.pt2"
     ):
         load_model(bad_pt2)
+
+
+def test_zoo_specs_build_the_same_weights_every_time_without_touching_the_callers_rng():
+    from engine.io.zoo import build_zoo_model
+
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_zoo_model("torchvision:resnet18").model
+    after = torch.rand(1)
+    b = build_zoo_model("torchvision:resnet18").model
+    assert torch.equal(a.conv1.weight, b.conv1.weight)
+    assert torch.equal(a.fc.weight, b.fc.weight)
+    assert torch.equal(after, expected_next)
