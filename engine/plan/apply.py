@@ -68,18 +68,22 @@ def run_plan(
             plans = pruner.plan_step()
             total = done + len(plans) * (steps - step)  # later steps: estimated alike
             names = {p.root_name: p for p in plans}
-            for group in pruner.step(interactive=True):
-                if cancel is not None and cancel():
-                    raise Cancelled(f"cancelled during step {step + 1} of {steps}")
-                root = group[0].dep.target.module
-                name = pruner.DG.module2name.get(root, group[0].dep.target.name)
-                group.prune()
-                done += 1
-                if name in names:
-                    applied.append(names[name])
-                if progress is not None:
-                    progress(done, max(total, done), f"step {step + 1}/{steps}: pruned the "
-                             f"group of {name}")
+            groups = pruner.step(interactive=True)
+            try:
+                for group in groups:
+                    if cancel is not None and cancel():
+                        raise Cancelled(f"cancelled during step {step + 1} of {steps}")
+                    root = group[0].dep.target.module
+                    name = pruner.DG.module2name.get(root, group[0].dep.target.name)
+                    group.prune()
+                    done += 1
+                    if name in names:
+                        applied.append(names[name])
+                    if progress is not None:
+                        progress(done, max(total, done), f"step {step + 1}/{steps}: pruned "
+                                 f"the group of {name}")
+            finally:
+                groups.close()  # the pruner records its history now, even when cancelled
             if _steps_done is not None:
                 _steps_done[0] = step + 1
     finally:

@@ -27,6 +27,7 @@ from engine.plan import (
     preview_plan,
     solve_ratio,
 )
+from engine.pruner.serialization import HISTORY_ATTR
 from engine.utils import count_ops_and_params
 
 
@@ -350,6 +351,8 @@ def test_apply_cancel_stops_and_leaves_a_valid_model() -> None:
     assert seen == [1, 2]
     assert model(x).shape == (1, 10)  # partly pruned, still consistent
     assert model.stem[0].out_channels == 8
+    # the two groups that were pruned are recorded on the model (engine.state_dict saves it)
+    assert [h[0] for h in model.__dict__[HISTORY_ATTR]] == ["stem.0", "branch_a.0"]
 
 
 def test_apply_with_calibration_uses_its_gradients() -> None:
