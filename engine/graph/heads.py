@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .dependency import DependencyGraph, _PortState
 
 HEADS_PREFIX = "heads:"  # pruning-history entries that removed whole heads
-_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head")
+_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
 _KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
 
 
@@ -81,6 +81,12 @@ def _head_of_positions(
     return (np.arange(width) // (width // (stack * n))) % n
 
 
+def _one_unit_per_class(fine: np.ndarray, unit: np.ndarray) -> bool:
+    """Every fine class lies inside one unit (else the head layout guess is wrong)."""
+    pairs = np.unique(np.stack([fine, unit]), axis=1)
+    return np.unique(pairs[0]).size == pairs.shape[1]
+
+
 def _fused_qkv(dg: DependencyGraph, parent: str, module: nn.Module) -> bool:
     """`module` is the fused q|k|v projection of a known attention family (timm `qkv`,
     GPT-2's Conv1D `c_attn`): its in width says nothing once the hidden dim is pruned."""
@@ -94,8 +100,14 @@ def _fused_qkv(dg: DependencyGraph, parent: str, module: nn.Module) -> bool:
 
 
 def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:
-    """`num_heads` plus every nn.MultiheadAttention (its head count is known)."""
+    """`num_heads` plus every nn.MultiheadAttention (its head count is known); when none are
+    declared at all, the attention of known families too (Hugging Face, timm: a no-code tool
+    cannot write `num_heads`), as `engine.families.detect_num_heads` finds it."""
     out = dict(num_heads)
+    if not out:
+        from ..families.attention import detect_num_heads  # lazy: families imports function
+
+        out.update(detect_num_heads(model))
     for m in model.modules():
         if isinstance(m, nn.MultiheadAttention) and m not in out:
             out[m] = m.num_heads
@@ -135,6 +147,12 @@ def find_head_scopes(
                 continue
             mb.per_unit = h // hkv if mb.n_heads == h else 1
             unit = heads // mb.per_unit
+            fine_here = state.fine[orig]
+            if len(members) == 1 and not _one_unit_per_class(fine_here, unit):
+                # an unknown fused q|k|v projection: q and k of one head share a fine class
+                stacked = _head_of_positions(mb.module, orig.size, mb.n_heads, True, True)
+                if stacked is not None and _one_unit_per_class(fine_here, stacked):
+                    unit = stacked
             for j in range(hkv):
                 key = (parent, j)
                 if key not in node_of:

@@ -445,3 +445,30 @@ def test_transformer_encoder_heads_and_dims_on_both_paths():
     with torch.no_grad():
         fast = model(x)
     torch.testing.assert_close(model(x), fast, atol=1e-5, rtol=0)
+
+
+class WideFusedAttention(nn.Module):
+    """A fused projection no family knows (`to_qkv`), into heads wider than its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads = 4
+        self.to_qkv = nn.Linear(32, 3 * 48)
+        self.out = nn.Linear(48, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.to_qkv(x).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-1, -2)).softmax(-1)
+        return self.out((att @ v).transpose(1, 2).reshape(b, n, -1))
+
+
+def test_unknown_fused_qkv_layout_found_from_fine_classes():
+    """The q|k|v stacking is read off the fine classes, not the layer's in width."""
+    torch.manual_seed(0)
+    model = Net(WideFusedAttention()).eval()
+    attn = model.attn
+    pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+           num_heads={attn.to_qkv: 4}, prune_num_heads=True, head_pruning_ratio=0.5).step()
+    assert (attn.heads, attn.to_qkv.out_features, attn.out.in_features) == (2, 72, 24)
+    assert model(SEQ).shape == (2, 4)
