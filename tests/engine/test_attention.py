@@ -472,3 +472,30 @@ def test_unknown_fused_qkv_layout_found_from_fine_classes():
            num_heads={attn.to_qkv: 4}, prune_num_heads=True, head_pruning_ratio=0.5).step()
     assert (attn.heads, attn.to_qkv.out_features, attn.out.in_features) == (2, 72, 24)
     assert model(SEQ).shape == (2, 4)
+
+
+class CrossAttention(nn.Module):
+    """nn.MultiheadAttention with kdim/vdim != embed_dim (separate q/k/v weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(6, 16)
+        self.mha = nn.MultiheadAttention(16, 4, kdim=10, vdim=12, batch_first=True)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.mha(self.q(x), k, v, need_weights=False)[0].mean(1))
+
+
+def test_cross_attention_keeps_key_value_widths():
+    torch.manual_seed(0)
+    model = CrossAttention().eval()
+    inputs = (torch.randn(2, 3, 6), torch.randn(2, 5, 10), torch.randn(2, 5, 12))
+    pruner(model, inputs, pruning_ratio=0.5, ignored_layers=[model.fc],
+           prune_num_heads=True, head_pruning_ratio=0.5).step()
+    m = model.mha
+    assert (m.embed_dim, m.num_heads, m.head_dim, m.kdim, m.vdim) == (4, 2, 2, 10, 12)
+    assert not m._qkv_same_embed_dim
+    assert [tuple(w.shape) for w in (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)] == [
+        (4, 4), (4, 10), (4, 12)]
+    assert model(*inputs).shape == (2, 2)
