@@ -21,8 +21,10 @@ from torch.utils._pytree import tree_flatten
 
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
+from ..families.outputs import output_transform_for
 from ..function import BasePruningFunc, PrunerRegistry
 from ..function.attributes import refresh_attributes
+from ..function.hf_conv1d import lazy_types
 from .group import Dependency, Group, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
@@ -99,6 +101,8 @@ class DependencyGraph:
     ) -> DependencyGraph:
         """Trace `model` on `example_inputs` and index every coupled channel."""
         self.model = model
+        if output_transform is None:  # HF models: their logits, not the generation cache
+            output_transform = output_transform_for(model)
         customized_pruners = {**self._registered_layers, **(customized_pruners or {})}
         self.registry = PrunerRegistry(customized_pruners)
         custom_types = tuple(k for k in customized_pruners if isinstance(k, type))
@@ -485,6 +489,8 @@ class DependencyGraph:
     ) -> Iterator[Group]:
         """One group per independent set of coupled channels, in execution order."""
         root_types = tuple(root_module_types or DEFAULT_ROOT_TYPES)
+        if nn.Linear in root_types:  # HF Conv1D (GPT-2) is a Linear with a transposed weight
+            root_types += lazy_types()
         ignored = _expand_ignored(ignored_layers)
         covered = self._locked_mask.copy()
         for state in self._ports:

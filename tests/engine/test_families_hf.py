@@ -357,3 +357,17 @@ def test_history_replays_onto_a_fresh_model(name):
     assert fresh.config.to_dict() == model.config.to_dict()
     torch.testing.assert_close(run(fresh, name), run(model, name), atol=1e-5, rtol=0)
     assert torch.equal(generate(fresh), generate(model))
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_plain_base_pruner_needs_no_family_arguments(name):
+    """What a no-code tool gets with Torch-Pruning's arguments only: Conv1D roots like a
+    Linear, and with no num_heads declared the family's attention is declared for it."""
+    model = build(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        BasePruner(model, IDS, MagnitudeImportance(), pruning_ratio=0.5, prune_num_heads=True,
+                   prune_head_dims=False, head_pruning_ratio=0.5).step()
+    assert model.config.hidden_size == 32
+    assert heads_of(model) == ([(4, 1, 8)] if name == "llama" else [(2, 2, 16)]) * 2
+    assert tuple(generate(model).shape) == (1, 11)
