@@ -47,13 +47,15 @@ def run_plan(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     calibration: Calibration | None = None,
+    num_heads: dict[nn.Module, int] | None = None,
     _steps_done: list[int] | None = None,
     _history: list | None = None,
 ) -> list[GroupPlan]:
     """Prune `model` in place; returns the GroupPlans applied, over all steps."""
     if not isinstance(plan, PruningPlan):
         raise PlanError(f"expected a PruningPlan, got {type(plan).__name__}")
-    pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph)
+    pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
+                          num_heads=num_heads)
     needs_grad = plan.importance in GRADIENT_CRITERIA
     calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
     applied: list[GroupPlan] = []
@@ -67,7 +69,9 @@ def run_plan(
                 compute_grads(model, calib)  # re-scored on the current weights every step
             plans = pruner.plan_step()
             total = done + len(plans) * (steps - step)  # later steps: estimated alike
-            names = {p.root_name: p for p in plans}
+            names: dict[str, list[GroupPlan]] = {}
+            for p in plans:
+                names.setdefault(p.root_name, []).append(p)
             groups = pruner.step(interactive=True)
             try:
                 for group in groups:
@@ -77,8 +81,8 @@ def run_plan(
                     name = pruner.DG.module2name.get(root, group[0].dep.target.name)
                     group.prune()
                     done += 1
-                    if name in names:
-                        applied.append(names[name])
+                    if names.get(name):
+                        applied.append(names[name].pop(0))
                     if progress is not None:
                         progress(done, max(total, done), f"step {step + 1}/{steps}: pruned "
                                  f"the group of {name}")
@@ -105,13 +109,18 @@ def apply_plan(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     calibration: Calibration | None = None,
+    num_heads: dict[nn.Module, int] | None = None,
 ) -> PruneOutcome:
-    """Prune `model` IN PLACE as `plan` says (callers copy first); Cancelled if cancel()."""
+    """Prune `model` IN PLACE as `plan` says (callers copy first); Cancelled if cancel().
+
+    `num_heads` ({attention layer: heads}) is passed to the pruner for head-aware plans.
+    """
     plan.validate(model)  # before the (slower) counting below
     macs_before, params_before = count_ops_and_params(model, example_inputs)
     steps, history = [0], []
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
-             cancel=cancel, calibration=calibration, _steps_done=steps, _history=history)
+             cancel=cancel, calibration=calibration, num_heads=num_heads, _steps_done=steps,
+             _history=history)
     macs_after, params_after = count_ops_and_params(model, example_inputs)
     return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
                         int(params_after), steps[0], history)

@@ -422,8 +422,7 @@ class Previewer:
 
 def _removes_heads(plan: PruningPlan) -> bool:
     """Whole-head removal also rewrites head counts: previewed by really pruning a copy."""
-    return plan.prune_num_heads or plan.head_pruning_ratio > 0 or any(
-        r > 0 for r in plan.head_pruning_ratio_dict.values())
+    return plan.prune_num_heads
 
 
 def preview_plan(model: nn.Module, example_inputs: Any, plan: PruningPlan, *,

@@ -279,6 +279,34 @@ def test_lstm_preview_is_exact_even_for_fractional_per_sample_macs(global_prunin
     assert preview.macs_after == count_ops_and_params(_pruned_copy(model, x, plan), x)[0]
 
 
+class _Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, 64)
+        self.attn = nn.MultiheadAttention(64, 8, batch_first=True)
+        self.fc = nn.Linear(64, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        a, _ = self.attn(h, h, h)
+        return self.fc(a.mean(1))
+
+
+@pytest.mark.parametrize("plan", [
+    PruningPlan(pruning_ratio=0.25),
+    PruningPlan(pruning_ratio=0.0, prune_num_heads=True, head_pruning_ratio=0.5),
+], ids=["head_dims", "whole_heads"])
+def test_attention_preview_is_exact(plan: PruningPlan) -> None:
+    torch.manual_seed(0)
+    model, x = _Attention().eval(), torch.randn(1, 6, 16)
+    previewer = Previewer(model, x)
+    _assert_preview_is_exact(model, x, previewer, plan)
+    pruned = _pruned_copy(model, x, plan)
+    if plan.prune_num_heads:
+        assert pruned.attn.num_heads == 4
+        assert [g.root_name for g in previewer.preview(plan).groups] == ["attn"]
+
+
 # ------------------------------------------------------------------ solver
 @pytest.fixture
 def resnet_previewer() -> tuple[nn.Module, torch.Tensor, Previewer]:
