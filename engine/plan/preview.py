@@ -310,6 +310,10 @@ class Previewer:
         validate_plan(plan, self.model, modules=self._modules)
         groups = self._groups_for(plan)
         validate_plan(plan, self.model, self.dg, groups, self._modules)
+        if plan.importance == "random" and plan.importance_options.get("seed") is None:
+            warnings.warn("importance 'random' without a seed: this preview shows one draw and "
+                          "pruning will draw again; set importance_options {'seed': N} for a "
+                          "reproducible plan", stacklevel=2)
         if plan.iterative_steps > 1 or self._shadow is None or _removes_heads(plan):
             return self._simulate(plan)
         pruner = _CachedPruner(

@@ -184,6 +184,12 @@ def test_previewer_refuses_a_graph_pruned_behind_its_back() -> None:
         previewer.preview(PruningPlan())
 
 
+def test_unseeded_random_criterion_warns() -> None:
+    _, _, previewer, _ = _setup("digits")
+    with pytest.warns(UserWarning, match="without a seed"):
+        previewer.preview(PruningPlan(importance="random"))
+
+
 def test_zero_ratio_preview_changes_nothing(setup) -> None:
     _, _, previewer, _ = setup
     preview = previewer.preview(PruningPlan(pruning_ratio=0.0))
