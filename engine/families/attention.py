@@ -139,7 +139,7 @@ def find_attention(model: nn.Module) -> list[AttentionInfo]:
         kind, h, hkv, d = got
         proj = _projections(kind, m, h, hkv)
         taken.update(id(p) for p in proj)
-        out.append(AttentionInfo(name, m, kind, h, hkv, d, proj, rope and kind == "split"))
+        out.append(AttentionInfo(name, m, kind, h, hkv, d, proj, rope and kind != "mha"))
     return out
 
 
