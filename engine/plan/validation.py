@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -159,10 +160,12 @@ def name_problems(plan: PruningPlan, model: nn.Module,
 
 def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
                    groups: list | None = None,
-                   modules: dict[str, nn.Module] | None = None) -> list[str]:
+                   modules: dict[str, nn.Module] | None = None,
+                   notes: list[str] | None = None) -> list[str]:
     """Group ids that are not group roots; coupled layers with different layer ratios.
 
     `groups` (the pruner's groups for this plan's ignored layers) saves re-enumerating them.
+    `notes` collects ratios that are legal but have no effect (locked or output layers).
     """
     from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
 
@@ -190,6 +193,14 @@ def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
     if plan.layer_ratios:
         for root_name, g in roots.items():
             problems.extend(_coupling_problems(plan, g, root_name, dg, modules))
+    if notes is not None:
+        asked = [(f"layer_ratios[{n!r}]", n) for n in plan.layer_ratios]
+        asked += [(f"{_scope_label(i, sc)}.layers", n) for i, sc in enumerate(plan.scopes)
+                  for n in sc.layers]
+        for where, name in asked:
+            if not any(o == name or o.startswith(name + ".") or not name for o in owner):
+                notes.append(f"{where}: no prunable group owns the out-channels of {name!r} "
+                             "(a model output, locked or ignored); its ratio has no effect")
     return problems
 
 
@@ -231,7 +242,10 @@ def validate_plan(plan: PruningPlan, model: nn.Module | None = None, dg: Any = N
         if modules is None:
             modules = dict(model.named_modules())
         problems += name_problems(plan, model, modules)
+    notes: list[str] = []
     if dg is not None and model is not None and not problems:
-        problems = graph_problems(plan, dg, model, groups, modules)
+        problems = graph_problems(plan, dg, model, groups, modules, notes)
     if problems:
         raise PlanError(problems)
+    for note in notes:
+        warnings.warn(note, stacklevel=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -180,6 +181,18 @@ def test_graph_checks_coupling_and_group_roots(resnet18) -> None:
     # the same ratio on coupled layers is fine
     build_pruner(resnet18, x, PruningPlan(layer_ratios={"conv1": 0.2, "layer1.0.conv2": 0.2}),
                  dependency_graph=dg)
+
+
+def test_ratio_on_a_layer_no_group_prunes_warns(resnet18) -> None:
+    x = torch.randn(1, 3, 64, 64)
+    dg = DependencyGraph().build_dependency(resnet18, x)
+    with pytest.warns(UserWarning, match=r"layer_ratios\['fc'\]: no prunable group owns the "
+                      r"out-channels of 'fc' \(a model output, locked or ignored\)"):
+        build_pruner(resnet18, x, PruningPlan(layer_ratios={"fc": 0.5}), dependency_graph=dg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a container path covering prunable layers is fine
+        build_pruner(resnet18, x, PruningPlan(layer_ratios={"layer1": 0.5}),
+                     dependency_graph=dg)
 
 
 def test_ratio_dict_precedence_scope_group_layer(resnet18) -> None:
