@@ -86,11 +86,12 @@ def _kind_of(m: nn.Module) -> str | None:
     """The family of an attention module from its attribute names alone (widths may be stale)."""
     if isinstance(m, nn.MultiheadAttention):
         return None  # engine.function's own MHA pruner keeps it consistent
-    if all(hasattr(m, n) for n in ("q_proj", "k_proj", "v_proj")) and _int_attr(m, "head_dim"):
+    def has(*names: str) -> bool:  # EVA keeps q_proj = None next to a fused qkv
+        return all(isinstance(getattr(m, n, None), nn.Module) for n in names)
+
+    if has("q_proj", "k_proj", "v_proj") and _int_attr(m, "head_dim"):
         return "split"
-    if all(hasattr(m, n) for n in ("query", "key", "value")) and _int_attr(
-        m, "attention_head_size"
-    ):
+    if has("query", "key", "value") and _int_attr(m, "attention_head_size"):
         return "bert"
     if hasattr(m, "c_attn") and _int_attr(m, "split_size") and getattr(m, "q_attn", None) is None:
         return "gpt2"
