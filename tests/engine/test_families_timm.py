@@ -126,3 +126,22 @@ def test_convnext_atto_halved():
     assert (model.num_features, model.head_hidden_size) == (160, 160)
     assert (model.head.fc.in_features, model.head.in_features) == (160, 160)
     assert tuple(run(model).shape) == (1, 10)
+
+
+def test_eva_rotary_attention_is_left_whole():
+    """timm EVA applies interleaved RoPE inside attention: it is flagged, its attention and
+    width stay (not traced through yet), its SwiGLU MLPs still halve, and refresh is clean."""
+    torch.manual_seed(0)
+    model = timm.create_model("eva02_tiny_patch14_224", pretrained=False, img_size=56, depth=2,
+                              num_classes=10).eval()
+    x = torch.randn(1, 3, 56, 56)
+    assert families.rope_attention(model) == ["blocks.0.attn", "blocks.1.attn"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        BasePruner(model, x, MagnitudeImportance(), pruning_ratio=0.5, prune_num_heads=True,
+                   head_pruning_ratio=0.5).step()
+    assert [b.mlp.fc1.out_features for b in model.blocks] == [512, 512]  # fused gate|up
+    assert [(i.heads, i.head_dim) for i in families.find_attention(model)] == [(3, 64)] * 2
+    assert families.refresh_attributes(model).problems == []
+    with torch.no_grad():
+        assert tuple(model(x).shape) == (1, 10)
