@@ -10,7 +10,6 @@ the library, so the engine stays importable without transformers or timm.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 from torch import nn
 
@@ -152,8 +151,3 @@ def detect_num_heads(model: nn.Module) -> dict[nn.Module, int]:
     for info in find_attention(model):
         heads.update(info.projections)
     return heads
-
-
-def iter_attention(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    for info in find_attention(model):
-        yield info.name, info.module

@@ -26,6 +26,7 @@ from .attention import _int_attr, _out, find_attention
 
 __all__ = ["RefreshReport", "refresh_attributes"]
 
+
 @dataclasses.dataclass
 class RefreshReport:
     """What `refresh_attributes` changed, and what it could not express."""
@@ -37,8 +38,9 @@ class RefreshReport:
         old = getattr(obj, attr, None)
         if old != value:
             setattr(obj, attr, value)
-            self.changed.append(f"{where}.{attr}: {old} -> {value}" if where else
-                                f"{attr}: {old} -> {value}")
+            self.changed.append(
+                f"{where}.{attr}: {old} -> {value}" if where else f"{attr}: {old} -> {value}"
+            )
 
 
 # ------------------------------------------------------------------ heads
@@ -86,6 +88,7 @@ def _kind_of(m: nn.Module) -> str | None:
     """The family of an attention module from its attribute names alone (widths may be stale)."""
     if isinstance(m, nn.MultiheadAttention):
         return None  # engine.function's own MHA pruner keeps it consistent
+
     def has(*names: str) -> bool:  # EVA keeps q_proj = None next to a fused qkv
         return all(isinstance(getattr(m, n, None), nn.Module) for n in names)
 
@@ -216,8 +219,9 @@ def _refresh_config(model: nn.Module, rep: RefreshReport) -> None:
                 continue
             value = _uniform(vals)
             if value is None:
-                rep.problems.append(f"config.{attr}: layers now differ ({sorted(set(vals))}); "
-                                    "left unchanged")
+                rep.problems.append(
+                    f"config.{attr}: layers now differ ({sorted(set(vals))}); left unchanged"
+                )
                 continue
             rep.note("config", config, attr, value)
     sizes = _intermediate_sizes(model)
@@ -225,8 +229,9 @@ def _refresh_config(model: nn.Module, rep: RefreshReport) -> None:
         value = _uniform(sizes)
         attr = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
         if value is None:
-            rep.problems.append(f"config.{attr}: layers now differ ({sorted(set(sizes))}); "
-                                "left unchanged")
+            rep.problems.append(
+                f"config.{attr}: layers now differ ({sorted(set(sizes))}); left unchanged"
+            )
         elif attr == "n_inner" and config.n_inner is None and value == 4 * config.hidden_size:
             pass  # GPT-2's None means 4 * hidden, which still holds
         elif hasattr(config, attr):

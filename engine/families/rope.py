@@ -45,8 +45,9 @@ def check_head_dim_pruning(
     ]
     if not names:
         return
-    shown = ", ".join(f"'{n}'" for n in names[:3]) + (f" and {len(names) - 3} more"
-                                                       if len(names) > 3 else "")
+    shown = ", ".join(f"'{n}'" for n in names[:3]) + (
+        f" and {len(names) - 3} more" if len(names) > 3 else ""
+    )
     raise RopeHeadDimError(
         f"head dimensions of {shown} cannot be pruned: rotary position embeddings (RoPE) "
         "rotate dimension i with i + head_dim/2 using cos/sin tables shared by every layer. "

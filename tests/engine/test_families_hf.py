@@ -33,8 +33,13 @@ ROPE = ("llama", "qwen2", "mistral")
 
 def _decoder(cls_name: str, cfg_name: str) -> nn.Module:
     cfg = getattr(transformers, cfg_name)(
-        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
     )
     return getattr(transformers, cls_name)(cfg)
 
@@ -43,15 +48,37 @@ BUILDERS = {
     "llama": lambda: _decoder("LlamaForCausalLM", "LlamaConfig"),
     "qwen2": lambda: _decoder("Qwen2ForCausalLM", "Qwen2Config"),
     "mistral": lambda: _decoder("MistralForCausalLM", "MistralConfig"),
-    "bert": lambda: transformers.BertForSequenceClassification(transformers.BertConfig(
-        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=64)),
-    "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=64,
-        bos_token_id=0, eos_token_id=0)),
-    "vit": lambda: transformers.ViTForImageClassification(transformers.ViTConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        image_size=32, patch_size=8)),
+    "bert": lambda: transformers.BertForSequenceClassification(
+        transformers.BertConfig(
+            vocab_size=128,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+        )
+    ),
+    "gpt2": lambda: transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=128,
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            n_positions=64,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    ),
+    "vit": lambda: transformers.ViTForImageClassification(
+        transformers.ViTConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        )
+    ),
 }
 
 
@@ -107,22 +134,27 @@ def test_conv1d_pruner_slices_transposed_weight_and_nf():
 
 
 def test_engine_never_imports_transformers():
-    code = ("import sys, engine, engine.families, engine.function, engine.graph; "
-            "assert 'transformers' not in sys.modules and 'timm' not in sys.modules")
+    code = (
+        "import sys, engine, engine.families, engine.function, engine.graph; "
+        "assert 'transformers' not in sys.modules and 'timm' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_gpt2_groups_are_rooted_at_conv1d():
     model = build("gpt2")
-    dg = DependencyGraph().build_dependency(
-        model, IDS, output_transform=families.model_output)
+    dg = DependencyGraph().build_dependency(model, IDS, output_transform=families.model_output)
     groups = list(dg.get_all_groups(root_module_types=families.root_module_types_for(model)))
     widths = {dg.module2name[g[0].dep.target.module]: len(g[0].idxs) for g in groups}
     # the residual width (tied wte/lm_head included), both MLPs, and c_attn's head dims
     # (the probe passes once refresh_attributes sets head_dim/split_size)
-    assert widths == {"transformer.h.0.attn.c_proj": 64, "transformer.h.0.attn.c_attn": 192,
-                      "transformer.h.0.mlp.c_fc": 256, "transformer.h.1.attn.c_attn": 192,
-                      "transformer.h.1.mlp.c_fc": 256}
+    assert widths == {
+        "transformer.h.0.attn.c_proj": 64,
+        "transformer.h.0.attn.c_attn": 192,
+        "transformer.h.0.mlp.c_fc": 256,
+        "transformer.h.1.attn.c_attn": 192,
+        "transformer.h.1.mlp.c_fc": 256,
+    }
     by_root = {dg.module2name[g[0].dep.target.module]: g for g in groups}
     hidden = {dg.module2name[it.dep.target.module] for it in by_root["transformer.h.0.attn.c_proj"]}
     assert {"transformer.wte", "transformer.wpe", "transformer.ln_f"} <= hidden
@@ -222,8 +254,11 @@ def test_bert_zero_head_dims_removed_outputs_unchanged():
     dims = [h * 16 + d for h in range(4) for d in range(12, 16)]
     with torch.no_grad():
         for layer in model.bert.encoder.layer:
-            for lin in (layer.attention.self.query, layer.attention.self.key,
-                        layer.attention.self.value):
+            for lin in (
+                layer.attention.self.query,
+                layer.attention.self.key,
+                layer.attention.self.value,
+            ):
                 lin.weight[dims] = 0
                 lin.bias[dims] = 0
             layer.attention.output.dense.weight[:, dims] = 0
@@ -240,8 +275,15 @@ def test_bert_zero_head_dims_removed_outputs_unchanged():
 def test_whole_heads_halved_attributes_and_config(name):
     model = build(name)
     shape = tuple(run(model, name).shape)
-    prune(model, name, pruning_ratio=0.0, heads=True, prune_num_heads=True,
-          prune_head_dims=False, head_pruning_ratio=0.5)
+    prune(
+        model,
+        name,
+        pruning_ratio=0.0,
+        heads=True,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=0.5,
+    )
     cfg = model.config
     assert cfg.hidden_size == 64
     if name in ROPE:
@@ -249,7 +291,10 @@ def test_whole_heads_halved_attributes_and_config(name):
         for layer in model.model.layers:
             a = layer.self_attn
             assert (a.q_proj.out_features, a.k_proj.out_features, a.o_proj.in_features) == (
-                32, 8, 32)
+                32,
+                8,
+                32,
+            )
             assert a.num_key_value_groups == 4 and a.head_dim == 8
         assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim) == (4, 1, 8)
     elif name == "bert":
@@ -261,7 +306,12 @@ def test_whole_heads_halved_attributes_and_config(name):
         assert heads_of(model) == [(2, 2, 16)] * 2
         a = model.transformer.h[0].attn
         assert (a.num_heads, a.head_dim, a.split_size, a.embed_dim, a.c_attn.nf) == (
-            2, 16, 32, 32, 96)
+            2,
+            16,
+            32,
+            32,
+            96,
+        )
         assert cfg.n_head == 2
     else:
         assert heads_of(model) == [(2, 2, 16)] * 2
@@ -276,8 +326,15 @@ def test_whole_heads_halved_attributes_and_config(name):
 def test_pruned_config_rebuilds_the_same_model(name):
     """hidden, MLP and heads all halved: `type(model)(model.config)` loads the pruned weights."""
     model = build(name)
-    prune(model, name, pruning_ratio=0.5, heads=True, prune_num_heads=True,
-          prune_head_dims=False, head_pruning_ratio=0.5)
+    prune(
+        model,
+        name,
+        pruning_ratio=0.5,
+        heads=True,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=0.5,
+    )
     rebuilt = type(model)(model.config).eval()
     rebuilt.load_state_dict(model.state_dict(), strict=True)
     torch.testing.assert_close(run(rebuilt, name), run(model, name), atol=1e-5, rtol=0)
@@ -295,8 +352,15 @@ def test_llama_zero_kv_head_removed_outputs_unchanged():
             a.v_proj.weight[8:] = 0
             a.o_proj.weight[:, 32:] = 0
     before, tokens = run(model, "llama"), generate(model)
-    prune(model, "llama", pruning_ratio=0.0, heads=True, prune_num_heads=True,
-          prune_head_dims=False, head_pruning_ratio=0.5)
+    prune(
+        model,
+        "llama",
+        pruning_ratio=0.0,
+        heads=True,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=0.5,
+    )
     assert heads_of(model) == [(4, 1, 8)] * 2
     torch.testing.assert_close(run(model, "llama"), before, atol=1e-5, rtol=0)
     assert torch.equal(generate(model), tokens)
@@ -349,8 +413,15 @@ def test_history_replays_onto_a_fresh_model(name):
     import engine
 
     model = build(name)
-    prune(model, name, pruning_ratio=0.5, heads=True, prune_num_heads=True,
-          prune_head_dims=False, head_pruning_ratio=0.5)
+    prune(
+        model,
+        name,
+        pruning_ratio=0.5,
+        heads=True,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=0.5,
+    )
     fresh = BUILDERS[name]().eval()  # other random weights: all of them get loaded
     engine.load_state_dict(fresh, engine.state_dict(model), example_inputs=IDS)
     assert heads_of(fresh) == heads_of(model)
@@ -366,8 +437,15 @@ def test_plain_base_pruner_needs_no_family_arguments(name):
     model = build(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        BasePruner(model, IDS, MagnitudeImportance(), pruning_ratio=0.5, prune_num_heads=True,
-                   prune_head_dims=False, head_pruning_ratio=0.5).step()
+        BasePruner(
+            model,
+            IDS,
+            MagnitudeImportance(),
+            pruning_ratio=0.5,
+            prune_num_heads=True,
+            prune_head_dims=False,
+            head_pruning_ratio=0.5,
+        ).step()
     assert model.config.hidden_size == 32
     assert heads_of(model) == ([(4, 1, 8)] if name == "llama" else [(2, 2, 16)]) * 2
     assert tuple(generate(model).shape) == (1, 11)

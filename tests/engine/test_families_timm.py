@@ -26,8 +26,14 @@ X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 def vit(num_heads: int = 3) -> nn.Module:
     torch.manual_seed(0)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2,
-                             num_heads=num_heads, num_classes=10).eval()
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=32,
+        depth=2,
+        num_heads=num_heads,
+        num_classes=10,
+    ).eval()
 
 
 def convnext() -> nn.Module:
@@ -56,14 +62,16 @@ def test_vit_detect_num_heads():
     model = vit()
     assert families.detect_num_heads(model) == {b.attn.qkv: 3 for b in model.blocks}
     assert [(i.kind, i.heads, i.head_dim) for i in families.find_attention(model)] == [
-        ("fused", 3, 64)] * 2
+        ("fused", 3, 64)
+    ] * 2
 
 
 def test_torchvision_detect_num_heads():
     import torchvision
 
     tv_vit = torchvision.models.VisionTransformer(
-        image_size=32, patch_size=16, num_layers=2, num_heads=12, hidden_dim=96, mlp_dim=192)
+        image_size=32, patch_size=16, num_layers=2, num_heads=12, hidden_dim=96, mlp_dim=192
+    )
     heads = families.detect_num_heads(tv_vit)
     assert list(heads.values()) == [12, 12]
     assert all(isinstance(m, nn.MultiheadAttention) for m in heads)
@@ -87,8 +95,14 @@ def test_vit_hidden_mlp_and_head_dims_halved():
 
 def test_vit_whole_heads_halved():
     model = vit(num_heads=4)  # head_dim 48
-    prune(model, heads=True, pruning_ratio=0.0, prune_num_heads=True, prune_head_dims=False,
-          head_pruning_ratio=0.5)
+    prune(
+        model,
+        heads=True,
+        pruning_ratio=0.0,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=0.5,
+    )
     for block in model.blocks:
         a = block.attn
         assert (a.num_heads, a.head_dim, a.attn_dim) == (2, 48, 96)
@@ -107,8 +121,14 @@ def test_vit_zero_heads_removed_outputs_unchanged():
             block.attn.qkv.bias[rows] = 0
             block.attn.proj.weight[:, 96:] = 0
     before = run(model)
-    prune(model, heads=True, pruning_ratio=0.0, prune_num_heads=True, prune_head_dims=False,
-          head_pruning_ratio=0.5)
+    prune(
+        model,
+        heads=True,
+        pruning_ratio=0.0,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=0.5,
+    )
     assert [b.attn.num_heads for b in model.blocks] == [2, 2]
     torch.testing.assert_close(run(model), before, atol=1e-5, rtol=0)
 
@@ -132,14 +152,21 @@ def test_eva_rotary_attention_is_left_whole():
     """timm EVA applies interleaved RoPE inside attention: it is flagged, its attention and
     width stay (not traced through yet), its SwiGLU MLPs still halve, and refresh is clean."""
     torch.manual_seed(0)
-    model = timm.create_model("eva02_tiny_patch14_224", pretrained=False, img_size=56, depth=2,
-                              num_classes=10).eval()
+    model = timm.create_model(
+        "eva02_tiny_patch14_224", pretrained=False, img_size=56, depth=2, num_classes=10
+    ).eval()
     x = torch.randn(1, 3, 56, 56)
     assert families.rope_attention(model) == ["blocks.0.attn", "blocks.1.attn"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        BasePruner(model, x, MagnitudeImportance(), pruning_ratio=0.5, prune_num_heads=True,
-                   head_pruning_ratio=0.5).step()
+        BasePruner(
+            model,
+            x,
+            MagnitudeImportance(),
+            pruning_ratio=0.5,
+            prune_num_heads=True,
+            head_pruning_ratio=0.5,
+        ).step()
     assert [b.mlp.fc1.out_features for b in model.blocks] == [512, 512]  # fused gate|up
     assert [(i.heads, i.head_dim) for i in families.find_attention(model)] == [(3, 64)] * 2
     assert families.refresh_attributes(model).problems == []
