@@ -3,8 +3,12 @@
 `refresh_attributes(model)` fixes the attributes and config that forward reads
 after pruning; `detect_num_heads(model)` fills Torch-Pruning's `num_heads`;
 `check_head_dim_pruning` refuses head-dim pruning under rotary embeddings;
-`pruner_kwargs(model)` bundles what a no-code tool passes to BasePruner. Nothing
-here imports transformers or timm: families are recognised by attribute names.
+`pruner_kwargs(model)` bundles what a no-code tool passes to BasePruner. The graph
+uses this package too: `coupling` ties q/k/v head sizes that one attribute describes
+(BERT, HF ViT), `outputs.output_transform_for` picks HF logits when none is given,
+and engine.function.attributes calls `refresh_attributes` after every prune (and in
+the probe). Nothing here imports transformers or timm: families are recognised by
+attribute names.
 """
 
 from __future__ import annotations
