@@ -38,6 +38,15 @@ class PruneOutcome:
     history: list  # (root layer name, out-channel pruning?, removed idxs), Torch-Pruning's format
 
 
+@dataclasses.dataclass
+class RunRecord:
+    """What a run did so far: GroupPlans applied, steps completed, the graph's history."""
+
+    applied: list[GroupPlan] = dataclasses.field(default_factory=list)
+    steps_done: int = 0
+    history: list = dataclasses.field(default_factory=list)
+
+
 def run_plan(
     model: nn.Module,
     example_inputs: Any,
@@ -48,17 +57,19 @@ def run_plan(
     cancel: Callable[[], bool] | None = None,
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
-    _steps_done: list[int] | None = None,
-    _history: list | None = None,
+    record: RunRecord | None = None,
 ) -> list[GroupPlan]:
-    """Prune `model` in place; returns the GroupPlans applied, over all steps."""
+    """Prune `model` in place; returns the GroupPlans applied, over all steps.
+
+    `record` (if given) is filled as the run goes, so it is complete even when cancelled.
+    """
+    record = record if record is not None else RunRecord()
     if not isinstance(plan, PruningPlan):
         raise PlanError(f"expected a PruningPlan, got {type(plan).__name__}")
     pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
                           num_heads=num_heads)
     needs_grad = plan.importance in GRADIENT_CRITERIA
     calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
-    applied: list[GroupPlan] = []
     steps = plan.iterative_steps
     done = 0
     try:
@@ -82,22 +93,20 @@ def run_plan(
                     group.prune()
                     done += 1
                     if names.get(name):
-                        applied.append(names[name].pop(0))
+                        record.applied.append(names[name].pop(0))
                     if progress is not None:
                         progress(done, max(total, done), f"step {step + 1}/{steps}: pruned "
                                  f"the group of {name}")
             finally:
                 groups.close()  # the pruner records its history now, even when cancelled
-            if _steps_done is not None:
-                _steps_done[0] = step + 1
+            record.steps_done = step + 1
     finally:
         if calib is not None:
             clear_grads(model)
-        if _history is not None:
-            _history[:] = pruner.pruning_history()
+        record.history = pruner.pruning_history()
     if progress is not None:
         progress(done, done, "done")
-    return applied
+    return record.applied
 
 
 def apply_plan(
@@ -117,10 +126,9 @@ def apply_plan(
     """
     plan.validate(model)  # before the (slower) counting below
     macs_before, params_before = count_ops_and_params(model, example_inputs)
-    steps, history = [0], []
+    record = RunRecord()
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
-             cancel=cancel, calibration=calibration, num_heads=num_heads, _steps_done=steps,
-             _history=history)
+             cancel=cancel, calibration=calibration, num_heads=num_heads, record=record)
     macs_after, params_after = count_ops_and_params(model, example_inputs)
     return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
-                        int(params_after), steps[0], history)
+                        int(params_after), record.steps_done, record.history)
