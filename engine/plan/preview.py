@@ -121,6 +121,33 @@ class _CachedPruner(BasePruner):
         return list(plans), list(groups)
 
 
+class _MemoGraph:
+    """The Previewer's graph with `get_pruning_group` memoized.
+
+    Valid because the Previewer never prunes its graph: the same root indices always
+    give the same group, so a group whose count did not change is not re-derived.
+    Everything else is delegated to the real graph.
+    """
+
+    _LIMIT = 50000
+
+    def __init__(self, dg: DependencyGraph) -> None:
+        self._dg = dg
+        self._memo: dict[tuple, Group] = {}
+
+    def get_pruning_group(self, module: Any, pruning_fn: Any, idxs: Any) -> Group:
+        key = (id(module), getattr(pruning_fn, "__name__", ""), tuple(idxs))
+        group = self._memo.get(key)
+        if group is None:
+            if len(self._memo) >= self._LIMIT:
+                self._memo.clear()
+            group = self._memo[key] = self._dg.get_pruning_group(module, pruning_fn, idxs)
+        return group
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dg, name)
+
+
 def _to_meta(x: Any) -> Any:
     return x.to("meta") if isinstance(x, torch.Tensor) else x
 
@@ -279,6 +306,7 @@ class Previewer:
         ).build_dependency(model, example_inputs)
         self.calibration = calibration
         self._history_len = len(self.dg.pruning_history())
+        self._memo_dg: Any = _MemoGraph(self.dg)
         self._modules = dict(model.named_modules())
         self._groups: dict[tuple[str, ...], list[Group]] = {}
         self._ranks: dict[tuple, dict] = {}
@@ -319,7 +347,7 @@ class Previewer:
         pruner = _CachedPruner(
             self.model, self.example_inputs, make_criterion(plan.importance,
                                                             plan.importance_options),
-            groups=groups, ranks=self._ranks_for(plan), dependency_graph=self.dg,
+            groups=groups, ranks=self._ranks_for(plan), dependency_graph=self._memo_dg,
             **pruner_kwargs(plan, self.model, modules=self._modules))
         with self._gradients(plan):
             plans, planned = pruner.planned()
