@@ -207,6 +207,13 @@ def _refresh_config(model: nn.Module, rep: RefreshReport) -> None:
     if hidden is not None and hasattr(config, "hidden_size"):
         rep.note("config", config, "hidden_size", hidden)
     infos = [i for i in find_attention(model) if i.kind != "mha"]
+    width = getattr(config, "hidden_size", None)
+    odd = sorted({i.heads * i.head_dim for i in infos if i.kind in ("bert", "gpt2")} - {width})
+    if odd:  # these configs derive head_dim = hidden_size // heads: no field to say otherwise
+        rep.problems.append(
+            f"config: attention width {odd} != hidden_size {width}; the pruned model runs, "
+            "but type(model)(model.config) would not rebuild it"
+        )
     if infos:
         for attr, vals in (
             ("num_attention_heads", [i.heads for i in infos]),

@@ -449,3 +449,30 @@ def test_plain_base_pruner_needs_no_family_arguments(name):
     assert model.config.hidden_size == 32
     assert heads_of(model) == ([(4, 1, 8)] if name == "llama" else [(2, 2, 16)]) * 2
     assert tuple(generate(model).shape) == (1, 11)
+
+
+@pytest.mark.slow
+def test_gpt2_small_full_size():
+    """GPT-2 small (124M, random weights): hidden -25%, heads 12 -> 6, then generate()."""
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()
+    ids = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        BasePruner(
+            model,
+            ids,
+            MagnitudeImportance(),
+            pruning_ratio=0.25,
+            prune_num_heads=True,
+            prune_head_dims=False,
+            head_pruning_ratio=0.5,
+        ).step()
+    cfg = model.config
+    assert (cfg.n_embd, cfg.n_head, cfg.n_inner) == (576, 6, 2304)
+    assert heads_of(model) == [(6, 6, 64)] * 12
+    # GPT-2's config derives head_dim from n_embd: the report says it cannot rebuild this
+    assert any("would not rebuild" in p for p in families.refresh_attributes(model).problems)
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert tuple(out.shape) == (1, 19)
