@@ -413,6 +413,29 @@ def make_calibration(doc: Document, kind: str, folder: str = "") -> Callable[[An
     return None
 
 
+@dataclass(frozen=True)
+class AttentionSummary:
+    """How many attention blocks the model has and how many use rotary embeddings."""
+
+    blocks: int
+    rope_blocks: int
+
+    @property
+    def text(self) -> str:
+        if not self.blocks:
+            return "no attention layers in this model"
+        rope = f", {self.rope_blocks} with rotary embeddings" if self.rope_blocks else ""
+        return f"{self.blocks} attention block{'s' if self.blocks != 1 else ''}{rope}"
+
+
+def attention_summary(model: Any) -> AttentionSummary:
+    """Attention blocks the engine recognises (heads options only matter for these)."""
+    from engine.families import find_attention
+
+    infos = find_attention(model)
+    return AttentionSummary(len(infos), sum(1 for i in infos if i.rope))
+
+
 # ----------------------------------------------------------------------------- preview
 
 

@@ -455,6 +455,8 @@ class MainWindow(QMainWindow):
         )
         self.view.show_start()
         self.settings_panel.set_demo(doc.source == DEMO_SOURCE)
+        att = engine_api.attention_summary(doc.model)
+        self.settings_panel.set_attention(att.blocks, att.rope_blocks, att.text)
         self.preview_panel.clear("Computing the preview…")
         self.pruning.set_document(doc, plan)
         self.pruning.set_calibration(*self.settings_panel.calibration_source())

@@ -101,11 +101,14 @@ class SettingsPanel(QWidget):
         form.addRow("Round channels to", self.round_to)
         form.addRow("Iterative steps", self.steps)
 
-        heads = QGroupBox("Attention heads (models with attention layers)", self)
+        heads = self.heads_box = QGroupBox("Attention heads", self)
+        self.heads_note = QLabel("", heads)
+        self.heads_note.setWordWrap(True)
         self.head_dims = QCheckBox("Prune head dimensions", heads)
         self.num_heads = QCheckBox("Prune whole heads", heads)
         self.head_ratio = _spin(0.0, 0.99, 0.05)
         hl = QFormLayout(heads)
+        hl.addRow(self.heads_note)
         hl.addRow(self.head_dims)
         hl.addRow(self.num_heads)
         hl.addRow("Head ratio", self.head_ratio)
@@ -202,6 +205,18 @@ class SettingsPanel(QWidget):
             for w in widgets:
                 w.blockSignals(False)
         self._update_data_row()
+
+    def set_attention(self, blocks: int, rope_blocks: int, text: str) -> None:
+        """Head options only apply to attention; rotary embeddings fix head_dim."""
+        self.heads_note.setText(text)
+        self.heads_box.setEnabled(blocks > 0)
+        rope_only = blocks > 0 and rope_blocks == blocks
+        self.head_dims.setEnabled(not rope_only)
+        self.head_dims.setToolTip(
+            "Rotary position embeddings rotate dimension i with i + head_dim/2: head "
+            "dimensions stay whole here; prune whole heads instead." if rope_only else
+            "Remove the same dimensions inside every head (heads stay equal)"
+        )
 
     def set_demo(self, is_demo: bool) -> None:
         """The demo ships digits to calibrate on; other models default to random inputs."""
