@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -127,6 +129,8 @@ def measure_memory(engine_name: str, model_name: str) -> dict[str, float]:
 
 def memory_in_subprocess(engine_name: str, model_name: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.engine_speed", "--memory-of", engine_name, model_name]
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    cmd += ["--max-gb", str(limit / 2**30 if limit > 0 else 0)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
@@ -147,7 +151,7 @@ def bench_model(name: str, repeats: int, memory: bool, log: Callable[[str], None
                 continue
             try:
                 runs[e].append(time_engine(engine_module(e), w, check=(r == 0)))
-            except Exception as exc:  # report, keep going with the other engine
+            except (Exception, MemoryError) as exc:  # report, keep going with the other one
                 errors[e] = f"{type(exc).__name__}: {exc}"[:300]
                 log(f"  {e} failed on {name}: {errors[e]}")
     row: dict[str, Any] = {"model": name, "params": w.params, "dtype": str(w.dtype)}
@@ -191,16 +195,32 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--json", default="")
+    ap.add_argument("--append", action="store_true", help="update rows of an existing --json")
+    ap.add_argument(
+        "--max-gb",
+        type=float,
+        default=12.0,
+        help="address-space cap (RLIMIT_AS): an engine that runs away (Torch-Pruning on swin_t "
+        "took 17 GB) fails with MemoryError instead of taking the shared machine down",
+    )
     ap.add_argument("--memory-of", nargs=2, metavar=("ENGINE", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.max_gb:
+        cap = int(args.max_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     if args.memory_of:
         print(json.dumps(measure_memory(*args.memory_of)))
         return
     torch.set_num_threads(1)
     report: dict[str, Any] = {"machine_before": machine(), "rows": []}
+    if args.append and args.json and os.path.exists(args.json):
+        with open(args.json) as f:
+            report = json.load(f)
+        report.setdefault("appended", []).append(machine())
     for name in args.models.split(","):
         row = bench_model(name, args.repeats, not args.no_memory, lambda s: print(s, flush=True))
-        report["rows"].append(row)
+        row["max_gb"] = args.max_gb
+        report["rows"] = [r for r in report["rows"] if r["model"] != name] + [row]
         print(format_row(row), flush=True)
         if args.json:
             report["machine_after"] = machine()

@@ -1,0 +1,221 @@
+"""Render docs/benchmarks.md from the JSON results the benchmark scripts wrote.
+
+Usage: python -m benchmarks.report [--results benchmarks/results] [--out docs/benchmarks.md]
+Every number in the doc comes from a JSON file; the prose around the tables is in `notes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from .measure import write_text
+
+STAGES = ("build", "groups", "pruner", "step", "total")
+
+
+def _load(path: str) -> Any:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _s(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _load_text(m: dict | None) -> str:
+    if not m:
+        return "?"
+    la = m.get("loadavg_1_5_15", [None])
+    return f"load {la[0]:.1f} on {m.get('cpu_count')} cores ({m.get('utc', '')})"
+
+
+def speed_table(report: dict) -> list[str]:
+    lines = [
+        "| model | params | stage | ours (s) | Torch-Pruning (s) | ours / TP |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        o, t, r = row["ours"], row["torch_pruning"], row["ratio"]
+        for i, s in enumerate(STAGES):
+            head = f"| {row['model']} | {row['params'] / 1e6:.1f} M" if i == 0 else "| |"
+            lines.append(f"{head} | {s} | {_s(o.get(s))} | {_s(t.get(s))} | {_s(r.get(s))} |")
+    return lines
+
+
+def memory_table(report: dict) -> list[str]:
+    lines = [
+        "| model | ours: peak RSS added (MB) | TP: peak RSS added (MB) | groups ours / TP "
+        "| params after ours / TP (M) | pruned model runs ours / TP |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        o, t = row["ours"], row["torch_pruning"]
+
+        def mem(e: dict) -> str:
+            m = e.get("memory") or {}
+            return _s(m.get("peak_extra_mb"), 0) if "peak_extra_mb" in m else "-"
+
+        def yn(e: dict) -> str:
+            return "-" if "runs_after" not in e else ("yes" if e["runs_after"] else "NO")
+
+        lines.append(
+            f"| {row['model']} | {mem(o)} | {mem(t)} | {o.get('n_groups', '-')} / "
+            f"{t.get('n_groups', '-')} | {_s((o.get('params_after') or 0) / 1e6)} / "
+            f"{_s((t.get('params_after') or 0) / 1e6)} | {yn(o)} / {yn(t)} |"
+        )
+    return lines
+
+
+def targets_table(speed: dict | None, meta: dict | None, lat: dict | None) -> list[str]:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    if speed:
+        for row in speed["rows"]:
+            r = row["ratio"].get("total")
+            lines.append(
+                f"| {row['model']}: trace + step <= 0.5 x Torch-Pruning | {_s(r)} x "
+                f"| {'yes' if r is not None and r <= 0.5 else 'NO'} |"
+            )
+            om = (row["ours"].get("memory") or {}).get("peak_extra_mb")
+            tm = (row["torch_pruning"].get("memory") or {}).get("peak_extra_mb")
+            if om is not None and tm is not None:
+                lines.append(
+                    f"| {row['model']}: peak memory <= Torch-Pruning | {om:.0f} vs {tm:.0f} MB "
+                    f"| {'yes' if om <= tm else 'NO'} |"
+                )
+            if row["model"] == "densenet201":
+                tot = row["ours"].get("total")
+                lines.append(
+                    f"| densenet201 under 5 s in all (pruner + step) | {_s(tot)} s "
+                    f"| {'yes' if tot is not None and tot < 5 else 'NO'} |"
+                )
+    if meta:
+        s = meta["seconds"]
+        core = s["build_model"] + s["trace"] + s["groups"] + s["count"]
+        lines.append(
+            f"| 70B Llama on meta: build + trace + groups + MACs < 60 s | {core:.1f} s "
+            f"| {'yes' if core < 60 else 'NO'} |"
+        )
+        lines.append(
+            f"| 70B Llama on meta: peak RSS < 2 GB | {meta['peak_rss_mb']:.0f} MB "
+            f"| {'yes' if meta['peak_rss_mb'] < 2048 else 'NO'} |"
+        )
+    if lat:
+        for d in lat["rows"]:
+            if d["ratio"] == 0:
+                continue
+            lines.append(
+                f"| {d['model']} @ {d['ratio']}: speedup within 20% of MACs speedup "
+                f"| {d['measured_speedup']:.2f} vs {d['macs_speedup']:.2f} "
+                f"| {'yes' if d['within_20pct'] else 'NO'} |"
+            )
+    return lines
+
+
+def meta_table(meta: dict) -> list[str]:
+    s = meta["seconds"]
+    return [
+        "| quantity | value |",
+        "|---|---|",
+        f"| parameters (never allocated) | {meta['params'] / 1e9:.1f} B |",
+        f"| graph nodes / groups | {meta['nodes']} / {meta['groups']} |",
+        f"| probe runs | {meta['probe_runs']} |",
+        f"| MACs (seq len {meta['seq_len']}) | {meta['macs'] / 1e9:.1f} G |",
+        f"| MACs after halving every group | {meta['macs_after_halving'] / 1e9:.1f} G |",
+    ] + [f"| seconds: {k} | {v:.1f} |" for k, v in s.items()] + [
+        f"| peak RSS of the whole process (incl. ~0.75 GB of imports) | "
+        f"{meta['peak_rss_mb']:.0f} MB |",
+        f"| RSS at start (after imports) | {meta['rss_at_start_mb']:.0f} MB |",
+    ]
+
+
+def latency_table(lat: dict) -> list[str]:
+    lines = [
+        "| model | ratio | GMACs | params (M) | latency (ms, median) | measured speedup "
+        "| MACs speedup | measured / MACs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for d in lat["rows"]:
+        lines.append(
+            f"| {d['model']} | {d['ratio']:.2f} | {d['macs'] / 1e9:.2f} | {d['params'] / 1e6:.2f} "
+            f"| {d['latency_s'] * 1e3:.0f} | {d['measured_speedup']:.2f} "
+            f"| {d['macs_speedup']:.2f} | {d['speedup_over_macs']:.2f} |"
+        )
+    return lines
+
+
+def render(results: str, notes: str = "") -> str:
+    speed = _load(os.path.join(results, "engine_speed.json"))
+    meta = _load(os.path.join(results, "meta_trace_llama_70b.json"))
+    lat = _load(os.path.join(results, "latency.json"))
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m benchmarks.report` from the JSON files in `benchmarks/results/` "
+        "(written by `benchmarks.engine_speed`, `benchmarks.meta_trace`, `benchmarks.latency`).",
+        "All numbers are CPU-only: **no GPU was available for these runs**. The machine has 2 "
+        "cores shared with other jobs, so absolute times are noisy; the engine comparison runs "
+        "both engines in the same process, alternating (ABBA), one thread, and reports medians, "
+        "so the ratios are the meaningful part. The load average at start and end of each run "
+        "is recorded in the JSON and below.",
+        "",
+    ]
+    if notes:
+        out += [notes, ""]
+    out += ["## Targets", ""] + targets_table(speed, meta, lat) + [""]
+    if speed:
+        out += [
+            "## Engine speed: Arborist vs Torch-Pruning",
+            "",
+            f"Runs: {_load_text(speed.get('machine_before'))} -> "
+            f"{_load_text(speed.get('machine_after'))}. Stages: `build` = "
+            "`DependencyGraph().build_dependency`, `groups` = `get_all_groups`, `pruner` = "
+            "`BasePruner(...)` construction (traces again), `step` = `pruner.step()` at ratio 0.5 "
+            "with `MagnitudeImportance(p=2)` and the classifier / LM head ignored, `total` = "
+            "pruner + step (the whole 'trace + step').",
+            "",
+        ] + speed_table(speed) + [
+            "",
+            "Peak memory: RSS high-water mark added by pruner construction + step, each engine in "
+            "a fresh subprocess after the model is built (kernel `VmHWM` reset through "
+            "`/proc/self/clear_refs`).",
+            "",
+        ] + memory_table(speed) + [""]
+    if meta:
+        out += [
+            "## A 70 B Llama on the meta device",
+            "",
+            f"Run: {_load_text(meta.get('machine'))}. Built from a Llama-2-70B-shaped config under "
+            "`torch.device('meta')`: no weights exist anywhere. Traced, groups enumerated, "
+            "MACs counted, then every group halved on the meta model and counted again (the "
+            "preview before touching real weights).",
+            "",
+        ] + meta_table(meta) + [""]
+    if lat:
+        out += [
+            "## Latency of pruned models (CPU)",
+            "",
+            f"Batch {lat['batch']}, `round_to={lat['round_to']}`, {lat['threads']} thread(s), "
+            f"{_load_text(lat.get('machine_before'))} -> {_load_text(lat.get('machine_after'))}. "
+            "Original and pruned copies are timed interleaved (one forward of each per round).",
+            "",
+        ] + latency_table(lat) + [""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default="benchmarks/results")
+    ap.add_argument("--out", default="docs/benchmarks.md")
+    ap.add_argument("--notes", default="", help="a Markdown file with findings to include")
+    args = ap.parse_args()
+    notes = open(args.notes).read().strip() if args.notes else ""
+    write_text(args.out, render(args.results, notes) + "\n")
+
+
+if __name__ == "__main__":
+    main()
