@@ -76,6 +76,14 @@ def targets_table(speed: dict | None, meta: dict | None, lat: dict | None) -> li
     if speed:
         for row in speed["rows"]:
             r = row["ratio"].get("total")
+            err = row["torch_pruning"].get("error")
+            if err:
+                lines.append(
+                    f"| {row['model']}: trace + step <= 0.5 x Torch-Pruning | Torch-Pruning "
+                    f"failed ({err.split(':')[0]}); ours {_s(row['ours'].get('total'))} s "
+                    "| n/a |"
+                )
+                continue
             lines.append(
                 f"| {row['model']}: trace + step <= 0.5 x Torch-Pruning | {_s(r)} x "
                 f"| {'yes' if r is not None and r <= 0.5 else 'NO'} |"

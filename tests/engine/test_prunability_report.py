@@ -107,3 +107,47 @@ def test_every_torchvision_model_of_every_family_prunes():
         r for f, m in pr.all_models() if not (r := pr.check_model(m, family=f)).ok
     ]
     assert not failures, [(r.model, r.reason) for r in failures]
+
+
+def test_benchmark_doc_states_every_target_from_the_json(tmp_path):
+    from benchmarks.report import render
+
+    stage = {"build": 1.0, "groups": 0.1, "pruner": 1.0, "step": 1.0, "total": 2.0}
+    speed = {
+        "machine_before": {"loadavg_1_5_15": [1.5, 1, 1], "cpu_count": 2, "utc": "t0"},
+        "rows": [
+            {
+                "model": "densenet201",
+                "params": 20_000_000,
+                "ours": {**stage, "n_groups": 200, "memory": {"peak_extra_mb": 80.0}},
+                "torch_pruning": {**{k: 2 * v for k, v in stage.items()},
+                                  "memory": {"peak_extra_mb": 300.0}},
+                "ratio": {k: 0.5 for k in stage},
+            },
+            {
+                "model": "swin_t",
+                "params": 28_000_000,
+                "ours": stage,
+                "torch_pruning": {k: None for k in stage} | {"error": "MemoryError: "},
+                "ratio": {k: None for k in stage},
+            },
+        ],
+    }
+    lat = {"batch": 16, "round_to": 8, "threads": 1, "rows": [
+        {"model": "m", "ratio": 0.0, "macs": 4e9, "params": 1e6, "latency_s": 1.0,
+         "measured_speedup": 1.0, "macs_speedup": 1.0, "speedup_over_macs": 1.0,
+         "within_20pct": True},
+        {"model": "m", "ratio": 0.5, "macs": 1e9, "params": 3e5, "latency_s": 0.5,
+         "measured_speedup": 2.0, "macs_speedup": 4.0, "speedup_over_macs": 0.5,
+         "within_20pct": False},
+    ]}
+    write_json(str(tmp_path / "engine_speed.json"), speed)
+    write_json(str(tmp_path / "latency.json"), lat)
+    text = render(str(tmp_path))
+    assert "| densenet201: trace + step <= 0.5 x Torch-Pruning | 0.50 x | yes |" in text
+    assert "| densenet201: peak memory <= Torch-Pruning | 80 vs 300 MB | yes |" in text
+    assert "| densenet201 under 5 s in all (pruner + step) | 2.00 s | yes |" in text
+    assert "Torch-Pruning failed (MemoryError); ours 2.00 s | n/a |" in text
+    assert "| m @ 0.5: speedup within 20% of MACs speedup | 2.00 vs 4.00 | NO |" in text
+    assert "no GPU was available" in text
+    assert "70B" not in text  # no meta-trace JSON, no invented row
