@@ -21,6 +21,7 @@ from .errors import InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
 from .onnx_import import load_onnx
+from .pt2_lift import lift_with_report
 from .torch_files import (
     check_readable_file,
     describe_object,
@@ -220,11 +221,13 @@ def _load_pt2(path: Path) -> LoadedModel:
             f"not a torch.export (.pt2) file or corrupt: {path.name} ({short_reason(exc, 120)})"
         ) from None
     spec = _pt2_input_spec(program)
-    module = program.module()
+    lift = lift_with_report(program)  # real layers, so the program can be pruned
     inputs = _pt2_example_inputs(program)
     if inputs is None and spec is not None:
         inputs = spec.make()
-    return LoadedModel(module, inputs, spec, "pt2", f"{path.name} (torch.export program)")
+    note = f", {len(lift.lifted)} layers lifted" if lift.lifted else ""
+    description = f"{path.name} (torch.export program{note})"
+    return LoadedModel(lift.module, inputs, spec, "pt2", description)
 
 
 def _pt2_example_inputs(program: Any) -> Any:

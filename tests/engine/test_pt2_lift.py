@@ -1,0 +1,199 @@
+"""Loaded .pt2 programs get real layers back (engine/io/pt2_lift.py) and prune like the original."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from engine import DependencyGraph
+from engine.io import load_model
+from engine.io.pt2_lift import Pt2LiftWarning, is_lifted, lift_with_report
+from engine.models.digits_net import load_demo
+from engine.plan import PruningPlan
+from engine.plan.apply import apply_plan
+from engine.utils import count_ops_and_params
+
+
+def _resnet18() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so BN lifting is really checked
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model, torch.randn(1, 3, 64, 64)
+
+
+def _demo() -> tuple[nn.Module, torch.Tensor]:
+    model, x = load_demo()
+    return model, x
+
+
+MODELS = {"resnet18": _resnet18, "demo": _demo}
+
+
+def _save(model: nn.Module, x: torch.Tensor, path: Path) -> Path:
+    torch.export.save(torch.export.export(model, (x,)), str(path))
+    return path
+
+
+def _layers(model: nn.Module) -> dict[str, type]:
+    kinds = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+    return {n: type(m) for n, m in model.named_modules() if isinstance(m, kinds)}
+
+
+def _groups(model: nn.Module, x: torch.Tensor) -> list[list[str]]:
+    dg = DependencyGraph().build_dependency(model, example_inputs=x)
+    return sorted(
+        sorted({dg.module2name[d.target.module] for d, _ in g if d.target.module in dg.module2name})
+        for g in dg.get_all_groups()
+    )
+
+
+@pytest.fixture(params=sorted(MODELS))
+def loaded_pair(request, tmp_path):
+    torch.set_num_threads(1)
+    model, x = MODELS[request.param]()
+    loaded = load_model(_save(model, x, tmp_path / "m.pt2"))
+    return model, x, loaded
+
+
+def test_lifted_layers_have_original_names_and_hold_the_program_state(loaded_pair):
+    model, x, loaded = loaded_pair
+    lifted = loaded.model
+    assert is_lifted(lifted) and "layers lifted" in loaded.description
+    assert _layers(lifted) == _layers(model)  # same names, same layer types
+    modules = dict(lifted.named_modules())
+    for name, layer in model.named_modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            assert modules[name].running_var.shape == layer.running_var.shape
+            torch.testing.assert_close(modules[name].running_var, layer.running_var, rtol=0, atol=0)
+    assert sorted(lifted.state_dict()) == sorted(model.state_dict())
+    assert not lifted.training  # eval statistics, like the exported program
+
+
+def test_lifted_outputs_macs_params_and_groups_match_the_original(loaded_pair):
+    model, x, loaded = loaded_pair
+    lifted = loaded.model
+    with torch.no_grad():
+        torch.testing.assert_close(lifted(x), model(x), rtol=0, atol=1e-6)
+    assert count_ops_and_params(lifted, x) == count_ops_and_params(model, x)
+    assert _groups(lifted, x) == _groups(model, x)
+
+
+def test_pruning_the_lifted_program_matches_pruning_the_original(loaded_pair, tmp_path):
+    model, x, loaded = loaded_pair
+    lifted = loaded.model
+    plan = PruningPlan(pruning_ratio=0.5)
+    want = apply_plan(copy.deepcopy(model), x, plan)
+    got = apply_plan(lifted, x, plan)
+    assert (got.params_after, got.macs_after) == (want.params_after, want.macs_after)
+    assert got.params_after < got.params_before
+    with torch.no_grad():
+        out = lifted(x)
+    assert out.shape == model(x).shape
+    program = torch.export.export(lifted, (x,))  # the pruned model exports again
+    path = tmp_path / "pruned.pt2"
+    torch.export.save(program, str(path))
+    again = load_model(path)
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(x), out, rtol=0, atol=1e-6)
+    assert count_ops_and_params(again.model, x)[1] == got.params_after
+
+
+def test_transformer_encoder_lifts_and_runs_exactly(tmp_path):
+    torch.manual_seed(0)
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(50, 32)
+            layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(32)
+            self.head = nn.Linear(32, 7)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.norm(self.encoder(self.embed(ids))))
+
+    model = Tiny().eval()
+    ids = torch.randint(0, 50, (2, 6))
+    loaded = load_model(_save(model, ids, tmp_path / "t.pt2"))
+    lifted = loaded.model
+    modules = dict(lifted.named_modules())
+    assert isinstance(modules["embed"], nn.Embedding) and isinstance(modules["head"], nn.Linear)
+    assert isinstance(modules["norm"], nn.LayerNorm)
+    assert isinstance(modules["encoder.layers.0.linear1"], nn.Linear)
+    assert isinstance(modules["encoder.layers.1.norm2"], nn.LayerNorm)
+    with torch.no_grad():
+        torch.testing.assert_close(lifted(ids), model(ids), rtol=0, atol=1e-6)
+    assert count_ops_and_params(lifted, ids)[1] == count_ops_and_params(model, ids)[1]
+
+
+def test_tied_weights_stay_unlifted_and_the_model_stays_exact(tmp_path):
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(20, 8)
+            self.mid = nn.Linear(8, 8)
+            self.out = nn.Linear(8, 20, bias=False)
+            self.out.weight = self.embed.weight
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.out(self.mid(self.embed(ids)))
+
+    torch.manual_seed(0)
+    model = Tied().eval()
+    ids = torch.randint(0, 20, (1, 5))
+    report = lift_with_report(torch.export.export(model, (ids,)))
+    assert report.lifted == ["mid"]  # the shared weight is never split between two layers
+    with torch.no_grad():
+        torch.testing.assert_close(report.module(ids), model(ids), rtol=0, atol=0)
+
+
+def test_a_lift_that_changes_outputs_falls_back_with_a_warning(monkeypatch):
+    import engine.io.pt2_lift as pt2_lift
+
+    model, x = _demo()
+    program = torch.export.export(model, (x,))
+    real = pt2_lift._take_state
+
+    def corrupt(module, site, gm):  # simulate a wrong lift: an extra bias offset
+        real(module, site, gm)
+        if isinstance(module, nn.Linear):
+            module.bias = nn.Parameter(module.bias.detach() + 1.0)
+
+    monkeypatch.setattr(pt2_lift, "_take_state", corrupt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = lift_with_report(program)
+    assert report.lifted == [] and "differ" in (report.fallback_reason or "")
+    assert any(issubclass(w.category, Pt2LiftWarning) for w in caught)
+    assert not is_lifted(report.module)
+    with torch.no_grad():
+        torch.testing.assert_close(report.module(x), model(x), rtol=0, atol=1e-6)
+
+
+def test_cli_prunes_a_pt2_into_a_smaller_working_pt2(tmp_path, capsys):
+    from app.cli import main
+
+    model, x = _demo()
+    source = _save(model, x, tmp_path / "demo.pt2")
+    out = tmp_path / "small.pt2"
+    code = main(["prune", str(source), "-o", str(out), "--ratio", "0.5", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["after"]["params"] < report["before"]["params"]
+    assert report["validation"]["outputs_match"] is True
+    again = load_model(out)
+    assert count_ops_and_params(again.model, x)[1] == report["after"]["params"]
+    with torch.no_grad():
+        assert again.model(x).shape == (1, 10)
