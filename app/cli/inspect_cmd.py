@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from .progress import Progress
-from .session import open_model, trace
+from .session import is_flat_pt2, open_model, trace
 
 
 def run_inspect(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def run_inspect(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "locked_layers": locked,
         "output_layers": [x["name"] for x in locked if x["reason"] == "model output"],
         "lock_reasons": sorted(set(getattr(dg, "lock_reasons", []))),
-        "hint": PT2_HINT if opened.loaded.source_kind == "pt2" else "",
+        "hint": PT2_HINT if is_flat_pt2(opened.loaded) else "",
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import CliError, one_line
 from .progress import Progress
-from .session import count, open_model, trace
+from .session import count, is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
 MAX_LISTED = 12  # changed layers shown in the terminal summary
@@ -123,7 +123,7 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
     if not report["layers"]:
-        report["warnings"].append(nothing_pruned_hint(opened.loaded.source_kind))
+        report["warnings"].append(nothing_pruned_hint(is_flat_pt2(opened.loaded)))
     report["output"] = None if args.dry_run else args.output
     report["format"] = fmt
     report["validation"] = None
@@ -202,9 +202,9 @@ def _solve_target(args: argparse.Namespace) -> tuple[str, float] | None:
     return None
 
 
-def nothing_pruned_hint(source_kind: str) -> str:
+def nothing_pruned_hint(flat_pt2: bool) -> str:
     hint = "nothing is pruned: no group of this model can lose channels with these settings"
-    if source_kind == "pt2":
+    if flat_pt2:  # a program engine.io.pt2_lift could not turn back into layers
         hint += " (a .pt2 program is a flat graph of ops without layers; prune the original model)"
     return hint
 

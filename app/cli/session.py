@@ -36,7 +36,7 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
         loaded = load_model(
             args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
         )
-    if loaded.source_kind == "pt2":
+    if is_flat_pt2(loaded):
         _allow_mode_switch(loaded.model)
     if loaded.example_inputs is None:
         raise CliError(
@@ -54,6 +54,13 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
                 f"pass the shape it expects with --input-shape"
             ) from None
     return OpenedModel(loaded, loaded.example_inputs, spec_text, output)
+
+
+def is_flat_pt2(loaded: Any) -> bool:
+    """A .pt2 program engine.io.pt2_lift could not turn into layers: nothing to prune."""
+    from engine.io.pt2_lift import is_lifted
+
+    return loaded.source_kind == "pt2" and not is_lifted(loaded.model)
 
 
 def _allow_mode_switch(module: Any) -> None:

@@ -559,7 +559,7 @@ def _candidates(site: _Site) -> list[str]:
 def _clean(path: str) -> str:
     parts = [re.sub(r"\W", "_", p) or "m" for p in path.split(".") if p]
     parts = [p if not keyword.iskeyword(p) else p + "_" for p in parts] or ["layer"]
-    if parts[0] in _RESERVED or parts[0][0].isdigit():
+    if parts[0] in _RESERVED:  # digits are fine: fx emits getattr(self, "0")
         parts[0] = "m_" + parts[0]
     return ".".join(parts)
 

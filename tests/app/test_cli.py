@@ -444,14 +444,20 @@ def test_progress_bars_go_to_stderr_only(capsys):
     assert Progress.for_terminal(json_mode=True).enabled is False
 
 
-def test_pt2_in_runs_and_says_nothing_is_prunable(capsys, tmp_path):
+@pytest.mark.parametrize("suffix", [".onnx", ".pt", ".pt2"])
+def test_pt2_in_prunes_like_the_original_model(capsys, tmp_path, pickled_model, suffix):
     from engine.io import export_pt2
 
     source = tmp_path / "net.pt2"
     export_pt2(small_net(), torch.randn(1, 3, 8, 8), source)
-    report = run_json(capsys, "prune", str(source), "-o", str(tmp_path / "out.onnx"))
-    assert report["after"] == report["before"] and report["layers"] == []
-    assert any("nothing is pruned" in w and ".pt2" in w for w in report["warnings"])
+    report = run_json(capsys, "prune", str(source), "-o", str(tmp_path / f"out{suffix}"))
+    eager = run_json(
+        capsys, "prune", str(pickled_model), "--trust", "--input-shape", "1,3,8,8", "--dry-run"
+    )
+    assert report["before"] == eager["before"] and report["after"] == eager["after"]
+    assert report["after"]["params"] < report["before"]["params"]
+    assert report["layers"] == eager["layers"] != []
+    assert not any("nothing is pruned" in w for w in report["warnings"])
     assert report["validation"]["max_abs_diff"] < 1e-4
 
 
