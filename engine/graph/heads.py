@@ -327,6 +327,14 @@ def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], 
         _set_counts(dict(dg.model.named_modules()).get(parent), members, n)
 
 
+def set_head_counts(modules: dict[str, nn.Module], members: list[HeadMember], n: int) -> None:
+    """Lower the head counts stored on each attention owner in `modules` (name -> module) as
+    removing `n` units of `members` does; for copies pruned outside the graph (previews).
+    Call `refresh_attributes` afterwards, as `prune_heads` does."""
+    for parent in {mb.parent for mb in members}:
+        _set_counts(modules.get(parent), [mb for mb in members if mb.parent == parent], n)
+
+
 def _set_counts(owner: nn.Module | None, members: list[HeadMember], n: int) -> None:
     if owner is None or any(isinstance(mb.module, nn.MultiheadAttention) for mb in members):
         return  # the MHA pruner updates num_heads itself

@@ -14,12 +14,17 @@ groups per root indices, and each meta layer's pruned state per removal count, s
 a preview is one allocation + one meta forward (ResNet-50: ~50 ms CPU when every
 group changes, ~30 ms when one layer's ratio is edited; benchmarks/preview_speed.py).
 
+Whole attention heads (`prune_num_heads`) take the same path: the head scopes
+(whose forward check runs the model) are found once per graph, unit scores are
+cached with the rankings, and the planned HeadGroups' positions join the union;
+the head counts forward reads are then lowered on the meta owners as real head
+pruning does (vit_b_16 at 224: ~5 s -> see benchmarks/preview_speed.py).
+
 Not predictable from cached scores: `iterative_steps > 1` (step k re-scores the
 already pruned weights: consumers' in-channel rows and the normalizers change).
 Those plans are previewed by pruning a deep copy of the model for real (costs a
-trace + the pruning + a forward each time: ~1 s for ResNet-18 at 64x64), as are
-plans that remove whole attention heads and any model whose forward cannot run
-on `meta`.
+trace + the pruning + a forward each time: ~1 s for ResNet-18 at 64x64), as is
+any model whose forward cannot run on `meta`.
 
 Cached rankings assume the weights do not change: call `invalidate()` after
 training. The "random" criterion previews exactly only with a `seed` option.
@@ -41,8 +46,10 @@ from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
 from ..graph import DependencyGraph, Group
+from ..graph.heads import HeadGroup, set_head_counts
 from ..pruner import BasePruner, GroupPlan
 from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
+from ..pruner.heads import HeadPlanner, removable_scopes
 from ..utils import count_ops_and_params
 from .build import module_list, pruner_kwargs
 from .calibration import Calibration, resolve
@@ -99,10 +106,23 @@ class _CachedPruner(BasePruner):
     Valid only while the graph is unpruned (the Previewer never prunes it).
     """
 
-    def __init__(self, *args: Any, groups: list[Group], ranks: dict, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, groups: list[Group], ranks: dict, heads: dict,
+                 **kwargs: Any) -> None:
         self._fixed_groups = groups
         self._ranks = ranks
+        self._head_scopes = heads
         super().__init__(*args, **kwargs)
+
+    def _head_planner(self, schedule_of: Any, example_inputs: Any, run: Any,
+                      **cached: Any) -> HeadPlanner:
+        """Head scopes found once per graph (their forward check runs the model); unit
+        scores and head groups cached with the criterion's rankings."""
+        key = tuple(sorted((id(m), n) for m, n in self.num_heads.items()))
+        if key not in self._head_scopes:
+            self._head_scopes[key] = removable_scopes(self.DG, self.model, self.num_heads,
+                                                      example_inputs, run)
+        return super()._head_planner(schedule_of, example_inputs, run,
+                                     found=self._head_scopes[key], cache=self._ranks)
 
     def _groups(self) -> list[Group]:
         return list(self._fixed_groups)
@@ -167,27 +187,41 @@ def _same_shape(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
 _MAX_STATES = 20000  # cached pruned layer states (meta: a few hundred bytes each)
 
 
-def _get_state(target: Any) -> tuple:
-    """A pruned layer's (or unwrapped parameter's) full state: attributes and tensor shapes."""
+@dataclasses.dataclass
+class _Removal:
+    """All positions one handler removes from one meta layer in a step (a union)."""
+
+    layer: Any
+    handler: Any
+    dim: Any
+    idxs: set[int] = dataclasses.field(default_factory=set)
+    head_idxs: set[int] = dataclasses.field(default_factory=set)  # those in whole heads
+
+
+def _get_state(target: Any) -> list[tuple]:
+    """A pruned layer's (or unwrapped parameter's) full state: attributes and tensor shapes,
+    its submodules' too (the MHA pruner also slices its child `out_proj`)."""
     if isinstance(target, nn.Module):
-        own = [t for t in (*target._parameters.values(), *target._buffers.values())
-               if t is not None]
-        return (dict(target.__dict__), dict(target._parameters), dict(target._buffers),
-                [(t, t.data) for t in own])
-    return (None, None, None, [(target, target.data)])
+        out = []
+        for m in target.modules():
+            own = [t for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
+            out.append((m, dict(m.__dict__), dict(m._parameters), dict(m._buffers),
+                        [(t, t.data) for t in own]))
+        return out
+    return [(None, None, None, None, [(target, target.data)])]
 
 
-def _set_state(target: Any, state: tuple) -> None:
-    attrs, params, buffers, tensors = state
-    if attrs is not None:
-        target.__dict__.clear()
-        target.__dict__.update(attrs)
-        target._parameters.clear()
-        target._parameters.update(params)
-        target._buffers.clear()
-        target._buffers.update(buffers)
-    for t, data in tensors:
-        t.data = data
+def _set_state(target: Any, state: list[tuple]) -> None:
+    for m, attrs, params, buffers, tensors in state:
+        if m is not None:
+            m.__dict__.clear()
+            m.__dict__.update(attrs)
+            m._parameters.clear()
+            m._parameters.update(params)
+            m._buffers.clear()
+            m._buffers.update(buffers)
+        for t, data in tensors:
+            t.data = data
 
 
 class _Shadow:
@@ -240,33 +274,42 @@ class _Shadow:
         removes, so it is cached per layer and count: editing one group's ratio
         re-prunes only that group's layers.
         """
-        merged: dict[tuple[int, str], tuple[Any, Any, Any, set[int]]] = {}
+        merged: dict[tuple[int, str], _Removal] = {}
         for group in groups:
+            whole_heads = isinstance(group, HeadGroup)
             for item in group:
                 target = item.dep.target
                 key = (id(target.module), getattr(item.dep.handler, "__name__", ""))
                 entry = merged.get(key)
                 if entry is None:
-                    entry = merged[key] = (self.copy_of[id(target.module)], item.dep.handler,
-                                           target.pruning_dim, set())
-                entry[3].update(item.idxs)
-        per_layer: dict[int, list[tuple[Any, Any, Any, set[int]]]] = {}
+                    entry = merged[key] = _Removal(self.copy_of[id(target.module)],
+                                                   item.dep.handler, target.pruning_dim)
+                entry.idxs.update(item.idxs)
+                if whole_heads:
+                    entry.head_idxs.update(item.idxs)
+        per_layer: dict[int, list[_Removal]] = {}
         for entry in merged.values():
-            per_layer.setdefault(id(entry[0]), []).append(entry)
+            per_layer.setdefault(id(entry.layer), []).append(entry)
         for ops in per_layer.values():
-            layer = ops[0][0]
-            key = (id(layer), tuple((getattr(h, "__name__", ""), d, len(i)) for _, h, d, i in ops))
+            layer = ops[0].layer
+            # how many positions are whole heads matters too: an MHA losing 8 of 64
+            # positions keeps 8 heads of 7 (head dims) or 7 heads of 8 (one head)
+            key = (id(layer), tuple((getattr(r.handler, "__name__", ""), r.dim, len(r.idxs),
+                                     len(r.head_idxs)) for r in ops))
             state = self._states.get(key)
             if state is not None:
                 _set_state(layer, state)
                 continue
-            for _, handler, dim, idxs in ops:
-                if dim is not None:
-                    handler(layer, sorted(idxs), dim=dim)
+            for r in ops:
+                if r.dim is not None:
+                    r.handler(layer, sorted(r.idxs), dim=r.dim)
                 else:
-                    handler(layer, sorted(idxs))
+                    r.handler(layer, sorted(r.idxs))
             if len(self._states) < _MAX_STATES:
                 self._states[key] = _get_state(layer)
+        for group in groups:
+            if isinstance(group, HeadGroup):  # head counts the owners' forwards read
+                set_head_counts(self.modules, group.scope.members, len(group.units))
         refresh_attributes(self.model)  # e.g. ViT's hidden_dim, read by its forward
 
     def measure_pruned(self, groups: list[Group], measure: Any) -> Any:
@@ -312,6 +355,7 @@ class Previewer:
         self._modules = dict(model.named_modules())
         self._groups: dict[tuple[str, ...], list[Group]] = {}
         self._ranks: dict[tuple, dict] = {}
+        self._head_scopes: dict[tuple, tuple] = {}
         self._grads: dict[int, torch.Tensor | None] | None = None
         self._specs = [
             _LayerSpec(name, type(m).__name__, pruner)
@@ -344,12 +388,13 @@ class Previewer:
             warnings.warn("importance 'random' without a seed: this preview shows one draw and "
                           "pruning will draw again; set importance_options {'seed': N} for a "
                           "reproducible plan", stacklevel=2)
-        if plan.iterative_steps > 1 or self._shadow is None or _removes_heads(plan):
+        if plan.iterative_steps > 1 or self._shadow is None:
             return self._simulate(plan)
         pruner = _CachedPruner(
             self.model, self.example_inputs, make_criterion(plan.importance,
                                                             plan.importance_options),
-            groups=groups, ranks=self._ranks_for(plan), dependency_graph=self._memo_dg,
+            groups=groups, ranks=self._ranks_for(plan), heads=self._head_scopes,
+            dependency_graph=self._memo_dg,
             **pruner_kwargs(plan, self.model, modules=self._modules))
         with self._gradients(plan):
             plans, planned = pruner.planned()
@@ -385,8 +430,11 @@ class Previewer:
     def _ranks_for(self, plan: PruningPlan) -> dict:
         key: tuple = (plan.importance, json.dumps(plan.importance_options, sort_keys=True))
         if plan.importance == "random":
-            # random draws depend on which groups are scored, in order
-            key += (tuple(sorted(plan.ignored_layers)),)
+            # random draws depend on which groups (and heads) are scored, in order
+            key += (tuple(sorted(plan.ignored_layers)), plan.prune_head_dims)
+            if plan.prune_num_heads:
+                key += (plan.head_pruning_ratio,
+                        tuple(sorted(plan.head_pruning_ratio_dict.items())))
         return self._ranks.setdefault(key, {})
 
     @contextlib.contextmanager
@@ -452,11 +500,6 @@ class Previewer:
         macs, params, layer_macs, _ = count(clone, self.example_inputs)
         after = self._layer_figures(dict(clone.named_modules()), layer_macs)
         return self._assemble(exact_number(macs), int(params), after, plans)
-
-
-def _removes_heads(plan: PruningPlan) -> bool:
-    """Whole-head removal also rewrites head counts: previewed by really pruning a copy."""
-    return plan.prune_num_heads
 
 
 def preview_plan(model: nn.Module, example_inputs: Any, plan: PruningPlan, *,

@@ -143,10 +143,8 @@ class BasePruner:
             build_user_scopes(pruning_ratio_dict, schedule_of, global_pruning),
             tuple(self.per_step_pruning_ratio), global_pruning, isomorphic, self.max_pruning_ratio,
         )
-        self._heads = HeadPlanner(
-            self.DG, model, self.num_heads, head_pruning_ratio, self.head_pruning_ratio_dict,
-            schedule_of, importance, _ignored_ids(self.ignored_layers), example_inputs,
-            _runner(forward_fn, output_transform),
+        self._heads = self._head_planner(
+            schedule_of, example_inputs, _runner(forward_fn, output_transform),
         ) if prune_num_heads else None
         self._head_layers = {id(m) for m in declared_heads(model, self.num_heads)}
         self._iso_ids: dict[tuple, int] = {}
@@ -204,6 +202,15 @@ class BasePruner:
         """Add a sparsity term to gradients before optimizer.step() (regularizing pruners)."""
 
     # ------------------------------------------------------------- planning
+    def _head_planner(self, schedule_of: Callable[[float], list[float]], example_inputs: Any,
+                      run: Callable[[nn.Module, Any], Any], **cached: Any) -> HeadPlanner:
+        """The whole-head planner (a previewer passes cached scopes and scores)."""
+        return HeadPlanner(
+            self.DG, self.model, self.num_heads, self.head_pruning_ratio,
+            self.head_pruning_ratio_dict, schedule_of, self.importance,
+            _ignored_ids(self.ignored_layers), example_inputs, run, **cached,
+        )
+
     def _groups(self) -> list[Group]:
         return list(self.DG.get_all_groups(ignored_layers=self.ignored_layers,
                                            root_module_types=self.root_module_types))

@@ -30,7 +30,31 @@ from ..graph.heads import (
 from .allocation import target_width
 
 
+def removable_scopes(
+    dg: DependencyGraph,
+    model: nn.Module,
+    num_heads: dict[nn.Module, int],
+    example_inputs: Any,
+    run: Callable[[nn.Module, Any], Any],
+) -> tuple[list[HeadScope], list[str]]:
+    """Head scopes whose units can go (more than one unit, forward survives), and the
+    reasons for the rest. Depends only on the unpruned graph: a preview computes it once."""
+    scopes, problems = find_head_scopes(dg, declared_heads(model, num_heads))
+    scopes = [s for s in scopes if len(s.units) > 1]
+    bad = set(scopes_that_break(dg, model, example_inputs, run, scopes))
+    problems = problems + [f"removing a head of '{scopes[i].name}' breaks the forward (declare "
+                           "every q/k/v projection in num_heads)" for i in sorted(bad)]
+    return [s for i, s in enumerate(scopes) if i not in bad], problems
+
+
 class HeadPlanner:
+    """Plans whole-head removal per scope.
+
+    `found` (from `removable_scopes`) skips re-finding the scopes; `cache` keeps unit
+    scores and head groups across planners of one never-pruned graph (previews): valid
+    only while neither the graph nor the weights change.
+    """
+
     def __init__(
         self,
         dg: DependencyGraph,
@@ -43,19 +67,19 @@ class HeadPlanner:
         ignored: set[int],
         example_inputs: Any,
         run: Callable[[nn.Module, Any], Any],
+        found: tuple[list[HeadScope], list[str]] | None = None,
+        cache: dict | None = None,
     ) -> None:
         self.dg = dg
         self.importance = importance
-        self.declared = declared_heads(model, num_heads)
-        scopes, self.problems = find_head_scopes(dg, self.declared)
-        scopes = [s for s in scopes if len(s.units) > 1]
-        bad = set(scopes_that_break(dg, model, example_inputs, run, scopes))
-        self.problems += [f"removing a head of '{scopes[i].name}' breaks the forward (declare "
-                          "every q/k/v projection in num_heads)" for i in sorted(bad)]
-        scopes = [s for i, s in enumerate(scopes) if i not in bad]
+        self._cache = cache
+        if found is None:
+            found = removable_scopes(dg, model, num_heads, example_inputs, run)
+        scopes, problems = found
+        self.problems = list(problems)
         if self.problems:
             warnings.warn("some attention heads cannot be removed whole: "
-                          + "; ".join(self.problems[:5]), stacklevel=3)
+                          + "; ".join(self.problems[:5]), stacklevel=4)
         self.scopes = [s for s in scopes if not any(id(m.module) in ignored for m in s.members)]
         self._orig = {s.name: len(s.units) for s in self.scopes}
         self._schedule = {s.name: schedule_of(_ratio_for(s, ratio, ratio_dict, dg))
@@ -73,11 +97,20 @@ class HeadPlanner:
             k = len(alive) - keep
             if k <= 0:
                 continue
-            scores = self._scores(scope, alive)
+            scores = self._cached(("scores", scope.name, tuple(u.index for u in alive)),
+                                  self._scores, scope, alive)
             order = sorted(range(len(alive)), key=lambda i: (scores[i], alive[i].index))
-            out.append(HeadGroup(self.dg, scope, sorted((alive[i] for i in order[:k]),
-                                                        key=lambda u: u.index)))
+            chosen = sorted((alive[i] for i in order[:k]), key=lambda u: u.index)
+            out.append(self._cached(("group", scope.name, tuple(u.index for u in chosen)),
+                                    HeadGroup, self.dg, scope, chosen))
         return out
+
+    def _cached(self, key: tuple, make: Callable[..., Any], *args: Any) -> Any:
+        if self._cache is None:
+            return make(*args)
+        if key not in self._cache:
+            self._cache[key] = make(*args)
+        return self._cache[key]
 
     def _alive(self, scope: HeadScope, unit: HeadUnit) -> bool:
         state = self.dg._ports[self.dg._port_index[(id(scope.members[0].module), "out")]]

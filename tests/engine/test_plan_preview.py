@@ -313,6 +313,114 @@ def test_attention_preview_is_exact(plan: PruningPlan) -> None:
         assert [g.root_name for g in previewer.preview(plan).groups] == ["attn"]
 
 
+# ------------------------------------------- whole heads: the fast (meta) path, exactly
+def _tv_vit() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=12, hidden_dim=96, mlp_dim=192,
+        num_classes=10).eval(), torch.randn(1, 3, 32, 32)
+
+
+def _timm_vit() -> tuple[nn.Module, torch.Tensor]:
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2,
+                             num_heads=6, num_classes=10).eval(), torch.randn(1, 3, 32, 32)
+
+
+def _llama_gqa() -> tuple[nn.Module, torch.Tensor]:
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=2, num_attention_heads=8,
+                                   num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    ids = torch.randint(0, 128, (1, 8), generator=torch.Generator().manual_seed(0))
+    return transformers.LlamaForCausalLM(cfg).eval(), ids
+
+
+HEAD_MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
+    "tv_vit": _tv_vit, "timm_vit": _timm_vit, "llama_gqa": _llama_gqa,
+}
+
+
+@functools.cache
+def _head_setup(name: str) -> tuple[nn.Module, torch.Tensor, Previewer]:
+    torch.set_num_threads(1)
+    model, x = HEAD_MODELS[name]()
+    return model, x, Previewer(model, x)
+
+
+def _heads(ratio: float = 0.0, head_ratio: float = 0.0, **kw) -> PruningPlan:
+    return PruningPlan(pruning_ratio=ratio, prune_num_heads=True, head_pruning_ratio=head_ratio,
+                       **kw)
+
+
+HEAD_PLANS = {
+    # torchvision ViT: every block's heads are one scope (they share the residual stream)
+    "tv_vit-heads": ("tv_vit", _heads(0.0, 0.5)),
+    "tv_vit-heads_and_dims": ("tv_vit", _heads(0.5, 0.5, ignored_layers=["heads"])),
+    "tv_vit-heads_without_dims": ("tv_vit", _heads(0.3, 0.25, prune_head_dims=False)),
+    "tv_vit-head_ratio_dict": ("tv_vit", _heads(0.0, 0.0, head_pruning_ratio_dict={
+        "encoder.layers.encoder_layer_1.self_attention": 0.25})),
+    "tv_vit-taylor": ("tv_vit", _heads(0.25, 0.5, importance="taylor")),
+    "tv_vit-random_seeded": ("tv_vit", _heads(0.25, 0.5, importance="random",
+                                              importance_options={"seed": 1})),
+    # timm: fused qkv per block, the owner's num_heads lowered on the meta copy
+    "timm_vit-heads": ("timm_vit", _heads(0.0, 0.5)),
+    "timm_vit-heads_dims_and_dict": ("timm_vit", _heads(
+        0.5, 0.34, head_pruning_ratio_dict={"blocks.0.attn": 0.5})),
+    # Llama GQA (RoPE: whole heads only): a unit is one KV head with its 4 query heads
+    "llama_gqa-heads": ("llama_gqa", _heads(0.0, 0.5)),
+    "llama_gqa-head_ratio_dict_and_mlp": ("llama_gqa", _heads(0.25, 0.0, head_pruning_ratio_dict={
+        "model.layers.0.self_attn": 0.5})),
+}
+
+
+@pytest.fixture
+def fast_path_only(monkeypatch) -> None:
+    """Fail if a preview falls back to really pruning a copy (the slow path)."""
+    def refuse(self, plan):
+        raise AssertionError("the preview fell back to pruning a real copy")
+    monkeypatch.setattr(Previewer, "_simulate", refuse)
+
+
+@pytest.mark.parametrize("case", list(HEAD_PLANS))
+def test_whole_head_preview_is_exact_on_the_meta_path(case: str, fast_path_only) -> None:
+    model, x, previewer = _head_setup(HEAD_PLANS[case][0])
+    plan = HEAD_PLANS[case][1]
+    _assert_preview_is_exact(model, x, previewer, plan)
+    preview = previewer.preview(plan)
+    assert any(g.scope.startswith("heads:") for g in preview.groups), "whole heads planned"
+    assert previewer._shadow is not None
+
+
+def test_whole_heads_preview_counts_heads_as_pruning_does(fast_path_only) -> None:
+    model, x, previewer = _head_setup("llama_gqa")
+    plan = HEAD_PLANS["llama_gqa-head_ratio_dict_and_mlp"][1]
+    by_name = previewer.preview(plan).by_name()
+    pruned = _pruned_copy(model, x, plan)
+    attn0, attn1 = (pruned.model.layers[i].self_attn for i in (0, 1))
+    assert (attn0.q_proj.out_features, attn0.k_proj.out_features) == (32, 8)  # 4 q + 1 kv head
+    assert (attn1.q_proj.out_features, attn1.k_proj.out_features) == (64, 16)
+    assert by_name["model.layers.0.self_attn.q_proj"].out_after == 32
+    assert by_name["model.layers.0.self_attn.k_proj"].out_after == 8
+    assert by_name["model.layers.1.self_attn.q_proj"].out_after == 64
+
+
+def test_head_dims_and_one_head_of_equal_size_are_told_apart(fast_path_only) -> None:
+    """8 of 64 MHA positions: one dim of every head (8 heads of 7) or one head (7 of 8).
+    The meta copy caches pruned layers per removal count; the two must not share one."""
+    torch.manual_seed(0)
+    model, x = _Attention().eval(), torch.randn(1, 6, 16)
+    previewer = Previewer(model, x)
+    dims = PruningPlan(pruning_ratio=0.125)
+    one_head = _heads(0.0, 0.125)
+    for plan in (dims, one_head, dims, one_head):
+        _assert_preview_is_exact(model, x, previewer, plan)
+    assert _pruned_copy(model, x, dims).attn.num_heads == 8
+    assert _pruned_copy(model, x, one_head).attn.num_heads == 7
+
+
 # ------------------------------------------------------------------ solver
 @pytest.fixture
 def resnet_previewer() -> tuple[nn.Module, torch.Tensor, Previewer]:
