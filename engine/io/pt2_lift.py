@@ -12,11 +12,13 @@ doubt the unlifted module is returned with a warning, never a different model.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import keyword
+import math
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,7 @@ class _Site:
     state: dict[str, fx.Node]  # module attribute -> get_attr node it takes over
     owner_hint: str  # original module path suggested by the weight's name
     tuple_output: bool = False  # _native_batch_norm_legit_no_training returns (out, ...)
+    absorbed: tuple[fx.Node, ...] = ()  # helper nodes only this op uses (weight transpose)
 
 
 def is_lifted(module: Any) -> bool:
@@ -124,9 +127,10 @@ def _lift_graph_module(gm: fx.GraphModule) -> tuple[fx.GraphModule, list[str]]:
             _take_state(module, site, gm)
             _set_path(root, name, module)
             modules[site.key] = module
-        replaced[site.node] = _replace(graph, site, name, replaced)
+        _replace(graph, site, name, replaced)
         absorbed.update(str(n.target) for n in site.state.values())
     _drop_absorbed_get_attrs(graph, absorbed)
+    _free_flatten_views(graph)
     for node in graph.nodes:
         if node.op in ("get_attr", "call_module") and str(node.target) not in names.values():
             _copy_path(gm, root, str(node.target))
@@ -146,10 +150,10 @@ def _safe_sites(graph: fx.Graph, sites: list[_Site]) -> list[_Site]:
     for node in graph.nodes:
         if node.op == "get_attr":
             users.setdefault(str(node.target), set()).update(node.users)
-    key_of = {s.node: s.key for s in sites}
+    key_of = {n: s.key for s in sites for n in (s.node, *s.absorbed)}
     keep = []
     for site in sites:
-        ok = all(
+        ok = all(set(n.users) == {site.node} for n in site.absorbed) and all(
             all(key_of.get(u) == site.key for u in users.get(str(n.target), ()))
             for n in site.state.values()
         )
@@ -179,11 +183,45 @@ def _replace(
             if "val" in user.meta:
                 new.meta["val"] = user.meta["val"]
             user.replace_all_uses_with(new)
+            replaced[user] = new
             graph.erase_node(user)
     else:
         node.replace_all_uses_with(new)
+    replaced[node] = new
     graph.erase_node(node)
+    for extra in site.absorbed:  # e.g. the weight transpose of a decomposed linear
+        if not extra.users:
+            graph.erase_node(extra)
     return new
+
+
+_VIEWS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default}
+
+
+def _free_flatten_views(graph: fx.Graph) -> None:
+    """``view(x, [1, 32])`` flattening trailing dims -> ``view(x, [1, -1])``.
+
+    Decomposed programs spell ``flatten`` as a view with the export-time sizes baked
+    in, which pins the channel count and locks every group upstream. With ``-1`` the
+    op computes the same thing at the exported shape and follows pruned widths.
+    """
+    for node in graph.nodes:
+        if node.op != "call_function" or node.target not in _VIEWS or len(node.args) != 2:
+            continue
+        src, shape = node.args
+        val = src.meta.get("val") if isinstance(src, fx.Node) else None
+        if not isinstance(val, torch.Tensor) or not isinstance(shape, (list, tuple)):
+            continue
+        if not all(type(d) is int and d >= 0 for d in shape):
+            continue
+        try:
+            dims = [int(d) for d in val.shape]
+        except TypeError:  # symbolic sizes
+            continue
+        keep = len(shape) - 1
+        if 0 < len(shape) < len(dims) and 0 not in dims and list(shape[:keep]) == dims[:keep]:
+            if shape[-1] == math.prod(dims[keep:]):
+                node.args = (src, [*shape[:keep], -1])
 
 
 def _drop_absorbed_get_attrs(graph: fx.Graph, absorbed: set[str]) -> None:
@@ -333,6 +371,31 @@ def _linear(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
     )
 
 
+def _matmul_linear(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
+    """Decomposed linear: ``addmm(bias, x, w.t())`` or ``mm(x, w.t())`` (inference IR)."""
+    if b.get("beta", 1) != 1 or b.get("alpha", 1) != 1:
+        raise _Skip
+    x, wt = (b["mat1"], b["mat2"]) if "mat1" in b else (b["self"], b["mat2"])
+    is_t = isinstance(wt, fx.Node) and wt.op == "call_function" and (
+        wt.target in (aten.t.default, aten.numpy_T.default)
+        or (wt.target == aten.permute.default and list(wt.args[1]) == [1, 0])
+    )
+    if not is_t:
+        raise _Skip
+    weight = _param_node(wt.args[0], gm)
+    state = {"weight": weight}
+    if "mat1" in b:
+        state["bias"] = _param_node(b["self"], gm)
+    out_f, in_f = _shape(weight, gm)
+    if "bias" in state and _shape(state["bias"], gm) != (out_f,):
+        raise _Skip  # a broadcast bias is not nn.Linear's
+    has_bias = "bias" in state
+    return _Site(
+        node, _key(node, state), lambda: nn.Linear(in_f, out_f, has_bias, device="meta"),
+        (_input_node(x),), state, _owner(weight), absorbed=(wt,),
+    )
+
+
 def _batch_norm(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
     if b.get("training", False) is not False:
         raise _Skip  # training-mode programs update statistics: not a plain eval layer
@@ -424,7 +487,9 @@ def _called_in(node: fx.Node, cls: type[nn.Module]) -> str:
     return str(path)
 
 
-def _stateless(cls: type[nn.Module], *arg_names: str, **fixed: Any) -> Callable[..., _Site]:
+def _stateless(
+    cls: type[nn.Module], *arg_names: str, tuple_output: bool = False, **fixed: Any
+) -> Callable[..., _Site]:
     """Builder for a parameter-free layer (activation, pooling) the original model called.
 
     Lifting them keeps MAC counts equal to the eager model's: the counter, like
@@ -438,7 +503,8 @@ def _stateless(cls: type[nn.Module], *arg_names: str, **fixed: Any) -> Callable[
         if kwargs.get("stride") == ():
             kwargs["stride"] = None  # ATen's "default to kernel_size"
         key = (str(node.target), path, tuple(sorted(kwargs.items())))
-        return _Site(node, key, lambda: cls(**kwargs), (_input_node(b["self"]),), {}, path)
+        inputs = (_input_node(b["self"]),)
+        return _Site(node, key, lambda: cls(**kwargs), inputs, {}, path, tuple_output)
 
     return builder
 
@@ -468,6 +534,7 @@ _STATELESS: dict[Any, Callable[..., _Site]] = {
     aten.max_pool1d.default: _stateless(nn.MaxPool1d, *_POOL),
     aten.max_pool2d.default: _stateless(nn.MaxPool2d, *_POOL),
     aten.max_pool3d.default: _stateless(nn.MaxPool3d, *_POOL),
+    aten.max_pool2d_with_indices.default: _stateless(nn.MaxPool2d, *_POOL, tuple_output=True),
     aten.avg_pool1d.default: _stateless(nn.AvgPool1d, *_AVG[:5]),
     aten.avg_pool2d.default: _stateless(nn.AvgPool2d, *_AVG),
     aten.avg_pool3d.default: _stateless(nn.AvgPool3d, *_AVG),
@@ -487,6 +554,8 @@ _BUILDERS: dict[Any, Callable[[fx.Node, dict[str, Any], nn.Module], _Site]] = {
     aten.convolution.default: _conv,
     **dict.fromkeys(_CONV_T, _conv),
     aten.linear.default: _linear,
+    aten.addmm.default: _matmul_linear,
+    aten.mm.default: _matmul_linear,
     aten.batch_norm.default: _batch_norm,
     aten._native_batch_norm_legit_no_training.default: _batch_norm,
     aten.layer_norm.default: _layer_norm,
@@ -636,10 +705,15 @@ def _example_inputs(program: Any) -> tuple[tuple[Any, ...], dict[str, Any]] | No
 
 
 def _max_output_diff(lifted: nn.Module, reference: nn.Module, inputs: Any) -> float | None:
-    args, kwargs = inputs
-    with torch.no_grad():
-        got = lifted(*args, **kwargs)
-        want = reference(*args, **kwargs)
+    """Largest output difference; None when the output structures differ.
+
+    Both modules share the program's tensors: buffers a training-mode program updates
+    (BN statistics) are restored after each run, and each run gets fresh input copies.
+    """
+    with _restored_buffers(lifted, reference), torch.no_grad():
+        got = _run(lifted, inputs)
+    with _restored_buffers(lifted, reference), torch.no_grad():
+        want = _run(reference, inputs)
     got_leaves, got_spec = pytree.tree_flatten(got)
     want_leaves, want_spec = pytree.tree_flatten(want)
     if got_spec != want_spec:
@@ -654,3 +728,22 @@ def _max_output_diff(lifted: nn.Module, reference: nn.Module, inputs: Any) -> fl
         elif a != b:
             return None
     return worst
+
+
+def _run(module: nn.Module, inputs: Any) -> Any:
+    args, kwargs = pytree.tree_map_only(torch.Tensor, torch.clone, inputs)
+    return module(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _restored_buffers(*modules: nn.Module) -> Iterator[None]:
+    saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for module in modules:
+        for buf in module.buffers():
+            saved.setdefault(id(buf), (buf, buf.detach().clone()))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, copy_ in saved.values():
+                buf.copy_(copy_)

@@ -197,3 +197,30 @@ def test_cli_prunes_a_pt2_into_a_smaller_working_pt2(tmp_path, capsys):
     assert count_ops_and_params(again.model, x)[1] == report["after"]["params"]
     with torch.no_grad():
         assert again.model(x).shape == (1, 10)
+
+
+def test_a_decomposed_program_lifts_and_prunes_like_the_original(tmp_path):
+    model, x = _demo()
+    program = torch.export.export(model, (x,)).run_decompositions()  # aten.convolution, addmm
+    torch.export.save(program, str(tmp_path / "d.pt2"))
+    lifted = load_model(tmp_path / "d.pt2").model
+    assert is_lifted(lifted)
+    assert _layers(lifted) == _layers(model)  # convolution, BN (tuple op) and addmm lifted
+    with torch.no_grad():
+        torch.testing.assert_close(lifted(x), model(x), rtol=0, atol=1e-6)
+    assert _groups(lifted, x) == _groups(model, x)
+    plan = PruningPlan(pruning_ratio=0.5)
+    want = apply_plan(copy.deepcopy(model), x, plan)
+    got = apply_plan(lifted, x, plan)
+    assert got.params_after == want.params_after < want.params_before
+
+
+def test_checking_a_training_mode_program_leaves_its_statistics_alone():
+    model, x = _demo()
+    program = torch.export.export(model.train(), (x,))  # BN updates running stats
+    before = {k: v.clone() for k, v in program.state_dict.items()}
+    report = lift_with_report(program)
+    assert report.fallback_reason is None and "stem.0" in report.lifted
+    assert "stem.1" not in report.lifted  # a training-mode BN is not an eval nn.BatchNorm2d
+    for name, value in program.state_dict.items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
