@@ -42,8 +42,10 @@ def removable_scopes(
     scopes, problems = find_head_scopes(dg, declared_heads(model, num_heads))
     scopes = [s for s in scopes if len(s.units) > 1]
     bad = set(scopes_that_break(dg, model, example_inputs, run, scopes))
-    problems = problems + [f"removing a head of '{scopes[i].name}' breaks the forward (declare "
-                           "every q/k/v projection in num_heads)" for i in sorted(bad)]
+    problems = problems + [f"removing a head of '{scopes[i].name}' breaks the forward (a q/k/v "
+                           "projection missing from num_heads, or a forward that derives the "
+                           "head width from another width, as Swin's C // num_heads)"
+                           for i in sorted(bad)]
     return [s for i, s in enumerate(scopes) if i not in bad], problems
 
 
