@@ -28,17 +28,25 @@ from .workloads import build_llama
 def run(shape: str, seq_len: int = 16) -> dict[str, Any]:
     torch.set_num_threads(1)
     out: dict[str, Any] = {"shape": shape, "seq_len": seq_len, "rss_at_start_mb": rss_mb()}
+    hwm: dict[str, float] = {}  # peak RSS so far, after each stage: where memory goes
     t_build_model, w = timed(lambda: build_llama(shape, device="meta", seq_len=seq_len))
+    hwm["build_model"] = peak_rss_mb()
     out["params"] = w.params
     t_trace, dg = timed(
         lambda: engine.DependencyGraph().build_dependency(
             w.model, w.example_inputs, output_transform=w.output_transform
         )
     )
+    hwm["trace"] = peak_rss_mb()
     t_groups, groups = timed(lambda: list(dg.get_all_groups(ignored_layers=w.ignored_layers)))
+    hwm["groups"] = peak_rss_mb()
     t_count, (macs, params) = timed(lambda: count_ops_and_params(w.model, w.example_inputs))
+    hwm["count"] = peak_rss_mb()
     t_prune, _ = timed(lambda: [halve_group(g, 0.5) for g in groups])
+    hwm["halve_all_groups"] = peak_rss_mb()
     t_count2, (macs2, params2) = timed(lambda: count_ops_and_params(w.model, w.example_inputs))
+    hwm["count_after"] = peak_rss_mb()
+    out["peak_rss_after_stage_mb"] = hwm
     out.update(
         nodes=len(dg.nodes),
         groups=len(groups),
