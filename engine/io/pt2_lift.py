@@ -67,7 +67,12 @@ def is_lifted(module: Any) -> bool:
 
 
 def lift_exported_program(program: Any, example_inputs: Any = None) -> nn.Module:
-    """An equivalent module with real layers, or the unlifted one (with a warning)."""
+    """An equivalent module with real layers, or the unlifted one (with a warning).
+
+    The layers hold the program's own tensors, and a program exported in memory shares
+    them with the model it came from: pruning (in place, ``.data``) changes both, so
+    lift a deep copy of the program when the original must survive.
+    """
     return lift_with_report(program, example_inputs).module
 
 

@@ -224,3 +224,33 @@ def test_checking_a_training_mode_program_leaves_its_statistics_alone():
     assert "stem.1" not in report.lifted  # a training-mode BN is not an eval nn.BatchNorm2d
     for name, value in program.state_dict.items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+
+
+def test_names_stay_unique_and_valid_when_paths_collide():
+    class Inner(nn.Module):  # owns a weight AND a child layer: both cannot be modules at "a"
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 4))
+            self.b = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(nn.functional.linear(x, self.weight))
+
+    class Outer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 4))  # a root-level weight
+            self.a = Inner()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(nn.functional.linear(x, self.weight))
+
+    torch.manual_seed(0)
+    model, x = Outer().eval(), torch.randn(2, 4)
+    report = lift_with_report(torch.export.export(model, (x,)))
+    assert report.lifted == ["a", "a_b", "layer"]
+    modules = dict(report.module.named_modules())
+    assert all(isinstance(modules[n], nn.Linear) for n in report.lifted)
+    assert modules["a_b"].weight is model.a.b.weight  # the program's own Parameter, no copy
+    with torch.no_grad():
+        torch.testing.assert_close(report.module(x), model(x), rtol=0, atol=0)
