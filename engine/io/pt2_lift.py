@@ -16,6 +16,7 @@ import contextlib
 import copy
 import keyword
 import math
+import operator
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -86,7 +87,7 @@ def lift_with_report(program: Any, example_inputs: Any = None) -> LiftReport:
         gm = program.module(check_guards=False)
         lifted, names = _lift_graph_module(gm)
     except Exception as exc:  # any unexpected graph shape: keep the exact program
-        return _fallback(program, f"lifting failed ({type(exc).__name__}: {exc})")
+        return _fallback(program, f"lifting failed ({_brief(exc)})")
     if not names:
         return LiftReport(program.module(), [], None)
     inputs = example_inputs if example_inputs is not None else _example_inputs(program)
@@ -96,11 +97,17 @@ def lift_with_report(program: Any, example_inputs: Any = None) -> LiftReport:
     try:
         diff = _max_output_diff(lifted, reference, inputs)
     except Exception as exc:
-        return _fallback(program, f"the lifted model failed to run ({type(exc).__name__}: {exc})")
+        return _fallback(program, f"the lifted model failed to run ({_brief(exc)})")
     if diff is None or diff > TOLERANCE:
         return _fallback(program, f"the lifted model's outputs differ (max abs diff {diff})")
     setattr(lifted, LIFTED_ATTR, list(names))
     return LiftReport(lifted, list(names), None, diff)
+
+
+def _brief(exc: Exception) -> str:
+    """First line of an error, bounded: fx errors can print a whole graph."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 def _fallback(program: Any, reason: str) -> LiftReport:
@@ -164,7 +171,7 @@ def _safe_sites(graph: fx.Graph, sites: list[_Site]) -> list[_Site]:
         )
         if ok and site.tuple_output:
             ok = all(
-                u.op == "call_function" and u.target is _getitem and u.args[1] == 0
+                u.op == "call_function" and u.target is operator.getitem and u.args[1] == 0
                 for u in site.node.users
             )
         if ok:
@@ -219,9 +226,8 @@ def _free_flatten_views(graph: fx.Graph) -> None:
             continue
         if not all(type(d) is int and d >= 0 for d in shape):
             continue
-        try:
-            dims = [int(d) for d in val.shape]
-        except TypeError:  # symbolic sizes
+        dims = list(val.shape)
+        if not all(type(d) is int for d in dims):  # symbolic sizes: leave the view alone
             continue
         keep = len(shape) - 1
         if 0 < len(shape) < len(dims) and 0 not in dims and list(shape[:keep]) == dims[:keep]:
@@ -242,9 +248,6 @@ def _trackers(targets: set[str]) -> set[str]:
     return {
         t.rpartition(".")[0] + ".num_batches_tracked" for t in targets if t.endswith("running_mean")
     }
-
-
-_getitem = __import__("operator").getitem
 
 
 # --- one op call -> one layer ----------------------------------------------------------
