@@ -254,3 +254,35 @@ def test_names_stay_unique_and_valid_when_paths_collide():
     assert modules["a_b"].weight is model.a.b.weight  # the program's own Parameter, no copy
     with torch.no_grad():
         torch.testing.assert_close(report.module(x), model(x), rtol=0, atol=0)
+
+
+def test_transposed_grouped_and_1d_layers_lift_exactly():
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1, groups=1)
+            self.gn = nn.GroupNorm(2, 8)
+            self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1, groups=2)
+            self.seq = nn.Conv1d(4, 6, 3, padding="same", bias=False)
+            self.bn = nn.BatchNorm1d(6)
+            self.ln = nn.LayerNorm(6, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.up(self.gn(self.down(x)))  # (1, 4, 8, 8)
+            z = self.bn(self.seq(y.flatten(2)))  # (1, 6, 64)
+            return self.ln(z.transpose(1, 2))
+
+    torch.manual_seed(0)
+    model, x = Mixed().eval(), torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-1, 1)
+    report = lift_with_report(torch.export.export(model, (x,)))
+    modules = dict(report.module.named_modules())
+    expected = {"down": nn.Conv2d, "gn": nn.GroupNorm, "up": nn.ConvTranspose2d,
+                "seq": nn.Conv1d, "bn": nn.BatchNorm1d, "ln": nn.LayerNorm}
+    assert {n: type(modules[n]) for n in expected} == expected
+    assert modules["up"].groups == 2 and modules["up"].output_padding == (1, 1)
+    assert modules["seq"].padding == "same" and modules["ln"].bias is None
+    with torch.no_grad():
+        torch.testing.assert_close(report.module(x), model(x), rtol=0, atol=0)
+    assert count_ops_and_params(report.module, x) == count_ops_and_params(model, x)
