@@ -136,6 +136,14 @@ def test_transformer_encoder_lifts_and_runs_exactly(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(lifted(ids), model(ids), rtol=0, atol=1e-6)
     assert count_ops_and_params(lifted, ids)[1] == count_ops_and_params(model, ids)[1]
+    # the MLP widths prune; attention reshapes are baked into the graph with export-time
+    # sizes, so the model width (embedding/residual/heads) stays locked, unlike on the eager model
+    assert _groups(lifted, ids) == [[f"encoder.layers.{i}.linear1", f"encoder.layers.{i}.linear2"]
+                                    for i in (0, 1)]
+    outcome = apply_plan(lifted, ids, PruningPlan(pruning_ratio=0.5))
+    assert modules["encoder.layers.0.linear1"].out_features == 32
+    assert outcome.params_after < outcome.params_before
+    assert lifted(ids).shape == (2, 6, 7)
 
 
 def test_tied_weights_stay_unlifted_and_the_model_stays_exact(tmp_path):
