@@ -7,8 +7,14 @@ swept to a new value every time (every group changes width); `edit_one_layer` sw
 one layer's ratio instead (the GUI's common edit). Each kind's last preview is checked
 against a really pruned copy (`exact`).
 
-Usage: python -m benchmarks.preview_speed [--model resnet50] [--repeats 15]
-       [--json benchmarks/results/preview_speed.json]
+Whole attention heads (`prune_num_heads`) on vit_b_16 (1x3x224x224), graph built once:
+`first_ms` is the first head plan (finds the head scopes, scores every head), `ms` the
+median of later previews sweeping the head ratio, and `slow_path_ms` what every such
+preview cost before head plans took the meta path (pruning a deep copy for real, which
+`Previewer._simulate` still does for iterative plans).
+
+Usage: python -m benchmarks.preview_speed [--model resnet50] [--heads-model vit_b_16]
+       [--repeats 15] [--json benchmarks/results/preview_speed.json]
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -105,13 +112,60 @@ def run(model_name: str, repeats: int) -> dict[str, Any]:
             round(t_build, 3), "repeats": repeats, "plans": rows}
 
 
+HEAD_PLANS: dict[str, PruningPlan] = {
+    "whole_heads_0.5": PruningPlan(pruning_ratio=0.0, prune_num_heads=True,
+                                   head_pruning_ratio=0.5),
+    "heads_0.5_and_dims_0.25": PruningPlan(pruning_ratio=0.25, prune_num_heads=True,
+                                           head_pruning_ratio=0.5),
+}
+
+
+def run_heads(model_name: str, repeats: int) -> dict[str, Any]:
+    """Whole-head previews of a torchvision ViT: meta path vs the former real-copy path."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, model_name)(weights=None).eval()
+    x = torch.randn(1, 3, 224, 224)
+    t_build, previewer = timed(lambda: Previewer(model, x))
+    rows: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, plan in HEAD_PLANS.items():
+            (first, first_cpu), preview = _timed_preview(previewer, plan)
+            times = []
+            for i in range(repeats):
+                # a new head ratio every time (as a slider): 1..11 of 12 heads go
+                p = plan.replace(head_pruning_ratio=(1 + i % 11) / 12)
+                times.append(_timed_preview(previewer, p)[0])
+            row = _row(model, x, plan, preview, first, times)
+            row["first_cpu_ms"] = round(first_cpu * 1e3, 1)
+            slow = []
+            for _ in range(2):
+                t0, c0 = time.perf_counter(), time.process_time()
+                previewer._simulate(plan)
+                slow.append((time.perf_counter() - t0, time.process_time() - c0))
+            row["slow_path_ms"] = round(min(w for w, _ in slow) * 1e3, 1)
+            row["slow_path_cpu_ms"] = round(min(c for _, c in slow) * 1e3, 1)
+            rows[name] = row
+    for name, row in rows.items():
+        print(f"{model_name} {name:24s} median {row['ms']:6.1f} ms wall, {row['cpu_ms']:6.1f} "
+              f"ms CPU (min wall {row['min_ms']:.1f}, first {row['first_ms']:.1f} wall / "
+              f"{row['first_cpu_ms']:.1f} CPU); slow path {row['slow_path_ms']:.1f} ms wall / "
+              f"{row['slow_path_cpu_ms']:.1f} CPU; exact={row['exact']}")
+    return {"model": model_name, "input": [1, 3, 224, 224], "previewer_build_s":
+            round(t_build, 3), "repeats": repeats, "plans": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet50")
+    ap.add_argument("--heads-model", default="vit_b_16", help="'' to skip the head cases")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--json", default="benchmarks/results/preview_speed.json")
     args = ap.parse_args()
     result = run(args.model, args.repeats)
+    if args.heads_model:
+        result["whole_heads"] = run_heads(args.heads_model, args.repeats)
     result["machine"] = machine()
     text = json.dumps(result, indent=1) + "\n"
     atomic_write(args.json, lambda tmp: tmp.write_text(text))
