@@ -7,6 +7,7 @@ from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec, TensorSpec, call_with
 from .load import LoadedModel, load_model
 from .onnx_export import ValidationReport
+from .pt2_lift import lift_exported_program
 
 __all__ = [
     "atomic_write",
@@ -20,6 +21,7 @@ __all__ = [
     "guess_input_spec",
     "InputSpec",
     "InputSpecError",
+    "lift_exported_program",
     "LoadedModel",
     "load_model",
     "ModelLoadError",
