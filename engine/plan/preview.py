@@ -214,15 +214,20 @@ def _get_state(target: Any) -> list[tuple]:
     return [(None, None, None, None, [(target, target.data)])]
 
 
+def _put_module_state(m: nn.Module, attrs: dict, params: dict, buffers: dict) -> None:
+    """Give a module back the attributes, parameters and buffers captured earlier."""
+    m.__dict__.clear()
+    m.__dict__.update(attrs)
+    m._parameters.clear()
+    m._parameters.update(params)
+    m._buffers.clear()
+    m._buffers.update(buffers)
+
+
 def _set_state(target: Any, state: list[tuple]) -> None:
     for m, attrs, params, buffers, tensors in state:
         if m is not None:
-            m.__dict__.clear()
-            m.__dict__.update(attrs)
-            m._parameters.clear()
-            m._parameters.update(params)
-            m._buffers.clear()
-            m._buffers.update(buffers)
+            _put_module_state(m, attrs, params, buffers)
         for t, data in tensors:
             t.data = data
 
@@ -259,12 +264,7 @@ class _Shadow:
     def _restore(self, snap: tuple[list, list]) -> None:
         tensors, modules = snap
         for m, attrs, params, buffers in modules:
-            m.__dict__.clear()
-            m.__dict__.update(attrs)
-            m._parameters.clear()
-            m._parameters.update(params)
-            m._buffers.clear()
-            m._buffers.update(buffers)
+            _put_module_state(m, attrs, params, buffers)
         for t, data in tensors:
             t.data = data
 
