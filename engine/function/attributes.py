@@ -42,10 +42,14 @@ def register_attribute_fixer(cls: type, fixer: Fixer) -> None:
 
 
 def refresh_attributes(model: nn.Module) -> None:
-    for m in model.modules():
+    """Runs after every pruned group: the module list comes from a per-model cache
+    (`families.refresh.module_index`), so a step stays linear in the number of groups."""
+    from ..families.refresh import module_index  # lazy: engine.families imports us
+    from ..families.refresh import refresh_attributes as refresh_families
+
+    index = module_index(model)
+    for _, m in index.named:
         fixer = _FIXERS.get((type(m).__module__, type(m).__qualname__))
         if fixer is not None:
             fixer(m)
-    from ..families import refresh_attributes as refresh_families  # lazy: it imports us
-
-    refresh_families(model)  # Hugging Face / timm attention attributes and HF config
+    refresh_families(model, index)  # Hugging Face / timm attention attributes and HF config

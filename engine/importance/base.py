@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,8 +79,9 @@ class GroupScorer(Importance):
 
     @torch.no_grad()
     def __call__(self, group: Group) -> torch.Tensor | None:
-        _, pos = root_positions(group)
-        n = len(pos)
+        root = np.asarray(group[0].idxs, dtype=np.int64).reshape(-1)
+        pos = _Positions(root)
+        n = root.size
         per_member: list[tuple[torch.Tensor, torch.Tensor]] = []  # (scores[n], covered[n])
         for item in group:
             layer = item.dep.target.module
@@ -94,12 +96,35 @@ class GroupScorer(Importance):
         return normalize(reduce(per_member, self.group_reduction, n), self.normalizer)
 
 
+class _Positions:
+    """Root index -> position among the root's indices, vectorized (no per-channel dict)."""
+
+    def __init__(self, root: np.ndarray) -> None:
+        self.root = root
+        self.sorted = bool(root.size < 2 or (np.diff(root) > 0).all())
+        self._dict: dict[int, int] | None = None
+
+    def __call__(self, idxs: Sequence[int]) -> torch.Tensor:
+        q = np.asarray(idxs, dtype=np.int64).reshape(-1)
+        if q.size == 0:
+            return torch.zeros(0, dtype=torch.long)
+        if self.sorted and self.root.size:
+            where = np.searchsorted(self.root, q).clip(max=self.root.size - 1)
+            hit = self.root[where] == q
+            if not hit.all():
+                raise KeyError(int(q[~hit][0]))  # same error as the dict lookup
+            return torch.from_numpy(where.astype(np.int64))
+        if self._dict is None:
+            self._dict = {int(r): i for i, r in enumerate(self.root)}
+        return torch.as_tensor([self._dict[int(r)] for r in q], dtype=torch.long)
+
+
 def _to_root(
-    scores: torch.Tensor, item: GroupItem, pos: dict[int, int], n: int
+    scores: torch.Tensor, item: GroupItem, pos: _Positions, n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum a member's per-index scores onto root positions."""
     roots = item.root_idxs if item.root_idxs is not None else item.idxs
-    where = torch.as_tensor([pos[r] for r in roots], dtype=torch.long)
+    where = pos(roots)
     out = torch.zeros(n, dtype=torch.float64)
     out.index_add_(0, where, scores.detach().to("cpu", torch.float64).reshape(-1))
     covered = torch.zeros(n, dtype=torch.bool)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .base import DEFAULT_TARGET_TYPES, GroupScorer
-from .slices import bias_rows, channel_rows
+from .slices import bias_rows, channel_power_sums
 
 
 class GroupMagnitudeImportance(GroupScorer):
@@ -35,10 +35,10 @@ class GroupMagnitudeImportance(GroupScorer):
         weight = getattr(layer, "weight", None)
         if not isinstance(weight, torch.Tensor):
             return []  # e.g. a norm without affine parameters
-        rows = channel_rows(layer, weight.detach(), is_out, idxs)
-        if rows is None:
+        sums = channel_power_sums(layer, weight.detach(), is_out, idxs, self.p)
+        if sums is None:
             return []
-        out = [rows.abs().pow(self.p).sum(1)]
+        out = [sums]
         if self.bias:
             b = bias_rows(layer, idxs, is_out)
             if b is not None:

@@ -57,6 +57,73 @@ def _conv_rows(
     return picked.flatten(1)
 
 
+def channel_power_sums(
+    layer: nn.Module, tensor: torch.Tensor, is_out: bool, idxs: Sequence[int], p: float
+) -> torch.Tensor | None:
+    """Sum of |entry|^p per index in `idxs`: `channel_rows(...).abs().pow(p).sum(1)`, faster.
+
+    One fused reduction over the whole axis, then a pick: no gathered copy and no
+    weight-sized |w|^p temporary (a 1B model's embedding alone is 260 MB).
+    """
+    sums = _axis_power_sums(layer, tensor, is_out, p)
+    if sums is None:
+        return None
+    return sums[torch.as_tensor(idxs, dtype=torch.long, device=sums.device)]
+
+
+_CHUNK = 1 << 20  # entries per temporary when reducing a strided axis
+
+
+def _powered(t: torch.Tensor, p: float) -> torch.Tensor:
+    return t.abs() if p == 1 else t.square() if p == 2 else t.abs().pow(p)
+
+
+def _row_power_sums(t: torch.Tensor, p: float) -> torch.Tensor:
+    """(..., M) -> (...): sum of |t|^p over the contiguous last axis, no temporary."""
+    return torch.linalg.vector_norm(t, ord=p, dim=-1).pow(p)
+
+
+def _col_power_sums(t: torch.Tensor, p: float) -> torch.Tensor:
+    """(G, R, C) -> (G, C): sum of |t|^p over the middle axis.
+
+    A norm over a strided axis is ~25x slower than over a contiguous one, so the
+    rows are taken in chunks of ~1 M entries: bounded temporaries, one pass.
+    """
+    g, r, c = t.shape
+    step = max(1, _CHUNK // max(1, g * c))
+    out = _powered(t[:, :step], p).sum(1)
+    for i in range(step, r, step):
+        out += _powered(t[:, i:i + step], p).sum(1)
+    return out
+
+
+def _axis_power_sums(
+    layer: nn.Module, t: torch.Tensor, is_out: bool, p: float
+) -> torch.Tensor | None:
+    """Sum of |t|^p for every channel of the axis (same layout rules as `channel_rows`)."""
+    if isinstance(layer, _CONV):
+        if is_out == (not layer.transposed):  # the axis stored in full (dim 0)
+            return _row_power_sums(t.reshape(t.shape[0], -1), p)
+        # per-group axis: channel c is column c % per_group of group c // per_group,
+        # i.e. flat position c of the (g, per_group) sums
+        g = layer.groups
+        blocks = t.reshape(g, t.shape[0] // g, t.shape[1], -1)  # (g, rows, per_group, k)
+        if blocks.shape[-1] > 1:  # reduce the contiguous kernel first: 1/k the size
+            return _row_power_sums(blocks, p).sum(1).reshape(-1)
+        return _col_power_sums(blocks[..., 0], p).reshape(-1)
+    if isinstance(layer, nn.Linear):
+        return _row_power_sums(t, p) if is_out else _col_power_sums(t[None], p)[0]
+    if hasattr(layer, "nf") and hasattr(layer, "nx") and t.dim() == 2:  # HF Conv1D (in, out)
+        return _col_power_sums(t[None], p)[0] if is_out else _row_power_sums(t, p)
+    if isinstance(layer, nn.Embedding):  # (vocab, dim): a channel is a column
+        return _col_power_sums(t[None], p)[0]
+    if isinstance(layer, _NORMS):
+        if t.dim() > 1:
+            return _col_power_sums(t.reshape(1, -1, t.shape[-1]), p)[0]
+        return _powered(t, p)
+    return None
+
+
 def bias_rows(layer: nn.Module, idxs: Sequence[int], is_out: bool) -> torch.Tensor | None:
     """Bias entries of out channels (a bias has no input axis)."""
     bias = getattr(layer, "bias", None)

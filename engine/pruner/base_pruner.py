@@ -9,11 +9,13 @@ plain data lets a GUI preview a step and guarantees `step()` and
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +44,29 @@ def _runner(forward_fn: Callable | None, output_transform: Callable | None) -> C
         return output_transform(out) if output_transform is not None else out
 
     return run
+
+
+def _set_scores(
+    imp: np.ndarray, root: np.ndarray, sets: list[list[int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(size, mean score, first channel) of each channel set, without a loop per set."""
+    sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
+    if sizes.size and (sizes == 1).all():
+        flat = np.fromiter((s[0] for s in sets), dtype=np.int64, count=len(sets))
+    else:
+        flat = np.fromiter(itertools.chain.from_iterable(sets), dtype=np.int64,
+                           count=int(sizes.sum()))
+    order = np.argsort(root, kind="stable")
+    where = order[np.searchsorted(root, flat, sorter=order).clip(max=max(root.size - 1, 0))]
+    if flat.size and not (root[where] == flat).all():
+        raise KeyError(int(flat[root[where] != flat][0]))  # a set channel is not a root index
+    picked = imp[where]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])) if sizes.size else sizes
+    if sizes.size and (sizes == 1).all():
+        scores = picked.astype(np.float64)
+    else:  # one segmented sum over the concatenated sets
+        scores = np.add.reduceat(picked.astype(np.float64), starts) / sizes
+    return sizes, scores, flat[starts] if sizes.size else sizes
 
 
 def _root_width(group: Group) -> int:
@@ -315,13 +340,12 @@ class BasePruner:
         if imp.numel() != len(root):
             raise ValueError(f"importance returned {imp.numel()} scores for {len(root)} channels "
                              f"of '{self._name(group)}'")
-        imp = torch.nan_to_num(imp, nan=0.0)
-        pos = {r: i for i, r in enumerate(root)}
+        imp = torch.nan_to_num(imp, nan=0.0).numpy()
         sets = group.channel_sets()
-        scores = [float(imp[[pos[i] for i in s]].sum()) / len(s) for s in sets]
-        order = sorted(range(len(sets)), key=lambda j: (scores[j], sets[j][0]))
-        sets = [sets[j] for j in order]
-        cand = Candidate([len(s) for s in sets], [scores[j] for j in order], len(root), 1)
+        sizes, scores, firsts = _set_scores(imp, np.asarray(root, dtype=np.int64), sets)
+        order = np.lexsort((firsts, scores))  # by score, ties by first channel
+        sets = [sets[j] for j in order.tolist()]
+        cand = Candidate(sizes[order].tolist(), scores[order].tolist(), len(root), 1)
         return sets, cand
 
     def _describe(self, group: Group, scope: str, width: int) -> GroupPlan:
