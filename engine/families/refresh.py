@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Iterable
 
 from torch import nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from .attention import _int_attr, _out, find_attention
 
@@ -53,7 +54,7 @@ class _Index:
     a step quadratic (densenet201: 200 groups x 700 modules, half of its step).
     """
 
-    ids: list[int]  # every module, cheap-walk order: the structure fingerprint
+    generation: int  # _GENERATION when built: a module registered since may be new
     named: list[tuple[str, nn.Module]]  # every module, named_modules order
     layers: list[tuple[str, nn.Module]]  # Linear, Embedding, HF Conv1D
     attention: list[tuple[str, nn.Module, str]]  # (name, module, kind)
@@ -61,19 +62,20 @@ class _Index:
 
 
 _INDEX: weakref.WeakKeyDictionary[nn.Module, _Index] = weakref.WeakKeyDictionary()
+_GENERATION = 0
 
 
-def _module_ids(model: nn.Module) -> list[int]:
-    """ids of every module reachable from `model`: a walk without names (cheaper)."""
-    ids, seen, stack = [], set(), [model]
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        ids.append(id(m))
-        stack.extend(c for c in m._modules.values() if c is not None)
-    return ids
+def _bump(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+    """Any submodule registered anywhere (setattr, add_module) invalidates every index.
+
+    Checking the tree itself would be a whole-model walk per refresh, which is
+    exactly the quadratic cost the index exists to avoid. Pruning never adds modules.
+    """
+    global _GENERATION
+    _GENERATION += 1
+
+
+register_module_module_registration_hook(_bump)
 
 
 def _is_layer(m: nn.Module) -> bool:
@@ -86,17 +88,20 @@ def _is_mlp(m: nn.Module) -> bool:
 
 
 def module_index(model: nn.Module) -> _Index:
-    """The cached index of `model`, rebuilt when its module tree changed."""
-    ids = _module_ids(model)
+    """The cached index of `model`, rebuilt after any module was registered anywhere.
+
+    (A module placed straight into a parent's `_modules` dict bypasses the hook:
+    call `forget_index(model)` after such surgery.)
+    """
     try:
         index = _INDEX.get(model)
     except TypeError:  # not weak-referenceable / hashable: no cache
         index = None
-    if index is not None and index.ids == ids:
+    if index is not None and index.generation == _GENERATION:
         return index
     named = list(model.named_modules())
     index = _Index(
-        ids, named,
+        _GENERATION, named,
         [(n, m) for n, m in named if _is_layer(m)],
         [(n, m, k) for n, m in named if (k := _kind_of(m)) is not None],
         [m for _, m in named if _is_mlp(m)],
@@ -106,6 +111,11 @@ def module_index(model: nn.Module) -> _Index:
     except TypeError:
         pass
     return index
+
+
+def forget_index(model: nn.Module) -> None:
+    """Drop `model`'s cached module index (after editing `_modules` directly)."""
+    _INDEX.pop(model, None)
 
 
 # ------------------------------------------------------------------ heads

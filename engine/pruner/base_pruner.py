@@ -187,7 +187,7 @@ class BasePruner:
         if interactive:
             return self._interactive(groups)
         for group in groups:
-            (group if isinstance(group, HeadGroup) else self._current(group)).prune()
+            group.prune()  # re-derives its indices from its slot classes (prunes shift them)
         self._after_heads()
         self._sync_history()
         self.update_regularizer()
