@@ -58,7 +58,7 @@ class _PortState:
     def current_rank(self) -> np.ndarray:
         """Current index of every original position (valid where alive)."""
         if self._rank is None:
-            self._rank = np.cumsum(self.alive) - 1
+            self._rank = np.cumsum(self.alive, dtype=np.int32) - 1  # int32: 14 M slots at 70 B
         return self._rank
 
 
@@ -79,7 +79,9 @@ class DependencyGraph:
         self._locked_mask = np.zeros(1, dtype=bool)  # per class: must keep its size
         self.probe_runs = 0
         self._csr_start = np.zeros(0, dtype=np.int64)
-        self._csr_entries = np.zeros((0, 2), dtype=np.int64)
+        self._csr_order = np.zeros(0, dtype=np.int32)  # flat port positions, sorted by class
+        self._port_offsets = np.zeros(1, dtype=np.int64)  # flat start of each port
+        self._int_pool = np.zeros(0, dtype=object)  # shared int objects for index lists
         self._pruning_history: list[tuple[str, bool, list[int]]] = []
         self.unwrapped_parameters: dict[nn.Parameter, int] = {}
         self._registered_layers: dict[type, BasePruningFunc] = {}
@@ -162,8 +164,7 @@ class DependencyGraph:
             tracer = trace(on_meta=False)
         self._param_names = {id(info.real): info for info in tracer.params.values()}
         couple_shared_head_size(model, tracer)  # q/k/v read one head size (BERT, HF ViT)
-        labels = tracer.slots.resolve()
-        fine = tracer.slots.resolve(fine=True)
+        labels, fine = tracer.slots.resolve_both()  # frees the unite pairs
         self._locked_fine = int(fine[0])
         self._locked_label = int(labels[0])
         self.lock_reasons = tracer.slots.lock_reasons
@@ -171,9 +172,12 @@ class DependencyGraph:
         self._add_unwrapped_ports(tracer, unwrapped_parameters, ignored_params)
         self._build_nodes(tracer)
         self._index_ports(tracer, labels, fine)
+        expected = tracer.output_shapes
+        # the probe builds and runs model copies: let the trace's tables go first
+        del labels, fine, tracer
         if validate and traced_on_meta:
             self._lock_groups_the_code_cannot_absorb(
-                model, example_inputs, forward_fn, output_transform, tracer.output_shapes
+                model, example_inputs, forward_fn, output_transform, expected
             )
         return self
 
@@ -330,18 +334,26 @@ class DependencyGraph:
         return F.prune_parameter_out_channels
 
     def _rebuild_csr(self, n_labels: int) -> None:
-        """Class -> (port, original position) table for O(group) lookups."""
+        """Class -> (port, original position) table for O(group) lookups.
+
+        Stored as one int32 array of flat positions (ports laid end to end) sorted by
+        class; `_entries_for` splits them into (port, position) for the few classes asked.
+        """
+        sizes = [p.labels.size for p in self._ports]
+        self._port_offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        width = max(sizes, default=0)
+        self._int_pool = np.empty(width, dtype=object)
+        self._int_pool[:] = range(width)
         if not self._ports:
             self._csr_start = np.zeros(n_labels + 1, dtype=np.int64)
-            self._csr_entries = np.zeros((0, 2), dtype=np.int64)
+            self._csr_order = np.zeros(0, dtype=np.int32)
             return
         lab = np.concatenate([p.labels for p in self._ports])
-        pid = np.concatenate([np.full(p.labels.size, i) for i, p in enumerate(self._ports)])
-        pos = np.concatenate([np.arange(p.labels.size) for p in self._ports])
-        order = np.argsort(lab, kind="stable")
-        self._csr_entries = np.stack([pid[order], pos[order]], axis=1)
         counts = np.bincount(lab, minlength=n_labels)
         self._csr_start = np.concatenate([[0], np.cumsum(counts)])
+        del counts
+        dtype = np.int32 if lab.size <= np.iinfo(np.int32).max else np.int64
+        self._csr_order = np.argsort(lab, kind="stable").astype(dtype)
 
     # ============================================================== queries
     def get_pruner_of_module(self, module: Any) -> BasePruningFunc | None:
@@ -439,17 +451,25 @@ class DependencyGraph:
             rid = root_cur[first[np.searchsorted(uniq, cls)]]
             srt = np.argsort(cur, kind="stable")
             dep = Dependency(trigger, state.handler, root.node, state.node)
-            group.add_dep(dep, cur[srt].tolist(), rid[srt].tolist())
+            group.add_dep(dep, self._int_list(cur[srt]), self._int_list(rid[srt]))
         return group
 
     def _entries_for(self, classes: np.ndarray) -> np.ndarray:
+        """(port id, original position) rows of every channel in `classes`, by class."""
         starts = self._csr_start[classes]
         lens = self._csr_start[classes + 1] - starts
         total = int(lens.sum())
         if total == 0:
             return np.zeros((0, 2), dtype=np.int64)
         offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-        return self._csr_entries[offs + np.arange(total)]
+        flat = self._csr_order[offs + np.arange(total)].astype(np.int64)
+        pid = np.searchsorted(self._port_offsets, flat, side="right") - 1
+        return np.stack([pid, flat - self._port_offsets[pid]], axis=1)
+
+    def _int_list(self, values: np.ndarray) -> list[int]:
+        """`values.tolist()` made of shared int objects: index lists of every group of a
+        70 B model (28672-wide MLP groups) otherwise hold ~0.5 GB of separate ints."""
+        return self._int_pool[values].tolist()
 
     def _channel_sets(self, group: Group) -> list[list[int]]:
         root = self._port_of(group[0].dep.target.module, group[0].dep.handler)

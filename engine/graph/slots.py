@@ -4,19 +4,22 @@ Every channel that can be removed (an output row of a weight, an element of a
 norm's scale, a dimension of an unwrapped parameter) gets an integer *slot*.
 Tracing records which slots must be removed together ("unite") and which must
 never be removed ("lock"). Connected components of the unite-pairs, computed
-once at the end in C (scipy), are the *classes*: the indivisible units that a
-group prunes. Doing the coupling on integers instead of walking layer objects is
-what keeps graph construction linear in the size of the model.
+once at the end, are the *classes*: the indivisible units that a group prunes.
+Doing the coupling on integers instead of walking layer objects is what keeps
+graph construction linear in the size of the model.
+
+Slots are int32: a 70 B Llama has ~14 M slots and ~17 M unite pairs, so int64
+ids and a sparse matrix for the components cost most of its trace's memory.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 NO_SLOT = -1  # a position that carries no prunable channel (e.g. an input image channel)
 LOCK_SLOT = 0  # every locked slot is united with this one
+SLOT_DTYPE = np.int32
+_MAX_SLOTS = int(np.iinfo(SLOT_DTYPE).max)
 
 
 class SlotTable:
@@ -28,6 +31,7 @@ class SlotTable:
         self._pairs_b: list[np.ndarray] = []
         self._struct_a: list[np.ndarray] = []  # unites that keep heads/groups equal in size
         self._struct_b: list[np.ndarray] = []
+        self._locked: list[np.ndarray] = []  # slots united with LOCK_SLOT
         self.lock_reasons: list[str] = []
 
     @property
@@ -36,7 +40,12 @@ class SlotTable:
 
     def new(self, shape: tuple[int, ...]) -> np.ndarray:
         n = int(np.prod(shape)) if shape else 1
-        ids = np.arange(self._count, self._count + n, dtype=np.int64).reshape(shape)
+        if self._count + n > _MAX_SLOTS:
+            raise ValueError(
+                f"the model has more than {_MAX_SLOTS} prunable channel positions; "
+                "trace a smaller slice of it"
+            )
+        ids = np.arange(self._count, self._count + n, dtype=SLOT_DTYPE).reshape(shape)
         self._count += n
         return ids
 
@@ -47,20 +56,23 @@ class SlotTable:
         position in every attention head): `resolve(fine=True)` leaves them out, so
         whole heads can still be told apart and removed.
         """
-        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
         a = a.ravel()
         b = b.ravel()
         keep = (a >= 0) & (b >= 0) & (a != b)
         if keep.any():
-            (self._struct_a if structural else self._pairs_a).append(a[keep])
-            (self._struct_b if structural else self._pairs_b).append(b[keep])
+            (self._struct_a if structural else self._pairs_a).append(
+                a[keep].astype(SLOT_DTYPE, copy=False)
+            )
+            (self._struct_b if structural else self._pairs_b).append(
+                b[keep].astype(SLOT_DTYPE, copy=False)
+            )
 
     def lock(self, slots: np.ndarray, reason: str = "") -> None:
-        slots = np.asarray(slots, dtype=np.int64).ravel()
+        slots = np.asarray(slots).ravel()
         slots = slots[slots > 0]
         if slots.size:
-            self._pairs_a.append(slots)
-            self._pairs_b.append(np.zeros_like(slots))
+            self._locked.append(slots.astype(SLOT_DTYPE, copy=False))
             if reason and len(self.lock_reasons) < 1000:
                 self.lock_reasons.append(reason)
 
@@ -70,14 +82,77 @@ class SlotTable:
         With `fine=True`, structural unites are ignored: classes then split into
         one class per head (or block) wherever a structural unite joined them.
         """
-        n = self._count
-        pa = self._pairs_a if fine else self._pairs_a + self._struct_a
-        pb = self._pairs_b if fine else self._pairs_b + self._struct_b
-        if pa:
-            a = np.concatenate(pa)
-            b = np.concatenate(pb)
+        roots = self._roots(self._pairs_a, self._pairs_b)
+        if not fine:
+            roots = self._roots(self._struct_a, self._struct_b, roots)
+        return _labels(roots)
+
+    def resolve_both(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(resolve(), resolve(fine=True))` in one pass; the recorded pairs are freed.
+
+        The coarse classes are the fine ones joined by the structural unites, so
+        the pairs are walked once and never held twice.
+        """
+        roots = self._roots(self._pairs_a, self._pairs_b, consume=True)
+        fine = _labels(roots)
+        roots = self._roots(self._struct_a, self._struct_b, roots, consume=True)
+        return _labels(roots), fine
+
+    def _roots(
+        self,
+        list_a: list[np.ndarray],
+        list_b: list[np.ndarray],
+        roots: np.ndarray | None = None,
+        consume: bool = False,
+    ) -> np.ndarray:
+        """Smallest slot of each slot's component: union by hooking + pointer jumping.
+
+        Starts from `roots` (fully compressed: every entry is a root) or from the locks.
+        """
+        if roots is None:
+            roots = np.arange(self._count, dtype=SLOT_DTYPE)
+            for slots in self._locked:
+                roots[slots] = LOCK_SLOT  # slot 0 is the smallest: a valid root for all
+            if consume:
+                self._locked = []
         else:
-            a = b = np.zeros(0, dtype=np.int64)
-        graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
-        _, labels = connected_components(graph, directed=False)
-        return labels.astype(np.int64)
+            roots = roots.copy()
+        a = _concat(list_a, consume)
+        b = _concat(list_b, consume)
+        while a.size:
+            ra = roots[a]
+            rb = roots[b]
+            lo = np.minimum(ra, rb)
+            hi = np.maximum(ra, rb, out=rb)
+            del ra
+            keep = lo != hi
+            if not keep.all():
+                a, b, lo, hi = a[keep], b[keep], lo[keep], hi[keep]
+            del keep
+            if not a.size:
+                break
+            roots[hi] = lo  # hook each root to a smaller root of its component
+            del lo, hi
+            while True:  # compress until every entry is a root again
+                nxt = roots[roots]
+                if np.array_equal(nxt, roots):
+                    break
+                roots = nxt
+        return roots
+
+
+def _concat(chunks: list[np.ndarray], consume: bool) -> np.ndarray:
+    if not chunks:
+        return np.zeros(0, dtype=SLOT_DTYPE)
+    out = np.concatenate(chunks) if len(chunks) > 1 else chunks[0].copy()
+    if consume:
+        chunks.clear()
+    return out
+
+
+def _labels(roots: np.ndarray) -> np.ndarray:
+    """Number components by their smallest slot (what scipy's connected_components gives)."""
+    is_root = roots == np.arange(roots.size, dtype=roots.dtype)
+    rank = np.cumsum(is_root, dtype=SLOT_DTYPE)
+    rank -= 1
+    return rank[roots]

@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .annotation import EMPTY, Annotation, Axis
-from .slots import SlotTable
+from .slots import SLOT_DTYPE, SlotTable
 
 ANN_ATTR = "_arborist_ann"
 SRC_ATTR = "_arborist_src"
@@ -249,7 +249,7 @@ class ChannelTracer(TorchDispatchMode):
 
     def add_port(self, target: Any, kind: str, slots: np.ndarray, dim: int | None = None) -> None:
         key = (id(target), kind, dim)
-        slots = np.asarray(slots, dtype=np.int64).ravel()
+        slots = np.asarray(slots, dtype=SLOT_DTYPE).ravel()
         existing = self.ports.get(key)
         if existing is None:
             self.ports[key] = Port(target, kind, slots, dim, len(self.ports))
