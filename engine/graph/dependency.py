@@ -337,7 +337,7 @@ class DependencyGraph:
         """Class -> (port, original position) table for O(group) lookups.
 
         Stored as one int32 array of flat positions (ports laid end to end) sorted by
-        class; `_entries_for` splits them into (port, position) for the few classes asked.
+        class; `_positions_by_port` splits them into ports for the few classes asked.
         """
         sizes = [p.labels.size for p in self._ports]
         self._port_offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
@@ -424,19 +424,13 @@ class DependencyGraph:
         group._DG = self
         group._classes = classes
         group.locked = bool(self._locked_mask[classes].any())
-        entries = self._entries_for(classes)
+        by_port = self._positions_by_port(classes)
         root_id = self._ports.index(root)
         # the root channel behind each class: its lowest current root position
         root_orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
         root_cls = root.labels[root_orig]
         root_cur = root.current_rank()[root_orig]
         uniq, first = np.unique(root_cls, return_index=True)
-        port_ids = entries[:, 0]
-        order = np.argsort(port_ids, kind="stable")
-        entries = entries[order]
-        bounds = np.flatnonzero(np.diff(entries[:, 0])) + 1
-        chunks = np.split(entries, bounds) if entries.size else []
-        by_port = {int(c[0, 0]): c[:, 1] for c in chunks}
         ordered = [root_id] + sorted(k for k in by_port if k != root_id)
         for k in ordered:
             state = self._ports[k]
@@ -454,17 +448,32 @@ class DependencyGraph:
             group.add_dep(dep, self._int_list(cur[srt]), self._int_list(rid[srt]))
         return group
 
-    def _entries_for(self, classes: np.ndarray) -> np.ndarray:
-        """(port id, original position) rows of every channel in `classes`, by class."""
+    def _positions_by_port(self, classes: np.ndarray) -> dict[int, np.ndarray]:
+        """Original positions (ascending) of every channel in `classes`, per port id.
+
+        The class table holds flat positions (ports end to end): sorted, they fall into
+        port order, so one sort replaces a (port, position) table and a sort by port.
+        """
         starts = self._csr_start[classes]
         lens = self._csr_start[classes + 1] - starts
         total = int(lens.sum())
         if total == 0:
-            return np.zeros((0, 2), dtype=np.int64)
-        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-        flat = self._csr_order[offs + np.arange(total)].astype(np.int64)
-        pid = np.searchsorted(self._port_offsets, flat, side="right") - 1
-        return np.stack([pid, flat - self._port_offsets[pid]], axis=1)
+            return {}
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        idx += np.arange(total)
+        flat = self._csr_order[idx]
+        del idx
+        flat.sort()
+        offsets = self._port_offsets
+        lo = int(np.searchsorted(offsets, flat[0], side="right")) - 1
+        hi = int(np.searchsorted(offsets, flat[-1], side="right"))
+        cuts = np.searchsorted(flat, offsets[lo : hi + 1]).tolist()
+        out: dict[int, np.ndarray] = {}
+        for k in range(lo, hi):
+            a, b = cuts[k - lo], cuts[k - lo + 1]
+            if b > a:
+                out[k] = flat[a:b] - offsets[k]
+        return out
 
     def _int_list(self, values: np.ndarray) -> list[int]:
         """`values.tolist()` made of shared int objects: index lists of every group of a
@@ -564,10 +573,9 @@ class DependencyGraph:
             )
 
     def _mark_pruned(self, classes: np.ndarray) -> None:
-        entries = self._entries_for(np.asarray(classes, dtype=np.int64))
-        for pid in np.unique(entries[:, 0]):
-            state = self._ports[int(pid)]
-            state.alive[entries[entries[:, 0] == pid, 1]] = False
+        for pid, pos in self._positions_by_port(np.asarray(classes, dtype=np.int64)).items():
+            state = self._ports[pid]
+            state.alive[pos] = False
             state._rank = None
 
     def pruning_history(self) -> list[tuple[str, bool, list[int]]]:

@@ -120,19 +120,23 @@ class SlotTable:
         a = _concat(list_a, consume)
         b = _concat(list_b, consume)
         while a.size:
+            # an edge between two slots joins the same classes as one between their roots,
+            # so the edges are replaced by (smaller root, larger root): two arrays, not four
             ra = roots[a]
+            del a
             rb = roots[b]
-            lo = np.minimum(ra, rb)
-            hi = np.maximum(ra, rb, out=rb)
-            del ra
-            keep = lo != hi
+            del b
+            a = np.minimum(ra, rb)
+            b = np.maximum(ra, rb, out=rb)
+            del ra, rb
+            keep = a != b
             if not keep.all():
-                a, b, lo, hi = a[keep], b[keep], lo[keep], hi[keep]
+                a = a[keep]
+                b = b[keep]
             del keep
             if not a.size:
                 break
-            roots[hi] = lo  # hook each root to a smaller root of its component
-            del lo, hi
+            roots[b] = a  # hook each root to a smaller root of its component
             while True:  # compress until every entry is a root again
                 nxt = roots[roots]
                 if np.array_equal(nxt, roots):
