@@ -1,4 +1,4 @@
-"""How many channel sets each group of a ranking scope loses: pure arithmetic, no torch.
+"""How many channel sets each group of a ranking scope loses: arithmetic, no torch.
 
 Ratios refer to ORIGINAL widths, so step k of n targets
 `round(orig * (1 - ratio_k))` remaining channels and n steps end exactly where
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
+import numpy as np
 
 
 @dataclasses.dataclass
@@ -44,11 +46,7 @@ def allocate(cands: list[Candidate], ratio: float, round_to: int | None = None) 
     removed = [0] * len(cands)
     kept = [c.width for c in cands]
     blocked = [False] * len(cands)
-    order = sorted(
-        ((c.set_scores[j], i, j) for i, c in enumerate(cands) for j in range(len(c.set_sizes))),
-        key=lambda t: (t[0], t[1], t[2]),
-    )
-    for _, i, j in order:
+    for i, j in _scope_order(cands):
         if remaining <= target:
             break
         c = cands[i]
@@ -66,6 +64,18 @@ def allocate(cands: list[Candidate], ratio: float, round_to: int | None = None) 
     if round_to and round_to > 1:
         removed = [_round(c, k, round_to) if k else 0 for c, k in zip(cands, removed, strict=True)]
     return removed
+
+
+def _scope_order(cands: list[Candidate]) -> list[tuple[int, int]]:
+    """(candidate, set) pairs by score, ties by candidate then set: one lexsort, no key calls."""
+    lens = [len(c.set_sizes) for c in cands]
+    if not sum(lens):
+        return []
+    scores = np.concatenate([np.asarray(c.set_scores, dtype=np.float64) for c in cands])
+    cand = np.repeat(np.arange(len(cands)), lens)
+    sets = np.concatenate([np.arange(n) for n in lens])
+    order = np.lexsort((sets, cand, scores))
+    return list(zip(cand[order].tolist(), sets[order].tolist(), strict=True))
 
 
 def _round(c: Candidate, k: int, round_to: int) -> int:
