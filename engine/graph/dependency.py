@@ -28,7 +28,7 @@ from ..function.hf_conv1d import lazy_types
 from .group import Dependency, Group, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
-from .probe import Prober, smallest_unit
+from .probe import Prober
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
 
 DEFAULT_ROOT_TYPES: tuple[type, ...] = (
@@ -193,15 +193,15 @@ class DependencyGraph:
             out = _run_forward(m, x, forward_fn)
             return output_transform(out) if output_transform is not None else out
 
-        # keep only each group's unit, classes and name: whole groups of a 70B Llama hold
-        # ~4 MB of index lists each (28672-wide MLPs), ~0.6 GB if all are kept at once
+        # only each group's last unit, classes and name: whole groups (index lists of every
+        # member, 28672-wide MLPs in a 70B Llama) are never built, not even one at a time
         units: list[Group] = []
         owners: list[tuple[np.ndarray, str]] = []
-        for g in self.get_all_groups(root_module_types=(object,)):
-            unit = smallest_unit(self, g)
+        for state, classes in self._group_roots(None, (object,)):
+            unit = self._last_unit(state, classes)
             if unit is not None:
                 units.append(unit)
-                owners.append((g._classes, g[0].dep.target.name))
+                owners.append((classes, state.node.name))
         prober = Prober(self, model, example_inputs, run, expected)
         bad = prober.bad_groups(units)
         self.probe_runs = prober.runs
@@ -523,6 +523,13 @@ class DependencyGraph:
         root_module_types: Iterable[type] | None = None,
     ) -> Iterator[Group]:
         """One group per independent set of coupled channels, in execution order."""
+        for state, classes in self._group_roots(ignored_layers, root_module_types):
+            yield self._group_from_classes(state, state.handler, classes)
+
+    def _group_roots(
+        self, ignored_layers: Iterable[Any] | None, root_module_types: Iterable[type] | None
+    ) -> Iterator[tuple[_PortState, np.ndarray]]:
+        """(root port, classes) of each group of `get_all_groups`, without building it."""
         root_types = tuple(root_module_types or DEFAULT_ROOT_TYPES)
         if nn.Linear in root_types:  # HF Conv1D (GPT-2) is a Linear with a transposed weight
             root_types += lazy_types()
@@ -542,7 +549,20 @@ class DependencyGraph:
             if classes.size == 0:
                 continue
             covered[classes] = True
-            yield self._group_from_classes(state, state.handler, classes)
+            yield state, classes
+
+    def _last_unit(self, root: _PortState, classes: np.ndarray) -> Group | None:
+        """`probe.smallest_unit` of the group (root, classes), read from the labels.
+
+        That is the unit whose first root channel comes last, or None if it would empty a
+        layer; the group's member index lists are never built.
+        """
+        orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
+        if orig.size == 0:
+            return None
+        uniq, first = np.unique(root.labels[orig], return_index=True)
+        unit = self._group_from_classes(root, root.handler, uniq[np.argmax(first)][None])
+        return unit if self.check_pruning_group(unit) else None
 
     # ============================================================== pruning
     def _prune_group(self, group: Group, record_history: bool = True) -> None:

@@ -1,0 +1,47 @@
+"""The probe's units are read from the labels; they must equal `smallest_unit` of each group."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+import engine
+from engine.graph.probe import smallest_unit
+
+
+def _items(group) -> list[tuple[str, str, list[int]]]:  # noqa: ANN001
+    return [(it.dep.target.name, it.dep.handler.__name__, list(it.idxs)) for it in group]
+
+
+def _check(model: nn.Module, x) -> int:  # noqa: ANN001
+    dg = engine.DependencyGraph().build_dependency(model, x, validate=False)
+    roots = list(dg._group_roots(None, (object,)))
+    groups = list(dg.get_all_groups(root_module_types=(object,)))
+    assert len(roots) == len(groups)
+    multi = 0
+    for (state, classes), g in zip(roots, groups, strict=True):
+        assert state.node is g[0].dep.target and classes.tolist() == g._classes.tolist()
+        ours, ref = dg._last_unit(state, classes), smallest_unit(dg, g)
+        assert (ours is None) == (ref is None)
+        if ref is not None:
+            assert _items(ours) == _items(ref)
+            multi += len(ref[0].idxs) > 1
+    return multi
+
+
+def test_last_unit_matches_smallest_unit_with_multi_channel_units() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=50, attn_implementation="eager",
+    )
+    llama = LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(0, 50, (1, 6))
+    assert _check(llama, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}) >= 1
+
+    conv = nn.Sequential(
+        nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.Conv2d(8, 4, 1)
+    ).eval()
+    assert _check(conv, torch.randn(1, 3, 8, 8)) == 2  # units span the conv groups
