@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
 
-from .attention import _int_attr, _out, find_attention
+from .attention import _int_attr, _out, find_attention, head_layout
 
 __all__ = ["RefreshReport", "refresh_attributes"]
 
@@ -59,6 +59,15 @@ class _Index:
     layers: list[tuple[str, nn.Module]]  # Linear, Embedding, HF Conv1D
     attention: list[tuple[str, nn.Module, str]]  # (name, module, kind)
     mlps: list[nn.Module]  # candidates for _intermediate_sizes
+    heads: list[nn.Module]  # candidates for the config's head counts (find_attention's)
+
+
+@dataclasses.dataclass
+class _Layout:
+    kind: str
+    heads: int
+    kv_heads: int
+    head_dim: int
 
 
 _INDEX: weakref.WeakKeyDictionary[nn.Module, _Index] = weakref.WeakKeyDictionary()
@@ -105,12 +114,23 @@ def module_index(model: nn.Module) -> _Index:
         [(n, m) for n, m in named if _is_layer(m)],
         [(n, m, k) for n, m in named if (k := _kind_of(m)) is not None],
         [m for _, m in named if _is_mlp(m)],
+        _head_candidates(model, named),
     )
     try:
         _INDEX[model] = index
     except TypeError:
         pass
     return index
+
+
+def _head_candidates(model: nn.Module, named: list[tuple[str, nn.Module]]) -> list[nn.Module]:
+    """What `find_attention` finds now, plus blocks recognized by attribute names alone
+    (their widths may only fit later); each refresh re-reads their layouts."""
+    found = find_attention(model)
+    ids = {id(i.module) for i in found}
+    projections = {id(p) for i in found for p in i.projections}
+    return [m for _, m in named
+            if id(m) in ids or (id(m) not in projections and _kind_of(m) is not None)]
 
 
 def forget_index(model: nn.Module) -> None:
@@ -278,7 +298,8 @@ def _refresh_config(model: nn.Module, index: _Index, rep: RefreshReport) -> None
     hidden = _hidden_size(model)
     if hidden is not None and hasattr(config, "hidden_size"):
         rep.note("config", config, "hidden_size", hidden)
-    infos = [i for i in find_attention(model) if i.kind != "mha"]
+    infos = [_Layout(*got) for m in index.heads
+             if (got := head_layout(m)) is not None and got[0] != "mha"]
     width = getattr(config, "hidden_size", None)
     odd = sorted({i.heads * i.head_dim for i in infos if i.kind in ("bert", "gpt2")} - {width})
     if odd:  # these configs derive head_dim = hidden_size // heads: no field to say otherwise
