@@ -136,3 +136,45 @@ def test_fast_meta_batch_norm_matches_the_real_meta_kernel():
         assert [t.shape for t in fast] == [t.shape for t in ref]
         assert [t.dtype for t in fast] == [t.dtype for t in ref]
         assert fast[0].stride() == ref[0].stride()
+
+
+def _same_meta(fast: tuple, ref: tuple) -> None:
+    assert [t.device.type for t in fast] == ["meta"] * len(ref)
+    assert [t.shape for t in fast] == [t.shape for t in ref]
+    assert [t.dtype for t in fast] == [t.dtype for t in ref]
+    assert [t.stride() for t in fast] == [t.stride() for t in ref]
+
+
+def test_fast_meta_layer_norm_matches_the_real_meta_kernel():
+    from engine.graph.tracer import FastMeta
+
+    op = torch.ops.aten.native_layer_norm.default
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        w = torch.empty(6, device="meta", dtype=dtype)
+        nhwc = torch.empty(2, 6, 5, 4, device="meta", dtype=dtype).permute(0, 2, 3, 1)
+        seq = torch.empty(2, 6, 5, device="meta", dtype=dtype).transpose(1, 2)
+        cases = [(nhwc, [6], w, w), (nhwc, [4, 6], None, None), (seq, [6], w, None)]
+        for x, shape, weight, bias in cases:
+            ref = op(x, shape, weight, bias, 1e-6)
+            with FastMeta():
+                fast = op(x, shape, weight, bias, 1e-6)
+            _same_meta(fast, ref)
+
+
+def test_fast_meta_group_norm_matches_the_real_meta_kernel():
+    from engine.graph.tracer import FastMeta
+
+    op = torch.ops.aten.native_group_norm.default
+    for dtype in (torch.float32, torch.bfloat16):
+        w = torch.empty(6, device="meta", dtype=dtype)
+        for x in (
+            torch.empty(2, 6, 5, 5, device="meta", dtype=dtype),
+            torch.empty(2, 5, 5, 6, device="meta", dtype=dtype).permute(0, 3, 1, 2),
+            torch.empty(3, 6, 7, device="meta", dtype=dtype),
+        ):
+            hw = x[0, 0].numel()
+            for weight in (w, None):
+                ref = op(x, weight, weight, x.shape[0], 6, hw, 3, 1e-5)
+                with FastMeta():
+                    fast = op(x, weight, weight, x.shape[0], 6, hw, 3, 1e-5)
+                _same_meta(fast, ref)
