@@ -60,6 +60,16 @@ class _Index:
     attention: list[tuple[str, nn.Module, str]]  # (name, module, kind)
     mlps: list[nn.Module]  # candidates for _intermediate_sizes
     heads: list[nn.Module]  # candidates for the config's head counts (find_attention's)
+    parent: dict[int, nn.Module] = dataclasses.field(default_factory=dict)  # id(child) -> parent
+    owner: dict[int, nn.Module] = dataclasses.field(default_factory=dict)  # id(param) -> module
+    tied: dict[int, list[int]] = dataclasses.field(default_factory=dict)  # id(layer) -> sharers
+    by_id: dict[int, nn.Module] = dataclasses.field(default_factory=dict)
+    names: dict[int, str] = dataclasses.field(default_factory=dict)
+    attention_by_id: dict[int, tuple[str, nn.Module, str]] | None = None
+    # per-layer tables the config is derived from, so a partial refresh re-reads only
+    # the entries a pruned group touched (None until the first refresh fills them)
+    head_table: dict[int, _Layout | None] | None = None
+    mlp_table: dict[int, int | None] | None = None
 
 
 @dataclasses.dataclass
@@ -109,18 +119,52 @@ def module_index(model: nn.Module) -> _Index:
     if index is not None and index.generation == _GENERATION:
         return index
     named = list(model.named_modules())
+    layers = [(n, m) for n, m in named if _is_layer(m)]
     index = _Index(
-        _GENERATION, named,
-        [(n, m) for n, m in named if _is_layer(m)],
+        _GENERATION, named, layers,
         [(n, m, k) for n, m in named if (k := _kind_of(m)) is not None],
         [m for _, m in named if _is_mlp(m)],
         _head_candidates(model, named),
+        {id(c): m for _, m in named for c in m._modules.values() if c is not None},
+        {id(p): m for _, m in named for p in m._parameters.values() if p is not None},
+        _tied_layers(layers),
+        {id(m): m for _, m in named},
+        {id(m): n for n, m in named},
     )
     try:
         _INDEX[model] = index
     except TypeError:
         pass
     return index
+
+
+def _tied_layers(layers: list[tuple[str, nn.Module]]) -> dict[int, list[int]]:
+    """Layers sharing a weight (tied lm_head / embedding): pruning one reshapes the other."""
+    by_weight: dict[int, list[int]] = {}
+    for _, m in layers:
+        w = getattr(m, "weight", None)
+        if w is not None:
+            by_weight.setdefault(id(w), []).append(id(m))
+    return {i: ids for ids in by_weight.values() if len(ids) > 1 for i in ids}
+
+
+def affected_modules(index: _Index, touched: Iterable[object]) -> dict[int, nn.Module] | None:
+    """The touched modules, their ancestors (which hold head counts and widths) and
+    their tied twins, by id; None when a touched object is unknown (refresh everything)."""
+    ids: dict[int, nn.Module] = {}
+    for obj in touched:
+        if obj is None:
+            continue  # a functional op: nothing to refresh
+        if not isinstance(obj, nn.Module):
+            obj = index.owner.get(id(obj))
+        if obj is None or id(obj) not in index.by_id:
+            return None  # not in this model's index (stale or foreign): refresh everything
+        for start in (id(obj), *index.tied.get(id(obj), ())):
+            cur: nn.Module | None = index.by_id[start]
+            while cur is not None and id(cur) not in ids:
+                ids[id(cur)] = cur
+                cur = index.parent.get(id(cur))
+    return ids
 
 
 def _head_candidates(model: nn.Module, named: list[tuple[str, nn.Module]]) -> list[nn.Module]:
@@ -229,8 +273,13 @@ def _apply_layout(
             rep.note(name, m, "attn_dim", h * d)
 
 
-def _refresh_heads(index: _Index, rep: RefreshReport) -> None:
-    for name, m, kind in index.attention:
+def _refresh_heads(index: _Index, rep: RefreshReport, only: dict[int, nn.Module] | None) -> None:
+    entries = index.attention
+    if only is not None:
+        if index.attention_by_id is None:
+            index.attention_by_id = {id(e[1]): e for e in index.attention}
+        entries = [index.attention_by_id[i] for i in only if i in index.attention_by_id]
+    for name, m, kind in entries:
         layout = _layout_now(m, kind)
         if isinstance(layout, str):
             rep.problems.append(f"{name}: {layout}; attributes left unchanged")
@@ -239,9 +288,12 @@ def _refresh_heads(index: _Index, rep: RefreshReport) -> None:
 
 
 # ------------------------------------------------------------ plain layers
-def _refresh_layers(index: _Index, rep: RefreshReport) -> None:
+def _refresh_layers(index: _Index, rep: RefreshReport, only: dict[int, nn.Module] | None) -> None:
     """Width attributes of layers whose weight was pruned through a tied twin (lm_head)."""
-    for name, m in index.layers:
+    names = index.names
+    layers = index.layers if only is None else [
+        (names[i], m) for i, m in only.items() if _is_layer(m)]
+    for name, m in layers:
         if isinstance(m, nn.Linear):
             rep.note(name, m, "out_features", int(m.weight.shape[0]))
             rep.note(name, m, "in_features", int(m.weight.shape[1]))
@@ -275,31 +327,48 @@ def _hidden_size(model: nn.Module) -> int | None:
     return None
 
 
-def _intermediate_sizes(index: _Index) -> list[int]:
-    """First projection of every transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
-    sizes: list[int] = []
-    for m in index.mlps:
-        for attr in ("gate_proj", "up_proj", "fc1", "c_fc"):
-            w = _out(getattr(m, attr, None))
-            if w is not None:
-                sizes.append(w)
-                break
-        else:
-            dense = getattr(m, "dense", None)
-            if type(m).__name__.endswith("Intermediate") and _out(dense) is not None:
-                sizes.append(_out(dense))
-    return sizes
+def _intermediate_size(m: nn.Module) -> int | None:
+    """First projection of a transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
+    for attr in ("gate_proj", "up_proj", "fc1", "c_fc"):
+        w = _out(getattr(m, attr, None))
+        if w is not None:
+            return w
+    dense = getattr(m, "dense", None)
+    if type(m).__name__.endswith("Intermediate") and _out(dense) is not None:
+        return _out(dense)
+    return None
 
 
-def _refresh_config(model: nn.Module, index: _Index, rep: RefreshReport) -> None:
+def _head_entry(m: nn.Module) -> _Layout | None:
+    got = head_layout(m)
+    return _Layout(*got) if got is not None and got[0] != "mha" else None
+
+
+def _update_tables(index: _Index, only: dict[int, nn.Module] | None) -> None:
+    """Re-read the per-layer head layouts and MLP widths: all of them, or those in `only`."""
+    if index.head_table is None or index.mlp_table is None or only is None:
+        index.head_table = {id(m): _head_entry(m) for m in index.heads}
+        index.mlp_table = {id(m): _intermediate_size(m) for m in index.mlps}
+        return
+    for i, m in only.items():
+        if i in index.head_table:
+            index.head_table[i] = _head_entry(m)
+        if i in index.mlp_table:
+            index.mlp_table[i] = _intermediate_size(m)
+
+
+def _refresh_config(
+    model: nn.Module, index: _Index, rep: RefreshReport, only: dict[int, nn.Module] | None
+) -> None:
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "to_dict"):
         return  # not a Hugging Face model
     hidden = _hidden_size(model)
     if hidden is not None and hasattr(config, "hidden_size"):
         rep.note("config", config, "hidden_size", hidden)
-    infos = [_Layout(*got) for m in index.heads
-             if (got := head_layout(m)) is not None and got[0] != "mha"]
+    _update_tables(index, only)
+    assert index.head_table is not None and index.mlp_table is not None
+    infos = [i for i in index.head_table.values() if i is not None]
     width = getattr(config, "hidden_size", None)
     odd = sorted({i.heads * i.head_dim for i in infos if i.kind in ("bert", "gpt2")} - {width})
     if odd:  # these configs derive head_dim = hidden_size // heads: no field to say otherwise
@@ -324,7 +393,7 @@ def _refresh_config(model: nn.Module, index: _Index, rep: RefreshReport) -> None
                 )
                 continue
             rep.note("config", config, attr, value)
-    sizes = _intermediate_sizes(index)
+    sizes = [w for w in index.mlp_table.values() if w is not None]
     if sizes:
         value = _uniform(sizes)
         attr = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
@@ -360,15 +429,20 @@ def _refresh_model_widths(model: nn.Module, rep: RefreshReport) -> None:
                 rep.note("head", head, attr, int(shape[-1]))
 
 
-def refresh_attributes(model: nn.Module, index: _Index | None = None) -> RefreshReport:
+def refresh_attributes(
+    model: nn.Module, index: _Index | None = None, only: dict[int, nn.Module] | None = None
+) -> RefreshReport:
     """Fix every width attribute forward (or the HF config) reads; idempotent and cheap.
 
+    `only` (ids from `affected_modules`) limits the layer and attention re-reads to what
+    a pruned group touched; the config still sees every layer through the cached
+    per-layer tables, so it is written only when all layers agree.
     Works on weightless (meta) copies too: only shapes are read.
     """
     rep = RefreshReport()
     index = index if index is not None else module_index(model)
-    _refresh_layers(index, rep)
-    _refresh_heads(index, rep)
-    _refresh_config(model, index, rep)
+    _refresh_layers(index, rep, only)
+    _refresh_heads(index, rep, only)
+    _refresh_config(model, index, rep, only)
     _refresh_model_widths(model, rep)
     return rep

@@ -9,7 +9,7 @@ Fixers are looked up by class name to avoid importing the libraries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from torch import nn
 
@@ -41,15 +41,18 @@ def register_attribute_fixer(cls: type, fixer: Fixer) -> None:
     _FIXERS[(cls.__module__, cls.__qualname__)] = fixer
 
 
-def refresh_attributes(model: nn.Module) -> None:
+def refresh_attributes(model: nn.Module, touched: Iterable[object] | None = None) -> None:
     """Runs after every pruned group: the module list comes from a per-model cache
-    (`families.refresh.module_index`), so a step stays linear in the number of groups."""
-    from ..families.refresh import module_index  # lazy: engine.families imports us
+    (`families.refresh.module_index`). `touched` (the group's modules or parameters)
+    limits the re-reads to those, their ancestors and tied twins, so a step stays
+    linear in depth; None refreshes everything."""
+    from ..families.refresh import affected_modules, module_index  # lazy: families imports us
     from ..families.refresh import refresh_attributes as refresh_families
 
     index = module_index(model)
-    for _, m in index.named:
+    only = affected_modules(index, touched) if touched is not None else None
+    for m in only.values() if only is not None else (m for _, m in index.named):
         fixer = _FIXERS.get((type(m).__module__, type(m).__qualname__))
         if fixer is not None:
             fixer(m)
-    refresh_families(model, index)  # Hugging Face / timm attention attributes and HF config
+    refresh_families(model, index, only)  # HF / timm attention attributes and HF config

@@ -584,7 +584,7 @@ class DependencyGraph:
             item.dep(item.idxs)
         self._mark_pruned(group._classes)
         if self.model is not None:
-            refresh_attributes(self.model)
+            refresh_attributes(self.model, [item.dep.target.module for item in group])
         if record_history and len(group):
             root = group[0]
             name = self.module2name.get(root.dep.target.module, root.dep.target.name)
