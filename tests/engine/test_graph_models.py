@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -178,3 +179,25 @@ def test_fast_meta_group_norm_matches_the_real_meta_kernel():
                 with FastMeta():
                     fast = op(x, weight, weight, x.shape[0], 6, hw, 3, 1e-5)
                 _same_meta(fast, ref)
+
+
+def test_partial_refresh_writes_the_config_only_when_all_layers_agree():
+    """A pruned group refreshes only its own modules; the HF config still sees every layer."""
+    transformers = pytest.importorskip("transformers")
+    from engine.graph import DependencyGraph
+
+    cfg = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
+    )
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))
+    dg = DependencyGraph().build_dependency(model, example_inputs=(ids,))
+    for i, expected in ((0, 48), (1, 16)):  # layer 0 alone: layers differ, config kept
+        mlp = model.model.layers[i].mlp
+        handler = dg.get_pruner_of_module(mlp.gate_proj).prune_out_channels
+        dg.get_pruning_group(mlp.gate_proj, handler, list(range(32))).prune()
+        assert mlp.gate_proj.out_features == mlp.up_proj.out_features == 16
+        assert mlp.down_proj.in_features == 16
+        assert model.config.intermediate_size == expected
+    assert tuple(model(ids).logits.shape) == (1, 6, 64)
