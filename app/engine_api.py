@@ -430,8 +430,12 @@ class AttentionSummary:
 
 def attention_summary(model: Any) -> AttentionSummary:
     """Attention blocks the engine recognises (heads options only matter for these)."""
+    from torch import nn
+
     from engine.families import find_attention
 
+    if not isinstance(model, nn.Module):  # e.g. a document without a live model
+        return AttentionSummary(0, 0)
     infos = find_attention(model)
     return AttentionSummary(len(infos), sum(1 for i in infos if i.rope))
 

@@ -34,6 +34,7 @@ def test_attention_summary_counts_blocks_and_rope():
     assert "2 with rotary embeddings" in llama.text
     conv = engine_api.attention_summary(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)))
     assert conv.blocks == 0 and conv.text == "no attention layers in this model"
+    assert engine_api.attention_summary(None).blocks == 0
 
 
 def test_demo_disables_the_heads_options(demo_window):
