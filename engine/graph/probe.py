@@ -19,7 +19,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
-from .tracer import FastMeta
+from ..utils.meta_kernels import FastMeta
 
 if TYPE_CHECKING:
     from .dependency import DependencyGraph

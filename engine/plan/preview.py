@@ -177,16 +177,6 @@ def _to_meta(x: Any) -> Any:
     return x.to("meta") if isinstance(x, torch.Tensor) else x
 
 
-_SHAPE_ONLY = frozenset({
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d,
-    nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm,
-})
-
-
-def _same_shape(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return x
-
-
 _MAX_STATES = 20000  # cached pruned layer states (meta: a few hundred bytes each)
 
 
@@ -245,11 +235,6 @@ class _Shadow:
         self.model: nn.Module = copy.deepcopy(model, memo)
         self.copy_of = memo  # id(original object) -> its meta copy
         self.inputs = tree_map(_to_meta, example_inputs)
-        for m in self.model.modules():
-            if type(m) in _SHAPE_ONLY:
-                # Meta kernels of norms run slow Python decompositions; the counter's norm
-                # rule only reads the input, and these layers keep its shape exactly.
-                m.forward = _same_shape
         self._tensors = list(self.model.parameters()) + list(self.model.buffers())
         self.modules = dict(self.model.named_modules())
         self._module_objs = list(self.model.modules())

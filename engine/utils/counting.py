@@ -24,6 +24,8 @@ import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .meta_kernels import fast_meta_call
+
 __all__ = ["CountReport", "LayerCount", "count_layers", "count_ops_and_params"]
 
 Number = int | float
@@ -318,7 +320,7 @@ class _Counter(TorchDispatchMode):
             self._add(module, rule(module, args, kwargs, output))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        out = func(*args, **(kwargs or {}))
+        out = fast_meta_call(func, args, kwargs or {})  # a meta copy counts fast too
         rule = ATEN_RULES.get(func)
         if rule is not None and self.counted_depth == 0:
             owner = self.stack[-1] if self.stack else self.model

@@ -124,7 +124,7 @@ def test_probe_costs_one_run_when_every_group_prunes():
 
 
 def test_fast_meta_batch_norm_matches_the_real_meta_kernel():
-    from engine.graph.tracer import FastMeta
+    from engine.utils.meta_kernels import FastMeta
 
     for training, dtype in ((False, torch.float32), (True, torch.float32), (False, torch.bfloat16)):
         bn = nn.BatchNorm2d(6).train(training).to("meta", dtype)
@@ -147,7 +147,7 @@ def _same_meta(fast: tuple, ref: tuple) -> None:
 
 
 def test_fast_meta_layer_norm_matches_the_real_meta_kernel():
-    from engine.graph.tracer import FastMeta
+    from engine.utils.meta_kernels import FastMeta
 
     op = torch.ops.aten.native_layer_norm.default
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
@@ -163,7 +163,7 @@ def test_fast_meta_layer_norm_matches_the_real_meta_kernel():
 
 
 def test_fast_meta_group_norm_matches_the_real_meta_kernel():
-    from engine.graph.tracer import FastMeta
+    from engine.utils.meta_kernels import FastMeta
 
     op = torch.ops.aten.native_group_norm.default
     for dtype in (torch.float32, torch.bfloat16):
