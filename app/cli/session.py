@@ -36,8 +36,6 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
         loaded = load_model(
             args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
         )
-    if is_flat_pt2(loaded):
-        _allow_mode_switch(loaded.model)
     if loaded.example_inputs is None:
         raise CliError(
             f"cannot tell what inputs {args.model} takes; pass --input-shape, e.g. 1,3,224,224"
@@ -61,17 +59,6 @@ def is_flat_pt2(loaded: Any) -> bool:
     from engine.io.pt2_lift import is_lifted
 
     return loaded.source_kind == "pt2" and not is_lifted(loaded.model)
-
-
-def _allow_mode_switch(module: Any) -> None:
-    """torch.export modules raise on .eval()/.train(); they keep their exported mode anyway.
-
-    Counting and pruning call ``.eval()``, so make the switch a no-op on this instance.
-    """
-    import types
-
-    module.train = types.MethodType(lambda self, mode=True: self, module)
-    module.eval = types.MethodType(lambda self: self, module)
 
 
 def _call(model: Any, inputs: Any) -> Any:

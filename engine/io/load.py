@@ -8,6 +8,7 @@ Source files are only ever read.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .errors import InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
 from .onnx_import import load_onnx
-from .pt2_lift import lift_with_report
+from .pt2_lift import is_lifted, lift_with_report
 from .torch_files import (
     check_readable_file,
     describe_object,
@@ -225,9 +226,18 @@ def _load_pt2(path: Path) -> LoadedModel:
     inputs = _pt2_example_inputs(program)
     if inputs is None and spec is not None:
         inputs = spec.make()
+    if not is_lifted(lift.module):
+        _keep_exported_mode(lift.module)
     note = f", {len(lift.lifted)} layers lifted" if lift.lifted else ""
     description = f"{path.name} (torch.export program{note})"
     return LoadedModel(lift.module, inputs, spec, "pt2", description)
+
+
+def _keep_exported_mode(module: nn.Module) -> None:
+    """A flat torch.export module raises on .eval()/.train() and keeps its exported mode
+    anyway; counting, tracing and pruning call .eval(), so the switch is a no-op here."""
+    module.train = types.MethodType(lambda self, mode=True: self, module)
+    module.eval = types.MethodType(lambda self: self, module)
 
 
 def _pt2_example_inputs(program: Any) -> Any:

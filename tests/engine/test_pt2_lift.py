@@ -294,3 +294,24 @@ def test_transposed_grouped_and_1d_layers_lift_exactly():
     with torch.no_grad():
         torch.testing.assert_close(report.module(x), model(x), rtol=0, atol=0)
     assert count_ops_and_params(report.module, x) == count_ops_and_params(model, x)
+
+
+def test_a_flat_program_still_counts_after_loading(tmp_path, monkeypatch):
+    """torch.export modules refuse .eval(); a loaded flat program must still count and run."""
+    import engine.io.load as load_module
+    from engine.io import load_model
+    from engine.io.pt2_lift import _fallback, is_lifted
+    from engine.utils import count_ops_and_params
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    path = tmp_path / "flat.pt2"
+    torch.export.save(torch.export.export(net, (x,)), str(path))
+    monkeypatch.setattr(load_module, "lift_with_report", lambda p: _fallback(p, "forced"))
+    with pytest.warns(UserWarning, match="could not lift"):
+        loaded = load_model(str(path))
+    assert not is_lifted(loaded.model)
+    # the flat graph's aten conv is counted like the Conv2d module; its batch norm op is not
+    # a counted layer there (module rules, as in Torch-Pruning)
+    assert count_ops_and_params(loaded.model, loaded.example_inputs) == (
+        count_ops_and_params(net[0], x)[0], sum(p.numel() for p in net.parameters()))
