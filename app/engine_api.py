@@ -8,6 +8,7 @@ Cancellation is cooperative: `cancel()` is polled between stages.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable
@@ -614,16 +615,13 @@ def prune_copy(
     _check_prune(cancel)
     progress(0.9, "Tracing the pruned model…")
     graph = trace(model_copy, doc.example_inputs)
-    pruned_doc = Document(
-        source=doc.source,
+    pruned_doc = dataclasses.replace(
+        doc,
         title=f"{doc.title} (pruned)",
         summary=summarize(graph),
-        input_spec=doc.input_spec,
-        description=doc.description,
+        notes=[],
         model=model_copy,
         graph=graph,
-        example_inputs=doc.example_inputs,
-        arch=doc.arch,
         pruned=True,
         pruning_history=list(doc.pruning_history) + list(outcome.history),
     )
