@@ -25,6 +25,7 @@ from ..families.outputs import output_transform_for
 from ..function import BasePruningFunc, PrunerRegistry
 from ..function.attributes import refresh_attributes
 from ..function.hf_conv1d import lazy_types
+from .channel_sets import ChannelSets
 from .group import Dependency, Group, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
@@ -54,6 +55,14 @@ class _PortState:
     alive: np.ndarray  # bool per original position; pruned ones are False
     _rank: np.ndarray | None = None
     fine: np.ndarray | None = None  # class per position without structural unites (heads)
+    pruned_at: int = 0  # the graph's prune serial when this port last lost channels
+
+    def lose(self, mask: np.ndarray | slice, serial: int) -> None:
+        """Mark positions pruned; groups derived before `serial` that touch this port
+        are stale (their current indices on it have shifted)."""
+        self.alive[mask] = False
+        self._rank = None
+        self.pruned_at = serial
 
     def current_rank(self) -> np.ndarray:
         """Current index of every original position (valid where alive)."""
@@ -82,6 +91,7 @@ class DependencyGraph:
         self._csr_order = np.zeros(0, dtype=np.int32)  # flat port positions, sorted by class
         self._port_offsets = np.zeros(1, dtype=np.int64)  # flat start of each port
         self._int_pool = np.zeros(0, dtype=object)  # shared int objects for index lists
+        self._prune_serial = 0  # counts prunes; groups remember the serial they were made at
         self._pruning_history: list[tuple[str, bool, list[int]]] = []
         self.unwrapped_parameters: dict[nn.Parameter, int] = {}
         self._registered_layers: dict[type, BasePruningFunc] = {}
@@ -432,6 +442,7 @@ class DependencyGraph:
         root_cur = root.current_rank()[root_orig]
         uniq, first = np.unique(root_cls, return_index=True)
         ordered = [root_id] + sorted(k for k in by_port if k != root_id)
+        port_ids: list[int] = []
         for k in ordered:
             state = self._ports[k]
             pos = by_port.get(k)
@@ -446,6 +457,9 @@ class DependencyGraph:
             srt = np.argsort(cur, kind="stable")
             dep = Dependency(trigger, state.handler, root.node, state.node)
             group.add_dep(dep, self._int_list(cur[srt]), self._int_list(rid[srt]))
+            port_ids.append(k)
+        group._port_ids = port_ids
+        group._made_at = self._prune_serial
         return group
 
     def _positions_by_port(self, classes: np.ndarray) -> dict[int, np.ndarray]:
@@ -480,23 +494,22 @@ class DependencyGraph:
         70 B model (28672-wide MLP groups) otherwise hold ~0.5 GB of separate ints."""
         return self._int_pool[values].tolist()
 
-    def _channel_sets(self, group: Group) -> list[list[int]]:
+    def _channel_sets(self, group: Group) -> ChannelSets:
+        """The group's root channels split into units (same slot class), units ordered by
+        their first channel, channels inside a unit ascending."""
         root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
         cur = np.asarray(group[0].idxs, dtype=np.int64)
-        orig = np.flatnonzero(root.alive)[cur]
-        labels = root.labels[orig]
         if not cur.size:
-            return []
+            return ChannelSets.singletons(cur)
+        labels = root.labels[np.flatnonzero(root.alive)[cur]]
         # vectorized: a 28672-wide MLP group has 28672 units; np.split per unit took ~1 s
         order = np.lexsort((cur, labels))  # by unit, then position inside the unit
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
         if bounds.size == cur.size - 1:  # every unit one channel (MLP hidden, embeddings)
-            return [[v] for v in np.sort(cur).tolist()]
-        vals = cur[order].tolist()
-        edges = [0, *bounds.tolist(), len(vals)]
-        sets = [vals[a:b] for a, b in zip(edges[:-1], edges[1:], strict=False)]
-        firsts = np.asarray([s[0] for s in sets])
-        return [sets[i] for i in np.argsort(firsts, kind="stable").tolist()]
+            return ChannelSets.singletons(np.sort(cur))
+        starts = np.concatenate(([0], bounds, [cur.size])).astype(np.int64)
+        by_unit = ChannelSets(cur[order], starts)
+        return by_unit.reordered(np.argsort(by_unit.firsts, kind="stable"))
 
     def check_pruning_group(self, group: Group) -> bool:
         """False if the group would empty a layer or touch channels that must stay."""
@@ -566,13 +579,15 @@ class DependencyGraph:
 
     # ============================================================== pruning
     def _prune_group(self, group: Group, record_history: bool = True) -> None:
-        # re-derive indices from the group's channel classes: earlier pruning may have
-        # shifted positions since this group object was made
-        root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
-        alive_classes = np.unique(root.labels[root.alive])
-        classes = np.intersect1d(np.asarray(group._classes, dtype=np.int64), alive_classes)
-        fresh = self._group_from_classes(root, group[0].dep.trigger, classes)
-        group._group, group._classes, group.locked = fresh._group, fresh._classes, fresh.locked
+        if not self.is_current(group):
+            # re-derive indices from the group's channel classes: earlier pruning has
+            # shifted positions on its ports since this group object was made
+            root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
+            alive_classes = np.unique(root.labels[root.alive])
+            classes = np.intersect1d(np.asarray(group._classes, dtype=np.int64), alive_classes)
+            fresh = self._group_from_classes(root, group[0].dep.trigger, classes)
+            group._group, group._classes, group.locked = fresh._group, fresh._classes, fresh.locked
+            group._port_ids, group._made_at = fresh._port_ids, fresh._made_at
         if group.locked:
             raise ValueError(
                 "this group touches channels that must keep their size (model outputs, "
@@ -593,10 +608,22 @@ class DependencyGraph:
             )
 
     def _mark_pruned(self, classes: np.ndarray) -> None:
+        serial = self._next_prune_serial()
         for pid, pos in self._positions_by_port(np.asarray(classes, dtype=np.int64)).items():
-            state = self._ports[pid]
-            state.alive[pos] = False
-            state._rank = None
+            self._ports[pid].lose(pos, serial)
+
+    def _next_prune_serial(self) -> int:
+        self._prune_serial += 1
+        return self._prune_serial
+
+    def is_current(self, group: Group) -> bool:
+        """Whether `group`'s indices are still valid: no port it touches has lost
+        channels since it was derived (ports partition channels, so other groups'
+        prunes elsewhere leave its positions where they were)."""
+        made_at = getattr(group, "_made_at", None)
+        if made_at is None or group._DG is not self:
+            return False
+        return all(self._ports[k].pruned_at <= made_at for k in group._port_ids)
 
     def pruning_history(self) -> list[tuple[str, bool, list[int]]]:
         """Plain data: (root layer name, out-channel pruning?, removed root indices) per prune."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import torch.nn as nn
 
 from ..function import handler_name
+from .channel_sets import ChannelSets
 
 if TYPE_CHECKING:
     from .dependency import DependencyGraph
@@ -89,6 +91,8 @@ class Group:
         self._DG: DependencyGraph | None = None
         self._classes = None  # numpy array of slot classes, set by the graph
         self.locked = False
+        self._port_ids: list[int] = []  # graph ports the group touches, set by the graph
+        self._made_at: int | None = None  # graph prune serial at derivation; None: re-derive
 
     # ------------------------------------------------------------- pruning
     def prune(self, idxs: Sequence[int] | None = None, record_history: bool = True) -> None:
@@ -108,15 +112,21 @@ class Group:
         Most units hold one channel. Grouped convolutions, channel shuffles and
         attention heads make larger ones (the same position in every group or head).
         """
+        return self.channel_set_arrays().as_lists()
+
+    def channel_set_arrays(self) -> ChannelSets:
+        """`channel_sets()` stored flat: what ranking uses (no list per unit)."""
         if not self._group or self._group[0].root_idxs is None:
-            return [[i] for i in (self._group[0].idxs if self._group else [])]
+            return ChannelSets.singletons(np.asarray(self._group[0].idxs if self._group else []))
         return self._DG._channel_sets(self)
 
     # ------------------------------------------------------- container API
     def add_dep(self, dep: Dependency, idxs: Sequence[int], root_idxs: Sequence[int] | None = None):
+        self._made_at = None  # edited by hand: the graph re-derives it before pruning
         self._group.append(GroupItem(dep, list(idxs), list(root_idxs) if root_idxs else None))
 
     def add_and_merge(self, dep: Dependency, idxs: Sequence[int]) -> None:
+        self._made_at = None
         for i, item in enumerate(self._group):
             if item.dep.target == dep.target and item.dep.handler == dep.handler:
                 merged = sorted(set(item.idxs) | set(idxs))

@@ -27,6 +27,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
+from .channel_sets import ChannelSets
 from .group import Dependency, Group, GroupItem
 
 if TYPE_CHECKING:
@@ -274,6 +275,9 @@ class HeadGroup(Group):
     def channel_sets(self) -> list[list[int]]:
         return [list(self._group[0].idxs)] if self._group else []
 
+    def channel_set_arrays(self) -> ChannelSets:
+        return ChannelSets.from_lists(self.channel_sets())
+
     def prune(self, idxs: Any = None, record_history: bool = True) -> None:
         if idxs is not None:
             raise ValueError("a head group removes whole heads; it cannot be re-targeted")
@@ -314,11 +318,11 @@ def prune_heads(
 
 
 def _remove(dg: DependencyGraph, fine: np.ndarray) -> None:
+    serial = dg._next_prune_serial()
     for state, mask in _positions(dg, fine):
         dep = Dependency(None, state.handler, state.node, state.node)
         dep(state.current_rank()[mask].tolist())
-        state.alive[mask] = False
-        state._rank = None
+        state.lose(mask, serial)
 
 
 def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], n: int) -> None:

@@ -9,7 +9,6 @@ plain data lets a GUI preview a step and guarantees `step()` and
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import warnings
 from collections.abc import Callable, Generator, Iterable
@@ -21,6 +20,7 @@ from torch import nn
 
 from ..function import BasePruningFunc, handler_name
 from ..graph import DependencyGraph, Group
+from ..graph.channel_sets import ChannelSets
 from ..graph.dependency import _run_forward
 from ..graph.heads import HeadGroup, declared_heads
 from .allocation import Candidate, allocate
@@ -47,26 +47,20 @@ def _runner(forward_fn: Callable | None, output_transform: Callable | None) -> C
 
 
 def _set_scores(
-    imp: np.ndarray, root: np.ndarray, sets: list[list[int]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(size, mean score, first channel) of each channel set, without a loop per set."""
-    sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
-    if sizes.size and (sizes == 1).all():
-        flat = np.fromiter((s[0] for s in sets), dtype=np.int64, count=len(sets))
-    else:
-        flat = np.fromiter(itertools.chain.from_iterable(sets), dtype=np.int64,
-                           count=int(sizes.sum()))
+    imp: np.ndarray, root: np.ndarray, sets: ChannelSets
+) -> tuple[np.ndarray, np.ndarray]:
+    """(size, mean score) of each channel set, without a loop per set."""
+    sizes, flat = sets.sizes, sets.values
     order = np.argsort(root, kind="stable")
     where = order[np.searchsorted(root, flat, sorter=order).clip(max=max(root.size - 1, 0))]
     if flat.size and not (root[where] == flat).all():
         raise KeyError(int(flat[root[where] != flat][0]))  # a set channel is not a root index
-    picked = imp[where]
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])) if sizes.size else sizes
-    if sizes.size and (sizes == 1).all():
-        scores = picked.astype(np.float64)
-    else:  # one segmented sum over the concatenated sets
-        scores = np.add.reduceat(picked.astype(np.float64), starts) / sizes
-    return sizes, scores, flat[starts] if sizes.size else sizes
+    picked = imp[where].astype(np.float64)
+    if sizes.size and sizes.size == flat.size:  # every set one channel
+        return sizes, picked
+    if not sizes.size:
+        return sizes, picked[:0]
+    return sizes, np.add.reduceat(picked, sets.starts[:-1]) / sizes  # one segmented sum
 
 
 def _root_width(group: Group) -> int:
@@ -174,6 +168,7 @@ class BasePruner:
         self._head_layers = {id(m) for m in declared_heads(model, self.num_heads)}
         self._iso_ids: dict[tuple, int] = {}
         self._info: dict[tuple[int, str], _GroupInfo] = {}
+        self._all_groups: tuple[int, list[Group]] | None = None
         for group in self._groups():
             self._info_of(group)
         self._cached: tuple[tuple[int, int], list[GroupPlan], list[Group]] | None = None
@@ -237,8 +232,13 @@ class BasePruner:
         )
 
     def _groups(self) -> list[Group]:
-        return list(self.DG.get_all_groups(ignored_layers=self.ignored_layers,
-                                           root_module_types=self.root_module_types))
+        """All groups, derived once per graph state (construction and the first plan share
+        them; any prune changes the graph's serial and they are derived again)."""
+        serial = self.DG._prune_serial
+        if self._all_groups is None or self._all_groups[0] != serial:
+            self._all_groups = (serial, list(self.DG.get_all_groups(
+                ignored_layers=self.ignored_layers, root_module_types=self.root_module_types)))
+        return list(self._all_groups[1])
 
     def _name(self, group: Group) -> str:
         m = group[0].dep.target.module
@@ -290,7 +290,7 @@ class BasePruner:
                     self.num_heads[m] = n
 
     def _plan_channels(self, step: int) -> tuple[list[GroupPlan], list[Group]]:
-        scoped: dict[str, list[tuple[Group, list[list[int]], Candidate]]] = {}
+        scoped: dict[str, list[tuple[Group, ChannelSets, Candidate]]] = {}
         for group in self._groups():
             if not self.prune_head_dims and self._holds_heads(group):
                 continue
@@ -309,7 +309,7 @@ class BasePruner:
             counts = allocate([c for _, _, c in members], ratio, self.round_to)
             for (group, sets, _), k in zip(members, counts, strict=True):
                 if k:
-                    chosen[id(group)] = sorted(i for s in sets[:k] for i in s)
+                    chosen[id(group)] = sets.leading(k)
                     scope_of[id(group)] = name
         plans, groups = [], []
         for members in scoped.values():
@@ -330,7 +330,7 @@ class BasePruner:
         node = self.DG.module2node.get(group[0].dep.target.module)
         return node.id if node is not None else 0
 
-    def _rank(self, group: Group) -> tuple[list[list[int]], Candidate] | None:
+    def _rank(self, group: Group) -> tuple[ChannelSets, Candidate] | None:
         """Channel sets from least to most important, with their sizes and scores."""
         imp = self.estimate_importance(group)
         if imp is None:
@@ -341,12 +341,11 @@ class BasePruner:
             raise ValueError(f"importance returned {imp.numel()} scores for {len(root)} channels "
                              f"of '{self._name(group)}'")
         imp = torch.nan_to_num(imp, nan=0.0).numpy()
-        sets = group.channel_sets()
-        sizes, scores, firsts = _set_scores(imp, np.asarray(root, dtype=np.int64), sets)
-        order = np.lexsort((firsts, scores))  # by score, ties by first channel
-        sets = [sets[j] for j in order.tolist()]
+        sets = group.channel_set_arrays()
+        sizes, scores = _set_scores(imp, np.asarray(root, dtype=np.int64), sets)
+        order = np.lexsort((sets.firsts, scores))  # by score, ties by first channel
         cand = Candidate(sizes[order].tolist(), scores[order].tolist(), len(root), 1)
-        return sets, cand
+        return sets.reordered(order), cand
 
     def _describe(self, group: Group, scope: str, width: int) -> GroupPlan:
         members = [
@@ -369,6 +368,8 @@ class BasePruner:
         Slot classes are stable across pruning; re-deriving the group from them is
         what keeps a plan applicable group by group.
         """
+        if self.DG.is_current(group):
+            return group
         root = group[0].dep
         state = self.DG._port_of(root.target.module, root.handler)
         return self.DG._group_from_classes(state, root.handler, group._classes)
