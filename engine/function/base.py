@@ -10,10 +10,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BasePruningFunc", "normalize_idxs", "keep_indices", "prune_tensor_"]
+__all__ = ["BasePruningFunc", "Keep", "normalize_idxs", "keep_indices", "prune_tensor_"]
 
 
 def normalize_idxs(
@@ -25,21 +26,41 @@ def normalize_idxs(
     almost always signal a bug upstream.
     """
     if isinstance(idxs, torch.Tensor):
-        idxs = idxs.reshape(-1).tolist()
-    out = sorted({int(i) for i in idxs})
-    if out and (out[0] < 0 or out[-1] >= size):
-        bad = [i for i in out if i < 0 or i >= size]
+        arr = idxs.detach().reshape(-1).cpu().numpy().astype(np.int64, copy=False)
+    elif isinstance(idxs, (list, tuple, np.ndarray)):
+        arr = np.asarray(idxs, dtype=np.int64).reshape(-1)
+    else:  # sets, ranges, generators
+        arr = np.fromiter((int(i) for i in idxs), dtype=np.int64)
+    arr = np.unique(arr)
+    if arr.size and (arr[0] < 0 or arr[-1] >= size):
+        bad = arr[(arr < 0) | (arr >= size)].tolist()
         raise ValueError(f"{what} indices {bad} out of range for size {size}")
-    return out
+    return arr.tolist()
 
 
-def keep_indices(size: int, removed: Sequence[int], what: str = "channels") -> list[int]:
+class Keep(list):
+    """Indices kept along an axis: a plain list for callers, plus its index tensor made
+    once (a BatchNorm prunes four tensors with the same indices)."""
+
+    def __init__(self, kept: np.ndarray) -> None:
+        super().__init__(kept.tolist())
+        self._index = torch.from_numpy(np.ascontiguousarray(kept, dtype=np.int64))
+
+    def index_on(self, device: torch.device) -> torch.Tensor:
+        if self._index.device != device:
+            self._index = self._index.to(device)
+        return self._index
+
+
+def keep_indices(size: int, removed: Sequence[int], what: str = "channels") -> Keep:
     """Complement of ``removed`` in ``range(size)``; refuses to keep nothing."""
-    gone = set(removed)
-    keep = [i for i in range(size) if i not in gone]
-    if not keep:
+    mask = np.ones(size, dtype=bool)
+    if len(removed):
+        mask[np.asarray(removed, dtype=np.int64)] = False
+    kept = np.flatnonzero(mask)
+    if not kept.size:
         raise ValueError(f"refusing to prune all {size} {what}: at least one must remain")
-    return keep
+    return Keep(kept)
 
 
 def prune_tensor_(tensor: torch.Tensor | None, dim: int, keep: Sequence[int]) -> None:
@@ -50,7 +71,10 @@ def prune_tensor_(tensor: torch.Tensor | None, dim: int, keep: Sequence[int]) ->
     """
     if tensor is None:
         return
-    index = torch.as_tensor(list(keep), dtype=torch.long, device=tensor.device)
+    if isinstance(keep, Keep):
+        index = keep.index_on(tensor.device)
+    else:
+        index = torch.as_tensor(list(keep), dtype=torch.long, device=tensor.device)
     tensor.data = torch.index_select(tensor.data, dim, index)
     grad = tensor.grad
     if grad is not None:

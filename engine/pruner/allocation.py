@@ -42,6 +42,30 @@ def allocate(cands: list[Candidate], ratio: float, round_to: int | None = None) 
     """Number of leading sets each candidate removes so the scope keeps ~`(1-ratio)` of its
     original channels; the least important sets across the scope go first."""
     target = target_width(sum(c.orig_width for c in cands), ratio)
+    if len(cands) == 1:  # local pruning: a prefix of one ranking, no scope order needed
+        removed = [_single_prefix(cands[0], target)]
+    else:
+        removed = _pooled_prefixes(cands, target)
+    if round_to and round_to > 1:
+        removed = [_round(c, k, round_to) if k else 0 for c, k in zip(cands, removed, strict=True)]
+    return removed
+
+
+def _single_prefix(c: Candidate, target: int) -> int:
+    """`_pooled_prefixes([c], target)[0]`, vectorized: the first set the loop would stop
+    at. Removing set j needs, with `left` channels before it: left > target, left - size
+    >= min_keep, j not the last set, and left - size / 2 > target."""
+    sizes = np.asarray(c.set_sizes, dtype=np.int64)
+    if sizes.size == 0:
+        return 0
+    left = c.width - np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    go = (left > target) & (left - sizes >= c.min_keep) & (left - sizes / 2 > target)
+    go[-1] = False
+    return int(np.argmin(go))  # go[-1] is False, so there is a first False
+
+
+def _pooled_prefixes(cands: list[Candidate], target: int) -> list[int]:
+    """Walk all sets of the scope by score; each group loses a prefix of its ranking."""
     remaining = sum(c.width for c in cands)
     removed = [0] * len(cands)
     kept = [c.width for c in cands]
@@ -61,8 +85,6 @@ def allocate(cands: list[Candidate], ratio: float, round_to: int | None = None) 
         removed[i] += 1
         kept[i] -= size
         remaining -= size
-    if round_to and round_to > 1:
-        removed = [_round(c, k, round_to) if k else 0 for c, k in zip(cands, removed, strict=True)]
     return removed
 
 
