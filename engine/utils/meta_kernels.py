@@ -206,16 +206,8 @@ _FAST_KERNELS: dict[Any, Callable[[tuple, dict], Any]] = {
 
 # ----------------------------------------------------------------- layout memo
 _SCALARS = (
-    int,
-    float,
-    bool,
-    str,
-    type(None),
-    torch.dtype,
-    torch.device,
-    torch.memory_format,
-    torch.layout,
-)
+    int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout,
+)  # fmt: skip
 
 
 class _LayoutMemo:
@@ -253,6 +245,7 @@ class _LayoutMemo:
 
 
 def _is_functional(func: Any) -> bool:
+    """Neither mutating nor aliasing by schema, returning only plain tensors."""
     schema = getattr(func, "_schema", None)
     if not isinstance(func, torch._ops.OpOverload) or schema is None or schema.is_mutable:
         return False
@@ -280,7 +273,15 @@ def _key_of(v: Any, parts: list) -> bool:
 
 
 def _key(func: Any, args: tuple, kwargs: dict) -> tuple | None:
-    parts: list = [func]
+    """Everything a meta kernel reads; None when that is not certain.
+
+    Factory ops (no tensor input) also read the default device, so they are not keyed;
+    the default dtype decides int-tensor-times-float promotion, so it is part of the key.
+    """
+    if not any(type(a) in _TENSORS or (type(a) in (list, tuple) and a and type(a[0]) in _TENSORS)
+               for a in args):  # fmt: skip
+        return None
+    parts: list = [func, torch.get_default_dtype()]
     if not _key_of(args, parts):
         return None
     for name in sorted(kwargs):

@@ -239,6 +239,23 @@ def test_memo_tells_scalar_kinds_apart_and_never_remembers_aliases() -> None:
     assert not meta_kernels._memo.functional.get(aten.add_.Tensor, False)
 
 
+def test_memo_keys_on_the_default_dtype_and_skips_factories() -> None:
+    x = m(2, 3, dtype=I64)
+    assert fast_meta_call(aten.mul.Tensor, (x, 0.5), {}).dtype == F32
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert fast_meta_call(aten.mul.Tensor, (x, 0.5), {}).dtype == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    size = len(meta_kernels._memo.layouts)
+    out = fast_meta_call(aten.empty.memory_format, ([2, 3],), {"device": torch.device("meta")})
+    assert out.is_meta and len(meta_kernels._memo.layouts) == size
+    cat = fast_meta_call(aten.cat.default, ([m(2, 3), m(4, 3)],), {})
+    assert layout(cat) == ((6, 3), (3, 1), F32, "meta", 0)
+    assert len(meta_kernels._memo.layouts) == size + 1  # a list of tensors is keyed
+
+
 def test_disabled_runs_the_real_kernels() -> None:
     args = (m(16), m(4, 8), m(8, 16))
     with disabled():
