@@ -456,7 +456,9 @@ class DependencyGraph:
             rid = root_cur[first[np.searchsorted(uniq, cls)]]
             srt = np.argsort(cur, kind="stable")
             dep = Dependency(trigger, state.handler, root.node, state.node)
-            group.add_dep(dep, self._int_list(cur[srt]), self._int_list(rid[srt]))
+            cur_sorted, rid_sorted = cur[srt].astype(np.int64), rid[srt].astype(np.int64)
+            group.add_dep(dep, self._int_list(cur_sorted), self._int_list(rid_sorted))
+            group._arrays[len(group._group) - 1] = (group._group[-1].idxs, cur_sorted, rid_sorted)
             port_ids.append(k)
         group._port_ids = port_ids
         group._made_at = self._prune_serial
@@ -588,6 +590,7 @@ class DependencyGraph:
             fresh = self._group_from_classes(root, group[0].dep.trigger, classes)
             group._group, group._classes, group.locked = fresh._group, fresh._classes, fresh.locked
             group._port_ids, group._made_at = fresh._port_ids, fresh._made_at
+            group._arrays = fresh._arrays
         if group.locked:
             raise ValueError(
                 "this group touches channels that must keep their size (model outputs, "

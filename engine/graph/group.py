@@ -92,6 +92,8 @@ class Group:
         self._classes = None  # numpy array of slot classes, set by the graph
         self.locked = False
         self._port_ids: list[int] = []  # graph ports the group touches, set by the graph
+        # item k's (idxs list, idxs array, root_idxs array) as the graph derived them
+        self._arrays: dict[int, tuple[list[int], np.ndarray, np.ndarray]] = {}
         self._made_at: int | None = None  # graph prune serial at derivation; None: re-derive
 
     # ------------------------------------------------------------- pruning
@@ -113,6 +115,18 @@ class Group:
         attention heads make larger ones (the same position in every group or head).
         """
         return self.channel_set_arrays().as_lists()
+
+    def item_arrays(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item k's idxs and root_idxs as int64 arrays: kept from the graph's derivation
+        (converting thousands of index lists again per criterion call costs more than
+        the scoring), converted when the item was built by hand."""
+        item = self._group[k]
+        hit = self._arrays.get(k)
+        if hit is not None and hit[0] is item.idxs:
+            return hit[1], hit[2]
+        idxs = np.asarray(item.idxs, dtype=np.int64).reshape(-1)
+        roots = item.root_idxs if item.root_idxs is not None else item.idxs
+        return idxs, np.asarray(roots, dtype=np.int64).reshape(-1)
 
     def channel_set_arrays(self) -> ChannelSets:
         """`channel_sets()` stored flat: what ranking uses (no list per unit)."""

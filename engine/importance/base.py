@@ -10,14 +10,16 @@ across members and normalizes, so groups become comparable in global ranking.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..function.hf_conv1d import lazy_types
-from ..graph import Group, GroupItem
+from ..graph import Group
+from .slices import BothAxes
 
 REDUCTIONS = ("mean", "sum", "max", "prod", "first")
 NORMALIZERS = ("mean", "max", "sum", "standardization", "standarization", "gaussian", "lamp")
@@ -72,25 +74,41 @@ class GroupScorer(Importance):
         self.target_types = tuple(target_types)
         # HF Conv1D (GPT-2) is a Linear for scoring; matched lazily, never imported
         self._hf_conv1d = nn.Linear in self.target_types
+        self._both_axes: BothAxes | None = None
+
+    @contextlib.contextmanager
+    def sharing_layer_reads(self) -> Iterator[None]:
+        """While a pruner plans (weights unchanged), criteria that read weights read
+        each plain layer once for both of its channel axes (see slices.BothAxes)."""
+        previous = getattr(self, "_both_axes", None)
+        self._both_axes = previous if previous is not None else BothAxes()
+        try:
+            yield
+        finally:
+            self._both_axes = previous
 
     @abc.abstractmethod
-    def _member_scores(self, layer: nn.Module, is_out: bool, idxs: list[int]) -> list[torch.Tensor]:
-        """Scores per entry of `idxs` (one tensor per scored parameter, e.g. weight and bias)."""
+    def _member_scores(
+        self, layer: nn.Module, is_out: bool, idxs: np.ndarray
+    ) -> list[torch.Tensor]:
+        """Scores per entry of `idxs` (an int64 array; one tensor per scored parameter,
+        e.g. weight and bias)."""
 
     @torch.no_grad()
     def __call__(self, group: Group) -> torch.Tensor | None:
-        root = np.asarray(group[0].idxs, dtype=np.int64).reshape(-1)
+        root = group.item_arrays(0)[0] if len(group) else np.zeros(0, dtype=np.int64)
         pos = _Positions(root)
         n = root.size
         per_member: list[tuple[torch.Tensor, torch.Tensor]] = []  # (scores[n], covered[n])
-        for item in group:
+        for k, item in enumerate(group):
             layer = item.dep.target.module
             if not isinstance(layer, self.target_types) and not (
                 self._hf_conv1d and isinstance(layer, lazy_types())
             ):
                 continue
-            for scores in self._member_scores(layer, is_out_handler(item.dep.handler), item.idxs):
-                per_member.append(_to_root(scores, item, pos, n))
+            idxs, roots = group.item_arrays(k)
+            for scores in self._member_scores(layer, is_out_handler(item.dep.handler), idxs):
+                per_member.append(_to_root(scores, pos(roots), n))
         if not per_member:
             return None
         return normalize(reduce(per_member, self.group_reduction, n), self.normalizer)
@@ -104,32 +122,31 @@ class _Positions:
         self.sorted = bool(root.size < 2 or (np.diff(root) > 0).all())
         self._dict: dict[int, int] | None = None
 
-    def __call__(self, idxs: Sequence[int]) -> torch.Tensor:
+    def __call__(self, idxs: Sequence[int] | np.ndarray) -> np.ndarray:
         q = np.asarray(idxs, dtype=np.int64).reshape(-1)
         if q.size == 0:
-            return torch.zeros(0, dtype=torch.long)
+            return np.zeros(0, dtype=np.int64)
         if self.sorted and self.root.size:
             where = np.searchsorted(self.root, q).clip(max=self.root.size - 1)
             hit = self.root[where] == q
             if not hit.all():
                 raise KeyError(int(q[~hit][0]))  # same error as the dict lookup
-            return torch.from_numpy(where.astype(np.int64))
+            return where.astype(np.int64, copy=False)
         if self._dict is None:
             self._dict = {int(r): i for i, r in enumerate(self.root)}
-        return torch.as_tensor([self._dict[int(r)] for r in q], dtype=torch.long)
+        return np.asarray([self._dict[int(r)] for r in q], dtype=np.int64)
 
 
-def _to_root(
-    scores: torch.Tensor, item: GroupItem, pos: _Positions, n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum a member's per-index scores onto root positions."""
-    roots = item.root_idxs if item.root_idxs is not None else item.idxs
-    where = pos(roots)
-    out = torch.zeros(n, dtype=torch.float64)
-    out.index_add_(0, where, scores.detach().to("cpu", torch.float64).reshape(-1))
-    covered = torch.zeros(n, dtype=torch.bool)
+def _to_root(scores: torch.Tensor, where: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum a member's per-index scores onto root positions `where` (scores of indices
+    behind the same root channel add up)."""
+    values = scores.detach().to("cpu", torch.float64).reshape(-1).numpy()
+    if where.size == n and (where == np.arange(n)).all():  # one entry per root channel, in order
+        return torch.from_numpy(values.copy()), torch.ones(n, dtype=torch.bool)
+    out = np.bincount(where, weights=values, minlength=n) if where.size else np.zeros(n)
+    covered = np.zeros(n, dtype=bool)
     covered[where] = True
-    return out, covered
+    return torch.from_numpy(out), torch.from_numpy(covered)
 
 
 def reduce(

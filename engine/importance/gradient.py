@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +36,9 @@ class GroupTaylorImportance(GroupScorer):
     def _grad(self, p: torch.Tensor) -> torch.Tensor | None:
         return p.grad
 
-    def _member_scores(self, layer: nn.Module, is_out: bool, idxs: list[int]) -> list[torch.Tensor]:
+    def _member_scores(
+        self, layer: nn.Module, is_out: bool, idxs: np.ndarray
+    ) -> list[torch.Tensor]:
         out = []
         names = ("weight", "bias") if self.bias else ("weight",)
         for name in names:

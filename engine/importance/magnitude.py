@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,11 +32,14 @@ class GroupMagnitudeImportance(GroupScorer):
             raise ValueError(f"p must be positive, got {p}")
         self.p = p
 
-    def _member_scores(self, layer: nn.Module, is_out: bool, idxs: list[int]) -> list[torch.Tensor]:
+    def _member_scores(
+        self, layer: nn.Module, is_out: bool, idxs: np.ndarray
+    ) -> list[torch.Tensor]:
         weight = getattr(layer, "weight", None)
         if not isinstance(weight, torch.Tensor):
             return []  # e.g. a norm without affine parameters
-        sums = channel_power_sums(layer, weight.detach(), is_out, idxs, self.p)
+        sums = channel_power_sums(layer, weight, is_out, idxs, self.p,
+                                  getattr(self, "_both_axes", None))
         if sums is None:
             return []
         out = [sums]

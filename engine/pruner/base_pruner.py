@@ -8,6 +8,7 @@ plain data lets a GUI preview a step and guarantees `step()` and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import warnings
@@ -291,17 +292,20 @@ class BasePruner:
 
     def _plan_channels(self, step: int) -> tuple[list[GroupPlan], list[Group]]:
         scoped: dict[str, list[tuple[Group, ChannelSets, Candidate]]] = {}
-        for group in self._groups():
-            if not self.prune_head_dims and self._holds_heads(group):
-                continue
-            ranked = self._rank(group)
-            if ranked is None:
-                continue
-            info = self._info_of(group)
-            sets, cand = ranked
-            cand.orig_width = info.orig_width
-            cand.min_keep = max(1, math.ceil(info.orig_width * (1 - self.max_pruning_ratio) - 1e-9))
-            scoped.setdefault(info.scope.name, []).append((group, sets, cand))
+        share = getattr(self.importance, "sharing_layer_reads", None)
+        with share() if share is not None else contextlib.nullcontext():
+            for group in self._groups():
+                if not self.prune_head_dims and self._holds_heads(group):
+                    continue
+                ranked = self._rank(group)
+                if ranked is None:
+                    continue
+                info = self._info_of(group)
+                sets, cand = ranked
+                cand.orig_width = info.orig_width
+                cand.min_keep = max(
+                    1, math.ceil(info.orig_width * (1 - self.max_pruning_ratio) - 1e-9))
+                scoped.setdefault(info.scope.name, []).append((group, sets, cand))
         chosen: dict[int, list[int]] = {}
         scope_of: dict[int, str] = {}
         for name, members in scoped.items():
