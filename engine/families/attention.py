@@ -130,7 +130,7 @@ def find_attention(model: nn.Module) -> list[AttentionInfo]:
     out: list[AttentionInfo] = []
     taken: set[int] = set()
     for name, m in model.named_modules():
-        if id(m) in taken:
+        if id(m) in taken or not m._modules:  # a block holds its projections as submodules
             continue
         got = head_layout(m)
         if got is None:

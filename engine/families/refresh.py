@@ -120,11 +120,13 @@ def module_index(model: nn.Module) -> _Index:
         return index
     named = list(model.named_modules())
     layers = [(n, m) for n, m in named if _is_layer(m)]
+    # attention blocks and MLPs hold their projections as submodules: leaves never are
+    blocks = [(n, m) for n, m in named if m._modules]
     index = _Index(
         _GENERATION, named, layers,
-        [(n, m, k) for n, m in named if (k := _kind_of(m)) is not None],
-        [m for _, m in named if _is_mlp(m)],
-        _head_candidates(model, named),
+        [(n, m, k) for n, m in blocks if (k := _kind_of(m)) is not None],
+        [m for _, m in blocks if _is_mlp(m)],
+        _head_candidates(model, blocks),
         {id(c): m for _, m in named for c in m._modules.values() if c is not None},
         {id(p): m for _, m in named for p in m._parameters.values() if p is not None},
         _tied_layers(layers),
@@ -169,7 +171,8 @@ def affected_modules(index: _Index, touched: Iterable[object]) -> dict[int, nn.M
 
 def _head_candidates(model: nn.Module, named: list[tuple[str, nn.Module]]) -> list[nn.Module]:
     """What `find_attention` finds now, plus blocks recognized by attribute names alone
-    (their widths may only fit later); each refresh re-reads their layouts."""
+    (their widths may only fit later); each refresh re-reads their layouts. `named`:
+    the modules that have submodules (only those can be attention blocks)."""
     found = find_attention(model)
     ids = {id(i.module) for i in found}
     projections = {id(p) for i in found for p in i.projections}
