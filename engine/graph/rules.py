@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils._pytree import tree_flatten
 
 from .annotation import EMPTY, Annotation, Axis, axis_at, shift
+from .flatten import dispatch_tensors
 
 if TYPE_CHECKING:
     from .tracer import ChannelTracer
@@ -60,7 +60,7 @@ def owning_layer(t: ChannelTracer, tensors: Sequence[torch.Tensor]) -> nn.Module
 
 # ----------------------------------------------------------------- helpers
 def _tensors(obj: Any) -> list[torch.Tensor]:
-    return [x for x in tree_flatten(obj)[0] if isinstance(x, torch.Tensor)]
+    return dispatch_tensors(obj)
 
 
 def lock_everything(t: ChannelTracer, args: tuple, kwargs: dict, out: Any, reason: str) -> None:

@@ -22,11 +22,13 @@ from torch.utils._pytree import tree_flatten
 
 from ..utils.meta_kernels import fast_meta_call
 from .annotation import EMPTY, Annotation, Axis
+from .flatten import dispatch_tensors
 from .slots import SLOT_DTYPE, SlotTable
 
 ANN_ATTR = "_arborist_ann"
 SRC_ATTR = "_arborist_src"
 ORIGIN_ATTR = "_arborist_origin"  # the parameter a tensor is a view/cast of (weight.t())
+
 
 
 @dataclass
@@ -237,7 +239,7 @@ class ChannelTracer(TorchDispatchMode):
 
     def record(self, op: str, inputs: Iterable[Any], module: nn.Module | None = None) -> int:
         srcs: list[int] = []
-        for x in tree_flatten(list(inputs))[0]:
+        for x in dispatch_tensors(list(inputs)):
             s = getattr(x, SRC_ATTR, None) if isinstance(x, torch.Tensor) else None
             if s is not None and s not in srcs:
                 srcs.append(s)
@@ -261,9 +263,9 @@ class ChannelTracer(TorchDispatchMode):
         return out
 
     def _link(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        flat_in = [x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)]
+        flat_in = dispatch_tensors((args, kwargs))
         data_in = [x for x in flat_in if self.param_of(x) is None]
-        flat_out = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        flat_out = dispatch_tensors(out)
         if not data_in:
             # ops on parameters only (weight.t()) belong to their layer
             if flat_in and name in LAYOUT_OPS:

@@ -413,3 +413,16 @@ def test_every_torchvision_classification_model_prunes():
 
     failures = [r for r in map(check_model, classification_models()) if not r.ok]
     assert not failures, [(r.model, r.reason) for r in failures]
+
+
+def test_dispatch_tensors_finds_what_tree_flatten_finds():
+    from torch.utils._pytree import tree_flatten
+
+    from engine.graph.flatten import dispatch_tensors
+
+    a, b, c = torch.zeros(1), torch.ones(2), torch.zeros(3)
+    ret = torch.max(torch.randn(2, 3), dim=1)  # a return struct (tuple subclass)
+    for obj in [((a, [b, None, 3]), {"out": c, "alpha": 2}), ret, [], a, (torch.Size([2]), b)]:
+        want = [x for x in tree_flatten(obj)[0] if isinstance(x, torch.Tensor)]
+        got = dispatch_tensors(obj)
+        assert len(got) == len(want) and all(g is w for g, w in zip(got, want, strict=True))
