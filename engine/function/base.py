@@ -31,7 +31,8 @@ def normalize_idxs(
         arr = np.asarray(idxs, dtype=np.int64).reshape(-1)
     else:  # sets, ranges, generators
         arr = np.fromiter((int(i) for i in idxs), dtype=np.int64)
-    arr = np.unique(arr)
+    if arr.size > 1 and not (arr[1:] > arr[:-1]).all():  # graph groups come sorted already
+        arr = np.unique(arr)
     if arr.size and (arr[0] < 0 or arr[-1] >= size):
         bad = arr[(arr < 0) | (arr >= size)].tolist()
         raise ValueError(f"{what} indices {bad} out of range for size {size}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from torch import nn
 
 from .base import BasePruningFunc, keep_indices, normalize_idxs, prune_tensor_
@@ -83,9 +84,7 @@ class ConvPruner(BasePruningFunc):
         """Full-index-space axis (weight dim 0): equal removal per group required."""
         groups = layer.groups
         per = size // groups
-        counts = [0] * groups
-        for i in removed:
-            counts[i // per] += 1
+        counts = np.bincount(np.asarray(removed, dtype=np.int64) // per, minlength=groups).tolist()
         if len(set(counts)) != 1:
             raise ValueError(
                 f"grouped conv (groups={groups}) must lose the same number of {axis} channels "
@@ -100,6 +99,13 @@ class ConvPruner(BasePruningFunc):
     def _remove_positions(self, layer: _Conv, removed: list[int], axis: str, size: int) -> None:
         """Per-group axis (weight dim 1): identical positions removed from each group."""
         groups = layer.groups
+        if groups == 1:  # one group: every position is its own channel, nothing to check
+            keep_pos = keep_indices(size, removed, f"{axis} channels")
+            prune_tensor_(layer.weight, 1, keep_pos)
+            if axis == "out":
+                prune_tensor_(layer.bias, 0, keep_pos)
+            self._set_channels(layer, axis, len(keep_pos))
+            return
         per = size // groups
         positions = sorted({i % per for i in removed})
         expected = [g * per + p for g in range(groups) for p in positions]
