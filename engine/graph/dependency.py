@@ -26,7 +26,7 @@ from ..function import BasePruningFunc, PrunerRegistry
 from ..function.attributes import refresh_attributes
 from ..function.hf_conv1d import lazy_types
 from .channel_sets import ChannelSets
-from .group import Dependency, Group, Node, module_type_name
+from .group import Dependency, Group, GroupItem, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
 from .probe import Prober
@@ -437,11 +437,11 @@ class DependencyGraph:
         by_port = self._positions_by_port(classes)
         root_id = self._ports.index(root)
         # the root channel behind each class: its lowest current root position
-        root_orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
-        root_cls = root.labels[root_orig]
+        root_pos = by_port.get(root_id, np.zeros(0, dtype=np.int64))
+        root_orig = root_pos[root.alive[root_pos]]
         root_cur = root.current_rank()[root_orig]
-        uniq, first = np.unique(root_cls, return_index=True)
-        ordered = [root_id] + sorted(k for k in by_port if k != root_id)
+        uniq, first = np.unique(root.labels[root_orig], return_index=True)
+        ordered = [root_id] + [k for k in by_port if k != root_id]  # by_port: ascending ids
         port_ids: list[int] = []
         for k in ordered:
             state = self._ports[k]
@@ -451,14 +451,13 @@ class DependencyGraph:
             pos = pos[state.alive[pos]]
             if pos.size == 0:
                 continue
-            cur = state.current_rank()[pos]
-            cls = state.labels[pos]
-            rid = root_cur[first[np.searchsorted(uniq, cls)]]
-            srt = np.argsort(cur, kind="stable")
+            # positions ascend, and so do their current ranks: no sort needed
+            cur = state.current_rank()[pos].astype(np.int64)
+            rid = root_cur[first[np.searchsorted(uniq, state.labels[pos])]].astype(np.int64)
             dep = Dependency(trigger, state.handler, root.node, state.node)
-            cur_sorted, rid_sorted = cur[srt].astype(np.int64), rid[srt].astype(np.int64)
-            group.add_dep(dep, self._int_list(cur_sorted), self._int_list(rid_sorted))
-            group._arrays[len(group._group) - 1] = (group._group[-1].idxs, cur_sorted, rid_sorted)
+            item = GroupItem(dep, self._int_list(cur), self._int_list(rid))
+            group._arrays[len(group._group)] = (item.idxs, cur, rid)
+            group._group.append(item)
             port_ids.append(k)
         group._port_ids = port_ids
         group._made_at = self._prune_serial
