@@ -47,6 +47,11 @@ def disabled() -> Iterator[None]:
         _enabled = previous
 
 
+def forget_layouts() -> None:
+    """Empty the layout memo (benchmarks time cold traces with it)."""
+    _memo.layouts.clear()
+
+
 # ----------------------------------------------------------------- helpers
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _TENSORS = (torch.Tensor, torch.nn.Parameter)  # plain tensors; other subclasses fall back
