@@ -25,6 +25,7 @@ from ..families.outputs import output_transform_for
 from ..function import BasePruningFunc, PrunerRegistry
 from ..function.attributes import refresh_attributes
 from ..function.hf_conv1d import lazy_types
+from ..utils.meta_kernels import meta_like
 from .channel_sets import ChannelSets
 from .group import Dependency, Group, GroupItem, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
@@ -666,9 +667,9 @@ def _meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     """Meta copies of every parameter and buffer: tracing needs shapes, not values."""
     out: dict[str, torch.Tensor] = {}
     for name, p in model.named_parameters():
-        out[name] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+        out[name] = nn.Parameter(meta_like(p), requires_grad=p.requires_grad)
     for name, b in model.named_buffers():
-        out[name] = torch.empty_like(b, device="meta")
+        out[name] = meta_like(b)
     return out
 
 

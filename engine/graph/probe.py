@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
-from ..utils.meta_kernels import FastMeta
+from ..utils.meta_kernels import FastMeta, meta_like
 
 if TYPE_CHECKING:
     from .dependency import DependencyGraph
@@ -38,10 +38,10 @@ def meta_copy(model: nn.Module) -> nn.Module:
     memo: dict[int, Any] = {}
     for p in model.parameters():
         memo[id(p)] = nn.Parameter(
-            torch.empty_like(p, device="meta"), requires_grad=p.requires_grad
+            meta_like(p), requires_grad=p.requires_grad
         )
     for b in model.buffers():
-        memo[id(b)] = torch.empty_like(b, device="meta")
+        memo[id(b)] = meta_like(b)
     return _clone_module(model, memo)
 
 
@@ -49,11 +49,11 @@ _ATOMIC = (
     int, float, bool, str, bytes, complex, type(None), type, torch.dtype, torch.device,
     torch.memory_format, torch.layout, types.FunctionType, types.BuiltinFunctionType,
 )  # fmt: skip
-_COPY_PROTOCOL = ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__", "__setstate__")
+_COPY_PROTOCOL = ("__deepcopy__", "__reduce_ex__", "__reduce__")
 
 
 def _custom_copy(cls: type) -> bool:
-    """Whether a module class takes part in copying itself (then deepcopy it as it asks)."""
+    """Whether a module class copies itself its own way (then deepcopy it as it asks)."""
     for base in cls.__mro__:
         if base in (nn.Module, object):
             continue
@@ -63,35 +63,35 @@ def _custom_copy(cls: type) -> bool:
 
 
 def _clone_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
+    """deepcopy's steps for one module (`__getstate__`, copy the state, `__setstate__`),
+    with its children, parameters and buffers handled directly."""
     done = memo.get(id(m))
     if done is not None:
         return done
-    cls = type(m)
-    if _custom_copy(cls):
+    state = m.__getstate__() if not _custom_copy(type(m)) else None
+    if not isinstance(state, dict):
         return copy.deepcopy(m, memo)
-    new = cls.__new__(cls)
+    new = type(m).__new__(type(m))
     memo[id(m)] = new
-    state: dict[str, Any] = {}
-    for key, value in m.__dict__.items():
-        if key == "_compiled_call_impl":  # what Module.__getstate__ drops
-            continue
+    copied: dict[str, Any] = {}
+    for key, value in state.items():
         if key == "_modules":
-            state[key] = type(value)(
+            copied[key] = type(value)(
                 (n, None if c is None else _clone_module(c, memo)) for n, c in value.items()
             )
         elif key in ("_parameters", "_buffers"):
-            state[key] = type(value)(
+            copied[key] = type(value)(
                 (n, None if t is None else memo[id(t)]) for n, t in value.items()
             )
         elif type(value) in _ATOMIC or (
             type(value) is tuple and all(type(v) in _ATOMIC for v in value)
         ):
-            state[key] = value
+            copied[key] = value
         elif type(value) in (dict, OrderedDict, list, set) and not value:
-            state[key] = type(value)()
+            copied[key] = type(value)()
         else:
-            state[key] = copy.deepcopy(value, memo)
-    new.__dict__.update(state)
+            copied[key] = copy.deepcopy(value, memo)
+    new.__setstate__(copied)
     return new
 
 

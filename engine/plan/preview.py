@@ -54,6 +54,7 @@ from ..pruner import BasePruner, GroupPlan
 from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
 from ..pruner.heads import HeadPlanner, removable_scopes
 from ..utils import count_ops_and_params
+from ..utils.meta_kernels import meta_like
 from .build import module_list, pruner_kwargs
 from .calibration import Calibration, resolve
 from .criteria import GRADIENT_CRITERIA, make_criterion
@@ -228,10 +229,10 @@ class _Shadow:
     def __init__(self, model: nn.Module, example_inputs: Any) -> None:
         memo: dict[int, Any] = {}
         for p in model.parameters():
-            memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"),
+            memo[id(p)] = nn.Parameter(meta_like(p),
                                        requires_grad=p.requires_grad)
         for b in model.buffers():
-            memo[id(b)] = torch.empty_like(b, device="meta")
+            memo[id(b)] = meta_like(b)
         self.model: nn.Module = copy.deepcopy(model, memo)
         self.copy_of = memo  # id(original object) -> its meta copy
         self.inputs = tree_map(_to_meta, example_inputs)

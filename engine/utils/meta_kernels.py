@@ -47,6 +47,16 @@ def disabled() -> Iterator[None]:
         _enabled = previous
 
 
+def meta_like(t: torch.Tensor) -> torch.Tensor:
+    """`torch.empty_like(t, device="meta")`, without its Python reference implementation
+    (~20 us a call; a ResNet-50 meta copy makes ~400). Dense layouts (contiguous or
+    channels-last) keep their exact strides there, so `empty_strided` is the same tensor;
+    anything else goes through `empty_like`."""
+    if t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)):
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+    return torch.empty_like(t, device="meta")
+
+
 def forget_layouts() -> None:
     """Empty the layout memo (benchmarks time cold traces with it)."""
     _memo.layouts.clear()
@@ -89,7 +99,7 @@ def _fast_batch_norm(args: tuple, kwargs: dict) -> tuple | None:
     if not (training or running_mean is not None):
         return None
     n, stat = x.shape[1], _stat_dtype(x)
-    return torch.empty_like(x), _empty((n,), x, stat), _empty((n,), x, stat)
+    return meta_like(x), _empty((n,), x, stat), _empty((n,), x, stat)
 
 
 def _fast_layer_norm(args: tuple, kwargs: dict) -> tuple:

@@ -283,3 +283,22 @@ def test_trace_and_counts_unchanged_by_fast_kernels(arch: str, size: int) -> Non
         real_facts = _facts(model, x)
     assert fast_facts == real_facts
     assert len(fast_facts[0]) > 5 and fast_facts[2][0] > 0
+
+
+def test_meta_like_equals_empty_like_on_meta():
+    from engine.utils.meta_kernels import meta_like
+
+    base = torch.randn(2, 3, 4, 5)
+    cases = [
+        base,
+        base.to(memory_format=torch.channels_last),
+        base[:, :, :, ::2],  # not dense: falls back to empty_like
+        base.transpose(0, 1),
+        torch.randn(1, 6, 1, 1).as_strided((1, 6, 1, 1), (7, 1, 3, 9)),  # size-1 dims
+        torch.randn(()).to(torch.bfloat16),
+        torch.zeros(0, 3),
+    ]
+    for t in cases:
+        got, want = meta_like(t), torch.empty_like(t, device="meta")
+        assert got.is_meta and got.shape == want.shape and got.dtype == want.dtype
+        assert got.stride() == want.stride()
