@@ -57,13 +57,21 @@ class _PortState:
     _rank: np.ndarray | None = None
     fine: np.ndarray | None = None  # class per position without structural unites (heads)
     pruned_at: int = 0  # the graph's prune serial when this port last lost channels
+    _width: int | None = None
 
     def lose(self, mask: np.ndarray | slice, serial: int) -> None:
         """Mark positions pruned; groups derived before `serial` that touch this port
         are stale (their current indices on it have shifted)."""
         self.alive[mask] = False
         self._rank = None
+        self._width = None
         self.pruned_at = serial
+
+    def width(self) -> int:
+        """Channels left on this port."""
+        if self._width is None:
+            self._width = int(self.alive.sum())
+        return self._width
 
     def current_rank(self) -> np.ndarray:
         """Current index of every original position (valid where alive)."""
@@ -428,6 +436,34 @@ class DependencyGraph:
         classes = np.unique(root.labels[alive_pos[idxs]])
         return self._group_from_classes(root, pruning_fn, classes)
 
+    def sub_group(self, group: Group, root_idxs: Sequence[int]) -> Group:
+        """`get_pruning_group` of `root_idxs` (whole channel sets of `group`'s root), read
+        off `group` by filtering its members instead of deriving it from the slot table
+        again; `group` must be current (else it is derived as usual)."""
+        root_item = group[0]
+        if not (self.is_current(group) and len(group._arrays) == len(group)):
+            return self.get_pruning_group(root_item.dep.target.module, root_item.dep.handler,
+                                          root_idxs)
+        chosen = np.asarray(root_idxs, dtype=np.int64)
+        root = self._ports[group._port_ids[0]]
+        classes = np.unique(root.labels[np.flatnonzero(root.alive)[chosen]])
+        sub = Group()
+        sub._DG = self
+        sub._classes = classes
+        sub.locked = bool(self._locked_mask[classes].any())
+        for k, item in enumerate(group):
+            _, cur, rid = group._arrays[k]
+            keep = np.isin(rid, chosen)
+            if not keep.any():
+                continue
+            cur, rid = cur[keep], rid[keep]
+            part = GroupItem(item.dep, self._int_list(cur), self._int_list(rid))
+            sub._arrays[len(sub._group)] = (part.idxs, cur, rid)
+            sub._group.append(part)
+            sub._port_ids.append(group._port_ids[k])
+        sub._made_at = group._made_at
+        return sub
+
     def _group_from_classes(
         self, root: _PortState, trigger: Callable | None, classes: np.ndarray
     ) -> Group:
@@ -517,10 +553,15 @@ class DependencyGraph:
         """False if the group would empty a layer or touch channels that must stay."""
         if group.locked:
             return False
-        for item in group:
-            dep, idxs = item.dep, item.idxs
-            n = self._current_width(dep)
-            if n is not None and len(set(idxs)) >= n:
+        derived = self.is_current(group)  # items straight from the slot table: one per port
+        for k, item in enumerate(group):
+            if derived and k in group._arrays:
+                n = self._ports[group._port_ids[k]].width()
+                removed = len(item.idxs)  # derived index lists hold no duplicates
+            else:
+                n = self._current_width(item.dep)
+                removed = len(set(item.idxs))
+            if n is not None and removed >= n:
                 return False
         return True
 
@@ -530,7 +571,7 @@ class DependencyGraph:
         )
         if idx is None:
             idx = self._port_index.get((id(dep.target.module), "out"))
-        return int(self._ports[idx].alive.sum()) if idx is not None else None
+        return self._ports[idx].width() if idx is not None else None
 
     def get_all_groups(
         self,

@@ -148,7 +148,7 @@ class _CachedPruner(BasePruner):
 
 
 class _MemoGraph:
-    """The Previewer's graph with `get_pruning_group` memoized.
+    """The Previewer's graph with `get_pruning_group` and `sub_group` memoized.
 
     Valid because the Previewer never prunes its graph: the same root indices always
     give the same group, so a group whose count did not change is not re-derived.
@@ -169,6 +169,16 @@ class _MemoGraph:
                 self._memo.clear()
             group = self._memo[key] = self._dg.get_pruning_group(module, pruning_fn, idxs)
         return group
+
+    def sub_group(self, group: Group, idxs: Any) -> Group:
+        root = group[0].dep
+        key = (id(root.target.module), getattr(root.handler, "__name__", ""), tuple(idxs))
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= self._LIMIT:
+                self._memo.clear()
+            found = self._memo[key] = self._dg.sub_group(group, idxs)
+        return found
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dg, name)

@@ -321,8 +321,7 @@ class BasePruner:
                 if id(group) not in chosen:
                     continue
                 idxs = chosen[id(group)]
-                root = group[0].dep
-                target = self.DG.get_pruning_group(root.target.module, root.handler, idxs)
+                target = self.DG.sub_group(group, idxs)
                 if not self.DG.check_pruning_group(target):
                     continue
                 plans.append(self._describe(target, scope_of[id(group)], len(group[0].idxs)))

@@ -96,3 +96,36 @@ def test_channel_sets_reorder_and_leading():
     single = ChannelSets.singletons(np.array([3, 1]))
     assert single.as_lists() == [[3], [1]] and single.leading(1) == [3]
     assert ChannelSets.from_lists([]).as_lists() == []
+
+
+def _items(group) -> list[tuple[str, str, list[int], list[int] | None]]:  # noqa: ANN001
+    return [(it.dep.target.name, it.dep.handler.__name__, list(it.idxs),
+             list(it.root_idxs) if it.root_idxs is not None else None) for it in group]
+
+
+def test_sub_group_equals_get_pruning_group():
+    import random
+
+    import torchvision
+
+    random.seed(0)
+    conv = nn.Sequential(
+        nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.Conv2d(8, 4, 1)
+    ).eval()
+    cases = [(conv, torch.randn(1, 3, 8, 8)), (CatNet().eval(), torch.randn(1, 3, 4, 4)),
+             (torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 32, 32))]
+    checked = 0
+    for model, x in cases:
+        dg = tp.DependencyGraph().build_dependency(model, x)
+        for group in dg.get_all_groups():
+            sets = group.channel_sets()
+            pick = sorted(i for s in random.sample(sets, max(1, len(sets) // 3)) for i in s)
+            root = group[0].dep
+            want = dg.get_pruning_group(root.target.module, root.handler, pick)
+            got = dg.sub_group(group, pick)
+            assert _items(got) == _items(want)
+            assert got._classes.tolist() == want._classes.tolist() and got.locked == want.locked
+            assert got._port_ids == want._port_ids and dg.is_current(got)
+            assert dg.check_pruning_group(got) == dg.check_pruning_group(want)
+            checked += 1
+    assert checked >= 15
