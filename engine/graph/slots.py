@@ -14,6 +14,8 @@ ids and a sparse matrix for the components cost most of its trace's memory.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NO_SLOT = -1  # a position that carries no prunable channel (e.g. an input image channel)
@@ -39,7 +41,7 @@ class SlotTable:
         return self._count
 
     def new(self, shape: tuple[int, ...]) -> np.ndarray:
-        n = int(np.prod(shape)) if shape else 1
+        n = math.prod(shape)  # 1 for ()
         if self._count + n > _MAX_SLOTS:
             raise ValueError(
                 f"the model has more than {_MAX_SLOTS} prunable channel positions; "
@@ -56,7 +58,9 @@ class SlotTable:
         position in every attention head): `resolve(fine=True)` leaves them out, so
         whole heads can still be told apart and removed.
         """
-        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            a, b = np.broadcast_arrays(a, b)
         a = a.ravel()
         b = b.ravel()
         keep = (a >= 0) & (b >= 0) & (a != b)
