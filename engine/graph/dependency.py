@@ -214,15 +214,22 @@ class DependencyGraph:
 
         # only each group's last unit, classes and name: whole groups (index lists of every
         # member, 28672-wide MLPs in a 70B Llama) are never built, not even one at a time
+        roots = list(self._group_roots(None, (object,)))
+        prober = Prober(self, model, example_inputs, run, expected)
+        # the usual case first: every unit at once, straight from the slot table
+        picked = [self._last_unit_class(state, classes) for state, classes in roots]
+        at_once = self._unit_ports([c for c in picked if c is not None])
+        if not at_once or prober.passes_ports(at_once):
+            self.probe_runs = prober.runs
+            return
         units: list[Group] = []
         owners: list[tuple[np.ndarray, str]] = []
-        for state, classes in self._group_roots(None, (object,)):
+        for state, classes in roots:
             unit = self._last_unit(state, classes)
             if unit is not None:
                 units.append(unit)
                 owners.append((classes, state.node.name))
-        prober = Prober(self, model, example_inputs, run, expected)
-        bad = prober.bad_groups(units)
+        bad = prober.bad_groups(units, all_fail=True)
         self.probe_runs = prober.runs
         for k in bad:
             classes, name = owners[k]
@@ -613,12 +620,37 @@ class DependencyGraph:
         That is the unit whose first root channel comes last, or None if it would empty a
         layer; the group's member index lists are never built.
         """
+        cls = self._last_unit_class(root, classes)
+        if cls is None:
+            return None
+        unit = self._group_from_classes(root, root.handler, np.asarray([cls]))
+        return unit if self.check_pruning_group(unit) else None
+
+    def _last_unit_class(self, root: _PortState, classes: np.ndarray) -> int | None:
+        """The slot class of `_last_unit` (before its fits-check)."""
         orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
         if orig.size == 0:
             return None
         uniq, first = np.unique(root.labels[orig], return_index=True)
-        unit = self._group_from_classes(root, root.handler, uniq[np.argmax(first)][None])
-        return unit if self.check_pruning_group(unit) else None
+        return int(uniq[np.argmax(first)])
+
+    def _unit_ports(self, unit_classes: list[int]) -> dict[int, np.ndarray]:
+        """Current indices per port of the one-class units that pass `check_pruning_group`
+        (not locked, not emptying a port), all together."""
+        cls = np.unique(np.asarray(unit_classes, dtype=np.int64))
+        cls = cls[~self._locked_mask[cls]]
+        while True:  # units are counted per class, so one drop round settles it
+            by_port = {k: pos[self._ports[k].alive[pos]]
+                       for k, pos in self._positions_by_port(cls).items()}
+            too_wide: list[np.ndarray] = []
+            for k, pos in by_port.items():
+                labels, counts = np.unique(self._ports[k].labels[pos], return_counts=True)
+                too_wide.append(labels[counts >= self._ports[k].width()])
+            drop = np.concatenate(too_wide) if too_wide else np.zeros(0, dtype=np.int64)
+            if drop.size == 0:
+                return {k: self._ports[k].current_rank()[pos].astype(np.int64)
+                        for k, pos in by_port.items() if pos.size}
+            cls = np.setdiff1d(cls, drop)
 
     # ============================================================== pruning
     def _prune_group(self, group: Group, record_history: bool = True) -> None:

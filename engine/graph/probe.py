@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 import types
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_map
@@ -123,28 +124,40 @@ class Prober:
             self._names[id(info.real)] = info.name
 
     def passes(self, groups: Sequence[Group]) -> bool:
-        self.runs += 1
-        clone = meta_copy(self.model)
-        modules = dict(clone.named_modules(remove_duplicate=False))
-        tensors = dict(clone.named_parameters(remove_duplicate=False))
-        tensors.update(dict(clone.named_buffers(remove_duplicate=False)))
+        """Whether the model still runs with one unit of each of `groups` removed."""
         # indices are relative to the unpruned model: merge per layer, prune each layer once
         merged: dict[tuple[int, Any], tuple[Any, set[int]]] = {}
         for g in groups:
             for item in g:
                 key = (id(item.dep.target.module), item.dep.handler)
                 merged.setdefault(key, (item.dep, set()))[1].update(item.idxs)
+        return self._runs_pruned(
+            (dep.target, dep.handler, sorted(idxs)) for dep, idxs in merged.values()
+        )
+
+    def passes_ports(self, ports: dict[int, np.ndarray]) -> bool:
+        """`passes` for removals given per graph port (current indices, one entry per port):
+        what trying all units at once needs, without building a Group per unit."""
+        states = self.dg._ports
+        return self._runs_pruned(
+            (states[k].node, states[k].handler, idxs.tolist()) for k, idxs in ports.items()
+        )
+
+    def _runs_pruned(self, edits: Iterable[tuple[Any, Callable, list[int]]]) -> bool:
+        """Apply (node, handler, indices) edits to a weightless copy and run it."""
+        self.runs += 1
+        clone = meta_copy(self.model)
+        modules = dict(clone.named_modules(remove_duplicate=False))
+        tensors = dict(clone.named_parameters(remove_duplicate=False))
+        tensors.update(dict(clone.named_buffers(remove_duplicate=False)))
         try:
-            for dep, idxs in merged.values():
-                target = dep.target
-                name = self._names[id(target.module)]
-                copied = (
-                    modules.get(name) if isinstance(target.module, nn.Module) else tensors[name]
-                )
-                if target.pruning_dim is not None:
-                    dep.handler(copied, sorted(idxs), dim=target.pruning_dim)
+            for node, handler, idxs in edits:
+                name = self._names[id(node.module)]
+                copied = modules.get(name) if isinstance(node.module, nn.Module) else tensors[name]
+                if node.pruning_dim is not None:
+                    handler(copied, idxs, dim=node.pruning_dim)
                 else:
-                    dep.handler(copied, sorted(idxs))
+                    handler(copied, idxs)
             refresh_attributes(clone)
             with torch.no_grad(), FastMeta():
                 out = self.run(clone, self.inputs)
@@ -152,17 +165,18 @@ class Prober:
         except Exception:
             return False
 
-    def bad_groups(self, groups: list[Group]) -> list[int]:
+    def bad_groups(self, groups: list[Group], all_fail: bool = False) -> list[int]:
         """Indices of groups that break the model, by recursive halving.
 
         Repeated blocks (80 identical transformer layers) give many identical groups; halving
         finds each broken one separately (runs ~ broken * log(groups)). So one group of every
         identical kind is tried alone first: if it breaks, all of its kind are locked (the
         conservative direction: at worst a channel stays unpruned); the rest are then searched.
-        All groups are tried together first, so a model that absorbs everything costs one run.
+        All groups are tried together first, so a model that absorbs everything costs one run
+        (`all_fail`: the caller already saw that run fail).
         """
         bad: list[int] = []
-        if not groups or self.passes(groups):  # the usual case for CNNs: one run
+        if not groups or (not all_fail and self.passes(groups)):  # usual for CNNs: one run
             return bad
         kinds: dict[tuple, list[int]] = {}
         for i, g in enumerate(groups):

@@ -45,3 +45,40 @@ def test_last_unit_matches_smallest_unit_with_multi_channel_units() -> None:
         nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.Conv2d(8, 4, 1)
     ).eval()
     assert _check(conv, torch.randn(1, 3, 8, 8)) == 2  # units span the conv groups
+
+
+def _merged_unit_ports(dg) -> dict[int, list[int]]:  # noqa: ANN001
+    """Per port, the indices the one-group-at-a-time units remove (the reference)."""
+    out: dict[int, list[int]] = {}
+    for state, classes in dg._group_roots(None, (object,)):
+        unit = dg._last_unit(state, classes)
+        if unit is None:
+            continue
+        for k, item in zip(unit._port_ids, unit, strict=True):
+            out.setdefault(k, []).extend(item.idxs)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_all_units_at_once_equal_the_units_one_by_one() -> None:
+    import torchvision
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=50, attn_implementation="eager",
+    )
+    ids = torch.randint(0, 50, (1, 6))
+    cases = [
+        (LlamaForCausalLM(cfg).eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}),
+        (nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4),
+                       nn.Conv2d(8, 4, 1), nn.Conv2d(4, 1, 1), nn.Conv2d(1, 3, 1)).eval(),
+         torch.randn(1, 3, 8, 8)),  # conv 4->1: its one-channel unit would empty it
+        (torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 32, 32)),
+    ]
+    for model, x in cases:
+        dg = engine.DependencyGraph().build_dependency(model, x, validate=False)
+        picked = [dg._last_unit_class(s, c) for s, c in dg._group_roots(None, (object,))]
+        fast = dg._unit_ports([c for c in picked if c is not None])
+        assert {k: v.tolist() for k, v in fast.items()} == _merged_unit_ports(dg)
+        assert fast  # something to probe in every case
