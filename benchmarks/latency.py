@@ -7,7 +7,7 @@ Speedup = median latency before / after; MACs speedup = MACs before / after. Tar
 measured speedup is within 20% of the MACs speedup.
 
 Usage: python -m benchmarks.latency [--models resnet50,mobilenet_v2,convnext_tiny]
-       [--ratios 0.25,0.5,0.75] [--batch 16] [--rounds 7] [--threads 1] [--json out.json]
+       [--ratios 0.25,0.5,0.75] [--batch 16] [--rounds 11] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def prune(model: nn.Module, x: torch.Tensor, ratio: float, round_to: int) -> nn.
 
 
 def time_interleaved(models: list[nn.Module], x: torch.Tensor, rounds: int) -> list[list[float]]:
-    """Latency samples per model: one forward of each model per round, after a warm-up round."""
+    """Latency samples per model: one forward of each model per round, after a warm-up round.
+
+    (Timing the second of two back-to-back forwards instead was tried: on this VM it made
+    the pruned models slower and noisier, e.g. MobileNetV2 at 0.75 62 -> 105 ms.)
+    """
     samples: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for r in range(rounds + 1):
@@ -67,6 +71,60 @@ def time_interleaved(models: list[nn.Module], x: torch.Tensor, rounds: int) -> l
                 if r > 0:
                     samples[i].append(time.perf_counter() - t0)
     return samples
+
+
+KINDS = ("conv/linear", "depthwise conv", "norm", "activation", "other")
+
+
+def kind_of(m: nn.Module) -> str:
+    """Where a leaf layer's time goes: MAC-bound GEMMs, or memory-bound per-channel work
+    (which shrinks with the channel count, not with its square like the MACs)."""
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return "depthwise conv" if m.groups > 1 and m.groups == m.in_channels else "conv/linear"
+    if isinstance(m, nn.Linear):
+        return "conv/linear"
+    if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)) or (
+        "Norm" in type(m).__name__
+    ):
+        return "norm"
+    if type(m).__module__.startswith("torch.nn.modules.activation"):
+        return "activation"
+    return "other"
+
+
+def time_by_kind(model: nn.Module, x: torch.Tensor, rounds: int = 2) -> dict[str, float]:
+    """Seconds per forward spent in leaf layers of each kind (hooks; a separate pass, so the
+    hooks' overhead never touches the latency samples). Work outside leaf layers (residual
+    adds, layer scales, reshapes) is the forward's total minus these."""
+    spent = dict.fromkeys(KINDS, 0.0)
+    started: dict[int, float] = {}
+    handles = []
+    for m in model.modules():
+        if next(m.children(), None) is not None:
+            continue
+        kind = kind_of(m)
+
+        def pre(mod: nn.Module, _inp: Any) -> None:
+            started[id(mod)] = time.perf_counter()
+
+        def post(mod: nn.Module, _inp: Any, _out: Any, kind: str = kind) -> None:
+            spent[kind] += time.perf_counter() - started.pop(id(mod))
+
+        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    try:
+        with torch.inference_mode():
+            model(x)  # warm-up
+            spent.update(dict.fromkeys(KINDS, 0.0))
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                model(x)
+            total = (time.perf_counter() - t0) / rounds
+    finally:
+        for h in handles:
+            h.remove()
+    out = {k: v / rounds for k, v in spent.items()}
+    out["outside layers"] = max(0.0, total - sum(out.values()))
+    return out
 
 
 def bench(name: str, ratios: list[float], batch: int, rounds: int, round_to: int) -> list[dict]:
@@ -82,6 +140,7 @@ def bench(name: str, ratios: list[float], batch: int, rounds: int, round_to: int
             if tuple(m(xb).shape) != ref_shape:
                 raise RuntimeError(f"{name}: pruned model changed the output shape")
     samples = time_interleaved(variants, xb, rounds)
+    kinds = [time_by_kind(m, xb) for m in variants]
     rows = [
         Variant(name, r, int(c[0]), int(c[1]), s)
         for r, c, s in zip([0.0, *ratios], counts, samples, strict=True)
@@ -94,6 +153,7 @@ def bench(name: str, ratios: list[float], batch: int, rounds: int, round_to: int
         d["measured_speedup"] = rows[0].latency_s / v.latency_s
         d["speedup_over_macs"] = d["measured_speedup"] / d["macs_speedup"]
         d["within_20pct"] = d["speedup_over_macs"] >= 0.8
+        d["time_by_kind_s"] = kinds[len(out)]
         out.append(d)
     return out
 
@@ -103,7 +163,7 @@ def main() -> None:
     ap.add_argument("--models", default="resnet50,mobilenet_v2,convnext_tiny")
     ap.add_argument("--ratios", default="0.25,0.5,0.75")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--round-to", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="")

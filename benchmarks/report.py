@@ -160,6 +160,24 @@ def latency_table(lat: dict) -> list[str]:
     return lines
 
 
+def latency_kinds_table(lat: dict) -> list[str]:
+    """Share of each forward spent in MAC-bound vs per-channel (memory-bound) work."""
+    rows = [d for d in lat["rows"] if d.get("time_by_kind_s")]
+    if not rows:
+        return []
+    kinds = list(rows[0]["time_by_kind_s"])
+    lines = [
+        "| model | ratio | " + " | ".join(kinds) + " |",
+        "|---|---|" + "---|" * len(kinds),
+    ]
+    for d in rows:
+        t = d["time_by_kind_s"]
+        total = sum(t.values()) or 1.0
+        lines.append(f"| {d['model']} | {d['ratio']:.2f} | "
+                     + " | ".join(f"{100 * t[k] / total:.0f} %" for k in kinds) + " |")
+    return lines
+
+
 def scaling_table(sc: dict) -> list[str]:
     engines = [k for k in sc["rows"][0] if k != "depth"]
     stages = list(sc["rows"][0][engines[0]])
@@ -241,6 +259,14 @@ def render(results: str, notes: str = "") -> str:
             "Original and pruned copies are timed interleaved (one forward of each per round).",
             "",
         ] + latency_table(lat) + [""]
+        kinds = latency_kinds_table(lat)
+        if kinds:
+            out += [
+                "Where each forward's time goes (leaf layers timed with hooks in a separate "
+                "pass; \"outside layers\" is residual adds, layer scales and reshapes). MACs "
+                "shrink with the square of the width, the per-channel kinds only linearly:",
+                "",
+            ] + kinds + [""]
     return "\n".join(out)
 
 
