@@ -496,8 +496,8 @@ class DependencyGraph:
             if pos.size == 0:
                 continue
             # positions ascend, and so do their current ranks: no sort needed
-            cur = state.current_rank()[pos].astype(np.int64)
-            rid = root_cur[first[np.searchsorted(uniq, state.labels[pos])]].astype(np.int64)
+            cur = state.current_rank()[pos]  # int32 (like the ranks): kept per item below
+            rid = root_cur[first[np.searchsorted(uniq, state.labels[pos])]]
             dep = Dependency(trigger, state.handler, root.node, state.node)
             item = GroupItem(dep, self._int_list(cur), self._int_list(rid))
             group._arrays[len(group._group)] = (item.idxs, cur, rid)

@@ -117,9 +117,10 @@ class Group:
         return self.channel_set_arrays().as_lists()
 
     def item_arrays(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Item k's idxs and root_idxs as int64 arrays: kept from the graph's derivation
+        """Item k's idxs and root_idxs as integer arrays: kept from the graph's derivation
         (converting thousands of index lists again per criterion call costs more than
-        the scoring), converted when the item was built by hand."""
+        the scoring; int32 there, half the memory of a 70B model's groups), converted to
+        int64 when the item was built by hand."""
         item = self._group[k]
         hit = self._arrays.get(k)
         if hit is not None and hit[0] is item.idxs:

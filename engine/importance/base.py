@@ -107,6 +107,7 @@ class GroupScorer(Importance):
             ):
                 continue
             idxs, roots = group.item_arrays(k)
+            idxs = idxs.astype(np.int64, copy=False)  # criteria index torch tensors with it
             for scores in self._member_scores(layer, is_out_handler(item.dep.handler), idxs):
                 per_member.append(_to_root(scores, pos(roots), n))
         if not per_member:
