@@ -155,7 +155,7 @@ def latency_table(lat: dict) -> list[str]:
         lines.append(
             f"| {d['model']} | {d['ratio']:.2f} | {d['macs'] / 1e9:.2f} | {d['params'] / 1e6:.2f} "
             f"| {d['latency_s'] * 1e3:.0f} | {d['measured_speedup']:.2f} "
-            f"| {d['macs_speedup']:.2f} | {d['speedup_over_macs']:.2f} |"
+            f"| {d['macs_speedup']:.2f} | {d['speedup_over_macs']:.3f} |"
         )
     return lines
 
