@@ -273,6 +273,13 @@ def criteria() -> list[Criterion]:
     ]
 
 
+def preferred_round_to() -> int:
+    """The channel multiple this CPU's kernels fill whole (16 with AVX-512, else 8)."""
+    from engine.utils.hardware import preferred_channel_multiple
+
+    return preferred_channel_multiple()
+
+
 def new_plan(doc: Document) -> Any:
     """A default plan for a document: its source and input spec recorded for replay."""
     from engine.plan import PruningPlan

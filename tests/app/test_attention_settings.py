@@ -52,3 +52,11 @@ def test_rope_models_offer_whole_heads_only(demo_window):
     att = engine_api.attention_summary(_tiny_vit())
     panel.set_attention(att.blocks, att.rope_blocks, att.text)
     assert panel.head_dims.isEnabled() and panel.num_heads.isEnabled()
+
+
+def test_round_to_tooltip_names_this_cpus_channel_block(demo_window):
+    from engine.utils.hardware import preferred_channel_multiple
+
+    block = preferred_channel_multiple()
+    assert engine_api.preferred_round_to() == block
+    assert f"blocks of {block} channels" in demo_window.settings_panel.round_to.toolTip()
