@@ -29,18 +29,18 @@ if TYPE_CHECKING:
     from .group import Group
 
 
-def meta_copy(model: nn.Module) -> nn.Module:
+def meta_copy(model: nn.Module, memo: dict[int, Any] | None = None) -> nn.Module:
     """A structural copy of `model` whose parameters and buffers hold no data.
 
     What `copy.deepcopy` would give (mutable attributes such as an HF config are copied,
     so pruning and refreshing the copy never reaches the original), built module by
     module without deepcopy's generic per-object protocol: ~4x faster on a ResNet-50.
+    `memo`, if given, is filled like deepcopy's: id(original) -> its copy, for every
+    module, parameter and buffer.
     """
-    memo: dict[int, Any] = {}
+    memo = {} if memo is None else memo
     for p in model.parameters():
-        memo[id(p)] = nn.Parameter(
-            meta_like(p), requires_grad=p.requires_grad
-        )
+        memo[id(p)] = nn.Parameter(meta_like(p), requires_grad=p.requires_grad)
     for b in model.buffers():
         memo[id(b)] = meta_like(b)
     return _clone_module(model, memo)
@@ -119,9 +119,6 @@ class Prober:
         self.run = run
         self.expected = expected
         self.runs = 0
-        self._names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-        for info in dg._param_names.values():
-            self._names[id(info.real)] = info.name
 
     def passes(self, groups: Sequence[Group]) -> bool:
         """Whether the model still runs with one unit of each of `groups` removed."""
@@ -146,14 +143,11 @@ class Prober:
     def _runs_pruned(self, edits: Iterable[tuple[Any, Callable, list[int]]]) -> bool:
         """Apply (node, handler, indices) edits to a weightless copy and run it."""
         self.runs += 1
-        clone = meta_copy(self.model)
-        modules = dict(clone.named_modules(remove_duplicate=False))
-        tensors = dict(clone.named_parameters(remove_duplicate=False))
-        tensors.update(dict(clone.named_buffers(remove_duplicate=False)))
+        copies: dict[int, Any] = {}
+        clone = meta_copy(self.model, copies)
         try:
             for node, handler, idxs in edits:
-                name = self._names[id(node.module)]
-                copied = modules.get(name) if isinstance(node.module, nn.Module) else tensors[name]
+                copied = copies[id(node.module)]  # the layer's (or parameter's) copy
                 if node.pruning_dim is not None:
                     handler(copied, idxs, dim=node.pruning_dim)
                 else:

@@ -85,3 +85,12 @@ def test_a_module_that_copies_itself_is_asked_to():
     clone = meta_copy(model)
     assert CopiesItself.copied == before + 1
     assert clone[0].fc.weight.is_meta and not model[0].fc.weight.is_meta
+
+
+def test_the_memo_maps_every_module_parameter_and_buffer_to_its_copy():
+    model = Tied()
+    memo: dict = {}
+    clone = meta_copy(model, memo)
+    assert memo[id(model)] is clone and memo[id(model.head)] is clone.head
+    assert memo[id(model.emb.weight)] is clone.emb.weight is clone.head.weight
+    assert memo[id(model.scale)] is clone.scale
