@@ -164,8 +164,8 @@ class BothAxes:
     """
 
     def __init__(self) -> None:
-        # (id, p) -> (tensor, its version, dim-0 sums, dim-1 sums)
-        self._memo: dict[tuple[int, float], tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]]
+        # (id, p) -> (tensor, (version, data pointer, shape), dim-0 sums, dim-1 sums)
+        self._memo: dict[tuple[int, float], tuple[torch.Tensor, tuple, torch.Tensor, torch.Tensor]]
         self._memo = {}
         self._buffers: dict[torch.device, torch.Tensor] = {}  # one chunk buffer per device
 
@@ -185,8 +185,9 @@ class BothAxes:
             return None
         key = (id(t), p)
         hit = self._memo.get(key)
-        if hit is None or hit[0] is not t or hit[1] != t._version:
-            hit = (t, t._version, *_dim0_dim1_power_sums(t, p, self._buffer))
+        state = (t._version, t.data_ptr(), tuple(t.shape))  # `.data = ...` keeps the object
+        if hit is None or hit[0] is not t or hit[1] != state:
+            hit = (t, state, *_dim0_dim1_power_sums(t, p, self._buffer))
             self._memo[key] = hit
         dim0_is_out = not getattr(layer, "transposed", False)
         return hit[2] if is_out == dim0_is_out else hit[3]
