@@ -81,12 +81,18 @@ def _row(model: Any, x: Any, plan: PruningPlan, preview: Any, first: float,
             "macs_ratio": round(preview.macs_ratio, 4)}
 
 
-def run(model_name: str, repeats: int) -> dict[str, Any]:
+def _setup(model_name: str) -> tuple[torch.nn.Module, torch.Tensor, float, Previewer]:
+    """The model (seeded, one thread), its input and a timed Previewer over it."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = getattr(torchvision.models, model_name)(weights=None).eval()
     x = torch.randn(1, 3, 224, 224)
     t_build, previewer = timed(lambda: Previewer(model, x))
+    return model, x, t_build, previewer
+
+
+def run(model_name: str, repeats: int) -> dict[str, Any]:
+    model, x, t_build, previewer = _setup(model_name)
     rows: dict[str, Any] = {}
     for name, plan in PLANS.items():
         first, preview = timed(lambda p=plan: previewer.preview(p))
@@ -122,11 +128,7 @@ HEAD_PLANS: dict[str, PruningPlan] = {
 
 def run_heads(model_name: str, repeats: int) -> dict[str, Any]:
     """Whole-head previews of a torchvision ViT: meta path vs the former real-copy path."""
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, model_name)(weights=None).eval()
-    x = torch.randn(1, 3, 224, 224)
-    t_build, previewer = timed(lambda: Previewer(model, x))
+    model, x, t_build, previewer = _setup(model_name)
     rows: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -50,11 +50,11 @@ from torch.utils._pytree import tree_map
 from ..function.attributes import refresh_attributes
 from ..graph import DependencyGraph, Group
 from ..graph.heads import HeadGroup, set_head_counts
+from ..graph.probe import meta_copy
 from ..pruner import BasePruner, GroupPlan
 from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
 from ..pruner.heads import HeadPlanner, removable_scopes
 from ..utils import count_ops_and_params
-from ..utils.meta_kernels import meta_like
 from .build import module_list, pruner_kwargs
 from .calibration import Calibration, resolve
 from .criteria import GRADIENT_CRITERIA, make_criterion
@@ -238,12 +238,7 @@ class _Shadow:
 
     def __init__(self, model: nn.Module, example_inputs: Any) -> None:
         memo: dict[int, Any] = {}
-        for p in model.parameters():
-            memo[id(p)] = nn.Parameter(meta_like(p),
-                                       requires_grad=p.requires_grad)
-        for b in model.buffers():
-            memo[id(b)] = meta_like(b)
-        self.model: nn.Module = copy.deepcopy(model, memo)
+        self.model: nn.Module = meta_copy(model, memo)
         self.copy_of = memo  # id(original object) -> its meta copy
         self.inputs = tree_map(_to_meta, example_inputs)
         self._tensors = list(self.model.parameters()) + list(self.model.buffers())
