@@ -367,20 +367,18 @@ def scopes_that_break(
 
     inputs = tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x,
                       example_inputs)
-    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-    names.update({id(info.real): info.name for info in dg._param_names.values()})
 
     def passes(idx: list[int]) -> bool:
-        clone = meta_copy(model)
-        objs = dict(clone.named_modules(remove_duplicate=False))
-        objs.update(dict(clone.named_parameters(remove_duplicate=False)))
+        copies: dict[int, Any] = {}  # id(original layer or parameter) -> its copy
+        clone = meta_copy(model, copies)
+        blocks = dict(clone.named_modules(remove_duplicate=False))  # parents, by name
         try:
             with torch.no_grad():
                 expected = output_shapes(run(clone, inputs))
             for i in idx:
                 scope = scopes[i]
                 for state, mask in _positions(dg, scope.units[-1].fine):
-                    target = objs[names[id(state.node.module)]]
+                    target = copies[id(state.node.module)]
                     cur = state.current_rank()[mask].tolist()
                     if state.node.pruning_dim is not None:
                         state.handler(target, cur, dim=state.node.pruning_dim)
@@ -388,7 +386,7 @@ def scopes_that_break(
                         state.handler(target, cur)
                 for parent in {mb.parent for mb in scope.members}:
                     group = [mb for mb in scope.members if mb.parent == parent]
-                    _set_counts(objs.get(parent), group, 1)
+                    _set_counts(blocks.get(parent), group, 1)
             refresh_attributes(clone)
             with torch.no_grad():
                 return output_shapes(run(clone, inputs)) == expected
