@@ -4,20 +4,24 @@ Each model is pruned with BasePruner (MagnitudeImportance, local ratio, round_to
 classifier ignored) at several ratios; the original and all pruned copies are then timed
 interleaved (one forward of each per round, so load drift hits every variant alike) at batch 16.
 Speedup = median latency before / after; MACs speedup = MACs before / after. Target: the
-measured speedup is within 20% of the MACs speedup.
+measured speedup is within 20% of the MACs speedup. Each case also gets a 90% bootstrap interval
+of measured / MACs over the rounds and a verdict: met, missed, or within the noise.
 
 Usage: python -m benchmarks.latency [--models resnet50,mobilenet_v2,convnext_tiny]
        [--ratios 0.25,0.5,0.75] [--batch 16] [--rounds 11] [--threads 1] [--json out.json]
+       [--no-mmap]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import resource
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torchvision
@@ -25,7 +29,7 @@ import torchvision
 import engine
 from engine.utils import count_ops_and_params
 
-from .measure import machine, median, write_json
+from .measure import machine, median, minor_faults, without_mmap_allocations, write_json
 
 
 @dataclass
@@ -56,22 +60,56 @@ def prune(model: nn.Module, x: torch.Tensor, ratio: float, round_to: int) -> nn.
     return model
 
 
-def time_interleaved(models: list[nn.Module], x: torch.Tensor, rounds: int) -> list[list[float]]:
-    """Latency samples per model: one forward of each model per round, after a warm-up round.
+def time_interleaved(
+    models: list[nn.Module], x: torch.Tensor, rounds: int
+) -> tuple[list[list[float]], list[list[int]]]:
+    """Latency samples and page faults per forward of each model: one forward of each model
+    per round, after a warm-up round.
 
     (Timing the second of two back-to-back forwards instead was tried: on this VM it made
     the pruned models slower and noisier, e.g. MobileNetV2 at 0.75 62 -> 105 ms.)
     """
     samples: list[list[float]] = [[] for _ in models]
+    faults: list[list[int]] = [[] for _ in models]
     with torch.inference_mode():
         for r in range(rounds + 1):
             for i, m in enumerate(models):
+                f0 = minor_faults()
                 t0 = time.perf_counter()
                 m(x)
                 if r > 0:
                     samples[i].append(time.perf_counter() - t0)
-    return samples
+                    faults[i].append(minor_faults() - f0)
+    return samples, faults
 
+
+def speedup_interval(
+    base: list[float], variant: list[float], level: float = 0.9, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap interval of median(base) / median(variant) over the timing rounds.
+
+    Rounds are resampled whole (both models' samples of a round together): they were timed
+    back to back under the same machine load, so pairing keeps that shared drift out of the
+    interval. On a shared 2-core VM a point estimate near a threshold says little; the
+    interval says whether a case is clearly met, clearly missed or within the noise.
+    """
+    b, v = np.asarray(base, dtype=np.float64), np.asarray(variant, dtype=np.float64)
+    if b.shape != v.shape or b.size == 0:
+        raise ValueError("need the same, non-zero number of rounds for both models")
+    picks = np.random.default_rng(seed).integers(0, b.size, size=(n_boot, b.size))
+    ratios = np.median(b[picks], axis=1) / np.median(v[picks], axis=1)
+    tail = (1.0 - level) / 2
+    lo, hi = np.quantile(ratios, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def verdict(interval: tuple[float, float], threshold: float = 0.8) -> str:
+    """'met' / 'missed' only when the whole interval is on one side of the threshold."""
+    lo, hi = interval
+    return "met" if lo >= threshold else "missed" if hi < threshold else "within noise"
+
+
+PAGE_MB = resource.getpagesize() / 2**20
 
 KINDS = ("conv/linear", "depthwise conv", "norm", "activation", "other")
 
@@ -139,7 +177,7 @@ def bench(name: str, ratios: list[float], batch: int, rounds: int, round_to: int
         for m in variants[1:]:
             if tuple(m(xb).shape) != ref_shape:
                 raise RuntimeError(f"{name}: pruned model changed the output shape")
-    samples = time_interleaved(variants, xb, rounds)
+    samples, faults = time_interleaved(variants, xb, rounds)
     kinds = [time_by_kind(m, xb) for m in variants]
     rows = [
         Variant(name, r, int(c[0]), int(c[1]), s)
@@ -153,7 +191,11 @@ def bench(name: str, ratios: list[float], batch: int, rounds: int, round_to: int
         d["measured_speedup"] = rows[0].latency_s / v.latency_s
         d["speedup_over_macs"] = d["measured_speedup"] / d["macs_speedup"]
         d["within_20pct"] = d["speedup_over_macs"] >= 0.8
+        lo, hi = speedup_interval(rows[0].latencies_s, v.latencies_s)
+        d["speedup_over_macs_90pct"] = [lo / d["macs_speedup"], hi / d["macs_speedup"]]
+        d["verdict"] = verdict(tuple(d["speedup_over_macs_90pct"]))
         d["time_by_kind_s"] = kinds[len(out)]
+        d["faulted_mb_per_forward"] = float(np.median(faults[len(out)])) * PAGE_MB
         out.append(d)
     return out
 
@@ -167,7 +209,15 @@ def main() -> None:
     ap.add_argument("--round-to", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="")
+    ap.add_argument(
+        "--no-mmap",
+        action="store_true",
+        help="serve all allocations from glibc's heap and never trim it: no page faults per "
+        "forward, as with jemalloc/tcmalloc (see measure.without_mmap_allocations)",
+    )
     args = ap.parse_args()
+    if args.no_mmap and not without_mmap_allocations():
+        raise SystemExit("--no-mmap: glibc's mallopt is not available here")
     torch.set_num_threads(args.threads)
     ratios = [float(r) for r in args.ratios.split(",")]
     report: dict[str, Any] = {
@@ -176,6 +226,7 @@ def main() -> None:
         "round_to": args.round_to,
         "threads": args.threads,
         "device": "cpu",
+        "allocator": "glibc, no mmap, no trim" if args.no_mmap else "glibc default",
         "rows": [],
     }
     for name in args.models.split(","):
@@ -185,7 +236,9 @@ def main() -> None:
             print(
                 f"{name:14s} ratio {d['ratio']:.2f}  MACs {d['macs'] / 1e9:6.2f}G  "
                 f"latency {d['latency_s'] * 1e3:8.1f} ms  speedup {d['measured_speedup']:5.2f} "
-                f"vs MACs {d['macs_speedup']:5.2f}  ({d['speedup_over_macs']:.2f})",
+                f"vs MACs {d['macs_speedup']:5.2f}  ({d['speedup_over_macs']:.2f}, 90% "
+                f"{d['speedup_over_macs_90pct'][0]:.2f}-{d['speedup_over_macs_90pct'][1]:.2f}: "
+                f"{d['verdict']}; faults {d['faulted_mb_per_forward']:.0f} MB/forward)",
                 flush=True,
             )
         report["machine_after"] = machine()

@@ -117,9 +117,11 @@ def targets_table(speed: dict | None, meta: dict | None, lat: dict | None) -> li
         for d in lat["rows"]:
             if d["ratio"] == 0:
                 continue
+            spread = _interval(d)
             lines.append(
                 f"| {d['model']} @ {d['ratio']}: speedup within 20% of MACs speedup "
                 f"| {d['measured_speedup']:.2f} vs {d['macs_speedup']:.2f} "
+                f"({d['speedup_over_macs']:.3f}{spread}) "
                 f"| {'yes' if d['within_20pct'] else 'NO'} |"
             )
     return lines
@@ -145,17 +147,27 @@ def meta_table(meta: dict) -> list[str]:
     ]
 
 
+def _interval(d: dict) -> str:
+    """', 90 % 0.77-0.82: within noise' when the run recorded a bootstrap interval."""
+    if "speedup_over_macs_90pct" not in d:
+        return ""
+    lo, hi = d["speedup_over_macs_90pct"]
+    return f", 90 % {lo:.2f}-{hi:.2f}: {d['verdict']}"
+
+
 def latency_table(lat: dict) -> list[str]:
     lines = [
         "| model | ratio | GMACs | params (M) | latency (ms, median) | measured speedup "
-        "| MACs speedup | measured / MACs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| MACs speedup | measured / MACs | 90 % interval | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in lat["rows"]:
+        lo, hi = d.get("speedup_over_macs_90pct", (float("nan"), float("nan")))
         lines.append(
             f"| {d['model']} | {d['ratio']:.2f} | {d['macs'] / 1e9:.2f} | {d['params'] / 1e6:.2f} "
             f"| {d['latency_s'] * 1e3:.0f} | {d['measured_speedup']:.2f} "
-            f"| {d['macs_speedup']:.2f} | {d['speedup_over_macs']:.3f} |"
+            f"| {d['macs_speedup']:.2f} | {d['speedup_over_macs']:.3f} "
+            f"| {lo:.2f}-{hi:.2f} | {d.get('verdict', '-')} |"
         )
     return lines
 
