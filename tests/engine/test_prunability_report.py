@@ -143,11 +143,19 @@ def test_benchmark_doc_states_every_target_from_the_json(tmp_path):
     ]}
     write_json(str(tmp_path / "engine_speed.json"), speed)
     write_json(str(tmp_path / "latency.json"), lat)
+    no_mmap = dict(lat, allocator="glibc, no mmap, no trim")
+    no_mmap["rows"] = [dict(lat["rows"][1], speedup_over_macs_90pct=[0.79, 0.83],
+                            verdict="within noise", faulted_mb_per_forward=0.0)]
+    write_json(str(tmp_path / "latency_no_mmap.json"), no_mmap)
     text = render(str(tmp_path))
     assert "| densenet201: trace + step <= 0.5 x Torch-Pruning | 0.50 x | yes |" in text
     assert "| densenet201: peak memory <= Torch-Pruning | 80 vs 300 MB | yes |" in text
     assert "| densenet201 under 5 s in all (pruner + step) | 2.00 s | yes |" in text
     assert "Torch-Pruning failed (MemoryError); ours 2.00 s | n/a |" in text
-    assert "| m @ 0.5: speedup within 20% of MACs speedup | 2.00 vs 4.00 | NO |" in text
+    assert "| m @ 0.5: speedup within 20% of MACs speedup | 2.00 vs 4.00 (0.500) | NO |" in text
+    assert ("| m @ 0.5 (no-mmap): speedup within 20% of MACs speedup | 2.00 vs 4.00 "
+            "(0.500, 90 % 0.79-0.83: within noise) | NO |") in text
+    assert "## Latency of pruned models (CPU) (no-mmap)" in text
+    assert "allocator: glibc, no mmap, no trim" in text
     assert "no GPU was available" in text
     assert "70B" not in text  # no meta-trace JSON, no invented row
