@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from app.runtime import freeze_long_lived_objects
+
 CLI_COMMANDS = ("inspect", "prune")
 
 
@@ -20,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        return int(cli.main(argv) or 0)
+        return int(cli.main(argv, freeze_gc=True) or 0)
     return run_gui(argv)
 
 
@@ -47,6 +49,7 @@ def run_gui(argv: list[str]) -> int:
     app.setApplicationName(APPLICATION)
     settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else QSettings()
     window = MainWindow(settings, auto_open=args.model is None)
+    freeze_long_lived_objects()  # Qt, torch and the window: no more full-GC stalls over them
     if args.theme:
         window.set_theme(args.theme)
     window.show()

@@ -19,12 +19,17 @@ from .progress import Progress
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the process exit code (never raises for bad input)."""
+def main(argv: list[str] | None = None, *, freeze_gc: bool = False) -> int:
+    """Run one command; returns the process exit code (never raises for bad input).
+
+    `freeze_gc` (the `arborist` entry point sets it; in-process callers should not): once
+    torch and the engine are imported, freeze everything alive (app.runtime) so the
+    collector's full passes skip them.
+    """
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     progress = Progress.for_terminal(json_mode=args.json)
     try:
-        report, text = _dispatch(args, progress)
+        report, text = _dispatch(args, progress, freeze_gc)
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
@@ -48,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _dispatch(args: Any, progress: Progress) -> tuple[dict[str, Any], str]:
+def _dispatch(args: Any, progress: Progress, freeze_gc: bool) -> tuple[dict[str, Any], str]:
     _quiet_torch()
+    if freeze_gc:
+        import engine  # noqa: F401  (torch and the engine: the bulk of what gets frozen)
+        from app.runtime import freeze_long_lived_objects
+
+        freeze_long_lived_objects()
     if args.command == "inspect":
         from .inspect_cmd import format_inspect, run_inspect
 

@@ -247,6 +247,29 @@ def test_cli_path_never_imports_qt():
     assert json.loads(proc.stdout)["params"] == 21690
 
 
+def test_entry_point_freezes_import_time_objects_and_in_process_calls_do_not():
+    """In a fresh process: `freeze_gc=True` (what `arborist` passes) moves torch's and the
+    engine's objects out of the collector's reach; the default leaves the caller's process
+    alone; the collector still reclaims cycles made afterwards."""
+    code = (
+        "import gc, sys; from app.cli import main\n"
+        "assert main(['inspect', 'arborist:demo', '--json']) == 0\n"
+        "plain = gc.get_freeze_count()\n"
+        "assert main(['inspect', 'arborist:demo', '--json'], freeze_gc=True) == 0\n"
+        "frozen = gc.get_freeze_count()\n"
+        "a = []; a.append(a); del a\n"
+        "print(plain, frozen, gc.collect(), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    plain, frozen, collected = map(int, proc.stderr.split()[-3:])
+    assert plain == 0
+    assert frozen > 100_000  # torch alone brings well over 100k tracked objects
+    assert collected >= 1
+
+
 # ------------------------------------------------------------------------------------- prune
 
 

@@ -74,10 +74,10 @@ def test_main_delegates_subcommands_to_cli(monkeypatch) -> None:
 
     calls: list[list[str]] = []
     fake = types.ModuleType("app.cli")
-    fake.main = lambda argv: calls.append(argv) or 3
+    fake.main = lambda argv, freeze_gc=False: calls.append((argv, freeze_gc)) or 3
     monkeypatch.setitem(sys.modules, "app.cli", fake)
     assert entry.main(["inspect", "model.pt"]) == 3
-    assert calls == [["inspect", "model.pt"]]
+    assert calls == [(["inspect", "model.pt"], True)]  # the entry point owns the process
 
 
 def test_main_without_cli_module_fails_cleanly(monkeypatch, capsys) -> None:
@@ -86,3 +86,29 @@ def test_main_without_cli_module_fails_cleanly(monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "app.cli", None)  # import of app.cli raises ImportError
     assert entry.main(["prune", "x.pt"]) == 2
     assert "not available" in capsys.readouterr().err
+
+
+def test_gui_entry_freezes_long_lived_objects_once_the_window_exists(
+    monkeypatch, qtbot, tmp_path
+) -> None:
+    """run_gui freezes the collector's view of Qt, torch and the window after building the
+    window and before the event loop (a recorder stands in: freezing pytest is not wanted)."""
+    from PySide6.QtWidgets import QApplication
+
+    import app.main_window
+    from app import __main__ as entry
+
+    events: list[str] = []
+
+    class FakeWindow:
+        def __init__(self, settings, auto_open):
+            events.append(f"window auto_open={auto_open}")
+
+        def show(self):
+            events.append("show")
+
+    monkeypatch.setattr(app.main_window, "MainWindow", FakeWindow)
+    monkeypatch.setattr(entry, "freeze_long_lived_objects", lambda: events.append("freeze"))
+    monkeypatch.setattr(QApplication, "exec", lambda self: events.append("exec") or 0)
+    assert entry.run_gui(["--settings", str(tmp_path / "s.ini")]) == 0
+    assert events == ["window auto_open=True", "freeze", "show", "exec"]
