@@ -22,6 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+BEFORE_RGBA = (150, 150, 160, 150)
+AFTER_RGBA = (37, 99, 235, 230)
+
+
+def _swatch(rgba: tuple[int, int, int, int], label: str) -> str:
+    r, g, b, _ = rgba
+    return f"<span style='color: #{r:02x}{g:02x}{b:02x}'>&#9632;</span> {label}"
+
+
+LEGEND_HTML = f"{_swatch(BEFORE_RGBA, 'before')}&nbsp;&nbsp;{_swatch(AFTER_RGBA, 'after')}"
+
 NORM_KINDS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm")
 
 
@@ -75,17 +86,14 @@ class PreviewPanel(QWidget):
         self.plot.setLabel("bottom", "layer")
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=True, y=False)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
         self.bars_before = pg.BarGraphItem(
-            x=[], height=[], width=0.8, brush=pg.mkBrush(150, 150, 160, 150), pen=None
+            x=[], height=[], width=0.8, brush=pg.mkBrush(*BEFORE_RGBA), pen=None
         )
         self.bars_after = pg.BarGraphItem(
-            x=[], height=[], width=0.5, brush=pg.mkBrush(37, 99, 235, 230), pen=None
+            x=[], height=[], width=0.5, brush=pg.mkBrush(*AFTER_RGBA), pen=None
         )
         self.plot.addItem(self.bars_before)
         self.plot.addItem(self.bars_after)
-        self.legend.addItem(self.bars_before, "before")
-        self.legend.addItem(self.bars_after, "after")
         self.chart_names: list[str] = []
         self._bars: list[Any] = []
         self.plot.scene().sigMouseMoved.connect(self._hover)
@@ -142,12 +150,12 @@ class PreviewPanel(QWidget):
         ticks = [(i, short_name(shown[i].name)) for i in range(0, len(shown), step)]
         changed = any(lp.out_after != lp.out_before for lp in shown)
         title = f"{len(shown)} layers whose width changes" if changed else "no layer changes width"
-        self.plot.setTitle(title, size="9pt")
+        # the key goes in the title: a legend item inside the plot covered the tallest bars
+        self.plot.setTitle(f"{title}&nbsp;&nbsp;&nbsp;{LEGEND_HTML}", size="9pt")
         self.plot.getAxis("bottom").setTicks([ticks])
         if shown:
             self.plot.setXRange(-0.8, len(shown) - 0.2, padding=0)
-            # headroom above the tallest bar for the legend
-            self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.3, padding=0)
+            self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.08, padding=0)
         self._fill_table(preview.layers)
 
     def _hover(self, pos: Any) -> None:

@@ -137,3 +137,20 @@ def test_iterative_pruning_reports_every_step_and_matches_its_preview(qtbot, dem
         "step 3/3",
     }
     assert win.status_label.text().startswith("Pruned a copy")
+
+
+def test_chart_key_is_in_the_title_not_over_the_bars(qtbot, demo_window) -> None:
+    """The before/after key is part of the chart's title, in the bars' colours: a legend
+    item inside the plot once covered the tallest bar of the demo's short chart."""
+    panel = demo_window.preview_panel
+    qtbot.waitUntil(lambda: bool(panel.chart_names), timeout=TIMEOUT)
+    plot_item = panel.plot.getPlotItem()
+    assert plot_item.legend is None
+    assert not [i for i in plot_item.items if type(i).__name__ == "LegendItem"]
+    title = plot_item.titleLabel.text
+    for bars, label in ((panel.bars_before, "before"), (panel.bars_after, "after")):
+        colour = bars.opts["brush"].color().name()  # '#rrggbb'
+        assert f"color: {colour}'>&#9632;</span> {label}" in title
+    # the tallest bar reaches into the top tenth of the plot: no headroom wasted on a legend
+    top = max(panel.bars_before.opts["height"])
+    assert plot_item.vb.viewRange()[1][1] < top * 1.1
