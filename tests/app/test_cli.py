@@ -234,16 +234,22 @@ def test_python_m_app_exit_code_and_one_line_error(tmp_path):
     ]
 
 
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter at the repository root; it must exit 0."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_cli_path_never_imports_qt():
     code = (
         "import sys; from app.cli import main; "
         "rc = main(['inspect', 'arborist:demo', '--json']); "
         "assert rc == 0; assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt'"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_python(code)
     assert json.loads(proc.stdout)["params"] == 21690
 
 
@@ -260,10 +266,7 @@ def test_entry_point_freezes_import_time_objects_and_in_process_calls_do_not():
         "a = []; a.append(a); del a\n"
         "print(plain, frozen, gc.collect(), file=sys.stderr)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_python(code)
     plain, frozen, collected = map(int, proc.stderr.split()[-3:])
     assert plain == 0
     assert frozen > 100_000  # torch alone brings well over 100k tracked objects
