@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ import torchvision
 
 import engine
 from engine.utils import count_ops_and_params
+from engine.utils.latency import compare_latency
 
 from .measure import machine, median, minor_faults, without_mmap_allocations, write_json
 
@@ -64,23 +66,19 @@ def time_interleaved(
     models: list[nn.Module], x: torch.Tensor, rounds: int
 ) -> tuple[list[list[float]], list[list[int]]]:
     """Latency samples and page faults per forward of each model: one forward of each model
-    per round, after a warm-up round.
+    per round, after a warm-up round (engine.utils.latency.compare_latency).
 
     (Timing the second of two back-to-back forwards instead was tried: on this VM it made
     the pruned models slower and noisier, e.g. MobileNetV2 at 0.75 62 -> 105 ms.)
     """
-    samples: list[list[float]] = [[] for _ in models]
-    faults: list[list[int]] = [[] for _ in models]
     with torch.inference_mode():
-        for r in range(rounds + 1):
-            for i, m in enumerate(models):
-                f0 = minor_faults()
-                t0 = time.perf_counter()
-                m(x)
-                if r > 0:
-                    samples[i].append(time.perf_counter() - t0)
-                    faults[i].append(minor_faults() - f0)
-    return samples, faults
+        result = compare_latency(
+            [functools.partial(m, x) for m in models],
+            min_rounds=rounds,
+            max_rounds=rounds,
+            counter=minor_faults,
+        )
+    return result.samples_s, result.counter_deltas
 
 
 def speedup_interval(

@@ -95,8 +95,14 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
     assert result.output_shape_after == (1, 10)
     assert result.accuracy_before == pytest.approx(0.9944, abs=1e-4)
     assert 0.0 <= result.accuracy_after <= 1.0
+    lat = result.latency  # both models timed on the example input, interleaved
+    assert lat.device == "cpu" and not lat.error
+    assert lat.rounds >= 3 and lat.before_s > 0 and lat.after_s > 0
     dialog = win.result_dialog
     assert dialog.rows["Digits accuracy"].startswith("99.44 % → ")
+    assert dialog.rows["Latency (CPU)"].endswith(
+        f"median of {lat.rounds} interleaved runs on the example input"
+    )
     assert dialog.table.rowCount() == len(result.layers)
 
     # Keep it: the canvas now shows the pruned graph.
