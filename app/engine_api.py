@@ -17,6 +17,7 @@ from typing import Any
 
 from app.document import DEMO_SOURCE, Document
 from engine.graph.summary import GraphSummary
+from engine.utils.latency import LatencyCheck, check_latency
 
 Progress = Callable[[float, str], None]
 CancelFlag = Callable[[], bool]
@@ -511,52 +512,6 @@ class PruneResult:
     latency: LatencyCheck | None = None  # None: not measured (cancelled before it ran)
 
 
-@dataclass
-class LatencyCheck:
-    """Original vs pruned forward time on the example input, where the models live."""
-
-    device: str  # "cpu", "cuda"
-    before_s: float | None
-    after_s: float | None
-    rounds: int
-    error: str = ""  # why it could not be measured (the prune result stands regardless)
-
-
-LATENCY_BUDGET_S = 2.0  # timed rounds stop once this is spent (after at least 3)
-
-
-def measure_latency(
-    original: Any, pruned: Any, inputs: Any, cancel: CancelFlag = lambda: False
-) -> LatencyCheck:
-    """Interleaved forwards of both models (engine.utils.latency): whether the MACs saved
-    became time saved on this machine. MACs overstate it where memory-bound work (norms,
-    activations, depthwise convs) dominates; docs/benchmarks.md shows by how much."""
-    import torch
-
-    from engine.io.input_spec import call_with
-    from engine.utils.latency import compare_latency
-
-    param = next(iter(pruned.parameters()), None)
-    device = param.device.type if param is not None else "cpu"
-    if device == "meta":
-        return LatencyCheck(device, None, None, 0, "no weights to run: the model is on meta")
-    try:
-        with torch.inference_mode():
-            result = compare_latency(
-                [lambda: call_with(original, inputs), lambda: call_with(pruned, inputs)],
-                min_rounds=3,
-                max_rounds=25,
-                budget_s=LATENCY_BUDGET_S,
-                cancel=cancel,
-            )
-    except Exception as exc:  # an odd model must not cost the user the pruning result
-        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-        return LatencyCheck(device, None, None, 0, f"{type(exc).__name__}: {first_line}")
-    if result.rounds == 0:
-        return LatencyCheck(device, None, None, 0, "cancelled")
-    return LatencyCheck(device, result.median_s(0), result.median_s(1), result.rounds)
-
-
 def _width(module: Any, which: str) -> int | None:
     names = (
         ("in_channels", "in_features", "num_features", "embed_dim", "normalized_shape")
@@ -664,7 +619,7 @@ def prune_copy(
     ]
     _check_prune(cancel)
     progress(0.82, "Timing the original and the pruned model…")
-    latency = measure_latency(doc.model, model_copy, doc.example_inputs, cancel)
+    latency = check_latency(doc.model, model_copy, doc.example_inputs, cancel=cancel)
     acc_before = acc_after = None
     if doc.source == DEMO_SOURCE:
         progress(0.85, "Measuring digits accuracy…")

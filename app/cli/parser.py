@@ -131,4 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; report the exactly predicted result",
     )
+    prune.add_argument(
+        "--latency",
+        action="store_true",
+        help="also time the original and the pruned model on the example input, "
+        "interleaved (keeps a copy of the original; about 2 s more)",
+    )
     return parser

@@ -10,6 +10,7 @@ plan's ignored_layers. A plan's ``input_spec`` is used unless ``--input-shape`` 
 from __future__ import annotations
 
 import argparse
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
     from engine.plan import Previewer, apply_plan, preview_plan, solve_ratio
+    from engine.utils.latency import check_latency
 
     fmt = _check_output(args)
     with warnings.catch_warnings(record=True) as early:
@@ -113,12 +115,17 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
             _carry_history(opened)
+            original = copy.deepcopy(model) if args.latency else None
             with progress.counter("pruning") as callback:
                 outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback)
             macs1, params1 = count(model, inputs)
             report["after"] = {"macs": macs1, "params": params1}
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
+            if original is not None:
+                with progress.stage("timing the original and the pruned model"):
+                    report["latency"] = check_latency(original, model, inputs).to_dict()
+                del original
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
@@ -211,6 +218,8 @@ def nothing_pruned_hint(flat_pt2: bool) -> str:
 
 def _check_output(args: argparse.Namespace) -> str | None:
     """Validate -o / --save-plan up front, so a typo never costs a full prune."""
+    if args.dry_run and args.latency:
+        raise CliError("--latency times the pruned model, which --dry-run never builds")
     if args.dry_run:
         return output_format(args.output) if args.output else None
     if not args.output:
@@ -306,6 +315,15 @@ def format_prune(report: dict[str, Any]) -> str:
         )
     if len(report["layers"]) > MAX_LISTED:
         lines.append(f"    ... and {len(report['layers']) - MAX_LISTED} more (--json lists all)")
+    lat = report.get("latency")
+    if lat:
+        lines.append(
+            f"  latency ({lat['device']}) {lat['before_ms']:.3g} ms -> {lat['after_ms']:.3g} ms "
+            f"({lat['before_ms'] / lat['after_ms']:.2f}x faster), median of {lat['rounds']} "
+            "interleaved runs on the example input"
+            if lat["after_ms"]
+            else f"  latency not measured: {lat['error']}"
+        )
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

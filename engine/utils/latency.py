@@ -83,3 +83,59 @@ def compare_latency(
             if counter is not None:
                 result.counter_deltas[i].append(counter() - before)
     return result
+
+
+@dataclass
+class LatencyCheck:
+    """Original vs pruned forward time on the example input, where the models live."""
+
+    device: str  # "cpu", "cuda", "meta"
+    before_s: float | None
+    after_s: float | None
+    rounds: int
+    error: str = ""  # why it could not be measured (a pruning result stands regardless)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "device": self.device,
+            "before_ms": None if self.before_s is None else 1e3 * self.before_s,
+            "after_ms": None if self.after_s is None else 1e3 * self.after_s,
+            "rounds": self.rounds,
+            "error": self.error or None,
+        }
+
+
+def check_latency(
+    original: torch.nn.Module,
+    pruned: torch.nn.Module,
+    inputs: object,
+    *,
+    budget_s: float = 2.0,
+    cancel: Callable[[], bool] = lambda: False,
+) -> LatencyCheck:
+    """Whether the MACs a pruning saved became time saved on this machine: interleaved
+    forwards of both models on `inputs` (at least 3 rounds, then until `budget_s` is spent,
+    at most 25). MACs overstate it where memory-bound work (norms, activations, depthwise
+    convs) dominates; docs/benchmarks.md shows by how much. Never raises for a model that
+    fails to run: the error is reported in the result instead."""
+    from engine.io.input_spec import call_with
+
+    param = next(iter(pruned.parameters()), None)
+    device = param.device.type if param is not None else "cpu"
+    if device == "meta":
+        return LatencyCheck(device, None, None, 0, "no weights to run: the model is on meta")
+    try:
+        with torch.inference_mode():
+            result = compare_latency(
+                [lambda: call_with(original, inputs), lambda: call_with(pruned, inputs)],
+                min_rounds=3,
+                max_rounds=25,
+                budget_s=budget_s,
+                cancel=cancel,
+            )
+    except Exception as exc:  # an odd model must not cost the user the pruning result
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        return LatencyCheck(device, None, None, 0, f"{type(exc).__name__}: {first_line}")
+    if result.rounds == 0:
+        return LatencyCheck(device, None, None, 0, "cancelled")
+    return LatencyCheck(device, result.median_s(0), result.median_s(1), result.rounds)

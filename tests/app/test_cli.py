@@ -402,6 +402,25 @@ def test_prune_writes_a_reloadable_file(capsys, tmp_path, suffix):
         assert again["macs"] == report["after"]["macs"]
 
 
+def test_prune_latency_is_measured_only_on_request(capsys, tmp_path):
+    plain = run_json(capsys, "prune", "arborist:demo", "-o", str(tmp_path / "a.safe.pt"))
+    assert "latency" not in plain
+    timed = run_json(
+        capsys, "prune", "arborist:demo", "-o", str(tmp_path / "b.safe.pt"), "--latency"
+    )
+    lat = timed["latency"]
+    assert lat["device"] == "cpu" and lat["error"] is None
+    assert 3 <= lat["rounds"] <= 25 and lat["before_ms"] > 0 and lat["after_ms"] > 0
+    assert timed["after"] == plain["after"]  # timing a copy of the original changes nothing
+    code, out, _ = run_cli(
+        capsys, "prune", "arborist:demo", "-o", str(tmp_path / "c.safe.pt"), "--latency"
+    )
+    assert code == 0
+    assert "  latency (cpu) " in out and "interleaved runs on the example input" in out
+    code, _, err = run_cli(capsys, "prune", "arborist:demo", "--dry-run", "--latency")
+    assert_one_line_error(code, err, "--latency", "--dry-run")
+
+
 def test_safe_checkpoint_needs_an_architecture(capsys, tmp_path, pickled_model):
     out = tmp_path / "net.safe.pt"
     code, _, err = run_cli(

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from engine.utils.latency import compare_latency
+from engine.utils.latency import check_latency, compare_latency
 
 
 class FakeClock:
@@ -95,3 +95,33 @@ def test_real_models_with_the_real_clock_give_positive_samples():
         result = compare_latency([lambda: net(x), lambda: net(x)], min_rounds=3, max_rounds=3)
     assert result.rounds == 3
     assert all(s > 0 for row in result.samples_s for s in row)
+
+
+class _FailsAfter(nn.Module):
+    """Runs `ok` forwards, then raises: a model whose timing cannot finish."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.left = ok
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.left == 0:
+            raise RuntimeError("odd model\nsecond line")
+        self.left -= 1
+        return self.lin(x)
+
+
+def test_check_latency_reports_failures_and_cancel_instead_of_raising() -> None:
+    good, x = nn.Linear(4, 4), torch.randn(2, 4)
+    failed = check_latency(good, _FailsAfter(ok=2), x)
+    assert (failed.before_s, failed.after_s, failed.rounds) == (None, None, 0)
+    assert failed.error == "RuntimeError: odd model"
+    cancelled = check_latency(good, good, x, cancel=lambda: True)
+    assert (cancelled.rounds, cancelled.error) == (0, "cancelled")
+    meta = nn.Linear(4, 4, device="meta")
+    on_meta = check_latency(meta, meta, x.to("meta"))
+    assert (on_meta.device, on_meta.rounds) == ("meta", 0) and "meta" in on_meta.error
+    ok = check_latency(good, good, x)
+    assert ok.device == "cpu" and 3 <= ok.rounds <= 25 and ok.before_s > 0 and ok.after_s > 0
+    assert ok.to_dict()["rounds"] == ok.rounds and ok.to_dict()["error"] is None
