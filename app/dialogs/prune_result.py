@@ -37,7 +37,7 @@ def output_check_text(r: PruneResult) -> str:
 
 
 def latency_text(r: PruneResult) -> str | None:
-    """'12.3 ms → 4.10 ms (3.00× faster; MACs 3.80× fewer), median of 9 interleaved runs'."""
+    """'12.3 ms → 4.1 ms (3.00× faster; MACs 3.80× fewer), median of 9 interleaved runs …'."""
     lat = r.latency
     if lat is None:
         return None

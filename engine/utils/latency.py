@@ -42,6 +42,7 @@ def compare_latency(
     min_rounds: int = 3,
     max_rounds: int = 15,
     budget_s: float | None = None,
+    max_total_s: float | None = None,
     warmup_rounds: int = 1,
     cancel: Callable[[], bool] = lambda: False,
     counter: Callable[[], int] | None = None,
@@ -50,8 +51,10 @@ def compare_latency(
     """Time each forward once per round, interleaved, after `warmup_rounds` untimed rounds.
 
     Stops after `max_rounds`, or once `min_rounds` are done and `budget_s` (wall time of
-    the timed rounds so far) is spent, or when `cancel()` says so between rounds (then it
-    returns what it has). Callers wrap their models: `lambda: model(x)` under
+    the timed rounds so far) is spent, or, even short of `min_rounds`, once `max_total_s`
+    (warm-up included) is spent and one round is timed: a model whose forward takes
+    minutes gets one sample, not three. `cancel()` is asked between rounds (then it returns
+    what it has). Callers wrap their models: `lambda: model(x)` under
     `torch.inference_mode()`; CUDA work is synchronized before each clock read.
     """
     if not forwards:
@@ -62,6 +65,7 @@ def compare_latency(
     result = LatencyComparison([[] for _ in forwards])
     if counter is not None:
         result.counter_deltas = [[] for _ in forwards]
+    started = clock()
     for _ in range(warmup_rounds):
         if cancel():
             return result
@@ -70,6 +74,8 @@ def compare_latency(
     spent = 0.0
     for r in range(max_rounds):
         if cancel() or (r >= min_rounds and budget_s is not None and spent >= budget_s):
+            break
+        if r >= 1 and max_total_s is not None and clock() - started >= max_total_s:
             break
         for i, fn in enumerate(forwards):
             before = counter() if counter is not None else 0
@@ -111,11 +117,14 @@ def check_latency(
     inputs: object,
     *,
     budget_s: float = 2.0,
+    warmup_rounds: int = 1,
     cancel: Callable[[], bool] = lambda: False,
 ) -> LatencyCheck:
     """Whether the MACs a pruning saved became time saved on this machine: interleaved
     forwards of both models on `inputs` (at least 3 rounds, then until `budget_s` is spent,
-    at most 25). MACs overstate it where memory-bound work (norms, activations, depthwise
+    at most 25; a single round once 3 x `budget_s` is gone, for models with slow forwards).
+    `warmup_rounds=0` when both models have just run on these inputs (an output check).
+    MACs overstate the speedup where memory-bound work (norms, activations, depthwise
     convs) dominates; docs/benchmarks.md shows by how much. Never raises for a model that
     fails to run: the error is reported in the result instead."""
     from engine.io.input_spec import call_with
@@ -131,6 +140,8 @@ def check_latency(
                 min_rounds=3,
                 max_rounds=25,
                 budget_s=budget_s,
+                max_total_s=3 * budget_s,
+                warmup_rounds=warmup_rounds,
                 cancel=cancel,
             )
     except Exception as exc:  # an odd model must not cost the user the pruning result

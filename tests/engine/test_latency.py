@@ -55,6 +55,18 @@ def test_budget_stops_after_min_rounds_and_max_rounds_caps():
     assert compare_latency(fns, min_rounds=1, max_rounds=2, budget_s=None, clock=clock).rounds == 2
 
 
+def test_total_time_cap_cuts_below_min_rounds_but_keeps_one_round():
+    clock = FakeClock()
+    fns = [clock.forward("a", 4.0), clock.forward("b", 4.0)]  # 8 s per round
+    capped = compare_latency(fns, min_rounds=3, max_rounds=9, max_total_s=10.0, clock=clock)
+    assert capped.rounds == 1  # warm-up (8 s) + one round (16 s) is past the 10 s cap
+    clock.calls.clear()
+    cold = compare_latency(
+        fns, min_rounds=3, max_rounds=9, max_total_s=10.0, warmup_rounds=0, clock=clock
+    )
+    assert cold.rounds == 2 and clock.calls == ["a", "b"] * 2  # no warm-up: 8 s, then 16 s
+
+
 def test_cancel_between_rounds_returns_what_was_measured():
     clock = FakeClock()
     fns = [clock.forward("a", 0.1)]
