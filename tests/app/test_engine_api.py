@@ -131,11 +131,14 @@ def test_latency_row_text() -> None:
     from engine.utils.latency import LatencyCheck
 
     lat = LatencyCheck("cpu", 0.0123, 0.0041, 9)
-    r = SimpleNamespace(macs_before=380, macs_after=100, latency=lat)
+    r = SimpleNamespace(macs_before=350, macs_after=100, latency=lat)
     assert latency_text(r) == (
-        "12.3 ms → 4.1 ms (3.00× faster; MACs 3.80× fewer), "
+        "12.3 ms → 4.1 ms (3.00× faster; MACs 3.50× fewer), "
         "median of 9 interleaved runs on the example input"
-    )
+    )  # 3.00 >= 0.8 * 3.50: no caveat
+    r.macs_after = 50  # 7x fewer MACs, still 3x faster: the caveat is added
+    assert latency_text(r).endswith("shrink less than the MACs do")
+    assert "MACs 7.00× fewer" in latency_text(r)
     r.latency = LatencyCheck("cpu", None, None, 0, "cancelled")
     assert latency_text(r) == "not measured (cancelled)"
     r.latency = None

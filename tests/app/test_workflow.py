@@ -100,8 +100,8 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
     assert lat.rounds >= 3 and lat.before_s > 0 and lat.after_s > 0
     dialog = win.result_dialog
     assert dialog.rows["Digits accuracy"].startswith("99.44 % → ")
-    assert dialog.rows["Latency (CPU)"].endswith(
-        f"median of {lat.rounds} interleaved runs on the example input"
+    assert f"median of {lat.rounds} interleaved runs on the example input" in (
+        dialog.rows["Latency (CPU)"]
     )
     assert dialog.table.rowCount() == len(result.layers)
 
