@@ -509,7 +509,7 @@ class PruneResult:
     accuracy_before: float | None = None  # demo only: held-out digits
     accuracy_after: float | None = None
     calibration_note: str = ""
-    latency: LatencyCheck | None = None  # None: not measured (cancelled before it ran)
+    latency: LatencyCheck | None = None  # None: not measured (prune_copy always measures)
 
 
 def _width(module: Any, which: str) -> int | None:

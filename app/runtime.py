@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 
 
-def freeze_long_lived_objects() -> int:
-    """Move every object alive now out of the garbage collector's reach; returns how many.
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now out of the garbage collector's reach.
 
     Why: after importing torch, torchvision and Qt a process holds ~380k tracked objects, and
     every full collection walks all of them (~170-270 ms on a 2-core VM), wherever it is
@@ -17,4 +17,3 @@ def freeze_long_lived_objects() -> int:
     Objects created afterwards are collected as usual.
     """
     gc.freeze()
-    return gc.get_freeze_count()

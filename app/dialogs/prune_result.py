@@ -73,9 +73,8 @@ class PruneResultDialog(QDialog):
             "Steps": str(r.steps_done),
             "Output check": output_check_text(r),
         }
-        latency = latency_text(r)
-        if latency is not None and r.latency is not None:
-            self.rows[f"Latency ({r.latency.device.upper()})"] = latency
+        if r.latency is not None:
+            self.rows[f"Latency ({r.latency.device.upper()})"] = latency_text(r)
         if r.accuracy_before is not None and r.accuracy_after is not None:
             self.rows["Digits accuracy"] = (
                 f"{100 * r.accuracy_before:.2f} % → {100 * r.accuracy_after:.2f} % "

@@ -127,6 +127,7 @@ def check_latency(
     MACs overstate the speedup where memory-bound work (norms, activations, depthwise
     convs) dominates; docs/benchmarks.md shows by how much. Never raises for a model that
     fails to run: the error is reported in the result instead."""
+    from engine.io.errors import short_reason
     from engine.io.input_spec import call_with
 
     param = next(iter(pruned.parameters()), None)
@@ -145,8 +146,7 @@ def check_latency(
                 cancel=cancel,
             )
     except Exception as exc:  # an odd model must not cost the user the pruning result
-        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-        return LatencyCheck(device, None, None, 0, f"{type(exc).__name__}: {first_line}")
+        return LatencyCheck(device, None, None, 0, short_reason(exc, limit=200))
     if result.rounds == 0:
         return LatencyCheck(device, None, None, 0, "cancelled")
     return LatencyCheck(device, result.median_s(0), result.median_s(1), result.rounds)
