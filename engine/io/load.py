@@ -9,6 +9,7 @@ Source files are only ever read.
 from __future__ import annotations
 
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
 from .onnx_import import load_onnx
 from .pt2_lift import is_lifted, lift_with_report
+from .pt2_reader import read_pt2
 from .torch_files import (
     check_readable_file,
     describe_object,
@@ -35,6 +37,10 @@ from .zoo import build_zoo_model, is_zoo_spec
 __all__ = ["LoadedModel", "load_model", "guess_example_inputs", "guess_input_spec"]
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+
+
+class Pt2ReadWarning(UserWarning):
+    """Something in a .pt2 file was skipped on purpose (compiled code, pickled inputs)."""
 
 
 @dataclass
@@ -104,7 +110,7 @@ def _load_file(
 ) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".pt2":
-        return _load_pt2(path)
+        return _load_pt2(path, trust=trust)
     if suffix == ".onnx":
         check_readable_file(path)
         module, spec = load_onnx(path)
@@ -213,14 +219,13 @@ def _rebuild_pruned(
     return arch_model
 
 
-def _load_pt2(path: Path) -> LoadedModel:
+def _load_pt2(path: Path, *, trust: bool) -> LoadedModel:
+    """Through our own reader (engine.io.pt2_reader), never torch.export.load: see there."""
     check_readable_file(path)
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:
-        raise ModelLoadError(
-            f"not a torch.export (.pt2) file or corrupt: {path.name} ({short_reason(exc, 120)})"
-        ) from None
+    contents = read_pt2(path, trust=trust)
+    for note in contents.notes:
+        warnings.warn(f"{path.name}: {note}", Pt2ReadWarning, stacklevel=3)
+    program = contents.program
     spec = _pt2_input_spec(program)
     lift = lift_with_report(program)  # real layers, so the program can be pruned
     inputs = _pt2_example_inputs(program)

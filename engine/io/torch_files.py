@@ -25,7 +25,7 @@ _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 
 
-def _short(exc: BaseException, limit: int = 160) -> str:
+def pickle_reason(exc: BaseException, limit: int = 160) -> str:
     """First sentence of an exception message, skipping torch's weights-only boilerplate."""
     msg = str(exc)
     if "Weights only load failed" in msg:
@@ -78,7 +78,7 @@ def _untrusted(path: Path, needs: str) -> UntrustedPickleError:
 def _trusted_failure(path: Path, exc: BaseException) -> ModelLoadError:
     if isinstance(exc, (AttributeError, ImportError)):
         return ModelLoadError(
-            f"{path.name} needs Python code that is not importable here ({_short(exc)}); "
+            f"{path.name} needs Python code that is not importable here ({pickle_reason(exc)}); "
             f"install or put on sys.path the package that defines the model class"
         )
     return _corrupt(path, exc)
@@ -134,7 +134,7 @@ def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"PK") or head[:1] == b"\x80":
-        reason = _short(exc)  # zip or pickle, but damaged: torch's reason is useful
+        reason = pickle_reason(exc)  # zip or pickle, but damaged: torch's reason is useful
     elif head.isascii() and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
         reason = f"it is a text file starting {head.decode(errors='replace')!r}"
     else:
@@ -280,5 +280,5 @@ def load_state_dict_strict(
         model.load_state_dict(sd, strict=True)
     except Exception as exc:
         raise ModelLoadError(
-            f"state dict in {what} does not load into {arch}: {_short(exc)}"
+            f"state dict in {what} does not load into {arch}: {pickle_reason(exc)}"
         ) from None
