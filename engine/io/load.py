@@ -23,7 +23,7 @@ from .errors import InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
 from .onnx_import import load_onnx
-from .pt2_lift import is_lifted, lift_with_report
+from .pt2_lift import Pt2LiftWarning, is_lifted, lift_with_report
 from .pt2_reader import read_pt2
 from .torch_files import (
     check_readable_file,
@@ -110,10 +110,10 @@ def _load_file(
 ) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".pt2":
-        return _load_pt2(path, trust=trust)
+        return _load_pt2(path, trust=trust, spec_override=spec_override)
     if suffix == ".onnx":
         check_readable_file(path)
-        module, spec = load_onnx(path)
+        module, spec = load_onnx(path, spec_override=spec_override)
         return LoadedModel(
             module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)"
         )
@@ -219,15 +219,29 @@ def _rebuild_pruned(
     return arch_model
 
 
-def _load_pt2(path: Path, *, trust: bool) -> LoadedModel:
+def _load_pt2(path: Path, *, trust: bool, spec_override: InputSpec | None) -> LoadedModel:
     """Through our own reader (engine.io.pt2_reader), never torch.export.load: see there."""
     check_readable_file(path)
     contents = read_pt2(path, trust=trust)
     for note in contents.notes:
         warnings.warn(f"{path.name}: {note}", Pt2ReadWarning, stacklevel=3)
     program = contents.program
-    spec = _pt2_input_spec(program)
-    lift = lift_with_report(program)  # real layers, so the program can be pruned
+    try:
+        spec = spec_override or _pt2_input_spec(program)
+    except InputSpecError as exc:
+        raise ModelLoadError(
+            f"{path.name}: its input metadata is unusable ({exc}); pass an input spec "
+            "(--input-shape)"
+        ) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's unlift chatter, not ours
+            warnings.simplefilter("default", Pt2LiftWarning)
+            lift = lift_with_report(program)  # real layers, so the program can be pruned
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path.name}: torch cannot build a module from its program ({short_reason(exc)})"
+        ) from None
     inputs = _pt2_example_inputs(program)
     if inputs is None and spec is not None:
         inputs = spec.make()
@@ -278,9 +292,9 @@ def _pt2_input_spec(program: Any) -> InputSpec | None:
         from .input_spec import TensorSpec
 
         specs = [TensorSpec(tuple(_concrete(d) for d in v.shape), v.dtype) for v in vals]
-        return InputSpec(tuple(specs))
-    except (AttributeError, InputSpecError):
+    except AttributeError:
         return None
+    return InputSpec(tuple(specs))  # InputSpecError (e.g. over the size limit) for the caller
 
 
 def _concrete(dim: Any) -> int:

@@ -63,6 +63,10 @@ def read_pt2(path: Path, *, trust: bool = False) -> Pt2Contents:
     """Load the program of a ``.pt2`` file; ModelLoadError (UntrustedPickleError when
     ``trust`` is needed) with a one-line message otherwise."""
     what = path.name
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(
+            f"not a torch.export (.pt2) file or corrupt: {what} (not a zip archive)"
+        )
     with open_checked_zip(path, what=what) as archive:
         reader = _Archive(archive, what, trust)
         serialized, notes = reader.program()

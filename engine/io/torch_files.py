@@ -1,6 +1,9 @@
 """Reading ``.pt`` / ``.pth`` files without running code from them unless trusted.
 
 ``torch.load(weights_only=True)`` only rebuilds tensors and plain containers.
+Zip files are checked first (``zip_guard``): every member's CRC-32 (torch's
+reader never checks it, so flipped bytes in a weight would load silently) and
+their inflated sizes (decompression bombs).
 When it refuses a file because the pickle names other Python globals (a
 pickled ``nn.Module``, or something hostile) we raise UntrustedPickleError;
 only ``trust=True`` re-reads it with ``weights_only=False``.  Every other
@@ -13,6 +16,7 @@ import pickle
 import pickletools
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from typing import Any
 import torch
 
 from .errors import ModelLoadError, UntrustedPickleError
+from .zip_guard import check_torch_zip
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
@@ -52,6 +57,8 @@ def read_torch_file(path: Path, *, trust: bool = False) -> Any:
     check_readable_file(path)
     if is_plain_pickle(path):
         return _read_plain_pickle(path, trust=trust)
+    if zipfile.is_zipfile(path):  # torch's reader checks neither CRCs nor inflated sizes
+        check_torch_zip(path, what=path.name)
     try:
         return _torch_load(path, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -92,16 +92,24 @@ def pickled_constant(m: dict[str, bytes], marker: Path) -> None:
     weights = _json(m, WEIGHTS)["config"]
     config = _json(m, CONSTANTS)
     meta = dict(weights["fc.bias"]["tensor_meta"])
-    config["config"]["evil"] = {"path_name": "tensor_0", "is_param": False, "use_pickle": True,
-                                "tensor_meta": meta}
+    config["config"]["evil"] = {
+        "path_name": "tensor_0",
+        "is_param": False,
+        "use_pickle": True,
+        "tensor_meta": meta,
+    }
     m["data/constants/tensor_0"] = torch_pickle(_Touch(marker))
     _set_json(m, CONSTANTS, config)
 
 
 def opaque_constant(m: dict[str, bytes], marker: Path) -> None:
     config = _json(m, CONSTANTS)
-    config["config"]["evil"] = {"path_name": "opaque_obj_0", "is_param": False,
-                                "use_pickle": True, "tensor_meta": None}
+    config["config"]["evil"] = {
+        "path_name": "opaque_obj_0",
+        "is_param": False,
+        "use_pickle": True,
+        "tensor_meta": None,
+    }
     m["data/constants/opaque_obj_0"] = pickle.dumps(_Touch(marker))
     _set_json(m, CONSTANTS, config)
 
@@ -127,12 +135,17 @@ def os_system_target(m: dict[str, bytes], marker: Path) -> None:
     """A node whose target resolves (torch.os is the os module) to a call that runs code."""
     program = _json(m, PROGRAM)
     nodes = program["graph_module"]["graph"]["nodes"]
-    nodes.insert(0, {
-        "target": "torch.os.system",
-        "inputs": [{"name": "", "arg": {"as_string": f"touch {marker}"}, "kind": 1}],
-        "outputs": [{"as_none": True}], "metadata": {}, "is_hop_single_tensor_return": None,
-        "name": None,
-    })
+    nodes.insert(
+        0,
+        {
+            "target": "torch.os.system",
+            "inputs": [{"name": "", "arg": {"as_string": f"touch {marker}"}, "kind": 1}],
+            "outputs": [{"as_none": True}],
+            "metadata": {},
+            "is_hop_single_tensor_return": None,
+            "name": None,
+        },
+    )
     _set_json(m, PROGRAM, program)
 
 
@@ -176,11 +189,12 @@ def build_touch_library(marker: Path) -> bytes:
     src = work / "touch.c"
     src.write_text(
         "#include <stdio.h>\n__attribute__((constructor)) static void run(void) {"
-        f" FILE *f = fopen(\"{marker}\", \"a\"); if (f) fclose(f); }}\n"
+        f' FILE *f = fopen("{marker}", "a"); if (f) fclose(f); }}\n'
     )
     out = work / "touch.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-o", str(out), str(src)], check=True, capture_output=True
+    )
     return out.read_bytes()
 
 
