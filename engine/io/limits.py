@@ -15,9 +15,6 @@ MAX_INPUT_ELEMENTS = 2**25
 #: No single dimension of an example input may exceed this.
 MAX_INPUT_DIM = 2**24
 
-#: Iterative pruning steps (each step re-scores and prunes the whole model).
-MAX_ITERATIVE_STEPS = 1000
-
 #: Plan files are small JSON; larger files are refused before they are read.
 MAX_PLAN_BYTES = 8 * 2**20
 #: JSON nesting a plan may use (real plans nest 3 levels).
