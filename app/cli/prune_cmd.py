@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CliError, one_line
+from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
 from .session import count, is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
@@ -67,7 +68,10 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         warnings.simplefilter("always")
         plan = plan_from_args(args)
     _validate(plan)  # structural problems before the (slow) load
-    opened = open_model(args, progress)
+    with warnings.catch_warnings(record=True) as loading:
+        warnings.simplefilter("always")
+        opened = open_model(args, progress)
+    early.extend(w for w in loading if type(w.message).__name__ == "Pt2ReadWarning")
     plan = plan.replace(input_spec=opened.input_spec)
     _validate(plan, opened.model)
     if fmt is not None:
@@ -342,3 +346,8 @@ def format_prune(report: dict[str, Any]) -> str:
     for w in report.get("warnings", []):
         lines.append(f"  note: {w}")
     return "\n".join(lines)
+
+
+run = run_prune
+format_report = format_prune
+__all__ = ["add_arguments", "format_prune", "format_report", "plan_from_args", "run", "run_prune"]
