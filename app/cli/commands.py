@@ -25,7 +25,7 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("inspect", "inspect_cmd", "show layers, coupled groups, MACs and parameters of a model"),
+    Command("inspect", "inspect_cmd", "show layers, coupled groups, MACs and parameters"),
     Command(
         "prune",
         "prune_cmd",

@@ -141,6 +141,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     report["saved_plan"] = None
     if args.dry_run:
         return report
+    if args.save_plan:  # first: a plan that cannot be written must not cost the model
+        _save_plan(plan, args.save_plan)
+        report["saved_plan"] = args.save_plan
     with progress.stage(f"writing {args.output}"):
         report["validation"] = write_model(
             fmt,
@@ -152,9 +155,6 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             history=_history(model),
             input_spec=opened.input_spec,
         )
-    if args.save_plan:
-        plan.save(args.save_plan)
-        report["saved_plan"] = args.save_plan
     problem = report["validation"].get("problem")
     if problem:  # the report is still printed; main() exits non-zero with this line
         report["error"] = problem
@@ -229,12 +229,22 @@ def _check_output(args: argparse.Namespace) -> str | None:
     if not args.output:
         raise CliError("give the output file with -o OUT (or use --dry-run to only preview)")
     fmt = output_format(args.output)
-    check_writable(args.output, args.model)
+    inputs = (args.plan,) if args.plan else ()
+    check_writable(args.output, args.model, inputs=inputs)
     if args.save_plan:
-        check_writable(args.save_plan, args.model)
-        if Path(args.save_plan).resolve() == Path(args.output).resolve():
+        check_writable(args.save_plan, args.model, inputs=inputs, flag="--save-plan")
+        if Path(args.save_plan).absolute() == Path(args.output).absolute():
             raise CliError("--save-plan and -o name the same file; choose two paths")
     return fmt
+
+
+def _save_plan(plan: Any, path: str) -> None:
+    try:
+        plan.save(path)
+    except OSError as exc:
+        shown = path if len(path) <= 120 else path[:117] + "..."
+        reason = exc.strerror or exc
+        raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
 
 
 def _carry_history(opened: Any) -> None:

@@ -29,19 +29,20 @@ def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str
     or OSError (unreadable), each naming the path.
     """
     p = Path(path)
+    shown = shorten(str(p))
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(p, flags)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{what} {p} does not exist") from None
+        raise FileNotFoundError(f"{what} {shown} does not exist") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = _kind(info.st_mode)
-            raise BoundedInputError(f"{what} {p} is {kind}, not a regular file")
+            raise BoundedInputError(f"{what} {shown} is {kind}, not a regular file")
         if info.st_size > max_bytes:
             raise BoundedInputError(
-                f"{what} {p} is {info.st_size:,} bytes; the limit is {max_bytes:,}"
+                f"{what} {shown} is {info.st_size:,} bytes; the limit is {max_bytes:,}"
             )
         chunks, total = [], 0
         while True:
@@ -51,10 +52,15 @@ def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str
             chunks.append(chunk)
             total += len(chunk)
             if total > max_bytes:  # grew while we read it
-                raise BoundedInputError(f"{what} {p} is larger than {max_bytes:,} bytes")
+                raise BoundedInputError(f"{what} {shown} is larger than {max_bytes:,} bytes")
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """A path or name cut to ``limit`` characters for one-line messages."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _kind(mode: int) -> str:

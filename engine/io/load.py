@@ -78,10 +78,16 @@ def load_model(
     spec_override = InputSpec.parse(input_spec) if input_spec is not None else None
     text = str(source)
     path = Path(source)
-    if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
-        loaded = _load_zoo(text)
-    else:
-        loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    try:
+        if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
+            loaded = _load_zoo(text)
+        else:
+            loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    except OSError as exc:  # name too long, permission denied, I/O error...
+        shown = text if len(text) <= 120 else text[:117] + "..."
+        raise ModelLoadError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ModelLoadError(f"not enough memory to load {path.name[:120]}") from None
     if spec_override is not None:
         loaded.input_spec = spec_override
         loaded.example_inputs = spec_override.make()

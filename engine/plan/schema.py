@@ -201,22 +201,23 @@ class PruningPlan:
     def load(cls, path: str | os.PathLike[str]) -> PruningPlan:
         """Read a plan file: regular files only, at most MAX_PLAN_BYTES (a FIFO or /dev/zero
         is refused at once, never read)."""
-        from ..io.bounded import BoundedInputError, read_regular_file
+        from ..io.bounded import BoundedInputError, read_regular_file, shorten
         from ..io.limits import MAX_PLAN_BYTES
 
         p = Path(path)
+        shown = shorten(str(p))
         try:
             text = read_regular_file(p, max_bytes=MAX_PLAN_BYTES, what="plan file")
         except FileNotFoundError:
-            raise PlanError(f"plan file {p} does not exist") from None
+            raise PlanError(f"plan file {shown} does not exist") from None
         except BoundedInputError as e:
             raise PlanError(str(e)) from None
         except OSError as e:
-            raise PlanError(f"cannot read plan file {p}: {e.strerror or e}") from None
+            raise PlanError(f"cannot read plan file {shown}: {e.strerror or e}") from None
         try:
             return cls.from_json(text)
         except PlanError as e:
-            raise PlanError([f"{p}: {q}" for q in e.problems]) from None
+            raise PlanError([f"{shown}: {q}" for q in e.problems]) from None
 
     def replace(self, **changes: Any) -> PruningPlan:
         """A copy with `changes` applied (containers copied, so edits never leak back)."""
