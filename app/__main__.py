@@ -9,6 +9,7 @@ usage errors (exit 2) instead of a window, which on a headless machine would abo
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -16,6 +17,7 @@ import sys
 from app.runtime import freeze_long_lived_objects
 
 EXIT_USAGE = 2
+FALLBACK_COMMANDS = ("inspect", "prune")
 #: Options the GUI itself takes (Qt's own, like -platform, pass through to Qt).
 GUI_OPTIONS = ("--settings", "--theme", "-h", "--help")
 #: A bare word like these is meant as a subcommand, not as a model path or zoo spec.
@@ -24,11 +26,18 @@ _COMMAND_WORD = re.compile(r"[a-z][a-z0-9-]*")
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from app.cli.commands import COMMAND_NAMES
-
+    try:
+        from app.cli.commands import COMMAND_NAMES
+    except ImportError:  # a broken install: still tell the command words from files
+        COMMAND_NAMES = FALLBACK_COMMANDS  # noqa: N806
     if argv and argv[0] in COMMAND_NAMES:
-        from app import cli
-
+        try:
+            cli = importlib.import_module("app.cli")
+        except ImportError:
+            sys.stderr.write(
+                f"arborist: the '{argv[0]}' command is not available (app.cli is missing)\n"
+            )
+            return EXIT_USAGE
         return int(cli.main(argv, freeze_gc=True) or 0)
     problem = cli_intent_without_command(argv, COMMAND_NAMES)
     if problem:
@@ -73,8 +82,10 @@ def cli_intent_without_command(argv: list[str], commands: tuple[str, ...]) -> st
 
 def _cli_flags() -> set[str]:
     """Every long option of every subcommand (read from the parser, so it stays in sync)."""
-    from app.cli.parser import build_parser
-
+    try:
+        from app.cli.parser import build_parser
+    except ImportError:
+        return set()
     flags: set[str] = set()
     parser = build_parser()
     for action in parser._subparsers._group_actions:  # noqa: SLF001 - argparse has no API
@@ -85,8 +96,10 @@ def _cli_flags() -> set[str]:
 
 
 def run_gui(argv: list[str]) -> int:
-    from app.cli.commands import COMMAND_NAMES
-
+    try:
+        from app.cli.commands import COMMAND_NAMES
+    except ImportError:
+        COMMAND_NAMES = FALLBACK_COMMANDS  # noqa: N806
     commands = ", ".join(f"arborist {name} MODEL" for name in COMMAND_NAMES)
     parser = argparse.ArgumentParser(
         prog="arborist",
