@@ -32,7 +32,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="model file (.pt/.pth, .pt2, .onnx) or zoo spec (torchvision:resnet18, "
+        help="model file (.pt/.pth, .safetensors, .pt2, .onnx) or zoo spec (torchvision:resnet18, "
         "timm:NAME, arborist:demo)",
     )
     p.add_argument(
@@ -50,7 +50,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--arch",
         metavar="SPEC",
-        help="architecture of a weights-only state dict, e.g. torchvision:resnet18",
+        help="architecture of a weights-only state dict (.pt, .safetensors), "
+        "e.g. torchvision:resnet18",
     )
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")

@@ -117,6 +117,8 @@ def _load_file(
     suffix = path.suffix.lower()
     if suffix == ".pt2":
         return _load_pt2(path, trust=trust, spec_override=spec_override)
+    if suffix == ".safetensors":
+        return _load_safetensors(path, arch=arch)
     if suffix == ".onnx":
         check_readable_file(path)
         module, spec = load_onnx(path, spec_override=spec_override)
@@ -162,6 +164,42 @@ def _load_torch_file(
             arch=arch,
         )
     raise ModelLoadError(f"{path.name} holds {describe_object(obj)}, not a model or a state dict")
+
+
+def _load_safetensors(path: Path, *, arch: str | None) -> LoadedModel:
+    """A ``.safetensors`` file: raw tensors behind a JSON header, no pickle, so no trust is
+    ever needed; like any state dict it needs ``arch`` to say which model it fills."""
+    check_readable_file(path)
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ModelLoadError(
+            "reading .safetensors files needs the safetensors package; pip install safetensors"
+        ) from None
+    try:
+        state_dict = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"not a safetensors file or corrupt: {path.name} ({short_reason(exc, 120)})"
+        ) from None
+    if not state_dict:
+        raise ModelLoadError(f"{path.name} holds no tensors")
+    if not arch:
+        raise ModelLoadError(
+            f"{path.name} holds only weights (a state dict of {len(state_dict)} tensors); "
+            f"pass arch=, e.g. 'torchvision:resnet18', to say which model they belong to"
+        )
+    model, spec = _build_arch(arch)
+    load_state_dict_strict(model, state_dict, what=path.name, arch=arch)
+    return LoadedModel(
+        model,
+        spec.make(),
+        spec,
+        "safetensors",
+        f"{path.name} (safetensors loaded into {arch})",
+        arch=arch,
+    )
 
 
 def _build_arch(arch: str) -> tuple[nn.Module, InputSpec]:

@@ -161,3 +161,32 @@ def test_sym_grammar_accepts_torch_expressions_and_refuses_code():
     ):  # fmt: skip
         with pytest.raises(SymExprError):
             check_sym_expr(bad)
+
+
+# ------------------------------------------------------------------ safetensors
+
+
+def test_safetensors_state_dicts_load_with_arch_and_never_need_trust(tmp_path):
+    from safetensors.torch import save_file
+
+    from engine.io.zoo import build_zoo_model
+
+    original = build_zoo_model("arborist:demo").model
+    with torch.no_grad():
+        for p in original.parameters():
+            p.add_(0.5)
+    path = tmp_path / "demo.safetensors"
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, str(path))
+    with pytest.raises(ModelLoadError, match="holds only weights .* pass arch="):
+        load_model(path)
+    loaded = load_model(path, arch="arborist:demo")
+    assert loaded.source_kind == "safetensors"
+    for key, value in original.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+
+
+def test_corrupt_safetensors_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes((10**12).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ModelLoadError, match="not a safetensors file or corrupt: bad.safetensors"):
+        load_model(path, arch="arborist:demo")
