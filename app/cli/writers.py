@@ -48,7 +48,11 @@ def check_writable(
     shown = path if len(path) <= 120 else path[:117] + "..."
     out = Path(path)
     try:
-        for given in (source, *inputs):
+        if source and Path(source).exists() and same_file(out, source):
+            raise CliError(
+                f"refusing to overwrite the source model {source}; choose another {flag} path"
+            )
+        for given in inputs:
             if given and Path(given).exists() and same_file(out, given):
                 raise CliError(
                     f"refusing to overwrite the input file {given} with {flag}; "
