@@ -92,9 +92,7 @@ def test_a_fifo_plan_never_blocks_the_window(qtbot, window, tmp_path):
     start = time.monotonic()
     window.read_plan(str(fifo))
     assert time.monotonic() - start < 1.0  # returned at once: the worker reads
-    qtbot.waitUntil(
-        lambda: "named pipe" in _details(window), timeout=10000
-    )
+    qtbot.waitUntil(lambda: "named pipe" in _details(window), timeout=10000)
 
 
 def test_a_good_plan_read_in_the_background_is_applied(qtbot, window, tmp_path):

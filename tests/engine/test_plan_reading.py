@@ -66,9 +66,7 @@ def test_nan_in_importance_options_is_refused_in_files_and_in_memory(tmp_path):
 
 @pytest.mark.parametrize("steps", [MAX_ITERATIVE_STEPS + 1, 1_000_000_000])
 def test_iterative_steps_are_bounded_before_any_schedule_is_built(steps):
-    with pytest.raises(
-        PlanError, match=rf"iterative_steps: must be at most 1000, got {steps}"
-    ):
+    with pytest.raises(PlanError, match=rf"iterative_steps: must be at most 1000, got {steps}"):
         PruningPlan(iterative_steps=steps).validate()
     PruningPlan(iterative_steps=MAX_ITERATIVE_STEPS).validate()
 
