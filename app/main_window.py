@@ -799,10 +799,39 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open pruning plan", "", PLAN_FILTER)
         if path:
-            self.open_plan(path)
+            self.read_plan(path)
+
+    def read_plan(self, path: str) -> None:
+        """Read and check the plan file on a worker (a FIFO or a huge file never blocks the
+        window); it is applied, or its problems shown, when the worker is done."""
+        runner = self.__dict__.get("plan_reads")
+        if runner is None:
+            runner = self.plan_reads = JobRunner(self)
+            runner.finished.connect(lambda done: self._plan_read(*done))
+            runner.failed.connect(
+                lambda f: self._show_error("Could not read the plan", f.message, f.details)
+            )
+
+        def job(progress, cancelled):
+            try:
+                return path, engine_api.load_plan(path), []
+            except engine_api.PlanFileError as exc:
+                return path, None, list(exc.problems)
+
+        runner.submit(job, f"Reading {os.path.basename(path)}…")
+
+    def _plan_read(self, path: str, plan, problems: list[str]) -> bool:
+        if plan is not None and self.document is not None:
+            problems = self.pruning.use_plan(plan)
+        return self._report_plan(path, problems)
 
     def open_plan(self, path: str) -> bool:
-        problems = self.pruning.open_plan(path)
+        """Read and apply a plan at once (scripts, tests); the GUI itself uses read_plan."""
+        return self._report_plan(path, self.pruning.open_plan(path))
+
+    def _report_plan(self, path: str, problems: list[str]) -> bool:
+        if self.document is None:
+            return False
         if problems:
             self._show_error(
                 "Could not use this plan",

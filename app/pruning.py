@@ -168,6 +168,10 @@ class PruningController(QObject):
             plan = engine_api.load_plan(path)
         except engine_api.PlanFileError as exc:
             return list(exc.problems)
+        return self.use_plan(plan)
+
+    def use_plan(self, plan: Any) -> list[str]:
+        """Apply an already read plan as one undoable edit, unless it does not fit."""
         if self.document is not None:
             problems = engine_api.plan_problems(plan, self.document)
             if problems:

@@ -27,6 +27,50 @@ class JobFailure:
     exception: BaseException  # kept so the GUI can react to TrustRequired etc.
 
 
+def failure_of(exc: BaseException) -> JobFailure:
+    """A JobFailure for ``exc`` that cannot itself fail: a broken ``__str__`` or ``__repr__``
+    still gives a message (str, then repr, then the type name), and SystemExit /
+    KeyboardInterrupt from a job are explained instead of ending the program."""
+    kind = _type_name(exc)
+    if isinstance(exc, SystemExit):
+        code = _safe_text(exc.code)
+        message = f"the job tried to exit the program (SystemExit {code}); it was stopped"
+    elif isinstance(exc, KeyboardInterrupt):
+        message = "the job was interrupted (KeyboardInterrupt)"
+    else:
+        message = _exception_text(exc) or kind
+    try:
+        details = traceback.format_exc()
+    except BaseException:  # noqa: BLE001 - formatting must never lose the failure
+        details = f"{kind}: {message}"
+    return JobFailure(kind, message, details, exc)
+
+
+def _type_name(exc: BaseException) -> str:
+    try:
+        return str(type(exc).__name__)
+    except BaseException:  # noqa: BLE001
+        return "Exception"
+
+
+def _exception_text(exc: BaseException) -> str:
+    for render in (str, repr):
+        try:
+            text = render(exc)
+        except BaseException:  # noqa: BLE001 - a broken __str__/__repr__ in someone's class
+            continue
+        if isinstance(text, str) and text:
+            return text
+    return ""
+
+
+def _safe_text(value: object) -> str:
+    try:
+        return str(value)
+    except BaseException:  # noqa: BLE001
+        return "?"
+
+
 class _Signals(QObject):
     progress = Signal(int, float, str)
     finished = Signal(int, object)
@@ -51,10 +95,7 @@ class _Job(QRunnable):
         except self.cancel_types:
             sig.cancelled.emit(jid)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI
-            failure = JobFailure(
-                type(exc).__name__, str(exc) or type(exc).__name__, traceback.format_exc(), exc
-            )
-            sig.failed.emit(jid, failure)
+            sig.failed.emit(jid, failure_of(exc))
         else:
             if self.cancel_event.is_set():
                 sig.cancelled.emit(jid)

@@ -32,7 +32,17 @@ def _known_error_types() -> tuple[type[BaseException], ...]:
 
 
 def user_message(exc: BaseException) -> str | None:
-    """The one-line message for a known, user-caused error; None for anything else."""
+    """The one-line message for a known, user-caused error; None for anything else.
+
+    Besides the engine's own errors: MemoryError (an input too large for this machine) and
+    OSError (full disk, read-only folder, name too long...), named by their path.
+    """
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this model or input; try a smaller --input-shape"
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else ""
+        where = f"{str(where)[:120]}{'...' if len(str(where)) > 120 else ''}: " if where else ""
+        return one_line(f"{where}{exc.strerror or exc}")
     if not isinstance(exc, _known_error_types()):
         return None
     problems = getattr(exc, "problems", None)  # PlanError lists every problem it found

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .parser import add_inspect_arguments as add_arguments
 from .progress import Progress
 from .session import is_flat_pt2, open_model, trace
+
+__all__ = ["add_arguments", "format_inspect", "format_report", "run", "run_inspect"]
 
 
 def run_inspect(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
@@ -157,3 +160,7 @@ def _dash(v: Any) -> str:
 
 def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+run = run_inspect
+format_report = format_inspect

@@ -28,11 +28,11 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="model file (.pt/.pth, .pt2, .onnx) or zoo spec (torchvision:resnet18, "
+        help="model file (.pt/.pth, .safetensors, .pt2, .onnx) or zoo spec (torchvision:resnet18, "
         "timm:NAME, arborist:demo)",
     )
     p.add_argument(
@@ -50,31 +50,34 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--arch",
         metavar="SPEC",
-        help="architecture of a weights-only state dict, e.g. torchvision:resnet18",
+        help="architecture of a weights-only state dict (.pt, .safetensors), "
+        "e.g. torchvision:resnet18",
     )
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One subparser per entry of ``commands.COMMANDS``, each filled by its own module."""
+    from .commands import COMMANDS
+
     parser = OneLineParser(
         prog="arborist",
         description="Structural pruning from the command line (run without a command for the GUI).",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help)
+        cmd.load().add_arguments(p)
+    return parser
 
-    inspect = sub.add_parser(
-        "inspect", help="show layers, coupled groups, MACs and parameters of a model"
-    )
-    _add_model_arguments(inspect)
 
-    prune = sub.add_parser(
-        "prune",
-        help="prune a model and write the result",
-        description="Prune MODEL and write it to OUT. Flags given explicitly override the "
-        "fields of a --plan file; --ignore adds to the plan's ignored layers.",
-    )
-    _add_model_arguments(prune)
+def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+
+
+def add_prune_arguments(prune: argparse.ArgumentParser) -> None:
+    add_model_arguments(prune)
     prune.add_argument("-o", "--output", metavar="OUT", help=OUTPUT_FORMATS_HELP)
     prune.add_argument("--plan", metavar="P", help="pruning plan JSON (from --save-plan or GUI)")
     amount = prune.add_mutually_exclusive_group()
@@ -137,4 +140,3 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time the original and the pruned model on the example input, "
         "interleaved (keeps a copy of the original; about 2 s more)",
     )
-    return parser

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CliError, one_line
+from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
 from .session import count, is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
@@ -67,7 +68,10 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         warnings.simplefilter("always")
         plan = plan_from_args(args)
     _validate(plan)  # structural problems before the (slow) load
-    opened = open_model(args, progress)
+    with warnings.catch_warnings(record=True) as loading:
+        warnings.simplefilter("always")
+        opened = open_model(args, progress)
+    early.extend(w for w in loading if type(w.message).__name__ == "Pt2ReadWarning")
     plan = plan.replace(input_spec=opened.input_spec)
     _validate(plan, opened.model)
     if fmt is not None:
@@ -137,6 +141,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     report["saved_plan"] = None
     if args.dry_run:
         return report
+    if args.save_plan:  # first: a plan that cannot be written must not cost the model
+        _save_plan(plan, args.save_plan)
+        report["saved_plan"] = args.save_plan
     with progress.stage(f"writing {args.output}"):
         report["validation"] = write_model(
             fmt,
@@ -148,9 +155,6 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             history=_history(model),
             input_spec=opened.input_spec,
         )
-    if args.save_plan:
-        plan.save(args.save_plan)
-        report["saved_plan"] = args.save_plan
     problem = report["validation"].get("problem")
     if problem:  # the report is still printed; main() exits non-zero with this line
         report["error"] = problem
@@ -225,12 +229,22 @@ def _check_output(args: argparse.Namespace) -> str | None:
     if not args.output:
         raise CliError("give the output file with -o OUT (or use --dry-run to only preview)")
     fmt = output_format(args.output)
-    check_writable(args.output, args.model)
+    inputs = (args.plan,) if args.plan else ()
+    check_writable(args.output, args.model, inputs=inputs)
     if args.save_plan:
-        check_writable(args.save_plan, args.model)
-        if Path(args.save_plan).resolve() == Path(args.output).resolve():
+        check_writable(args.save_plan, args.model, inputs=inputs, flag="--save-plan")
+        if Path(args.save_plan).absolute() == Path(args.output).absolute():
             raise CliError("--save-plan and -o name the same file; choose two paths")
     return fmt
+
+
+def _save_plan(plan: Any, path: str) -> None:
+    try:
+        plan.save(path)
+    except OSError as exc:
+        shown = path if len(path) <= 120 else path[:117] + "..."
+        reason = exc.strerror or exc
+        raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
 
 
 def _carry_history(opened: Any) -> None:
@@ -342,3 +356,8 @@ def format_prune(report: dict[str, Any]) -> str:
     for w in report.get("warnings", []):
         lines.append(f"  note: {w}")
     return "\n".join(lines)
+
+
+run = run_prune
+format_report = format_prune
+__all__ = ["add_arguments", "format_prune", "format_report", "plan_from_args", "run", "run_prune"]

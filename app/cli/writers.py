@@ -34,18 +34,55 @@ def output_format(path: str) -> str:
     raise CliError(f"cannot tell the output format of {path!r}; end the name with one of {choices}")
 
 
-def check_writable(path: str, source: str) -> None:
-    """Fail before the (long) pruning when the output path is unusable."""
+def check_writable(
+    path: str, source: str, *, inputs: tuple[str, ...] = (), flag: str = "-o"
+) -> None:
+    """Fail before the (long) pruning when the output path is unusable.
+
+    Never an input (the model, a plan file); the folder must exist and take a small
+    probe file (so a read-only folder, even for root, or a full disk shows now, not
+    after the model was written); names too long for the file system are refused.
+    """
     from engine.io.atomic import same_file
 
+    shown = path if len(path) <= 120 else path[:117] + "..."
     out = Path(path)
-    if Path(source).exists() and same_file(out, source):
-        raise CliError(f"refusing to overwrite the source model {source}; choose another -o path")
-    if out.is_dir():
-        raise CliError(f"output path {path} is a directory; give a file name")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"output directory {parent} does not exist")
+    try:
+        if source and Path(source).exists() and same_file(out, source):
+            raise CliError(
+                f"refusing to overwrite the source model {source}; choose another {flag} path"
+            )
+        for given in inputs:
+            if given and Path(given).exists() and same_file(out, given):
+                raise CliError(
+                    f"refusing to overwrite the input file {given} with {flag}; "
+                    "Arborist never overwrites its inputs, choose another path"
+                )
+        if out.is_dir():
+            raise CliError(f"output path {shown} is a directory; give a file name")
+        parent = out.parent if str(out.parent) else Path(".")
+        if not parent.is_dir():
+            raise CliError(f"output directory {parent} does not exist")
+        _probe(parent, out.name)
+    except OSError as exc:
+        raise CliError(f"cannot write {shown} ({flag}): {exc.strerror or exc}") from None
+
+
+def _probe(folder: Path, name: str) -> None:
+    """Create, fill and remove a small temporary file where ``name`` will go."""
+    import os
+    import tempfile
+
+    max_name = os.pathconf(folder, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(name.encode()) > max_name:
+        raise OSError(36, f"File name too long ({len(name.encode()):,} bytes, limit {max_name})")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".arborist-probe-")
+    try:
+        os.write(fd, b"\0" * 4096)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def write_model(
@@ -64,7 +101,7 @@ def write_model(
 
     from engine.io import export_onnx, export_pt2, export_pytorch, export_safe_checkpoint
 
-    protect = source if Path(source).exists() else None
+    protect = source if _exists(source) else None
     if fmt == "onnx":
         report = export_onnx(model, example_inputs, path, source=protect)
         data = report.to_dict()
@@ -75,6 +112,7 @@ def write_model(
         return data
     with torch.no_grad():
         expected = _call(model, example_inputs)
+    written: bytes | None = None
     if fmt == "pt2":
         export_pt2(model, example_inputs, path, source=protect)
     elif fmt == "safe":
@@ -89,8 +127,18 @@ def write_model(
             source=protect,
         )
     else:
-        export_pytorch(model, path, source=protect)
-    return _reload_report(fmt, path, example_inputs, expected)
+        from engine.io.export import torch_save_bytes
+
+        written = torch_save_bytes(model)
+        export_pytorch(model, path, source=protect, data=written)
+    return _reload_report(fmt, path, example_inputs, expected, written)
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:
+        return False
 
 
 _NEEDS_ARCH = (
@@ -104,14 +152,21 @@ def check_format_possible(fmt: str, arch: str | None) -> None:
         raise CliError(_NEEDS_ARCH)
 
 
-def _reload_report(fmt: str, path: str, example_inputs: Any, expected: Any) -> dict[str, Any]:
-    """Read the written file back the way a user would and compare outputs."""
+def _reload_report(
+    fmt: str, path: str, example_inputs: Any, expected: Any, written: bytes | None
+) -> dict[str, Any]:
+    """Read the written file back the way a user would and compare outputs.
+
+    Only through safe readers: .pt2 with engine.io's own reader, .safe.pt with
+    weights_only; a pickled .pt is unpickled from the bytes we wrote (whose digest must
+    match the file), never from the destination, which someone else may have replaced.
+    """
     import torch
 
     errors: list[str] = []
     max_diff: float | None = None
     try:
-        reloaded = _reload(fmt, path)
+        reloaded = _reload(fmt, path, written)
         with torch.no_grad():
             got = _call(reloaded, example_inputs)
         max_diff = _max_abs_diff(expected, got)
@@ -132,17 +187,27 @@ def _reload_report(fmt: str, path: str, example_inputs: Any, expected: Any) -> d
     }
 
 
-def _reload(fmt: str, path: str) -> Any:
+def _reload(fmt: str, path: str, written: bytes | None) -> Any:
+    import hashlib
+    import io
+
     import torch
 
     if fmt == "pt2":
-        return torch.export.load(path).module()
+        from engine.io.pt2_reader import read_pt2
+
+        return read_pt2(Path(path)).program.module()
     if fmt == "safe":
         from engine.io import load_model
 
         return load_model(path).model
-    # We wrote this pickle a moment ago from an already-loaded model: trusted.
-    model = torch.load(path, map_location="cpu", weights_only=False)
+    assert written is not None
+    with open(path, "rb") as fh:
+        on_disk = hashlib.sha256(fh.read()).digest()
+    if on_disk != hashlib.sha256(written).digest():
+        raise ValueError(f"{Path(path).name} on disk differs from what was written")
+    # our own bytes, pickled a moment ago from the loaded model: no foreign code in them
+    model = torch.load(io.BytesIO(written), map_location="cpu", weights_only=False)
     model.eval()
     return model
 

@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 TRUST_TEXT = (
     "<b>Loading “{name}” would run Python code stored inside the file.</b><br><br>"
-    "This file is a full pickle, not plain weights. Unpickling it can execute any code: "
+    "This file holds pickled Python objects or program code, not plain weights and graphs. "
+    "Loading it can execute any code: "
     "it could read or delete your files, install malware or send data over the network. "
     "Arborist cannot check what the code does.<br><br>"
     "Only choose <b>Yes</b> if you created this file or fully trust where it came from."

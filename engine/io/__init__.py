@@ -8,6 +8,7 @@ from .input_spec import InputSpec, TensorSpec, call_with
 from .load import LoadedModel, load_model
 from .onnx_export import ValidationReport
 from .pt2_lift import lift_exported_program
+from .pt2_reader import Pt2Contents, read_pt2
 
 __all__ = [
     "atomic_write",
@@ -25,6 +26,8 @@ __all__ = [
     "LoadedModel",
     "load_model",
     "ModelLoadError",
+    "Pt2Contents",
+    "read_pt2",
     "TensorSpec",
     "UntrustedPickleError",
     "ValidationReport",

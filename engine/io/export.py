@@ -1,11 +1,15 @@
 """Writing models out: full pickle, safe checkpoint, torch.export (.pt2), ONNX.
 
 Every writer goes through ``atomic_write`` so a failed export leaves no
-partial file and can never overwrite the model's source file.
+partial file and can never overwrite the model's source file. torch's own
+file writers abort the whole process (SIGABRT in C++) when the disk fills up,
+so the torch formats are serialized into memory first and written by Python,
+where a full disk is an ordinary OSError, reported as an ExportError.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,13 +35,30 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 
-def export_pytorch(model: nn.Module, path: PathLike, *, source: PathLike | None = None) -> Path:
-    """Pickle the whole module (reload with ``torch.load(weights_only=False)``, trusted only)."""
+def torch_save_bytes(obj: Any) -> bytes:
+    """``torch.save`` into memory (see the module docstring for why not into the file)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
-    def write(tmp: Path) -> None:
-        torch.save(model, tmp)
 
-    return _write(path, write, source, "PyTorch model")
+def export_pytorch(
+    model: nn.Module,
+    path: PathLike,
+    *,
+    source: PathLike | None = None,
+    data: bytes | None = None,
+) -> Path:
+    """Pickle the whole module (reload with ``torch.load(weights_only=False)``, trusted only).
+
+    ``data``: the module already serialized with ``torch_save_bytes`` (callers that check
+    the written model unpickle their own bytes, never the file, which others may replace).
+    """
+    try:
+        payload = torch_save_bytes(model) if data is None else data
+    except Exception as exc:
+        raise ExportError(f"the model cannot be pickled: {short_reason(exc)}") from None
+    return _write(path, lambda tmp: _write_bytes(tmp, payload), source, "PyTorch model")
 
 
 def export_safe_checkpoint(
@@ -60,17 +81,15 @@ def export_safe_checkpoint(
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     ckpt = SafeCheckpoint(arch, _plain_history(pruning_history), state_dict, spec_text)
 
-    def write(tmp: Path) -> None:
-        torch.save(ckpt.to_dict(), tmp)
-        try:
-            torch.load(tmp, weights_only=True, map_location="cpu")
-        except Exception as exc:
-            raise ExportError(
-                "checkpoint would not be loadable safely (pruning history not plain data?): "
-                f"{short_reason(exc)}"
-            ) from None
-
-    return _write(path, write, source, "safe checkpoint")
+    payload = torch_save_bytes(ckpt.to_dict())
+    try:
+        torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+    except Exception as exc:
+        raise ExportError(
+            "checkpoint would not be loadable safely (pruning history not plain data?): "
+            f"{short_reason(exc)}"
+        ) from None
+    return _write(path, lambda tmp: _write_bytes(tmp, payload), source, "safe checkpoint")
 
 
 def export_pt2(
@@ -87,11 +106,18 @@ def export_pt2(
         program = torch.export.export(model, args, kwargs=kwargs)
     except Exception as exc:
         raise ExportError(f"torch.export failed: {short_reason(exc)}") from None
+    buffer = io.BytesIO()
+    try:
+        torch.export.save(program, buffer)
+    except Exception as exc:
+        raise ExportError(f"saving the .pt2 program failed: {short_reason(exc)}") from None
+    payload = buffer.getvalue()
+    return _write(path, lambda tmp: _write_bytes(tmp, payload), source, ".pt2 program")
 
-    def write(tmp: Path) -> None:
-        torch.export.save(program, tmp)
 
-    return _write(path, write, source, ".pt2 program")
+def _write_bytes(tmp: Path, data: bytes) -> None:
+    with open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def _plain_history(history: Sequence[Any]) -> list[Any]:
@@ -118,5 +144,7 @@ def _write(path: PathLike, write: Any, source: PathLike | None, what: str) -> Pa
         raise
     except OSError as exc:
         raise ExportError(f"cannot write {what} to {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ExportError(f"not enough memory to write {what} to {path}") from None
     except Exception as exc:
         raise ExportError(f"writing {what} to {path} failed: {short_reason(exc)}") from None

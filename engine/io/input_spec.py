@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .errors import InputSpecError
+from .limits import MAX_INPUT_DIM, MAX_INPUT_ELEMENTS
 
 # Canonical dtype name -> torch dtype.  Aliases map onto canonical names.
 _DTYPES: dict[str, torch.dtype] = {
@@ -132,6 +133,7 @@ class InputSpec:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InputSpecError(f"input spec names {', '.join(dupes)} more than once")
+        _check_size(self.tensors)
 
     @property
     def is_named(self) -> bool:
@@ -185,13 +187,38 @@ class InputSpec:
         return tuple(made)
 
 
+def _check_size(tensors: tuple[TensorSpec, ...]) -> None:
+    """Refuse specs whose tensors would not fit the limits, before anything is allocated."""
+    total, largest = 0, (0, 0, 0)
+    for i, t in enumerate(tensors):
+        numel = 1
+        for j, d in enumerate(t.shape):
+            if not isinstance(d, int) or d < 0:
+                raise InputSpecError(f"input #{i + 1} dimension {j + 1} is {d!r}, not a size")
+            if d > MAX_INPUT_DIM:
+                raise InputSpecError(
+                    f"input #{i + 1} dimension {j + 1} is {d:,}, over the limit of "
+                    f"{MAX_INPUT_DIM:,} per dimension"
+                )
+            numel *= d
+            if d > largest[2]:
+                largest = (i + 1, j + 1, d)
+        total += numel
+    if total > MAX_INPUT_ELEMENTS:
+        i, j, d = largest
+        raise InputSpecError(
+            f"example inputs of {total:,} elements are over the limit of {MAX_INPUT_ELEMENTS:,} "
+            f"(largest: input #{i} dimension {j} = {d:,}); give a smaller shape"
+        )
+
+
 def _require_tensor(value: Any, where: str) -> None:
     if not isinstance(value, torch.Tensor):
         raise InputSpecError(f"example input {where} is a {type(value).__name__}, not a tensor")
 
 
 def _parse_tensor(text: str, index: int) -> TensorSpec:
-    where = f"input #{index + 1} ({text!r})"
+    where = f"input #{index + 1} ({text[:60]!r})"
     if not text:
         raise InputSpecError(f"input #{index + 1} is empty (stray ';'?)")
     name: str | None = None
@@ -212,7 +239,12 @@ def _parse_tensor(text: str, index: int) -> TensorSpec:
     shape = []
     for d in dims:
         if not _DIM_RE.match(d):
-            raise InputSpecError(f"{where}: dimension {d!r} is not a positive integer")
+            raise InputSpecError(f"{where}: dimension {d[:20]!r} is not a positive integer")
+        if len(d.lstrip("0")) > len(str(MAX_INPUT_DIM)):
+            raise InputSpecError(
+                f"{where}: dimension {len(d)}-digit {d[:12]}... is over the limit of "
+                f"{MAX_INPUT_DIM:,} per dimension"
+            )
         if int(d) == 0:
             raise InputSpecError(f"{where}: dimension 0 is not allowed")
         shape.append(int(d))

@@ -9,6 +9,7 @@ Source files are only ever read.
 from __future__ import annotations
 
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from .errors import InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
 from .onnx_import import load_onnx
-from .pt2_lift import is_lifted, lift_with_report
+from .pt2_lift import Pt2LiftWarning, is_lifted, lift_with_report
+from .pt2_reader import read_pt2
 from .torch_files import (
     check_readable_file,
     describe_object,
@@ -35,6 +37,10 @@ from .zoo import build_zoo_model, is_zoo_spec
 __all__ = ["LoadedModel", "load_model", "guess_example_inputs", "guess_input_spec"]
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+
+
+class Pt2ReadWarning(UserWarning):
+    """Something in a .pt2 file was skipped on purpose (compiled code, pickled inputs)."""
 
 
 @dataclass
@@ -72,10 +78,16 @@ def load_model(
     spec_override = InputSpec.parse(input_spec) if input_spec is not None else None
     text = str(source)
     path = Path(source)
-    if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
-        loaded = _load_zoo(text)
-    else:
-        loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    try:
+        if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
+            loaded = _load_zoo(text)
+        else:
+            loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    except OSError as exc:  # name too long, permission denied, I/O error...
+        shown = text if len(text) <= 120 else text[:117] + "..."
+        raise ModelLoadError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ModelLoadError(f"not enough memory to load {path.name[:120]}") from None
     if spec_override is not None:
         loaded.input_spec = spec_override
         loaded.example_inputs = spec_override.make()
@@ -104,10 +116,12 @@ def _load_file(
 ) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".pt2":
-        return _load_pt2(path)
+        return _load_pt2(path, trust=trust, spec_override=spec_override)
+    if suffix == ".safetensors":
+        return _load_safetensors(path, arch=arch)
     if suffix == ".onnx":
         check_readable_file(path)
-        module, spec = load_onnx(path)
+        module, spec = load_onnx(path, spec_override=spec_override)
         return LoadedModel(
             module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)"
         )
@@ -150,6 +164,42 @@ def _load_torch_file(
             arch=arch,
         )
     raise ModelLoadError(f"{path.name} holds {describe_object(obj)}, not a model or a state dict")
+
+
+def _load_safetensors(path: Path, *, arch: str | None) -> LoadedModel:
+    """A ``.safetensors`` file: raw tensors behind a JSON header, no pickle, so no trust is
+    ever needed; like any state dict it needs ``arch`` to say which model it fills."""
+    check_readable_file(path)
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ModelLoadError(
+            "reading .safetensors files needs the safetensors package; pip install safetensors"
+        ) from None
+    try:
+        state_dict = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"not a safetensors file or corrupt: {path.name} ({short_reason(exc, 120)})"
+        ) from None
+    if not state_dict:
+        raise ModelLoadError(f"{path.name} holds no tensors")
+    if not arch:
+        raise ModelLoadError(
+            f"{path.name} holds only weights (a state dict of {len(state_dict)} tensors); "
+            f"pass arch=, e.g. 'torchvision:resnet18', to say which model they belong to"
+        )
+    model, spec = _build_arch(arch)
+    load_state_dict_strict(model, state_dict, what=path.name, arch=arch)
+    return LoadedModel(
+        model,
+        spec.make(),
+        spec,
+        "safetensors",
+        f"{path.name} (safetensors loaded into {arch})",
+        arch=arch,
+    )
 
 
 def _build_arch(arch: str) -> tuple[nn.Module, InputSpec]:
@@ -213,16 +263,29 @@ def _rebuild_pruned(
     return arch_model
 
 
-def _load_pt2(path: Path) -> LoadedModel:
+def _load_pt2(path: Path, *, trust: bool, spec_override: InputSpec | None) -> LoadedModel:
+    """Through our own reader (engine.io.pt2_reader), never torch.export.load: see there."""
     check_readable_file(path)
+    contents = read_pt2(path, trust=trust)
+    for note in contents.notes:
+        warnings.warn(f"{path.name}: {note}", Pt2ReadWarning, stacklevel=3)
+    program = contents.program
     try:
-        program = torch.export.load(str(path))
+        spec = spec_override or _pt2_input_spec(program)
+    except InputSpecError as exc:
+        raise ModelLoadError(
+            f"{path.name}: its input metadata is unusable ({exc}); pass an input spec "
+            "(--input-shape)"
+        ) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's unlift chatter, not ours
+            warnings.simplefilter("default", Pt2LiftWarning)
+            lift = lift_with_report(program)  # real layers, so the program can be pruned
     except Exception as exc:
         raise ModelLoadError(
-            f"not a torch.export (.pt2) file or corrupt: {path.name} ({short_reason(exc, 120)})"
+            f"{path.name}: torch cannot build a module from its program ({short_reason(exc)})"
         ) from None
-    spec = _pt2_input_spec(program)
-    lift = lift_with_report(program)  # real layers, so the program can be pruned
     inputs = _pt2_example_inputs(program)
     if inputs is None and spec is not None:
         inputs = spec.make()
@@ -273,9 +336,9 @@ def _pt2_input_spec(program: Any) -> InputSpec | None:
         from .input_spec import TensorSpec
 
         specs = [TensorSpec(tuple(_concrete(d) for d in v.shape), v.dtype) for v in vals]
-        return InputSpec(tuple(specs))
-    except (AttributeError, InputSpecError):
+    except AttributeError:
         return None
+    return InputSpec(tuple(specs))  # InputSpecError (e.g. over the size limit) for the caller
 
 
 def _concrete(dim: Any) -> int:

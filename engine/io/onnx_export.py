@@ -22,6 +22,7 @@ from torch import nn
 from .atomic import atomic_write
 from .errors import ExportError, short_reason
 from .input_spec import call_with
+from .noise import captured_noise
 
 PathLike = str | os.PathLike[str]
 ATOL = 1e-4
@@ -202,14 +203,19 @@ def _run_exporter(
             warnings.simplefilter("ignore")
             torch.onnx.export(model, args, str(tmp), kwargs=kwargs, dynamo=False, **common)
         return "torchscript"
+    except OSError as exc:  # a full disk is no reason to try the other exporter
+        raise exc from None
     except Exception as legacy_exc:
+        if isinstance(legacy_exc.__context__, OSError):
+            raise legacy_exc.__context__ from None
         legacy = short_reason(legacy_exc)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with captured_noise():  # the dynamo exporter logs its own tracebacks
             program = torch.onnx.export(model, args, kwargs=kwargs, dynamo=True, **common)
             program.save(str(tmp))
         return "dynamo"
+    except OSError:
+        raise
     except ImportError as exc:
         raise ExportError(
             f"ONNX export failed ({legacy}); the dynamo exporter needs onnxscript: "

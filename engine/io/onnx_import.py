@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .errors import ModelLoadError, short_reason
+from .errors import InputSpecError, ModelLoadError, short_reason
 from .input_spec import InputSpec, TensorSpec, parse_dtype
 
 # ONNX TensorProto.DataType -> input-spec dtype name.
@@ -55,8 +55,12 @@ def onnx_input_spec(model_proto: onnx.ModelProto) -> InputSpec:  # type: ignore[
     return InputSpec(tuple(specs))
 
 
-def load_onnx(path: Path) -> tuple[nn.Module, InputSpec]:
-    """Convert ``path`` to a torch module (eval mode) plus its input spec."""
+def load_onnx(path: Path, spec_override: InputSpec | None = None) -> tuple[nn.Module, InputSpec]:
+    """Convert ``path`` to a torch module (eval mode) plus its input spec.
+
+    The graph's declared inputs give the spec unless ``spec_override`` is given; declared
+    shapes over the input-size limits are refused before anything is allocated.
+    """
     try:
         import onnx
     except ImportError:
@@ -71,7 +75,13 @@ def load_onnx(path: Path) -> tuple[nn.Module, InputSpec]:
         ) from None
     if len(proto.graph.node) == 0:
         raise ModelLoadError(f"not an ONNX file or corrupt: {path.name} has an empty graph")
-    spec = onnx_input_spec(proto)
+    try:
+        spec = spec_override or onnx_input_spec(proto)
+    except InputSpecError as exc:
+        raise ModelLoadError(
+            f"{path.name}: its declared inputs are unusable ({exc}); pass an input spec "
+            "(--input-shape)"
+        ) from None
     try:
         from onnx2torch import convert
     except ImportError:

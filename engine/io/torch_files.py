@@ -1,6 +1,9 @@
 """Reading ``.pt`` / ``.pth`` files without running code from them unless trusted.
 
 ``torch.load(weights_only=True)`` only rebuilds tensors and plain containers.
+Zip files are checked first (``zip_guard``): every member's CRC-32 (torch's
+reader never checks it, so flipped bytes in a weight would load silently) and
+their inflated sizes (decompression bombs).
 When it refuses a file because the pickle names other Python globals (a
 pickled ``nn.Module``, or something hostile) we raise UntrustedPickleError;
 only ``trust=True`` re-reads it with ``weights_only=False``.  Every other
@@ -13,6 +16,7 @@ import pickle
 import pickletools
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,13 @@ from typing import Any
 import torch
 
 from .errors import ModelLoadError, UntrustedPickleError
+from .zip_guard import check_torch_zip
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 
 
-def _short(exc: BaseException, limit: int = 160) -> str:
+def pickle_reason(exc: BaseException, limit: int = 160) -> str:
     """First sentence of an exception message, skipping torch's weights-only boilerplate."""
     msg = str(exc)
     if "Weights only load failed" in msg:
@@ -52,6 +57,8 @@ def read_torch_file(path: Path, *, trust: bool = False) -> Any:
     check_readable_file(path)
     if is_plain_pickle(path):
         return _read_plain_pickle(path, trust=trust)
+    if zipfile.is_zipfile(path):  # torch's reader checks neither CRCs nor inflated sizes
+        check_torch_zip(path, what=path.name)
     try:
         return _torch_load(path, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -78,7 +85,7 @@ def _untrusted(path: Path, needs: str) -> UntrustedPickleError:
 def _trusted_failure(path: Path, exc: BaseException) -> ModelLoadError:
     if isinstance(exc, (AttributeError, ImportError)):
         return ModelLoadError(
-            f"{path.name} needs Python code that is not importable here ({_short(exc)}); "
+            f"{path.name} needs Python code that is not importable here ({pickle_reason(exc)}); "
             f"install or put on sys.path the package that defines the model class"
         )
     return _corrupt(path, exc)
@@ -134,7 +141,7 @@ def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"PK") or head[:1] == b"\x80":
-        reason = _short(exc)  # zip or pickle, but damaged: torch's reason is useful
+        reason = pickle_reason(exc)  # zip or pickle, but damaged: torch's reason is useful
     elif head.isascii() and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
         reason = f"it is a text file starting {head.decode(errors='replace')!r}"
     else:
@@ -280,5 +287,5 @@ def load_state_dict_strict(
         model.load_state_dict(sd, strict=True)
     except Exception as exc:
         raise ModelLoadError(
-            f"state dict in {what} does not load into {arch}: {_short(exc)}"
+            f"state dict in {what} does not load into {arch}: {pickle_reason(exc)}"
         ) from None

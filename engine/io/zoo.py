@@ -160,7 +160,22 @@ def _build_torchvision(name: str) -> ZooModel:
 # --------------------------------------------------------------------------- timm
 
 
+#: timm resolves these prefixes (and "org/repo" names) by downloading or reading configs.
+_TIMM_REMOTE_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:", "http:", "https:")
+
+
+def _refuse_remote_timm(name: str) -> None:
+    """timm fetches ``hf-hub:org/repo`` from the Hugging Face hub: refused before timm sees it."""
+    if name.lower().startswith(_TIMM_REMOTE_PREFIXES) or "/" in name or ":" in name:
+        raise ModelLoadError(
+            f"timm:{name[:80]} names a model hub or folder reference; Arborist never downloads "
+            "anything, so use a plain timm architecture name (e.g. timm:resnet18) and load "
+            "weights from a local file (--arch)"
+        )
+
+
 def _build_timm(name: str) -> ZooModel:
+    _refuse_remote_timm(name)
     try:
         import timm  # type: ignore[import-not-found]
     except ImportError:

@@ -172,14 +172,22 @@ class PruningPlan:
         return cls(**kwargs)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
-    def from_json(cls, s: str) -> PruningPlan:
+    def from_json(cls, s: str | bytes) -> PruningPlan:
+        """Parse plan JSON with bounded nesting and integers (no NaN/Infinity: not JSON)."""
+        from ..io.bounded import BoundedInputError, loads_json
+        from ..io.limits import MAX_JSON_INT_DIGITS, MAX_PLAN_DEPTH
+
         try:
-            d = json.loads(s)
+            d = loads_json(s, max_depth=MAX_PLAN_DEPTH, max_int_digits=MAX_JSON_INT_DIGITS)
         except json.JSONDecodeError as e:
             raise PlanError(f"not valid JSON: {e}") from None
+        except UnicodeDecodeError:
+            raise PlanError("not valid JSON: the file is not UTF-8 text") from None
+        except BoundedInputError as e:
+            raise PlanError(f"not a usable plan: {e}") from None
         return cls.from_dict(d)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -191,17 +199,25 @@ class PruningPlan:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PruningPlan:
+        """Read a plan file: regular files only, at most MAX_PLAN_BYTES (a FIFO or /dev/zero
+        is refused at once, never read)."""
+        from ..io.bounded import BoundedInputError, read_regular_file, shorten
+        from ..io.limits import MAX_PLAN_BYTES
+
         p = Path(path)
+        shown = shorten(str(p))
         try:
-            text = p.read_text(encoding="utf-8")
+            text = read_regular_file(p, max_bytes=MAX_PLAN_BYTES, what="plan file")
         except FileNotFoundError:
-            raise PlanError(f"plan file {p} does not exist") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise PlanError(f"cannot read plan file {p}: {e}") from None
+            raise PlanError(f"plan file {shown} does not exist") from None
+        except BoundedInputError as e:
+            raise PlanError(str(e)) from None
+        except OSError as e:
+            raise PlanError(f"cannot read plan file {shown}: {e.strerror or e}") from None
         try:
             return cls.from_json(text)
         except PlanError as e:
-            raise PlanError([f"{p}: {q}" for q in e.problems]) from None
+            raise PlanError([f"{shown}: {q}" for q in e.problems]) from None
 
     def replace(self, **changes: Any) -> PruningPlan:
         """A copy with `changes` applied (containers copied, so edits never leak back)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from ..pruner.validation import MAX_ITERATIVE_STEPS
 from .criteria import criterion_problems
 from .schema import _FIELD_TYPES, PLAN_VERSION, PlanError, PruningPlan, UserScope, _is
 
@@ -55,10 +56,14 @@ def structural_problems(plan: PruningPlan) -> list[str]:
         problems.append(f"round_to: must be an integer >= 1 (or null), got {plan.round_to}")
     if "iterative_steps" not in bad_type and plan.iterative_steps < 1:
         problems.append(f"iterative_steps: must be an integer >= 1, got {plan.iterative_steps}")
+    elif "iterative_steps" not in bad_type and plan.iterative_steps > MAX_ITERATIVE_STEPS:
+        problems.append(f"iterative_steps: must be at most {MAX_ITERATIVE_STEPS}, "
+                        f"got {plan.iterative_steps}")
     if plan.isomorphic is True and plan.global_pruning is False:
         problems.append("isomorphic: ranks within topology classes across the network and "
                         "needs global_pruning: true")
     if not {"importance", "importance_options"} & bad_type:
+        problems.extend(_non_finite("importance_options", plan.importance_options))
         problems.extend(criterion_problems(plan.importance, plan.importance_options))
     for key in ("layer_ratios", "group_ratios", "head_pruning_ratio_dict"):
         if key in bad_type:
@@ -88,6 +93,22 @@ def structural_problems(plan: PruningPlan) -> list[str]:
                             problems.append(f"{_scope_label(i, scope)}: layer {name!r} is also "
                                             "in ignored_layers; remove one of the two")
     return problems
+
+
+def _non_finite(where: str, value: Any) -> list[str]:
+    """NaN / infinity anywhere in a JSON-like value: no criterion means them, JSON can't hold
+    them (`--json` output must stay valid)."""
+    found: list[str] = []
+    stack = [(where, value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            found.append(f"{path}: {v} is not a finite number")
+        elif isinstance(v, dict):
+            stack.extend((f"{path}[{k!r}]", x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+    return found
 
 
 def _scope_label(i: int, scope: UserScope) -> str:

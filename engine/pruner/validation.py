@@ -12,6 +12,10 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+#: Each step re-scores and prunes the whole model, and schedules hold steps + 1 ratios.
+MAX_ITERATIVE_STEPS = 1000
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -45,6 +49,9 @@ def check_args(
         raise ValueError(f"max_pruning_ratio must be in (0, 1], got {max_pruning_ratio!r}")
     if not _is_int(iterative_steps) or iterative_steps < 1:
         raise ValueError(f"iterative_steps must be an integer >= 1, got {iterative_steps!r}")
+    if iterative_steps > MAX_ITERATIVE_STEPS:
+        raise ValueError(f"iterative_steps must be at most {MAX_ITERATIVE_STEPS}, "
+                         f"got {iterative_steps}")
     if not callable(scheduler):
         raise ValueError("iterative_pruning_ratio_scheduler must be callable(ratio, steps)")
     if round_to is not None and (
