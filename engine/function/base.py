@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BasePruningFunc", "Keep", "normalize_idxs", "keep_indices", "prune_tensor_"]
+__all__ = [
+    "BasePruningFunc", "Keep", "normalize_idxs", "keep_indices", "prune_tensor_", "set_leaf_data",
+]
 
 
 def normalize_idxs(
@@ -67,8 +69,10 @@ def keep_indices(size: int, removed: Sequence[int], what: str = "channels") -> K
 def prune_tensor_(tensor: torch.Tensor | None, dim: int, keep: Sequence[int]) -> None:
     """Keep only ``keep`` along ``dim`` of ``tensor`` in place (object identity kept).
 
-    Works for Parameters and buffers; a present ``.grad`` is sliced the same way
-    so an optimizer step right after pruning still sees matching shapes.
+    Works for Parameters and buffers. The tensor stays a valid autograd leaf: a present
+    ``.grad`` is sliced the same way (so criteria and an optimizer step right after
+    pruning see matching shapes), and its gradient accumulator is renewed (see
+    `set_leaf_data`).
     """
     if tensor is None:
         return
@@ -76,10 +80,27 @@ def prune_tensor_(tensor: torch.Tensor | None, dim: int, keep: Sequence[int]) ->
         index = keep.index_on(tensor.device)
     else:
         index = torch.as_tensor(list(keep), dtype=torch.long, device=tensor.device)
-    tensor.data = torch.index_select(tensor.data, dim, index)
     grad = tensor.grad
+    set_leaf_data(tensor, torch.index_select(tensor.data, dim, index))
     if grad is not None:
         tensor.grad = torch.index_select(grad, dim, index.to(grad.device))
+
+
+def set_leaf_data(tensor: torch.Tensor, data: torch.Tensor) -> None:
+    """``tensor.data = data`` for a leaf whose shape may change, without a stale autograd node.
+
+    A leaf that requires grad caches its gradient accumulator (the AccumulateGrad node,
+    which records the leaf's shape) for as long as any autograd graph holds it, e.g. a
+    ``loss`` variable kept from the last backward. ``.data = ...`` renews that node only
+    when the dtype or device changes, not the shape, so the next forward would reuse it
+    and backward would fail with "invalid gradient ... got [8, 58, 3, 3] but expected
+    shape compatible with [8, 64, 3, 3]". Passing through an empty tensor of another
+    dtype makes PyTorch drop the cached node; the next forward creates a fresh one.
+    """
+    if tensor.requires_grad and data.shape != tensor.shape:
+        other = torch.float64 if tensor.dtype != torch.float64 else torch.float32
+        tensor.data = torch.empty(0, dtype=other, device=tensor.device)
+    tensor.data = data
 
 
 class BasePruningFunc(abc.ABC):
