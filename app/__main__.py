@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from app.runtime import freeze_long_lived_objects
+from app.runtime import freeze_long_lived_objects, guard_none_refcount
 
 CLI_COMMANDS = ("inspect", "prune")
 
@@ -37,6 +37,7 @@ def run_gui(argv: list[str]) -> int:
     parser.add_argument("--settings", help="use this .ini file instead of the user settings")
     parser.add_argument("--theme", choices=("light", "dark"))
     args, qt_args = parser.parse_known_args(argv)
+    guard_none_refcount()  # before any Qt call: shiboken6 6.12 + CPython 3.11 drain None
 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
