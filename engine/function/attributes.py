@@ -10,10 +10,11 @@ Fixers are looked up by class name to avoid importing the libraries.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from torch import nn
 
-__all__ = ["refresh_attributes", "register_attribute_fixer"]
+__all__ = ["AttributeRefresher", "refresh_attributes", "register_attribute_fixer"]
 
 Fixer = Callable[[nn.Module], None]
 
@@ -41,18 +42,47 @@ def register_attribute_fixer(cls: type, fixer: Fixer) -> None:
     _FIXERS[(cls.__module__, cls.__qualname__)] = fixer
 
 
-def refresh_attributes(model: nn.Module, touched: Iterable[object] | None = None) -> None:
-    """Runs after every pruned group: the module list comes from a per-model cache
-    (`families.refresh.module_index`). `touched` (the group's modules or parameters)
-    limits the re-reads to those, their ancestors and tied twins, so a step stays
-    linear in depth; None refreshes everything."""
+def refresh_attributes(
+    model: nn.Module, touched: Iterable[object] | None = None, index: Any = None
+) -> None:
+    """Recompute the width attributes (and HF config) `model`'s forward reads.
+
+    `index` (`families.refresh.module_index(model)`) spares a walk over every module;
+    who prunes a model repeatedly keeps one in an `AttributeRefresher`. `touched` (the
+    group's modules or parameters) limits the re-reads to those, their ancestors and
+    tied twins, so a step stays linear in depth; None refreshes everything.
+    """
     from ..families.refresh import affected_modules, module_index  # lazy: families imports us
     from ..families.refresh import refresh_attributes as refresh_families
 
-    index = module_index(model)
+    index = index if index is not None else module_index(model)
     only = affected_modules(index, touched) if touched is not None else None
     for m in only.values() if only is not None else (m for _, m in index.named):
         fixer = _FIXERS.get((type(m).__module__, type(m).__qualname__))
         if fixer is not None:
             fixer(m)
     refresh_families(model, index, only)  # HF / timm attention attributes and HF config
+
+
+class AttributeRefresher:
+    """`refresh_attributes` for one model, with its module index built once.
+
+    Owned by whoever prunes the model (its DependencyGraph, a previewer's meta copy):
+    pruning never adds or replaces modules, so the index stays valid for the owner's
+    lifetime, and no process-wide hook is needed to notice module changes. Call
+    `forget()` after replacing modules by hand.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._index: Any = None
+
+    def __call__(self, touched: Iterable[object] | None = None) -> None:
+        if self._index is None:
+            from ..families.refresh import module_index  # lazy: families imports us
+
+            self._index = module_index(self.model)
+        refresh_attributes(self.model, touched, self._index)
+
+    def forget(self) -> None:
+        self._index = None

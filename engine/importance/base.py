@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..function import handler_kind
 from ..function.hf_conv1d import lazy_types
 from ..graph import Group
 from .slices import BothAxes
@@ -43,7 +44,8 @@ class Importance(abc.ABC):
 
 
 def is_out_handler(handler: Callable) -> bool:
-    return getattr(handler, "__name__", "") == "prune_out_channels"
+    """Whether `handler` prunes out channels (see engine.function.handler_kind)."""
+    return handler_kind(handler) == "out"
 
 
 def root_positions(group: Group) -> tuple[torch.Tensor, dict[int, int]]:
@@ -108,7 +110,7 @@ class GroupScorer(Importance):
                 continue
             idxs, roots = group.item_arrays(k)
             idxs = idxs.astype(np.int64, copy=False)  # criteria index torch tensors with it
-            for scores in self._member_scores(layer, is_out_handler(item.dep.handler), idxs):
+            for scores in self._member_scores(layer, item.dep.kind == "out", idxs):
                 per_member.append(_to_root(scores, pos(roots), n))
         if not per_member:
             return None

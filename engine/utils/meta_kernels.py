@@ -5,46 +5,60 @@ meta tensors. Norms, `addmm`, GELU/softmax and pointwise arithmetic go through P
 refs/decompositions (100-600 us a call, 10-100x a conv's meta kernel); this module
 answers the plain cases directly and remembers the output layout of every other
 functional op by its inputs' metadata. Every answer equals the real meta kernel's
-shape, dtype, device and strides (tests/engine/test_meta_kernels.py).
+shape, dtype, device and strides (tests/engine/test_meta_kernels.py). The switch and
+the memo live in a `MetaKernels` object owned by whoever runs the forwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-_enabled = True
 
 
-def fast_meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
-    """Run `func`; on meta tensors answer it directly or from the layout memo when exact.
+class MetaKernels:
+    """Fast meta answers plus a layout memo, owned by the object that runs meta forwards.
 
-    A direct kernel returns None when its case is not provably the real kernel's; the
-    call then falls through to the memo (functional ops only) or to `func` itself.
+    A tracer, a probe, a previewer or a count holds one (never a module global): the
+    GUI's preview and prune threads each use their own, so neither can switch the
+    other's kernels off or evict its layouts. `enabled=False` runs every op through its
+    real kernel (tests compare against that). Not thread-safe: one owner, one thread.
     """
-    if not _enabled:
-        return func(*args, **kwargs)
-    kernel = _FAST_KERNELS.get(func)
-    if kernel is not None and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-        fast = kernel(args, kwargs)
-        if fast is not None:
-            return fast
-    return _memo.call(func, args, kwargs)
 
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._memo = _LayoutMemo()
 
-@contextmanager
-def disabled() -> Iterator[None]:
-    """Run every op through its real kernel (tests compare against this)."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
+    @property
+    def layouts(self) -> dict[tuple, tuple]:
+        """The remembered output layouts (inputs' metadata -> outputs' layout)."""
+        return self._memo.layouts
+
+    def is_functional(self, func: Any) -> bool:
+        """Whether `func`'s results may be remembered (neither mutating nor aliasing)."""
+        return self._memo.is_functional(func)
+
+    def forget_layouts(self) -> None:
+        """Empty the layout memo (benchmarks time cold traces with it)."""
+        self._memo.layouts.clear()
+
+    def call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run `func`; on meta tensors answer it directly or from the layout memo when exact.
+
+        A direct kernel returns None when its case is not provably the real kernel's; the
+        call then falls through to the memo (functional ops only) or to `func` itself.
+        """
+        if not self.enabled:
+            return func(*args, **kwargs)
+        kernel = _FAST_KERNELS.get(func)
+        if kernel is not None and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            fast = kernel(args, kwargs)
+            if fast is not None:
+                return fast
+        return self._memo.call(func, args, kwargs)
 
 
 def meta_like(t: torch.Tensor) -> torch.Tensor:
@@ -55,11 +69,6 @@ def meta_like(t: torch.Tensor) -> torch.Tensor:
     if t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)):
         return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
     return torch.empty_like(t, device="meta")
-
-
-def forget_layouts() -> None:
-    """Empty the layout memo (benchmarks time cold traces with it)."""
-    _memo.layouts.clear()
 
 
 # ----------------------------------------------------------------- helpers
@@ -240,10 +249,14 @@ class _LayoutMemo:
         self.layouts: dict[tuple, tuple] = {}
         self.functional: dict[Any, bool] = {}
 
-    def call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+    def is_functional(self, func: Any) -> bool:
         ok = self.functional.get(func)
         if ok is None:
             ok = self.functional[func] = _is_functional(func)
+        return ok
+
+    def call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        ok = self.is_functional(func)
         key = _key(func, args, kwargs) if ok else None
         if key is None:
             return func(*args, **kwargs)
@@ -344,11 +357,12 @@ def _rebuild(layout: tuple) -> Any:
     return outs[0] if single else outs
 
 
-_memo = _LayoutMemo()
-
-
 class FastMeta(TorchDispatchMode):
-    """No tracing, only `fast_meta_call`: for the probe's plain meta forwards."""
+    """No tracing, only `kernels.call`: for the probe's plain meta forwards."""
+
+    def __init__(self, kernels: MetaKernels) -> None:
+        super().__init__()
+        self.kernels = kernels
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        return fast_meta_call(func, args, kwargs or {})
+        return self.kernels.call(func, args, kwargs or {})
