@@ -8,6 +8,7 @@ pruning must never replace them: the helpers here swap ``.data`` (and
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -108,10 +109,18 @@ class BasePruningFunc(abc.ABC):
 
     ``idxs`` are always the indices to REMOVE; they may be any iterable of ints
     (unsorted, with duplicates). Implementations mutate ``layer`` in place and
-    return it.
+    return it. A layer whose input and output are the same channels (norm-like,
+    elementwise) says so with ``prune_in_channels = prune_out_channels``, as in
+    Torch-Pruning; the graph then couples its in and out channels.
+
+    Subclassing it is how Torch-Pruning users add custom layers (``customized_pruners=``
+    or ``DG.register_customized_layer``); `_prune_parameter_and_grad` is their helper.
     """
 
     TARGET_MODULES: tuple[type, ...] = ()
+
+    def __init__(self, pruning_dim: int = 1) -> None:
+        self.pruning_dim = pruning_dim  # Torch-Pruning's attribute (used by parameter pruners)
 
     @abc.abstractmethod
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
@@ -137,12 +146,37 @@ class BasePruningFunc(abc.ABC):
         """How many equal groups the in channels form (same positions pruned in each)."""
         return 1
 
-    def __call__(self, layer: nn.Module, idxs: Sequence[int], to_output: bool = True) -> nn.Module:
-        """Convenience dispatch: ``to_output`` picks out- vs in-channel pruning."""
+    def check(self, layer: nn.Module, idxs: Sequence[int], to_output: bool) -> None:
+        """Refuse a layer of the wrong type or indices outside its channels."""
         if self.TARGET_MODULES and not isinstance(layer, self.TARGET_MODULES):
             raise TypeError(f"{type(self).__name__} cannot prune {type(layer).__name__}")
+        size = self.get_out_channels(layer) if to_output else self.get_in_channels(layer)
+        if size is not None:
+            normalize_idxs(idxs, size, "out-channel" if to_output else "in-channel")
+
+    def __call__(self, layer: nn.Module, idxs: Sequence[int], to_output: bool = True,
+                 inplace: bool = True, dry_run: bool = False) -> nn.Module:
+        """Torch-Pruning's dispatch: prune out (``to_output``) or in channels of ``layer``,
+        or of a deep copy of it with ``inplace=False``; returns the pruned layer."""
+        idxs = sorted(int(i) for i in idxs)
+        self.check(layer, idxs, to_output)
+        if not inplace:
+            layer = copy.deepcopy(layer)
         fn = self.prune_out_channels if to_output else self.prune_in_channels
         return fn(layer, idxs)
+
+    def _prune_parameter_and_grad(
+        self, weight: torch.Tensor, keep_idxs: Sequence[int], pruning_dim: int
+    ) -> torch.Tensor:
+        """Keep ``keep_idxs`` of ``weight`` along ``pruning_dim``, its ``.grad`` alike.
+
+        Torch-Pruning's helper returns a NEW Parameter for the caller to assign; this one
+        prunes ``weight`` in place and returns it, so ``layer.w = self._prune_parameter_
+        and_grad(layer.w, keep, 0)`` works unchanged while the Parameter keeps its
+        identity (the graph and optimizers hold it).
+        """
+        prune_tensor_(weight, pruning_dim, list(keep_idxs))
+        return weight
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

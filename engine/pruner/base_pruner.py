@@ -180,7 +180,10 @@ class BasePruner:
         if interactive:
             return self._interactive(groups)
         for group in groups:
-            group.prune()  # re-derives its indices from its slot classes (prunes shift them)
+            # re-derived from its slot classes: earlier prunes of this step shift indices
+            current = group if isinstance(group, HeadGroup) else self._current(group)
+            self._before_prune(current)
+            current.prune()
         self._after_heads()
         self._sync_history()
         self.update_regularizer()
@@ -419,12 +422,20 @@ class BasePruner:
             for group in groups:
                 current = group if isinstance(group, HeadGroup) else self._current(group)
                 if len(current) and self.DG.check_pruning_group(current):
+                    self._before_prune(current)
                     yield current
                 self._sync_history()
         finally:
             self._after_heads()
             self._sync_history()
             self.update_regularizer()
+
+    def _before_prune(self, group: Group) -> None:
+        """Criteria that keep per-weight statistics (OBDC's Fisher) cut them as the group
+        will cut the weights, as Torch-Pruning's pruner does."""
+        adjust = getattr(self.importance, "adjust_fisher", None)
+        if adjust is not None and not isinstance(group, HeadGroup):
+            adjust(group, list(group[0].idxs))
 
     def _sync_history(self) -> None:
         """Remember the history on the model so engine.state_dict(model) can save it."""
