@@ -18,8 +18,8 @@ import torch  # noqa: E402
 from PySide6.QtCore import QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.runtime import guard_none_refcount  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
+from app.runtime import guard_none_refcount  # noqa: E402
 
 torch.set_num_threads(1)
 OUT = os.path.dirname(os.path.abspath(__file__))

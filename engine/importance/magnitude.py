@@ -57,7 +57,9 @@ class MagnitudeImportance(GroupMagnitudeImportance):
 class BNScaleImportance(GroupMagnitudeImportance):
     """|gamma| of the group's BatchNorm layers (Network Slimming, arXiv 1708.06519)."""
 
-    def __init__(self, group_reduction: str | None = "mean", normalizer: str | None = "mean") -> None:
+    def __init__(
+        self, group_reduction: str | None = "mean", normalizer: str | None = "mean"
+    ) -> None:
         super().__init__(1, group_reduction, normalizer, False, (nn.modules.batchnorm._BatchNorm,))
 
 

@@ -18,7 +18,6 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
-
 class MetaKernels:
     """Fast meta answers plus a layout memo, owned by the object that runs meta forwards.
 
