@@ -219,8 +219,9 @@ class ChannelIndex:
     def remove_positions(self, positions: Any) -> int:
         """Record pruned positions given as (port id or PortState, positions or bool mask)."""
         self._serial += 1
+        ports = self._ports
         for key, where in positions:
-            state = key if isinstance(key, PortState) else self._ports[key]
+            state = ports[key] if type(key) is int else key
             state.alive.setflags(write=True)
             try:
                 state.alive[where] = False

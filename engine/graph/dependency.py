@@ -406,7 +406,7 @@ class DependencyGraph:
             return self.get_pruning_group(root_item.dep.target.module, root_item.dep.handler,
                                           root_idxs)
         chosen = np.asarray(root_idxs, dtype=np.int64)
-        root = self._index[der.port_ids[0]]
+        root = self._index.ports[der.port_ids[0]]
         classes = np.unique(root.labels[root.alive_positions()[chosen]])
         items: list[GroupItem] = []
         port_ids: list[int] = []
@@ -441,11 +441,12 @@ class DependencyGraph:
         root_cur = root.current_rank()[root_orig]
         uniq, first = np.unique(root.labels[root_orig], return_index=True)
         ordered = [root.id] + [k for k in by_port if k != root.id]  # by_port: ascending ids
+        ports = index.ports
         items: list[GroupItem] = []
         port_ids: list[int] = []
         arrays: list[tuple[np.ndarray, np.ndarray]] = []
         for k in ordered:
-            state = index[k]
+            state = ports[k]
             pos = by_port.get(k)
             if pos is None:
                 continue
@@ -501,9 +502,10 @@ class DependencyGraph:
             return False
         der = group.derivation
         derived = der is not None and self.is_current(group)  # items straight from the index
+        ports = self._index.ports
         for k, item in enumerate(group):
             if derived:
-                n = self._index[der.port_ids[k]].width()
+                n = ports[der.port_ids[k]].width()
                 removed = len(item.idxs)  # derived index lists hold no duplicates
             else:
                 n = self._current_width(item.dep)

@@ -129,9 +129,9 @@ class Prober:
     def passes_ports(self, ports: dict[int, np.ndarray]) -> bool:
         """`passes` for removals given per graph port (current indices, one entry per port):
         what trying all units at once needs, without building a Group per unit."""
-        index = self.index
+        states = self.index.ports
         return self._runs_pruned(
-            (index[k].node, index[k].handler, idxs.tolist()) for k, idxs in ports.items()
+            (states[k].node, states[k].handler, idxs.tolist()) for k, idxs in ports.items()
         )
 
     def _runs_pruned(self, edits: Iterable[tuple[Any, Callable, list[int]]]) -> bool:
@@ -219,16 +219,17 @@ def unit_ports(index: ChannelIndex, unit_classes: list[int]) -> dict[int, np.nda
     (not kept by the index, not emptying a port), all together."""
     cls = np.unique(np.asarray(unit_classes, dtype=np.int64))
     cls = cls[~index.must_keep()[cls]]
+    ports = index.ports
     while True:  # units are counted per class, so one drop round settles it
-        by_port = {k: pos[index[k].alive[pos]]
+        by_port = {k: pos[ports[k].alive[pos]]
                    for k, pos in index.positions_by_port(cls).items()}
         too_wide: list[np.ndarray] = []
         for k, pos in by_port.items():
-            labels, counts = np.unique(index[k].labels[pos], return_counts=True)
-            too_wide.append(labels[counts >= index[k].width()])
+            labels, counts = np.unique(ports[k].labels[pos], return_counts=True)
+            too_wide.append(labels[counts >= ports[k].width()])
         drop = np.concatenate(too_wide) if too_wide else np.zeros(0, dtype=np.int64)
         if drop.size == 0:
-            return {k: index[k].current_rank()[pos].astype(np.int64)
+            return {k: ports[k].current_rank()[pos].astype(np.int64)
                     for k, pos in by_port.items() if pos.size}
         cls = np.setdiff1d(cls, drop)
 

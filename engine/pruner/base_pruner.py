@@ -159,10 +159,11 @@ class BasePruner:
             build_user_scopes(pruning_ratio_dict, schedule_of, global_pruning),
             tuple(self.per_step_pruning_ratio), global_pruning, isomorphic, self.max_pruning_ratio,
         )
-        with eval_mode(model):  # the head checks run the model, like the trace
-            self._heads = self._head_planner(
-                schedule_of, example_inputs, runner(forward_fn, output_transform),
-            ) if prune_num_heads else None
+        self._heads = None
+        if prune_num_heads:
+            with eval_mode(model):  # the head checks run the model, like the trace
+                self._heads = self._head_planner(
+                    schedule_of, example_inputs, runner(forward_fn, output_transform))
         self._head_layers = {id(m) for m in declared_heads(model, self.num_heads)}
         self._iso_ids: dict[tuple, int] = {}
         self._info: dict[tuple[int, str], _GroupInfo] = {}

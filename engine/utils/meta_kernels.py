@@ -255,7 +255,9 @@ class _LayoutMemo:
         return ok
 
     def call(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        ok = self.is_functional(func)
+        ok = self.functional.get(func)
+        if ok is None:
+            ok = self.functional[func] = _is_functional(func)
         key = _key(func, args, kwargs) if ok else None
         if key is None:
             return func(*args, **kwargs)
