@@ -53,10 +53,14 @@ def refresh_attributes(
     tied twins, so a step stays linear in depth; None refreshes everything.
     """
     from ..families.refresh import affected_modules, module_index  # lazy: families imports us
-    from ..families.refresh import refresh_attributes as refresh_families
 
     index = index if index is not None else module_index(model)
-    only = affected_modules(index, touched) if touched is not None else None
+    _refresh(model, index, affected_modules(index, touched) if touched is not None else None)
+
+
+def _refresh(model: nn.Module, index: Any, only: dict[int, nn.Module] | None) -> None:
+    from ..families.refresh import refresh_attributes as refresh_families
+
     for m in only.values() if only is not None else (m for _, m in index.named):
         fixer = _FIXERS.get((type(m).__module__, type(m).__qualname__))
         if fixer is not None:
@@ -68,9 +72,9 @@ class AttributeRefresher:
     """`refresh_attributes` for one model, with its module index built once.
 
     Owned by whoever prunes the model (its DependencyGraph, a previewer's meta copy):
-    pruning never adds or replaces modules, so the index stays valid for the owner's
-    lifetime, and no process-wide hook is needed to notice module changes. Call
-    `forget()` after replacing modules by hand.
+    pruning never adds or replaces modules, so the index stays valid; a touched module
+    the index has never seen (the user swapped a layer in between) makes it rebuild the
+    index once. No process-wide hook is needed to notice module changes.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -78,11 +82,19 @@ class AttributeRefresher:
         self._index: Any = None
 
     def __call__(self, touched: Iterable[object] | None = None) -> None:
-        if self._index is None:
-            from ..families.refresh import module_index  # lazy: families imports us
+        from ..families.refresh import affected_modules, module_index  # lazy (see above)
 
+        if self._index is None:
             self._index = module_index(self.model)
-        refresh_attributes(self.model, touched, self._index)
+        only = None
+        if touched is not None:
+            touched = list(touched)
+            only = affected_modules(self._index, touched)
+            if only is None:  # a module this index never saw: the tree changed
+                self._index = module_index(self.model)
+                only = affected_modules(self._index, touched)
+        _refresh(self.model, self._index, only)
 
     def forget(self) -> None:
+        """Drop the index (after replacing modules by hand; the next call rebuilds it)."""
         self._index = None

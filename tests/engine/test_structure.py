@@ -157,3 +157,27 @@ def test_importing_the_engine_installs_no_global_hooks() -> None:
     )
     n, same = _fresh_python(code).split()
     assert int(n) >= 3 and same == "True"
+
+
+def test_the_refresh_index_follows_a_swapped_block() -> None:
+    """No global hook reports that a module was replaced: a touched module the owner's
+    index never saw rebuilds it, so the new block's attributes are refreshed too."""
+    import torch
+    import torchvision
+    from torchvision.models.vision_transformer import EncoderBlock
+
+    import engine as tp
+    from engine.function.attributes import AttributeRefresher
+
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=1, num_heads=4, hidden_dim=16, mlp_dim=32,
+        num_classes=4).eval()
+    refresh = AttributeRefresher(model)
+    refresh()  # index built
+    block = EncoderBlock(4, 16, 32, 0.0, 0.0)
+    model.encoder.layers[0] = block
+    tp.prune_multihead_attention_out_channels(block.self_attention, [0, 1, 2, 3])  # one head
+    assert block.self_attention.num_heads == 3 and block.num_heads == 4
+    refresh([block.self_attention])
+    assert block.num_heads == 3
