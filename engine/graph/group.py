@@ -5,7 +5,9 @@ removes, whether they must keep their size, reach a model output, and how the gr
 derived it) are fixed when it is made, in its constructor. The graph never writes
 into a group afterwards; pruning a group whose indices went stale prunes a freshly
 derived twin instead. Only Torch-Pruning's container API (`add_dep`, `add_and_merge`,
-`group[k] = ...`) edits a group, and that makes it a hand-made group with no derivation.
+`group[k] = ...`) edits a group, and that makes it a hand-made group with no derivation:
+it prunes as the group of its root item's indices (every coupled layer together, so the
+model stays valid), not item by item as Torch-Pruning would.
 
 Example (Torch-Pruning's): for Conv2d(2, 4) -> BN(4) -> ReLU, the group of the conv's
 out channels 0 and 1 is `[(conv => conv, [0, 1]), (conv => bn, [0, 1])]`; an importance

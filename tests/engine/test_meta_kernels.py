@@ -179,7 +179,47 @@ def norm_cases() -> list[Case]:
     return cases
 
 
-ALL_CASES = matmul_cases() + pointwise_cases() + norm_cases()
+def conv_cases() -> list[Case]:
+    conv = aten.convolution.default
+    cases: list[Case] = []
+    for dtype in (F32, BF16, F16):
+        x, w, b = m(2, 6, 9, 9, dtype=dtype), m(8, 6, 3, 3, dtype=dtype), m(8, dtype=dtype)
+        cases += [
+            (conv, (x, w, b, [1, 1], [1, 1], [1, 1], False, [0, 0], 1), {}, True),
+            (conv, (x, w, None, [2, 2], [0, 0], [1, 1], False, [0, 0], 1), {}, True),
+            (conv, (x, w, b, [2], [1], [2], False, [0], 1), {}, True),  # one value per arg
+        ]
+    cases += [
+        (conv, (m(1, 6, 9, 9), m(6, 1, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 6),
+         {}, True),  # depthwise
+        (conv, (m(1, 6, 9, 9), m(4, 3, 1, 1), m(4), [1, 1], [0, 0], [1, 1], False, [0, 0], 2),
+         {}, True),  # grouped
+        (conv, (m(2, 3, 20), m(5, 3, 4), m(5), [2], [1], [1], False, [0], 1), {}, True),  # 1d
+        (conv, (m(1, 2, 4, 6, 6), m(3, 2, 3, 3, 3), None, [1, 1, 1], [1, 1, 1], [1, 1, 1],
+                False, [0, 0, 0], 1), {}, True),  # 3d
+        (conv, (m(1, 16, 5, 5), m(16, 32, 2, 2), None, [2, 2], [0, 0], [1, 1], True, [0, 0], 1),
+         {}, True),  # transposed (ConvTranspose2d(16, 32, 2, stride=2))
+        (conv, (m(1, 4, 5, 5), m(4, 3, 3, 3), m(6), [2, 2], [1, 1], [1, 1], True, [1, 1], 2),
+         {}, True),  # grouped transposed with output padding
+        (conv, (nhwc(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # channels_last input
+        (conv, (m(1, 5, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # channel mismatch: raises
+        (conv, (m(1, 6, 2, 2), m(8, 6, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1),
+         {}, False),  # kernel larger than the input: raises
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3), m(7), [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # bias of the wrong size
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3, dtype=BF16), None, [1, 1], [1, 1], [1, 1], False,
+                [0, 0], 1), {}, False),  # mixed dtypes
+        (conv, (m(0, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, True),  # empty batch
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {"extra": 1}, False),
+    ]
+    return cases
+
+
+ALL_CASES = matmul_cases() + pointwise_cases() + norm_cases() + conv_cases()
 
 
 @pytest.mark.filterwarnings("ignore:.*support is experimental")
