@@ -97,8 +97,9 @@ def set_leaf_data(tensor: torch.Tensor, data: torch.Tensor) -> None:
     and backward would fail with "invalid gradient ... got [8, 58, 3, 3] but expected
     shape compatible with [8, 64, 3, 3]". Passing through an empty tensor of another
     dtype makes PyTorch drop the cached node; the next forward creates a fresh one.
+    Weightless meta copies (previews, the probe) never run backward and skip this.
     """
-    if tensor.requires_grad and data.shape != tensor.shape:
+    if tensor.requires_grad and data.shape != tensor.shape and not tensor.is_meta:
         other = torch.float64 if tensor.dtype != torch.float64 else torch.float32
         tensor.data = torch.empty(0, dtype=other, device=tensor.device)
     tensor.data = data
