@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-from app.runtime import freeze_long_lived_objects
+from app.runtime import freeze_long_lived_objects, guard_none_refcount
 
 EXIT_USAGE = 2
 FALLBACK_COMMANDS = ("inspect", "prune")
@@ -110,6 +110,7 @@ def run_gui(argv: list[str]) -> int:
     parser.add_argument("--settings", help="use this .ini file instead of the user settings")
     parser.add_argument("--theme", choices=("light", "dark"))
     args, qt_args = parser.parse_known_args(argv)
+    guard_none_refcount()  # before any Qt call: shiboken6 6.12 + CPython 3.11 drain None
 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication

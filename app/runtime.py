@@ -1,8 +1,17 @@
-"""Process-wide runtime settings applied by the entry points (never by library code or tests)."""
+"""Process-wide runtime settings applied by the entry points (never by library code or tests).
+
+GUI start calls `guard_none_refcount()` before the first Qt call; entry points call
+`freeze_long_lived_objects()` once everything long-lived exists.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import sys
+from collections.abc import Callable
+
+_IMMORTAL = 1 << 60  # what CPython 3.12+ effectively gives None
 
 
 def freeze_long_lived_objects() -> None:
@@ -17,3 +26,46 @@ def freeze_long_lived_objects() -> None:
     Objects created afterwards are collected as usual.
     """
     gc.freeze()
+
+
+def _void_qt_call() -> Callable[[], None]:
+    from PySide6.QtCore import QPointF
+
+    point = QPointF()
+    return lambda: point.setX(1.0)
+
+
+def none_refcount_drains(probe: Callable[[], object] | None = None, calls: int = 64) -> bool:
+    """Whether void Qt calls drain None's reference count in this process.
+
+    shiboken6 6.12.0 (abi3 wheel) on CPython 3.11: every void Qt call (painter.setPen,
+    item.setPos, ...) returns None without a new reference, so None's refcount drains by
+    one per call and the process aborts with "deallocating None" after a few thousand
+    calls (still so with PySide6 6.12.0 + CPython 3.11.7, checked when this was written).
+    CPython 3.12+ makes None immortal, which hides the bug, so it is never probed there.
+    `probe` (a void call; a Qt setter by default) runs `calls` times and the drain is
+    measured, so fixed PySide6 versions are left alone without a version table.
+    """
+    if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
+        return False
+    if sys.getrefcount(None) > _IMMORTAL // 2:
+        return True  # already guarded: don't drain it further just to look
+    call = probe if probe is not None else _void_qt_call()
+    before = sys.getrefcount(None)
+    for _ in range(calls):
+        call()
+    return sys.getrefcount(None) <= before - calls // 2
+
+
+def guard_none_refcount(probe: Callable[[], object] | None = None) -> bool:
+    """Give None the effective immortality of CPython 3.12+ where Qt drains its refcount.
+
+    Call once at GUI start (app.__main__.run_gui; tests/app/conftest.py for GUI tests),
+    before the first Qt call that returns None. Returns whether the guard is in place.
+    Harmless where applied: None is never deallocated anyway.
+    """
+    if not none_refcount_drains(probe):
+        return False
+    if sys.getrefcount(None) < _IMMORTAL // 2:
+        ctypes.c_ssize_t.from_address(id(None)).value += _IMMORTAL
+    return True

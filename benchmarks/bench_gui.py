@@ -47,6 +47,9 @@ def bench_layout() -> list[tuple[str, int, int, float]]:
 
 
 def bench_canvas(n_nodes: int) -> dict[str, float]:
+    from app.runtime import guard_none_refcount
+
+    guard_none_refcount()  # before any Qt call (see app.runtime)
     from PySide6.QtWidgets import QApplication
 
     from app.canvas.prepare import prepare_view

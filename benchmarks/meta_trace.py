@@ -95,7 +95,7 @@ def trace_segments(meter: Meter) -> Iterator[None]:
 
     undo = [
         around(SlotTable, "resolve_both", "trace.resolve", "trace.nodes_and_ports"),
-        around(DependencyGraph, "_lock_groups_the_code_cannot_absorb", "trace.probe", None),
+        around(DependencyGraph, "_fix_groups_the_code_cannot_absorb", "trace.probe", None),
     ]
     try:
         yield

@@ -18,11 +18,12 @@ import torch  # noqa: E402
 from PySide6.QtCore import QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-import app  # noqa: E402, F401  (the None refcount workaround)
 from app.main_window import MainWindow  # noqa: E402
+from app.runtime import guard_none_refcount  # noqa: E402
 
 torch.set_num_threads(1)
 OUT = os.path.dirname(os.path.abspath(__file__))
+guard_none_refcount()  # before any Qt call (see app.runtime)
 qapp = QApplication([sys.argv[0]])
 ini = tempfile.mktemp(suffix=".ini")
 win = MainWindow(QSettings(ini, QSettings.IniFormat), auto_open=False)

@@ -18,11 +18,9 @@ graph never offers head-dim units there), so their heads changed.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections.abc import Iterable
 
 from torch import nn
-from torch.nn.modules.module import register_module_module_registration_hook
 
 from .attention import _int_attr, _out, find_attention, head_layout
 
@@ -51,10 +49,11 @@ class _Index:
     """The few modules refresh can change, found once per model structure.
 
     Refreshing runs after every pruned group; walking every module each time made
-    a step quadratic (densenet201: 200 groups x 700 modules, half of its step).
+    a step quadratic (densenet201: 200 groups x 700 modules, half of its step). So the
+    object that prunes a model (its dependency graph, a previewer's meta copy) builds
+    one with `module_index` and passes it to every refresh; pruning never adds modules.
     """
 
-    generation: int  # _GENERATION when built: a module registered since may be new
     named: list[tuple[str, nn.Module]]  # every module, named_modules order
     layers: list[tuple[str, nn.Module]]  # Linear, Embedding, HF Conv1D
     attention: list[tuple[str, nn.Module, str]]  # (name, module, kind)
@@ -80,23 +79,6 @@ class _Layout:
     head_dim: int
 
 
-_INDEX: weakref.WeakKeyDictionary[nn.Module, _Index] = weakref.WeakKeyDictionary()
-_GENERATION = 0
-
-
-def _bump(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
-    """Any submodule registered anywhere (setattr, add_module) invalidates every index.
-
-    Checking the tree itself would be a whole-model walk per refresh, which is
-    exactly the quadratic cost the index exists to avoid. Pruning never adds modules.
-    """
-    global _GENERATION
-    _GENERATION += 1
-
-
-register_module_module_registration_hook(_bump)
-
-
 def _is_layer(m: nn.Module) -> bool:
     return isinstance(m, (nn.Linear, nn.Embedding)) or (hasattr(m, "nf") and hasattr(m, "nx"))
 
@@ -107,23 +89,14 @@ def _is_mlp(m: nn.Module) -> bool:
 
 
 def module_index(model: nn.Module) -> _Index:
-    """The cached index of `model`, rebuilt after any module was registered anywhere.
-
-    (A module placed straight into a parent's `_modules` dict bypasses the hook:
-    call `forget_index(model)` after such surgery.)
-    """
-    try:
-        index = _INDEX.get(model)
-    except TypeError:  # not weak-referenceable / hashable: no cache
-        index = None
-    if index is not None and index.generation == _GENERATION:
-        return index
+    """Index of `model`'s current module tree (one walk). Valid until a module is added,
+    removed or replaced; keep it for as long as only pruning changes the model."""
     named = list(model.named_modules())
     layers = [(n, m) for n, m in named if _is_layer(m)]
     # attention blocks and MLPs hold their projections as submodules: leaves never are
     blocks = [(n, m) for n, m in named if m._modules]
-    index = _Index(
-        _GENERATION, named, layers,
+    return _Index(
+        named, layers,
         [(n, m, k) for n, m in blocks if (k := _kind_of(m)) is not None],
         [m for _, m in blocks if _is_mlp(m)],
         _head_candidates(model, blocks),
@@ -133,11 +106,6 @@ def module_index(model: nn.Module) -> _Index:
         {id(m): m for _, m in named},
         {id(m): n for n, m in named},
     )
-    try:
-        _INDEX[model] = index
-    except TypeError:
-        pass
-    return index
 
 
 def _tied_layers(layers: list[tuple[str, nn.Module]]) -> dict[int, list[int]]:
@@ -178,11 +146,6 @@ def _head_candidates(model: nn.Module, named: list[tuple[str, nn.Module]]) -> li
     projections = {id(p) for i in found for p in i.projections}
     return [m for _, m in named
             if id(m) in ids or (id(m) not in projections and _kind_of(m) is not None)]
-
-
-def forget_index(model: nn.Module) -> None:
-    """Drop `model`'s cached module index (after editing `_modules` directly)."""
-    _INDEX.pop(model, None)
 
 
 # ------------------------------------------------------------------ heads
@@ -437,9 +400,10 @@ def refresh_attributes(
 ) -> RefreshReport:
     """Fix every width attribute forward (or the HF config) reads; idempotent and cheap.
 
-    `only` (ids from `affected_modules`) limits the layer and attention re-reads to what
-    a pruned group touched; the config still sees every layer through the cached
-    per-layer tables, so it is written only when all layers agree.
+    `index` (from `module_index`, kept by the caller across prunes) spares the walk over
+    the modules; `only` (ids from `affected_modules`) limits the layer and attention
+    re-reads to what a pruned group touched; the config still sees every layer through
+    the index's per-layer tables, so it is written only when all layers agree.
     Works on weightless (meta) copies too: only shapes are read.
     """
     rep = RefreshReport()

@@ -19,7 +19,7 @@ from .norm import (
     RMSNormPruner,
 )
 from .parameter import ParameterPruner
-from .registry import _DEFAULTS, PrunerRegistry, default_pruners, handler_name
+from .registry import _DEFAULTS, PrunerRegistry, default_pruners, handler_kind, handler_name
 from .rnn import RNNPruner
 
 _conv = _DEFAULTS["conv"]
@@ -83,6 +83,7 @@ __all__ = [
     "RNNPruner",
     "PrunerRegistry",
     "default_pruners",
+    "handler_kind",
     "handler_name",
     "is_depthwise_conv",
     "normalize_idxs",

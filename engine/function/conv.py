@@ -66,7 +66,7 @@ class ConvPruner(BasePruningFunc):
         removed = normalize_idxs(idxs, size, f"{axis} channel")
         if not removed:
             return layer
-        if is_depthwise_conv(layer):
+        if is_depthwise_conv(layer) and not self._same_position_per_group(layer, removed, axis):
             self._remove_groups(layer, self._groups_of(layer, removed, axis))
             return layer
         full_axis = "in" if layer.transposed else "out"
@@ -119,6 +119,18 @@ class ConvPruner(BasePruningFunc):
         if axis == "out":  # only transposed convs store out channels per group
             prune_tensor_(layer.bias, 0, keep_indices(size, removed))
         self._set_channels(layer, axis, groups * len(keep_pos))
+
+    @staticmethod
+    def _same_position_per_group(layer: _Conv, removed: list[int], axis: str) -> bool:
+        """Depthwise out channels removed as a grouped conv's are: the same positions
+        from every group (the multiplier shrinks, groups stay). A grouped conv whose in
+        channels were pruned down to `groups` looks depthwise but keeps that coupling."""
+        mult = layer.out_channels // layer.groups
+        if axis != "out" or mult < 2 or len(removed) % layer.groups:
+            return False
+        positions = sorted({i % mult for i in removed})
+        return len(positions) < mult and removed == sorted(
+            g * mult + p for g in range(layer.groups) for p in positions)
 
     @staticmethod
     def _groups_of(layer: _Conv, removed: list[int], axis: str) -> list[int]:

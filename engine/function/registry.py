@@ -28,7 +28,7 @@ from .norm import (
 from .parameter import ParameterPruner
 from .rnn import RNNPruner
 
-__all__ = ["default_pruners", "PrunerRegistry", "handler_name"]
+__all__ = ["default_pruners", "PrunerRegistry", "handler_kind", "handler_name"]
 
 # One default instance per pruner; "name" is the Torch-Pruning handler prefix.
 _DEFAULTS: dict[str, BasePruningFunc] = {
@@ -76,6 +76,32 @@ def handler_name(fn: Callable[..., Any]) -> str:
             return known
         return f"{type(owner).__name__}.{name}"
     return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def handler_kind(fn: Callable[..., Any] | None) -> str | None:
+    """Which side a pruning handler prunes: "out", "in", or None when it cannot be told.
+
+    Read from the method itself, not its name: Torch-Pruning's custom pruners often
+    write `prune_in_channels = prune_out_channels` (norm-like layers), which makes the
+    in-handler's `__name__` "prune_out_channels"; such aliases prune the one set of
+    channels a layer has, i.e. "out". Plain functions fall back to their name.
+    """
+    if fn is None:
+        return None
+    owner = getattr(fn, "__self__", None)
+    func = getattr(fn, "__func__", None)
+    if owner is not None and func is not None:
+        cls = type(owner)
+        if func is getattr(cls, "prune_out_channels", None):
+            return "out"
+        if func is getattr(cls, "prune_in_channels", None):
+            return "in"
+    name = getattr(fn, "__name__", "")
+    if name.endswith("out_channels"):
+        return "out"
+    if name.endswith("in_channels"):
+        return "in"
+    return None
 
 
 class PrunerRegistry:

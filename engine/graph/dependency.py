@@ -1,16 +1,18 @@
 """DependencyGraph: Torch-Pruning's entry point, built on channel slots.
 
 `build_dependency` traces the model once (see `tracer.py`), resolves the slot
-classes, and keeps for every prunable port (a layer's out or in channels, or a
-dim of an unwrapped parameter) the class of each channel. A group is then just
-"all ports' positions whose class is among the root's": no index mappings to
-re-derive per group, so enumerating all groups is linear in the model size.
+classes, and hands every prunable port (a layer's out or in channels, or a dim of
+an unwrapped parameter) to a `ChannelIndex` that knows each position's class. A
+group is then just "all ports' positions whose class is among the root's": no index
+mappings to re-derive per group, so enumerating all groups is linear in the model
+size. Groups are made in one place (`derive_group`); the index changes only through
+`prune_group` (and whole-head removal, engine/graph/heads.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -22,15 +24,18 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.outputs import output_transform_for
-from ..function import BasePruningFunc, PrunerRegistry
-from ..function.attributes import refresh_attributes
+from ..function import BasePruningFunc, PrunerRegistry, handler_kind
+from ..function.attributes import AttributeRefresher
 from ..function.hf_conv1d import lazy_types
-from ..utils.meta_kernels import meta_like
+from ..utils.meta_kernels import MetaKernels, meta_like
+from . import rules
+from .channel_index import IN, OUT, ChannelIndex, PortState
 from .channel_sets import ChannelSets
-from .group import Dependency, Group, GroupItem, Node, module_type_name
+from .forward import eval_mode, flatten_outputs, run_forward, runner, to_meta
+from .group import Dependency, Derivation, Group, GroupItem, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
-from .probe import Prober
+from .probe import Prober, last_unit_class, unit_ports
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
 
 DEFAULT_ROOT_TYPES: tuple[type, ...] = (
@@ -47,41 +52,8 @@ LEAF_TYPES: tuple[type, ...] = (
 )
 
 
-@dataclasses.dataclass(eq=False)  # identity: ports of equal-shaped Parameters differ
-class _PortState:
-    port: Port
-    node: Node
-    handler: Callable
-    labels: np.ndarray  # class per ORIGINAL position
-    alive: np.ndarray  # bool per original position; pruned ones are False
-    _rank: np.ndarray | None = None
-    fine: np.ndarray | None = None  # class per position without structural unites (heads)
-    pruned_at: int = 0  # the graph's prune serial when this port last lost channels
-    _width: int | None = None
-
-    def lose(self, mask: np.ndarray | slice, serial: int) -> None:
-        """Mark positions pruned; groups derived before `serial` that touch this port
-        are stale (their current indices on it have shifted)."""
-        self.alive[mask] = False
-        self._rank = None
-        self._width = None
-        self.pruned_at = serial
-
-    def width(self) -> int:
-        """Channels left on this port."""
-        if self._width is None:
-            self._width = int(self.alive.sum())
-        return self._width
-
-    def current_rank(self) -> np.ndarray:
-        """Current index of every original position (valid where alive)."""
-        if self._rank is None:
-            self._rank = np.cumsum(self.alive, dtype=np.int32) - 1  # int32: 14 M slots at 70 B
-        return self._rank
-
-
 class DependencyGraph:
-    def __init__(self) -> None:
+    def __init__(self, meta_kernels: MetaKernels | None = None) -> None:
         self.model: nn.Module | None = None
         self.registry = PrunerRegistry()
         self.module2node: dict[Any, Node] = {}
@@ -90,20 +62,19 @@ class DependencyGraph:
         self.lock_reasons: list[str] = []
         self.trace_warnings: list[str] = []
         self.trace_notes: list[str] = []
-        self._param_names: dict[int, Any] = {}
-        self._ports: list[_PortState] = []
-        self._port_index: dict[tuple[int, str], int] = {}
-        self._locked_label = -1
-        self._locked_mask = np.zeros(1, dtype=bool)  # per class: must keep its size
         self.probe_runs = 0
-        self._csr_start = np.zeros(0, dtype=np.int64)
-        self._csr_order = np.zeros(0, dtype=np.int32)  # flat port positions, sorted by class
-        self._port_offsets = np.zeros(1, dtype=np.int64)  # flat start of each port
-        self._int_pool = np.zeros(0, dtype=object)  # shared int objects for index lists
-        self._prune_serial = 0  # counts prunes; groups remember the serial they were made at
-        self._pruning_history: list[tuple[str, bool, list[int]]] = []
         self.unwrapped_parameters: dict[nn.Parameter, int] = {}
+        self.meta_kernels = meta_kernels if meta_kernels is not None else MetaKernels()
+        self._param_names: dict[int, Any] = {}
+        self._index = ChannelIndex([], 1, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+        self._history: list[tuple[str, bool, list[int]]] = []
         self._registered_layers: dict[type, BasePruningFunc] = {}
+        self._refresher: AttributeRefresher | None = None
+
+    @property
+    def index(self) -> ChannelIndex:
+        """The channel index (ports, class masks, prune serial); read it, never write it."""
+        return self._index
 
     # ================================================================ build
     def build_dependency(
@@ -120,8 +91,13 @@ class DependencyGraph:
         validate: bool = True,
         verbose: bool = True,
     ) -> DependencyGraph:
-        """Trace `model` on `example_inputs` and index every coupled channel."""
+        """Trace `model` on `example_inputs` and index every coupled channel.
+
+        The model runs in eval mode (each module's mode is given back afterwards), as in
+        Torch-Pruning: tracing must not depend on dropout or on batch statistics.
+        """
         self.model = model
+        self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)
         customized_pruners = {**self._registered_layers, **(customized_pruners or {})}
@@ -137,13 +113,10 @@ class DependencyGraph:
 
         def trace(on_meta: bool) -> ChannelTracer:
             stand_ins = _meta_stand_ins(model) if on_meta else {}
-            inputs = _to_meta(example_inputs) if on_meta else example_inputs
+            inputs = to_meta(example_inputs) if on_meta else example_inputs
             tracer = ChannelTracer(
-                model,
-                functools.partial(leaf_rule, self.registry),
-                is_leaf,
-                is_port_module,
-                stand_ins,
+                model, rules, functools.partial(leaf_rule, self.registry), is_leaf,
+                is_port_module, stand_ins, self.meta_kernels,
             )
             tracer.install_hooks()
             saved = _attribute_snapshot(model) if on_meta else []
@@ -153,79 +126,75 @@ class DependencyGraph:
                         with torch.nn.utils.stateless._reparametrize_module(
                             model, stand_ins, tie_weights=True, strict=False
                         ):
-                            out = _run_forward(model, inputs, forward_fn)
+                            out = run_forward(model, inputs, forward_fn)
                     else:
-                        out = _run_forward(model, inputs, forward_fn)
+                        out = run_forward(model, inputs, forward_fn)
                     if output_transform is not None:
                         out = output_transform(out)
-                    tracer.output_shapes = [tuple(o.shape) for o in _flatten_outputs(out)]
+                    tracer.output_shapes = [tuple(o.shape) for o in flatten_outputs(out)]
                     if lock_outputs:
-                        for o in _flatten_outputs(out):
-                            tracer.lock_ann(tracer.ann(o), "model output")
+                        for o in flatten_outputs(out):
+                            tracer.mark_output(tracer.ann(o))
             finally:
                 tracer.remove_hooks()
                 _restore_attributes(saved)
                 _clear_annotations(example_inputs)
             return tracer
 
-        tracer = None
-        traced_on_meta = False
-        if trace_on_meta:
-            try:
-                tracer = trace(on_meta=True)
-                traced_on_meta = True
-            except Exception as exc:  # data-dependent code: run for real instead
-                self.trace_notes.append(
-                    f"meta tracing failed ({type(exc).__name__}: {exc}); "
-                    "traced on the model's device"
+        with eval_mode(model):
+            tracer = None
+            traced_on_meta = False
+            if trace_on_meta:
+                try:
+                    tracer = trace(on_meta=True)
+                    traced_on_meta = True
+                except Exception as exc:  # data-dependent code: run for real instead
+                    self.trace_notes.append(
+                        f"meta tracing failed ({type(exc).__name__}: {exc}); "
+                        "traced on the model's device"
+                    )
+            if tracer is None:
+                tracer = trace(on_meta=False)
+            self._param_names = {id(info.real): info for info in tracer.params.values()}
+            couple_shared_head_size(model, tracer)  # q/k/v read one head size (BERT, HF ViT)
+            labels, fine = tracer.slots.resolve_both()  # frees the unite pairs
+            self.lock_reasons = tracer.slots.lock_reasons
+            if tracer.output_slots:
+                self.lock_reasons.append("model output")
+            self.trace_warnings = tracer.warnings
+            self._add_unwrapped_ports(tracer, unwrapped_parameters, ignored_params)
+            self._build_nodes(tracer)
+            self._index = self._make_index(tracer, labels, fine)
+            expected = tracer.output_shapes
+            # the probe builds and runs model copies: let the trace's tables go first
+            del labels, fine, tracer
+            if validate and traced_on_meta:
+                self._fix_groups_the_code_cannot_absorb(
+                    model, example_inputs, runner(forward_fn, output_transform), expected
                 )
-        if tracer is None:
-            tracer = trace(on_meta=False)
-        self._param_names = {id(info.real): info for info in tracer.params.values()}
-        couple_shared_head_size(model, tracer)  # q/k/v read one head size (BERT, HF ViT)
-        labels, fine = tracer.slots.resolve_both()  # frees the unite pairs
-        self._locked_fine = int(fine[0])
-        self._locked_label = int(labels[0])
-        self.lock_reasons = tracer.slots.lock_reasons
-        self.trace_warnings = tracer.warnings
-        self._add_unwrapped_ports(tracer, unwrapped_parameters, ignored_params)
-        self._build_nodes(tracer)
-        self._index_ports(tracer, labels, fine)
-        expected = tracer.output_shapes
-        # the probe builds and runs model copies: let the trace's tables go first
-        del labels, fine, tracer
-        if validate and traced_on_meta:
-            self._lock_groups_the_code_cannot_absorb(
-                model, example_inputs, forward_fn, output_transform, expected
-            )
         return self
 
-    def _lock_groups_the_code_cannot_absorb(
+    def _fix_groups_the_code_cannot_absorb(
         self,
         model: nn.Module,
         example_inputs: Any,
-        forward_fn: Callable | None,
-        output_transform: Callable | None,
+        run: Callable[[nn.Module, Any], Any],
         expected: list[tuple[int, ...]],
     ) -> None:
-        def run(m: nn.Module, x: Any) -> Any:
-            out = _run_forward(m, x, forward_fn)
-            return output_transform(out) if output_transform is not None else out
-
         # only each group's last unit, classes and name: whole groups (index lists of every
         # member, 28672-wide MLPs in a 70B Llama) are never built, not even one at a time
-        roots = list(self._group_roots(None, (object,)))
-        prober = Prober(self, model, example_inputs, run, expected)
+        roots = list(self.group_roots(None, (object,)))
+        prober = Prober(self.index, model, example_inputs, run, expected, self.meta_kernels)
         # the usual case first: every unit at once, straight from the slot table
-        picked = [self._last_unit_class(state, classes) for state, classes in roots]
-        at_once = self._unit_ports([c for c in picked if c is not None])
+        picked = [last_unit_class(state, classes) for state, classes in roots]
+        at_once = unit_ports(self.index, [c for c in picked if c is not None])
         if not at_once or prober.passes_ports(at_once):
             self.probe_runs = prober.runs
             return
         units: list[Group] = []
         owners: list[tuple[np.ndarray, str]] = []
         for state, classes in roots:
-            unit = self._last_unit(state, classes)
+            unit = self.last_unit(state, classes)
             if unit is not None:
                 units.append(unit)
                 owners.append((classes, state.node.name))
@@ -233,7 +202,7 @@ class DependencyGraph:
         self.probe_runs = prober.runs
         for k in bad:
             classes, name = owners[k]
-            self._locked_mask[classes] = True
+            self._index.fix(classes)
             self.lock_reasons.append(
                 f"pruning the group of '{name}' breaks the model's forward "
                 "(its code depends on the original width)"
@@ -317,9 +286,11 @@ class DependencyGraph:
         node.id = len(self.nodes)
         self.nodes.append(node)
 
-    def _index_ports(self, tracer: ChannelTracer, labels: np.ndarray, fine: np.ndarray) -> None:
-        self._ports = []
-        self._port_index = {}
+    def _make_index(self, tracer: ChannelTracer, labels: np.ndarray, fine: np.ndarray
+                    ) -> ChannelIndex:
+        fixed_label, fixed_fine = int(labels[0]), int(fine[0])  # the lock slot's classes
+        states: list[PortState] = []
+        by_key: dict[tuple[int, str], int] = {}
         for port in sorted(tracer.ports.values(), key=lambda p: p.order):
             node = self.module2node.get(port.target)
             if node is None:
@@ -328,58 +299,39 @@ class DependencyGraph:
             if handler is None:
                 continue
             key = (id(port.target), port.kind)
-            alive = np.ones(port.slots.size, bool)
-            state = _PortState(
-                port, node, handler, labels[port.slots], alive, fine=fine[port.slots]
+            state = PortState(
+                len(states), port.target, port.kind, port.dim, node, handler,
+                labels[port.slots], fine[port.slots], np.ones(port.slots.size, bool),
             )
-            prev = self._port_index.get(key)
+            prev = by_key.get(key)
             if prev is not None:
                 # one port per parameter: prefer a prunable axis (hidden dim of a position
-                # embedding) over a fully locked one (its positions)
-                if not (self._ports[prev].labels == self._locked_label).all() or (
-                    state.labels == self._locked_label
+                # embedding) over a fully fixed one (its positions)
+                if not (states[prev].labels == fixed_label).all() or (
+                    state.labels == fixed_label
                 ).all():
                     continue
-                self._ports[prev] = state
+                state.id = prev
+                states[prev] = state
             else:
-                self._port_index[key] = len(self._ports)
-                self._ports.append(state)
+                by_key[key] = len(states)
+                states.append(state)
             if port.dim is not None:
                 node.pruning_dim = port.dim
+        outputs = (np.concatenate(tracer.output_slots) if tracer.output_slots
+                   else np.zeros(0, dtype=np.int64))
         n_labels = int(labels.max()) + 1 if labels.size else 1
-        self._locked_mask = np.zeros(n_labels, dtype=bool)
-        self._locked_mask[self._locked_label] = True
-        self._rebuild_csr(n_labels)
+        return ChannelIndex(states, n_labels, np.asarray([fixed_label]),
+                            np.unique(labels[outputs]), np.asarray([fixed_fine]),
+                            np.unique(fine[outputs]))
 
     def _handler_for(self, port: Port) -> Callable | None:
         if isinstance(port.target, nn.Module):
             pruner = self.registry.lookup(port.target)
             if pruner is None:
                 return None
-            return pruner.prune_out_channels if port.kind == "out" else pruner.prune_in_channels
+            return pruner.prune_out_channels if port.kind == OUT else pruner.prune_in_channels
         return F.prune_parameter_out_channels
-
-    def _rebuild_csr(self, n_labels: int) -> None:
-        """Class -> (port, original position) table for O(group) lookups.
-
-        Stored as one int32 array of flat positions (ports laid end to end) sorted by
-        class; `_positions_by_port` splits them into ports for the few classes asked.
-        """
-        sizes = [p.labels.size for p in self._ports]
-        self._port_offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-        width = max(sizes, default=0)
-        self._int_pool = np.empty(width, dtype=object)
-        self._int_pool[:] = range(width)
-        if not self._ports:
-            self._csr_start = np.zeros(n_labels + 1, dtype=np.int64)
-            self._csr_order = np.zeros(0, dtype=np.int32)
-            return
-        lab = np.concatenate([p.labels for p in self._ports])
-        counts = np.bincount(lab, minlength=n_labels)
-        self._csr_start = np.concatenate([[0], np.cumsum(counts)])
-        del counts
-        dtype = np.int32 if lab.size <= np.iinfo(np.int32).max else np.int64
-        self._csr_order = np.argsort(lab, kind="stable").astype(dtype)
 
     # ============================================================== queries
     def get_pruner_of_module(self, module: Any) -> BasePruningFunc | None:
@@ -409,86 +361,92 @@ class DependencyGraph:
         return pruner.get_in_channels(module) if pruner is not None else None
 
     def is_out_channel_pruning_fn(self, fn: Callable) -> bool:
-        return getattr(fn, "__name__", "") == "prune_out_channels"
+        return handler_kind(fn) == OUT
 
     def is_in_channel_pruning_fn(self, fn: Callable) -> bool:
-        return getattr(fn, "__name__", "") == "prune_in_channels"
+        return handler_kind(fn) == IN
 
-    def _port_of(self, module: Any, pruning_fn: Callable | None) -> _PortState:
-        kind = (
-            "in" if pruning_fn is not None and self.is_in_channel_pruning_fn(pruning_fn) else "out"
-        )
-        idx = self._port_index.get((id(module), kind))
-        if idx is None and kind == "in":
-            idx = self._port_index.get((id(module), "out"))  # norms: in == out
-        if idx is None:
+    def port_of(self, module: Any, pruning_fn: Callable | None = None) -> PortState:
+        """The index port `pruning_fn` prunes on `module` (its out side if None)."""
+        kind = IN if handler_kind(pruning_fn) == IN else OUT
+        state = self._index.port(module, kind)
+        if state is None:
             name = self.module2name.get(module, type(module).__name__)
             raise ValueError(
                 f"'{name}' has no prunable {kind} channels in the traced graph "
                 "(was it used in forward with the example inputs?)"
             )
-        return self._ports[idx]
+        return state
 
     def get_pruning_group(
         self, module: Any, pruning_fn: Callable, idxs: Sequence[int] | np.ndarray
     ) -> Group:
-        """All layers coupled to removing `idxs` from `module` via `pruning_fn`."""
-        root = self._port_of(module, pruning_fn)
+        """All layers coupled to removing `idxs` from `module` via `pruning_fn`.
+
+        Asked for explicitly, a group may reach model outputs (`group.reaches_outputs`):
+        it prunes, with a warning, while pruners never offer such groups.
+        """
+        root = self.port_of(module, pruning_fn)
         idxs = np.asarray(list(idxs) if not isinstance(idxs, np.ndarray) else idxs, dtype=np.int64)
-        alive_pos = np.flatnonzero(root.alive)
+        alive_pos = root.alive_positions()
         if idxs.size and (idxs.min() < 0 or idxs.max() >= alive_pos.size):
             raise IndexError(
                 f"channel index out of range for '{root.node.name}' ({alive_pos.size} channels)"
             )
         classes = np.unique(root.labels[alive_pos[idxs]])
-        return self._group_from_classes(root, pruning_fn, classes)
+        return self.derive_group(root, classes, pruning_fn)
 
     def sub_group(self, group: Group, root_idxs: Sequence[int]) -> Group:
         """`get_pruning_group` of `root_idxs` (whole channel sets of `group`'s root), read
         off `group` by filtering its members instead of deriving it from the slot table
         again; `group` must be current (else it is derived as usual)."""
         root_item = group[0]
-        if not (self.is_current(group) and len(group._arrays) == len(group)):
+        der = group.derivation
+        if der is None or not self.is_current(group):
             return self.get_pruning_group(root_item.dep.target.module, root_item.dep.handler,
                                           root_idxs)
         chosen = np.asarray(root_idxs, dtype=np.int64)
-        root = self._ports[group._port_ids[0]]
-        classes = np.unique(root.labels[np.flatnonzero(root.alive)[chosen]])
-        sub = Group()
-        sub._DG = self
-        sub._classes = classes
-        sub.locked = bool(self._locked_mask[classes].any())
+        root = self._index.ports[der.port_ids[0]]
+        classes = np.unique(root.labels[root.alive_positions()[chosen]])
+        items: list[GroupItem] = []
+        port_ids: list[int] = []
+        arrays: list[tuple[np.ndarray, np.ndarray]] = []
         for k, item in enumerate(group):
-            _, cur, rid = group._arrays[k]
+            cur, rid = der.arrays[k]
             keep = np.isin(rid, chosen)
             if not keep.any():
                 continue
             cur, rid = cur[keep], rid[keep]
-            part = GroupItem(item.dep, self._int_list(cur), self._int_list(rid))
-            sub._arrays[len(sub._group)] = (part.idxs, cur, rid)
-            sub._group.append(part)
-            sub._port_ids.append(group._port_ids[k])
-        sub._made_at = group._made_at
-        return sub
+            items.append(GroupItem(item.dep, self._index.int_list(cur),
+                                   self._index.int_list(rid)))
+            arrays.append((cur, rid))
+            port_ids.append(der.port_ids[k])
+        return Group(items, self, derivation=Derivation(classes, tuple(port_ids), der.made_at,
+                                                        tuple(arrays)),
+                     fixed=self._index.is_fixed(classes),
+                     reaches_outputs=self._index.reaches_outputs(classes))
 
-    def _group_from_classes(
-        self, root: _PortState, trigger: Callable | None, classes: np.ndarray
+    def derive_group(
+        self, root: PortState, classes: np.ndarray, trigger: Callable | None = None
     ) -> Group:
-        group = Group()
-        group._DG = self
-        group._classes = classes
-        group.locked = bool(self._locked_mask[classes].any())
-        by_port = self._positions_by_port(classes)
-        root_id = self._ports.index(root)
+        """The group removing every alive position of `classes`, rooted at port `root`:
+        the one place groups are made from the index."""
+        index = self._index
+        trigger = root.handler if trigger is None else trigger
+        classes = np.asarray(classes, dtype=np.int64)
+        by_port = index.positions_by_port(classes)
         # the root channel behind each class: its lowest current root position
-        root_pos = by_port.get(root_id, np.zeros(0, dtype=np.int64))
+        root_pos = by_port.get(root.id, np.zeros(0, dtype=np.int64))
         root_orig = root_pos[root.alive[root_pos]]
         root_cur = root.current_rank()[root_orig]
         uniq, first = np.unique(root.labels[root_orig], return_index=True)
-        ordered = [root_id] + [k for k in by_port if k != root_id]  # by_port: ascending ids
+        ordered = [root.id] + [k for k in by_port if k != root.id]  # by_port: ascending ids
+        ports = index.ports
+        items: list[GroupItem] = []
         port_ids: list[int] = []
+        arrays: list[tuple[np.ndarray, np.ndarray]] = []
         for k in ordered:
-            state = self._ports[k]
+            state = ports[k]
             pos = by_port.get(k)
             if pos is None:
                 continue
@@ -498,55 +456,36 @@ class DependencyGraph:
             # positions ascend, and so do their current ranks: no sort needed
             cur = state.current_rank()[pos]  # int32 (like the ranks): kept per item below
             rid = root_cur[first[np.searchsorted(uniq, state.labels[pos])]]
-            dep = Dependency(trigger, state.handler, root.node, state.node)
-            item = GroupItem(dep, self._int_list(cur), self._int_list(rid))
-            group._arrays[len(group._group)] = (item.idxs, cur, rid)
-            group._group.append(item)
+            dep = Dependency(trigger, state.handler, root.node, state.node, state.kind)
+            items.append(GroupItem(dep, index.int_list(cur), index.int_list(rid)))
+            arrays.append((cur, rid))
             port_ids.append(k)
-        group._port_ids = port_ids
-        group._made_at = self._prune_serial
-        return group
+        return Group(items, self,
+                     derivation=Derivation(classes, tuple(port_ids), index.serial, tuple(arrays)),
+                     fixed=index.is_fixed(classes), reaches_outputs=index.reaches_outputs(classes))
 
-    def _positions_by_port(self, classes: np.ndarray) -> dict[int, np.ndarray]:
-        """Original positions (ascending) of every channel in `classes`, per port id.
+    def rederive(self, group: Group) -> Group:
+        """`group` with indices valid now: itself if current, else a fresh twin derived from
+        its slot classes (prunes elsewhere shift positions; classes never change)."""
+        if self.is_current(group):
+            return group
+        if group.classes is None:  # hand-made: its root indices are taken as given
+            root = group[0]
+            return self.get_pruning_group(root.dep.target.module, root.dep.handler,
+                                          list(root.idxs))
+        root = self.port_of(group[0].dep.target.module, group[0].dep.handler)
+        alive_classes = np.unique(root.labels[root.alive])
+        classes = np.intersect1d(np.asarray(group.classes, dtype=np.int64), alive_classes)
+        return self.derive_group(root, classes, group[0].dep.trigger)
 
-        The class table holds flat positions (ports end to end): sorted, they fall into
-        port order, so one sort replaces a (port, position) table and a sort by port.
-        """
-        starts = self._csr_start[classes]
-        lens = self._csr_start[classes + 1] - starts
-        total = int(lens.sum())
-        if total == 0:
-            return {}
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-        idx += np.arange(total)
-        flat = self._csr_order[idx]
-        del idx
-        flat.sort()
-        offsets = self._port_offsets
-        lo = int(np.searchsorted(offsets, flat[0], side="right")) - 1
-        hi = int(np.searchsorted(offsets, flat[-1], side="right"))
-        cuts = np.searchsorted(flat, offsets[lo : hi + 1]).tolist()
-        out: dict[int, np.ndarray] = {}
-        for k in range(lo, hi):
-            a, b = cuts[k - lo], cuts[k - lo + 1]
-            if b > a:
-                out[k] = flat[a:b] - offsets[k]
-        return out
-
-    def _int_list(self, values: np.ndarray) -> list[int]:
-        """`values.tolist()` made of shared int objects: index lists of every group of a
-        70 B model (28672-wide MLP groups) otherwise hold ~0.5 GB of separate ints."""
-        return self._int_pool[values].tolist()
-
-    def _channel_sets(self, group: Group) -> ChannelSets:
+    def channel_sets(self, group: Group) -> ChannelSets:
         """The group's root channels split into units (same slot class), units ordered by
         their first channel, channels inside a unit ascending."""
-        root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
+        root = self.port_of(group[0].dep.target.module, group[0].dep.handler)
         cur = np.asarray(group[0].idxs, dtype=np.int64)
         if not cur.size:
             return ChannelSets.singletons(cur)
-        labels = root.labels[np.flatnonzero(root.alive)[cur]]
+        labels = root.labels[root.alive_positions()[cur]]
         # vectorized: a 28672-wide MLP group has 28672 units; np.split per unit took ~1 s
         order = np.lexsort((cur, labels))  # by unit, then position inside the unit
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
@@ -557,13 +496,16 @@ class DependencyGraph:
         return by_unit.reordered(np.argsort(by_unit.firsts, kind="stable"))
 
     def check_pruning_group(self, group: Group) -> bool:
-        """False if the group would empty a layer or touch channels that must stay."""
-        if group.locked:
+        """False if the group would empty a layer or touch channels that must keep their
+        size; a group reaching model outputs passes (it prunes with a warning)."""
+        if group.fixed:
             return False
-        derived = self.is_current(group)  # items straight from the slot table: one per port
+        der = group.derivation
+        derived = der is not None and self.is_current(group)  # items straight from the index
+        ports = self._index.ports
         for k, item in enumerate(group):
-            if derived and k in group._arrays:
-                n = self._ports[group._port_ids[k]].width()
+            if derived:
+                n = ports[der.port_ids[k]].width()
                 removed = len(item.idxs)  # derived index lists hold no duplicates
             else:
                 n = self._current_width(item.dep)
@@ -573,12 +515,8 @@ class DependencyGraph:
         return True
 
     def _current_width(self, dep: Dependency) -> int | None:
-        idx = self._port_index.get(
-            (id(dep.target.module), "in" if self.is_in_channel_pruning_fn(dep.handler) else "out")
-        )
-        if idx is None:
-            idx = self._port_index.get((id(dep.target.module), "out"))
-        return self._ports[idx].width() if idx is not None else None
+        state = self._index.port(dep.target.module, dep.kind)
+        return state.width() if state is not None else None
 
     def get_all_groups(
         self,
@@ -586,24 +524,28 @@ class DependencyGraph:
         root_module_types: Iterable[type] | None = None,
     ) -> Iterator[Group]:
         """One group per independent set of coupled channels, in execution order."""
-        for state, classes in self._group_roots(ignored_layers, root_module_types):
-            yield self._group_from_classes(state, state.handler, classes)
+        for state, classes in self.group_roots(ignored_layers, root_module_types):
+            yield self.derive_group(state, classes)
 
-    def _group_roots(
-        self, ignored_layers: Iterable[Any] | None, root_module_types: Iterable[type] | None
-    ) -> Iterator[tuple[_PortState, np.ndarray]]:
-        """(root port, classes) of each group of `get_all_groups`, without building it."""
+    def group_roots(
+        self, ignored_layers: Iterable[Any] | None = None,
+        root_module_types: Iterable[type] | None = None,
+    ) -> Iterator[tuple[PortState, np.ndarray]]:
+        """(root port, classes) of each group of `get_all_groups`, without building it.
+
+        Classes that must keep their size (fixed, model outputs) or belong to an ignored
+        layer's out channels are never offered."""
         root_types = tuple(root_module_types or DEFAULT_ROOT_TYPES)
         if nn.Linear in root_types:  # HF Conv1D (GPT-2) is a Linear with a transposed weight
             root_types += lazy_types()
         ignored = _expand_ignored(ignored_layers)
-        covered = self._locked_mask.copy()
-        for state in self._ports:
-            if state.port.kind == "out" and id(state.port.target) in ignored:
+        covered = self._index.must_keep()
+        for state in self._index:
+            if state.kind == OUT and id(state.target) in ignored:
                 covered[state.labels[state.alive]] = True
-        for state in self._ports:
-            target = state.port.target
-            if state.port.kind != "out" or id(target) in ignored:
+        for state in self._index:
+            target = state.target
+            if state.kind != OUT or id(target) in ignored:
                 continue
             if not isinstance(target, root_types):
                 continue
@@ -614,96 +556,66 @@ class DependencyGraph:
             covered[classes] = True
             yield state, classes
 
-    def _last_unit(self, root: _PortState, classes: np.ndarray) -> Group | None:
+    def last_unit(self, root: PortState, classes: np.ndarray) -> Group | None:
         """`probe.smallest_unit` of the group (root, classes), read from the labels.
 
         That is the unit whose first root channel comes last, or None if it would empty a
         layer; the group's member index lists are never built.
         """
-        cls = self._last_unit_class(root, classes)
+        cls = last_unit_class(root, classes)
         if cls is None:
             return None
-        unit = self._group_from_classes(root, root.handler, np.asarray([cls]))
+        unit = self.derive_group(root, np.asarray([cls]))
         return unit if self.check_pruning_group(unit) else None
 
-    def _last_unit_class(self, root: _PortState, classes: np.ndarray) -> int | None:
-        """The slot class of `_last_unit` (before its fits-check)."""
-        orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
-        if orig.size == 0:
-            return None
-        uniq, first = np.unique(root.labels[orig], return_index=True)
-        return int(uniq[np.argmax(first)])
-
-    def _unit_ports(self, unit_classes: list[int]) -> dict[int, np.ndarray]:
-        """Current indices per port of the one-class units that pass `check_pruning_group`
-        (not locked, not emptying a port), all together."""
-        cls = np.unique(np.asarray(unit_classes, dtype=np.int64))
-        cls = cls[~self._locked_mask[cls]]
-        while True:  # units are counted per class, so one drop round settles it
-            by_port = {k: pos[self._ports[k].alive[pos]]
-                       for k, pos in self._positions_by_port(cls).items()}
-            too_wide: list[np.ndarray] = []
-            for k, pos in by_port.items():
-                labels, counts = np.unique(self._ports[k].labels[pos], return_counts=True)
-                too_wide.append(labels[counts >= self._ports[k].width()])
-            drop = np.concatenate(too_wide) if too_wide else np.zeros(0, dtype=np.int64)
-            if drop.size == 0:
-                return {k: self._ports[k].current_rank()[pos].astype(np.int64)
-                        for k, pos in by_port.items() if pos.size}
-            cls = np.setdiff1d(cls, drop)
-
     # ============================================================== pruning
-    def _prune_group(self, group: Group, record_history: bool = True) -> None:
-        if not self.is_current(group):
-            # re-derive indices from the group's channel classes: earlier pruning has
-            # shifted positions on its ports since this group object was made
-            root = self._port_of(group[0].dep.target.module, group[0].dep.handler)
-            alive_classes = np.unique(root.labels[root.alive])
-            classes = np.intersect1d(np.asarray(group._classes, dtype=np.int64), alive_classes)
-            fresh = self._group_from_classes(root, group[0].dep.trigger, classes)
-            group._group, group._classes, group.locked = fresh._group, fresh._classes, fresh.locked
-            group._port_ids, group._made_at = fresh._port_ids, fresh._made_at
-            group._arrays = fresh._arrays
-        if group.locked:
+    def prune_group(self, group: Group, record_history: bool = True) -> None:
+        """Prune `group` (re-derived first if earlier prunes shifted its indices)."""
+        group = self.rederive(group)
+        if group.fixed:
             raise ValueError(
-                "this group touches channels that must keep their size (model outputs, "
-                "fixed inputs or shape-dependent code); pruning it would break the model"
+                "this group touches channels that must keep their size (fixed inputs or "
+                "shape-dependent code); pruning it would break the model"
             )
         if not self.check_pruning_group(group):
             raise ValueError("pruning this group would remove every channel of a layer")
+        if group.reaches_outputs:
+            warnings.warn(
+                f"pruning the group of '{self._root_name(group)}' changes the width of model "
+                "output(s): code that reads them must expect fewer channels", stacklevel=3)
         for item in group:
             item.dep(item.idxs)
-        self._mark_pruned(group._classes)
-        if self.model is not None:
-            refresh_attributes(self.model, [item.dep.target.module for item in group])
+        self._index.remove(group.classes)
+        self.refresh_attributes([item.dep.target.module for item in group])
         if record_history and len(group):
             root = group[0]
-            name = self.module2name.get(root.dep.target.module, root.dep.target.name)
-            self._pruning_history.append(
-                (name, self.is_out_channel_pruning_fn(root.dep.handler), list(root.idxs))
-            )
+            self.record_pruning(self._root_name(group), root.dep.kind == OUT, list(root.idxs))
 
-    def _mark_pruned(self, classes: np.ndarray) -> None:
-        serial = self._next_prune_serial()
-        for pid, pos in self._positions_by_port(np.asarray(classes, dtype=np.int64)).items():
-            self._ports[pid].lose(pos, serial)
+    def _root_name(self, group: Group) -> str:
+        target = group[0].dep.target
+        return self.module2name.get(target.module, target.name)
 
-    def _next_prune_serial(self) -> int:
-        self._prune_serial += 1
-        return self._prune_serial
+    def refresh_attributes(self, touched: Iterable[object] | None = None) -> None:
+        """After a prune: width attributes and HF config the model's forward reads (see
+        engine.function.attributes); `touched` limits it to what changed."""
+        if self._refresher is not None:
+            self._refresher(touched)
+
+    def record_pruning(self, name: str, is_out: bool, idxs: Sequence[int]) -> None:
+        """Append one replayable entry to the pruning history."""
+        self._history.append((name, bool(is_out), list(idxs)))
 
     def is_current(self, group: Group) -> bool:
-        """Whether `group`'s indices are still valid: no port it touches has lost
-        channels since it was derived (ports partition channels, so other groups'
-        prunes elsewhere leave its positions where they were)."""
-        made_at = getattr(group, "_made_at", None)
-        if made_at is None or group._DG is not self:
+        """Whether `group`'s indices are still valid: derived by this graph, and no port it
+        touches has lost channels since."""
+        der = group.derivation
+        if der is None or group.graph is not self:
             return False
-        return all(self._ports[k].pruned_at <= made_at for k in group._port_ids)
+        return self._index.is_current(der.port_ids, der.made_at)
 
     def pruning_history(self) -> list[tuple[str, bool, list[int]]]:
         """Plain data: (root layer name, out-channel pruning?, removed root indices) per prune."""
-        return [(n, o, list(i)) for n, o, i in self._pruning_history]
+        return [(n, o, list(i)) for n, o, i in self._history]
 
     def load_pruning_history(self, pruning_history: Iterable[Sequence[Any]]) -> None:
         """Replay a recorded history on the freshly traced original architecture."""
@@ -722,20 +634,12 @@ class DependencyGraph:
             if pruner is None:
                 raise ValueError(f"no pruner for '{name}' ({type(target).__name__})")
             fn = pruner.prune_out_channels if is_out else pruner.prune_in_channels
-            self.get_pruning_group(target, fn, list(idxs)).prune()
+            with warnings.catch_warnings():  # replaying: the user chose this prune before
+                warnings.simplefilter("ignore")
+                self.get_pruning_group(target, fn, list(idxs)).prune()
 
 
 # ---------------------------------------------------------------- helpers
-def _run_forward(model: nn.Module, inputs: Any, forward_fn: Callable | None) -> Any:
-    if forward_fn is not None:
-        return forward_fn(model, inputs)
-    if isinstance(inputs, dict):
-        return model(**inputs)
-    if isinstance(inputs, (tuple, list)):
-        return model(*inputs)
-    return model(inputs)
-
-
 def _meta_stand_ins(model: nn.Module) -> dict[str, torch.Tensor]:
     """Meta copies of every parameter and buffer: tracing needs shapes, not values."""
     out: dict[str, torch.Tensor] = {}
@@ -766,20 +670,6 @@ def _restore_attributes(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
         vars(m).update(attrs)
 
 
-def _to_meta(obj: Any) -> Any:
-    from torch.utils._pytree import tree_map
-
-    return tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x, obj)
-
-
-def _flatten_outputs(out: Any) -> list[torch.Tensor]:
-    if dataclasses.is_dataclass(out) and not isinstance(out, type):
-        out = [getattr(out, f.name) for f in dataclasses.fields(out)]
-    elif hasattr(out, "to_tuple") and callable(out.to_tuple):
-        out = out.to_tuple()
-    return [x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)]
-
-
 def _clear_annotations(obj: Any) -> None:
     for x in tree_flatten(obj)[0]:
         if isinstance(x, torch.Tensor) and hasattr(x, ANN_ATTR):
@@ -798,3 +688,4 @@ def _expand_ignored(ignored: Iterable[Any] | None) -> set[int]:
 
 
 __all__ = ["DependencyGraph", "module_type_name"]
+

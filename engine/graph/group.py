@@ -1,18 +1,32 @@
-"""Nodes, dependencies and groups: the objects Torch-Pruning users handle."""
+"""Nodes, dependencies and groups: the objects Torch-Pruning users handle.
+
+A `Group` is a value: its items and the facts about them (which slot classes it
+removes, whether they must keep their size, reach a model output, and how the graph
+derived it) are fixed when it is made, in its constructor. The graph never writes
+into a group afterwards; pruning a group whose indices went stale prunes a freshly
+derived twin instead. Only Torch-Pruning's container API (`add_dep`, `add_and_merge`,
+`group[k] = ...`) edits a group, and that makes it a hand-made group with no derivation:
+it prunes as the group of its root item's indices (every coupled layer together, so the
+model stays valid), not item by item as Torch-Pruning would.
+
+Example (Torch-Pruning's): for Conv2d(2, 4) -> BN(4) -> ReLU, the group of the conv's
+out channels 0 and 1 is `[(conv => conv, [0, 1]), (conv => bn, [0, 1])]`; an importance
+criterion called on the group of ALL channels returns one score per channel, and the
+pruner then prunes the sub-group of the channels it chose.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch.nn as nn
 
-from ..function import handler_name
+from ..function import handler_kind, handler_name
 from .channel_sets import ChannelSets
-
-if TYPE_CHECKING:
-    from .dependency import DependencyGraph
 
 
 class Node:
@@ -38,15 +52,26 @@ class Node:
 
 
 class Dependency:
-    """`handler` must be applied to `target` when `trigger` is applied to `source`."""
+    """`handler` must be applied to `target` when `trigger` is applied to `source`.
+
+    `kind` says which side of `target` the handler prunes: "out" (its out channels, or
+    the only channels of a norm / unwrapped parameter) or "in". The graph sets it from
+    the port; for hand-made dependencies it is read off the handler.
+    """
 
     def __init__(
-        self, trigger: Callable | None, handler: Callable, source: Node, target: Node
+        self,
+        trigger: Callable | None,
+        handler: Callable,
+        source: Node,
+        target: Node,
+        kind: str | None = None,
     ) -> None:
         self.trigger = trigger
         self.handler = handler
         self.source = source
         self.target = target
+        self.kind = kind if kind is not None else (handler_kind(handler) or "out")
 
     @property
     def layer(self) -> Any:
@@ -63,6 +88,15 @@ class Dependency:
 
     def is_triggered_by(self, pruning_fn: Callable) -> bool:
         return pruning_fn == self.trigger
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dependency):
+            return NotImplemented
+        return (self.source is other.source and self.target is other.target
+                and self.trigger == other.trigger and self.handler == other.handler)
+
+    def __hash__(self) -> int:
+        return hash((id(self.source), id(self.target), self.handler))
 
     def __repr__(self) -> str:
         trig = handler_name(self.trigger) if self.trigger is not None else "None"
@@ -83,30 +117,101 @@ class GroupItem(NamedTuple):
         return iter((self.dep, self.idxs))
 
 
-class Group:
-    """Coupled layers with the channel indices to remove from each."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Derivation:
+    """How the graph derived a group from its channel index; what keeps it checkable.
 
-    def __init__(self) -> None:
-        self._group: list[GroupItem] = []
-        self._DG: DependencyGraph | None = None
-        self._classes = None  # numpy array of slot classes, set by the graph
-        self.locked = False
-        self._port_ids: list[int] = []  # graph ports the group touches, set by the graph
-        # item k's (idxs list, idxs array, root_idxs array) as the graph derived them
-        self._arrays: dict[int, tuple[list[int], np.ndarray, np.ndarray]] = {}
-        self._made_at: int | None = None  # graph prune serial at derivation; None: re-derive
+    `arrays[k]` is item k's (idxs, root_idxs) as int32 arrays (criteria reuse them
+    instead of converting thousands of index lists again); `port_ids[k]` is item k's
+    port; `made_at` the index serial at derivation: the group is current while none of
+    its ports lost channels since.
+    """
+
+    classes: np.ndarray
+    port_ids: tuple[int, ...]
+    made_at: int
+    arrays: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+class GroupOwner(Protocol):
+    """What a group asks of the graph that made it."""
+
+    def prune_group(self, group: Group, record_history: bool = True) -> None: ...
+
+    def get_pruning_group(self, module: Any, pruning_fn: Callable, idxs: Any) -> Group: ...
+
+    def channel_sets(self, group: Group) -> ChannelSets: ...
+
+
+class Group:
+    """Coupled layers with the channel indices to remove from each (see module doc).
+
+    `fixed`: some channel must keep its size (fixed inputs, ops the tracer does not
+    understand, code that depends on the width); pruning it would break the model and is
+    refused. `reaches_outputs`: some channel is a model output's; pruners and the GUI
+    never offer such groups (`locked` is either), but one asked for explicitly through
+    `get_pruning_group` prunes, with a warning that outputs change width.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[GroupItem] = (),
+        graph: GroupOwner | None = None,
+        *,
+        derivation: Derivation | None = None,
+        fixed: bool = False,
+        reaches_outputs: bool = False,
+    ) -> None:
+        self._group: list[GroupItem] = list(items)
+        self._graph = graph
+        self._derivation = derivation
+        self.fixed = fixed
+        self.reaches_outputs = reaches_outputs
+
+    # ------------------------------------------------------------ properties
+    @property
+    def locked(self) -> bool:
+        """Channels the engine keeps: fixed ones or a model output's."""
+        return self.fixed or self.reaches_outputs
+
+    @property
+    def graph(self) -> GroupOwner | None:
+        return self._graph
+
+    @property
+    def _DG(self) -> GroupOwner | None:  # noqa: N802  (Torch-Pruning's attribute name)
+        return self._graph
+
+    @property
+    def derivation(self) -> Derivation | None:
+        """None for hand-made or hand-edited groups (the graph re-derives them to prune)."""
+        return self._derivation
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        """The slot classes this group removes (stable across pruning)."""
+        return self._derivation.classes if self._derivation is not None else None
 
     # ------------------------------------------------------------- pruning
     def prune(self, idxs: Sequence[int] | None = None, record_history: bool = True) -> None:
         """Prune every coupled layer at once; `idxs` (root indices) re-targets the group."""
-        if self._DG is None:
+        if self._graph is None:
             raise RuntimeError("this group is not attached to a DependencyGraph")
         if idxs is not None:
             root = self._group[0].dep
-            group = self._DG.get_pruning_group(root.target.module, root.handler, list(idxs))
+            group = self._graph.get_pruning_group(root.target.module, root.handler, list(idxs))
             group.prune(record_history=record_history)
             return
-        self._DG._prune_group(self, record_history=record_history)
+        self._graph.prune_group(self, record_history=record_history)
+
+    def exec(self) -> None:
+        """Torch-Pruning's old name for `prune()`."""
+        warnings.warn("Group.exec() is deprecated; use Group.prune()", DeprecationWarning,
+                      stacklevel=2)
+        self.prune()
+
+    def __call__(self) -> None:
+        self.prune()
 
     def channel_sets(self) -> list[list[int]]:
         """Root channels that can only be removed together, one list per indivisible unit.
@@ -118,36 +223,43 @@ class Group:
 
     def item_arrays(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Item k's idxs and root_idxs as integer arrays: kept from the graph's derivation
-        (converting thousands of index lists again per criterion call costs more than
-        the scoring; int32 there, half the memory of a 70B model's groups), converted to
-        int64 when the item was built by hand."""
+        (int32 there, half the memory of a 70B model's groups), converted to int64 when
+        the item was built by hand."""
         item = self._group[k]
-        hit = self._arrays.get(k)
-        if hit is not None and hit[0] is item.idxs:
-            return hit[1], hit[2]
+        if self._derivation is not None:
+            return self._derivation.arrays[k]
         idxs = np.asarray(item.idxs, dtype=np.int64).reshape(-1)
         roots = item.root_idxs if item.root_idxs is not None else item.idxs
         return idxs, np.asarray(roots, dtype=np.int64).reshape(-1)
 
     def channel_set_arrays(self) -> ChannelSets:
         """`channel_sets()` stored flat: what ranking uses (no list per unit)."""
-        if not self._group or self._group[0].root_idxs is None:
+        if not self._group or self._group[0].root_idxs is None or self._graph is None:
             return ChannelSets.singletons(np.asarray(self._group[0].idxs if self._group else []))
-        return self._DG._channel_sets(self)
+        return self._graph.channel_sets(self)
 
     # ------------------------------------------------------- container API
+    def _edited(self) -> None:
+        self._derivation = None  # edited by hand: the graph re-derives it before pruning
+
     def add_dep(self, dep: Dependency, idxs: Sequence[int], root_idxs: Sequence[int] | None = None):
-        self._made_at = None  # edited by hand: the graph re-derives it before pruning
+        self._edited()
         self._group.append(GroupItem(dep, list(idxs), list(root_idxs) if root_idxs else None))
 
     def add_and_merge(self, dep: Dependency, idxs: Sequence[int]) -> None:
-        self._made_at = None
+        self._edited()
         for i, item in enumerate(self._group):
             if item.dep.target == dep.target and item.dep.handler == dep.handler:
                 merged = sorted(set(item.idxs) | set(idxs))
                 self._group[i] = GroupItem(item.dep, merged, item.root_idxs)
                 return
         self.add_dep(dep, idxs)
+
+    def __setitem__(self, k: int, value: Any) -> None:
+        self._edited()
+        dep, idxs = value[0], value[1]
+        roots = value[2] if len(value) > 2 else None
+        self._group[k] = GroupItem(dep, list(idxs), list(roots) if roots is not None else None)
 
     @property
     def items(self) -> list[GroupItem]:
@@ -158,7 +270,7 @@ class Group:
         return self._group[0]
 
     def has_dep(self, dep: Dependency) -> bool:
-        return any(item.dep is dep for item in self._group)
+        return any(item.dep == dep for item in self._group)
 
     def has_pruning_op(self, dep: Dependency, idxs: Sequence[int]) -> bool:
         for item in self._group:

@@ -18,20 +18,19 @@ stream) are one unit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
+from .channel_index import OUT, ChannelIndex, PortState
 from .channel_sets import ChannelSets
-from .group import Dependency, Group, GroupItem
-
-if TYPE_CHECKING:
-    from .dependency import DependencyGraph, _PortState
+from .forward import output_shapes, to_meta
+from .group import Dependency, Group, GroupItem, GroupOwner
+from .probe import meta_copy
 
 HEADS_PREFIX = "heads:"  # pruning-history entries that removed whole heads
 _Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
@@ -64,9 +63,23 @@ class HeadScope:
     units: list[HeadUnit]
 
 
-def _out_state(dg: DependencyGraph, module: Any) -> _PortState | None:
-    idx = dg._port_index.get((id(module), "out"))
-    return dg._ports[idx] if idx is not None else None
+class HeadGraph(GroupOwner, Protocol):
+    """What whole-head pruning reads and calls on the dependency graph."""
+
+    model: nn.Module | None
+    module2name: dict[Any, str]
+
+    @property
+    def index(self) -> ChannelIndex: ...
+
+    def record_pruning(self, name: str, is_out: bool, idxs: Sequence[int]) -> None: ...
+
+    def refresh_attributes(self, touched: Iterable[object] | None = None) -> None: ...
+
+
+def _out_state(dg: HeadGraph, module: Any) -> PortState | None:
+    state = dg.index.port(module, OUT)
+    return state if state is not None and state.kind == OUT else None
 
 
 def _head_of_positions(
@@ -88,7 +101,7 @@ def _one_unit_per_class(fine: np.ndarray, unit: np.ndarray) -> bool:
     return np.unique(pairs[0]).size == pairs.shape[1]
 
 
-def _fused_qkv(dg: DependencyGraph, parent: str, module: nn.Module) -> bool:
+def _fused_qkv(dg: HeadGraph, parent: str, module: nn.Module) -> bool:
     """`module` is the fused q|k|v projection of a known attention family (timm `qkv`,
     GPT-2's Conv1D `c_attn`): its in width says nothing once the hidden dim is pruned."""
     from ..families.attention import head_layout  # lazy: families imports engine.function
@@ -116,7 +129,7 @@ def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn
 
 
 def find_head_scopes(
-    dg: DependencyGraph, num_heads: dict[nn.Module, int]
+    dg: HeadGraph, num_heads: dict[nn.Module, int]
 ) -> tuple[list[HeadScope], list[str]]:
     """Head units of every declared attention, grouped into ranking scopes; plus the
     reasons some declared layers cannot lose whole heads."""
@@ -180,12 +193,11 @@ def find_head_scopes(
     comps: dict[int, list[tuple[HeadMember, np.ndarray]]] = {}
     for mb, k, fine in nodes:
         comps.setdefault(find(k), []).append((mb, fine))
-    locked = getattr(dg, "_locked_fine", None)
     scopes: dict[tuple, HeadScope] = {}
     bad_members: set[int] = set()
     for items in comps.values():
         fine = np.unique(np.concatenate([f for _, f in items]))
-        if locked is not None and (fine == locked).any():
+        if dg.index.fine_must_keep(fine):
             bad_members.update(id(mb.module) for mb, _ in items)
             continue
         members = sorted({id(mb.module): mb for mb, _ in items}.values(), key=lambda x: x.name)
@@ -207,7 +219,7 @@ def find_head_scopes(
     return good, problems
 
 
-def _units_are_whole(dg: DependencyGraph, scope: HeadScope) -> bool:
+def _units_are_whole(dg: HeadGraph, scope: HeadScope) -> bool:
     """Every unit removes the same number of positions from each declared layer."""
     for mb in scope.members:
         state = _out_state(dg, mb.module)
@@ -218,18 +230,11 @@ def _units_are_whole(dg: DependencyGraph, scope: HeadScope) -> bool:
     return True
 
 
-def _positions(dg: DependencyGraph, fine: np.ndarray) -> list[tuple[_PortState, np.ndarray]]:
-    out = []
-    for state in dg._ports:
-        if state.fine is None:
-            continue
-        mask = state.alive & np.isin(state.fine, fine)
-        if mask.any():
-            out.append((state, mask))
-    return out
+def _positions(dg: HeadGraph, fine: np.ndarray) -> list[tuple[PortState, np.ndarray]]:
+    return dg.index.fine_positions(fine)
 
 
-def fine_group(dg: DependencyGraph, root_module: Any, fine: np.ndarray) -> Group:
+def fine_group(dg: HeadGraph, root_module: Any, fine: np.ndarray) -> Group:
     """A Group (for importance criteria) rooted at `root_module`'s positions in `fine`,
     with every coupled position mapped onto the root position of its fine class."""
     root = _out_state(dg, root_module)
@@ -239,8 +244,7 @@ def fine_group(dg: DependencyGraph, root_module: Any, fine: np.ndarray) -> Group
     order = np.argsort(r_fine, kind="stable")
     uniq, first = np.unique(r_fine[order], return_index=True)
     lowest = {int(f): int(r_cur[order][i]) for f, i in zip(uniq, first, strict=True)}
-    group = Group()
-    group._DG = dg
+    items = []
     entries = [(root, rmask)] + [(s, m) for s, m in _positions(dg, uniq) if s is not root]
     for state, mask in entries:
         cur = state.current_rank()[mask]
@@ -248,29 +252,29 @@ def fine_group(dg: DependencyGraph, root_module: Any, fine: np.ndarray) -> Group
         keep = [i for i, r in enumerate(roots) if r is not None]
         if not keep:
             continue
-        dep = Dependency(root.handler, state.handler, root.node, state.node)
-        group.add_dep(dep, [int(cur[i]) for i in keep], [roots[i] for i in keep])
-    return group
+        dep = Dependency(root.handler, state.handler, root.node, state.node, state.kind)
+        items.append(GroupItem(dep, [int(cur[i]) for i in keep], [roots[i] for i in keep]))
+    return Group(items, dg)
 
 
 class HeadGroup(Group):
     """Whole heads of one scope as a Group: pruning removes exactly their positions."""
 
-    def __init__(self, dg: DependencyGraph, scope: HeadScope, units: list[HeadUnit]) -> None:
-        super().__init__()
-        self._DG = dg
+    def __init__(self, dg: HeadGraph, scope: HeadScope, units: list[HeadUnit]) -> None:
+        fine = np.unique(np.concatenate([u.fine for u in units]))
+        root = _out_state(dg, scope.members[0].module)
+        items: list[GroupItem] = []
+        for state, mask in _positions(dg, fine):
+            dep = Dependency(root.handler, state.handler, root.node, state.node, state.kind)
+            item = GroupItem(dep, state.current_rank()[mask].tolist(), None)
+            if state is root:
+                items.insert(0, item)
+            else:
+                items.append(item)
+        super().__init__(items, dg)
         self.scope = scope
         self.units = units
-        self.fine = np.unique(np.concatenate([u.fine for u in units]))
-        root = _out_state(dg, scope.members[0].module)
-        for state, mask in _positions(dg, self.fine):
-            dep = Dependency(root.handler, state.handler, root.node, state.node)
-            cur = state.current_rank()[mask].tolist()
-            item = GroupItem(dep, cur, None)
-            if state is root:
-                self._group.insert(0, item)
-            else:
-                self._group.append(item)
+        self.fine = fine
 
     def channel_sets(self) -> list[list[int]]:
         return [list(self._group[0].idxs)] if self._group else []
@@ -281,11 +285,11 @@ class HeadGroup(Group):
     def prune(self, idxs: Any = None, record_history: bool = True) -> None:
         if idxs is not None:
             raise ValueError("a head group removes whole heads; it cannot be re-targeted")
-        prune_heads(self._DG, self.scope.members, self.fine, len(self.units), record_history)
+        prune_heads(self.graph, self.scope.members, self.fine, len(self.units), record_history)
 
 
 def prune_heads(
-    dg: DependencyGraph,
+    dg: HeadGraph,
     members: list[HeadMember],
     fine: np.ndarray,
     n_units: int,
@@ -311,21 +315,22 @@ def prune_heads(
         _update_parent(dg, parent, [mb for mb in members if mb.parent == parent], n_units)
     for mb in members:
         mb.n_heads -= mb.per_unit * n_units
-    if dg.model is not None:
-        refresh_attributes(dg.model)
+    dg.refresh_attributes()
     if record_history:
-        dg._pruning_history.extend(entries)
+        for entry in entries:
+            dg.record_pruning(*entry)
 
 
-def _remove(dg: DependencyGraph, fine: np.ndarray) -> None:
-    serial = dg._next_prune_serial()
+def _remove(dg: HeadGraph, fine: np.ndarray) -> None:
+    removed = []
     for state, mask in _positions(dg, fine):
-        dep = Dependency(None, state.handler, state.node, state.node)
+        dep = Dependency(None, state.handler, state.node, state.node, state.kind)
         dep(state.current_rank()[mask].tolist())
-        state.lose(mask, serial)
+        removed.append((state, mask))
+    dg.index.remove_positions(removed)
 
 
-def _update_parent(dg: DependencyGraph, parent: str, members: list[HeadMember], n: int) -> None:
+def _update_parent(dg: HeadGraph, parent: str, members: list[HeadMember], n: int) -> None:
     """Head counts stored on the attention module that owns separate q/k/v layers."""
     if dg.model is not None:
         _set_counts(dict(dg.model.named_modules()).get(parent), members, n)
@@ -354,7 +359,7 @@ def _set_counts(owner: nn.Module | None, members: list[HeadMember], n: int) -> N
 
 
 def scopes_that_break(
-    dg: DependencyGraph,
+    dg: HeadGraph,
     model: nn.Module,
     example_inputs: Any,
     run: Callable[[nn.Module, Any], Any],
@@ -363,10 +368,7 @@ def scopes_that_break(
     """Indices of scopes whose whole-head removal breaks the forward, found like the graph's
     probe: remove one unit of every scope on a weightless copy, run it, bisect failures.
     (E.g. `num_heads` declared for q_proj only: its v/o heads would be left behind.)"""
-    from .probe import meta_copy, output_shapes
-
-    inputs = tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x,
-                      example_inputs)
+    inputs = to_meta(example_inputs)
 
     def passes(idx: list[int]) -> bool:
         copies: dict[int, Any] = {}  # id(original layer or parameter) -> its copy
@@ -408,7 +410,7 @@ def scopes_that_break(
     return bad
 
 
-def replay_heads(dg: DependencyGraph, name: str, idxs: list[int]) -> None:
+def replay_heads(dg: HeadGraph, name: str, idxs: list[int]) -> None:
     """Re-apply a recorded whole-head removal (`heads:<layer>` history entry).
 
     Every unit removes the same fraction of each declared layer's heads (1/Hkv of the
@@ -425,7 +427,7 @@ def replay_heads(dg: DependencyGraph, name: str, idxs: list[int]) -> None:
     mha = isinstance(module, nn.MultiheadAttention)
     member = HeadMember(module, layer, layer if mha else layer.rpartition(".")[0], 1, 0)
     prune_heads(dg, [member], np.unique(state.fine[orig]), 0, record_history=False)
-    dg._pruning_history.append((name, True, list(idxs)))
+    dg.record_pruning(name, True, list(idxs))
     owner = None if mha or not scale else dict(dg.model.named_modules()).get(member.parent)
     kept = width - len(idxs)
     for attr in (*_Q_NAMES, *_KV_NAMES):

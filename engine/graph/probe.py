@@ -14,19 +14,17 @@ import copy
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils._pytree import tree_map
 
 from ..function.attributes import refresh_attributes
-from ..utils.meta_kernels import FastMeta, meta_like
-
-if TYPE_CHECKING:
-    from .dependency import DependencyGraph
-    from .group import Group
+from ..utils.meta_kernels import FastMeta, MetaKernels, meta_like
+from .channel_index import ChannelIndex, PortState
+from .forward import output_shapes, to_meta
+from .group import Group
 
 
 def meta_copy(model: nn.Module, memo: dict[int, Any] | None = None) -> nn.Module:
@@ -96,28 +94,24 @@ def _clone_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
     return new
 
 
-def output_shapes(out: Any) -> list[tuple[int, ...]]:
-    from .dependency import _flatten_outputs
-
-    return [tuple(o.shape) for o in _flatten_outputs(out)]
-
-
 class Prober:
+    """Runs weightless copies of `model` with channels removed; counts its runs."""
+
     def __init__(
         self,
-        dg: DependencyGraph,
+        index: ChannelIndex,
         model: nn.Module,
         example_inputs: Any,
         run: Callable[[nn.Module, Any], Any],
         expected: list[tuple[int, ...]],
+        kernels: MetaKernels | None = None,
     ) -> None:
-        self.dg = dg
+        self.index = index
         self.model = model
-        self.inputs = tree_map(
-            lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x, example_inputs
-        )
+        self.inputs = to_meta(example_inputs)
         self.run = run
         self.expected = expected
+        self.kernels = kernels if kernels is not None else MetaKernels()
         self.runs = 0
 
     def passes(self, groups: Sequence[Group]) -> bool:
@@ -135,7 +129,7 @@ class Prober:
     def passes_ports(self, ports: dict[int, np.ndarray]) -> bool:
         """`passes` for removals given per graph port (current indices, one entry per port):
         what trying all units at once needs, without building a Group per unit."""
-        states = self.dg._ports
+        states = self.index.ports
         return self._runs_pruned(
             (states[k].node, states[k].handler, idxs.tolist()) for k, idxs in ports.items()
         )
@@ -153,7 +147,7 @@ class Prober:
                 else:
                     handler(copied, idxs)
             refresh_attributes(clone)
-            with torch.no_grad(), FastMeta():
+            with torch.no_grad(), FastMeta(self.kernels):
                 out = self.run(clone, self.inputs)
             return output_shapes(out) == self.expected
         except Exception:
@@ -206,11 +200,49 @@ def group_signature(group: Group) -> tuple:
         else:
             shapes = (tuple(target.shape),)
         handler = getattr(item.dep.handler, "__name__", type(item.dep.handler).__name__)
-        sig.append((type(target).__name__, handler, shapes, len(item.idxs)))
+        sig.append((type(target).__name__, handler, item.dep.kind, shapes, len(item.idxs)))
     return tuple(sig)
 
 
-def smallest_unit(dg: DependencyGraph, group: Group) -> Group | None:
+def last_unit_class(root: PortState, classes: np.ndarray) -> int | None:
+    """The slot class of the unit whose first root channel comes last (None: no channel
+    of `classes` is left on the root)."""
+    orig = np.flatnonzero(root.alive & np.isin(root.labels, classes))
+    if orig.size == 0:
+        return None
+    uniq, first = np.unique(root.labels[orig], return_index=True)
+    return int(uniq[np.argmax(first)])
+
+
+def unit_ports(index: ChannelIndex, unit_classes: list[int]) -> dict[int, np.ndarray]:
+    """Current indices per port of the one-class units that a group check would pass
+    (not kept by the index, not emptying a port), all together."""
+    cls = np.unique(np.asarray(unit_classes, dtype=np.int64))
+    cls = cls[~index.must_keep()[cls]]
+    ports = index.ports
+    while True:  # units are counted per class, so one drop round settles it
+        by_port = {k: pos[ports[k].alive[pos]]
+                   for k, pos in index.positions_by_port(cls).items()}
+        too_wide: list[np.ndarray] = []
+        for k, pos in by_port.items():
+            labels, counts = np.unique(ports[k].labels[pos], return_counts=True)
+            too_wide.append(labels[counts >= ports[k].width()])
+        drop = np.concatenate(too_wide) if too_wide else np.zeros(0, dtype=np.int64)
+        if drop.size == 0:
+            return {k: ports[k].current_rank()[pos].astype(np.int64)
+                    for k, pos in by_port.items() if pos.size}
+        cls = np.setdiff1d(cls, drop)
+
+
+class UnitSource(Protocol):
+    """What `smallest_unit` asks of a graph."""
+
+    def get_pruning_group(self, module: Any, pruning_fn: Callable, idxs: Any) -> Group: ...
+
+    def check_pruning_group(self, group: Group) -> bool: ...
+
+
+def smallest_unit(dg: UnitSource, group: Group) -> Group | None:
     """The same group restricted to one indivisible unit, or None if that would empty a layer."""
     sets = group.channel_sets()
     if not sets:

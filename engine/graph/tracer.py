@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..utils.meta_kernels import fast_meta_call
+from ..utils.meta_kernels import MetaKernels
 from .annotation import EMPTY, Annotation, Axis
 from .flatten import dispatch_tensors
 from .slots import SLOT_DTYPE, SlotTable
@@ -94,21 +94,38 @@ LAYOUT_OPS = frozenset(
 )
 
 
+class OpRules(Protocol):
+    """What the tracer asks of the op rules (engine/graph/rules.py is the one set).
+
+    Passed in rather than imported: the rules read the tracer, so the tracer must not
+    import them (no import cycle inside engine/graph).
+    """
+
+    def apply(self, t: ChannelTracer, name: str, func: Any, args: tuple, kwargs: dict,
+              out: Any) -> None: ...
+
+    def lock_everything(self, t: ChannelTracer, args: tuple, kwargs: dict, out: Any,
+                        reason: str) -> None: ...
+
+    def owning_layer(self, t: ChannelTracer, flat_in: list) -> nn.Module | None: ...
+
+
 class ChannelTracer(TorchDispatchMode):
     """Dispatch mode that annotates tensors with channel slots while the model runs."""
 
     def __init__(
         self,
         model: nn.Module,
+        rules: OpRules,
         leaf_rule: Callable[[ChannelTracer, nn.Module, tuple, Any], None],
         is_leaf: Callable[[nn.Module], bool],
         port_module: Callable[[nn.Module], bool],
         stand_ins: dict[str, torch.Tensor] | None = None,
+        kernels: MetaKernels | None = None,
     ) -> None:
         super().__init__()
-        from . import rules  # local import: rules imports this module's helpers
-
         self._rules = rules
+        self._kernels = kernels if kernels is not None else MetaKernels()
         self.model = model
         self.slots = SlotTable()
         self.ports: dict[tuple[int, str, int | None], Port] = {}
@@ -124,6 +141,7 @@ class ChannelTracer(TorchDispatchMode):
         self.is_port_module = port_module
         self.warnings: list[str] = []
         self.output_shapes: list[tuple[int, ...]] = []
+        self.output_slots: list[np.ndarray] = []  # slots that reach a model output
         self._hooks: list[Any] = []
         self._index_state_tensors(stand_ins or {})
 
@@ -225,6 +243,15 @@ class ChannelTracer(TorchDispatchMode):
         for ax in ann:
             self.slots.lock(ax.slots, reason)
 
+    def mark_output(self, ann: Iterable[Axis]) -> None:
+        """Record slots that reach a model output. Kept apart from locks: pruners never
+        offer them, but a group asked for explicitly may still remove them."""
+        for ax in ann:
+            slots = np.asarray(ax.slots).ravel()
+            slots = slots[slots > 0]
+            if slots.size:
+                self.output_slots.append(slots)
+
     def add_port(self, target: Any, kind: str, slots: np.ndarray, dim: int | None = None) -> None:
         key = (id(target), kind, dim)
         slots = np.asarray(slots, dtype=SLOT_DTYPE).ravel()
@@ -250,7 +277,7 @@ class ChannelTracer(TorchDispatchMode):
     # ------------------------------------------------------------- dispatch
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        out = fast_meta_call(func, args, kwargs)
+        out = self._kernels.call(func, args, kwargs)
         if self._suppress:
             return out
         name = func.overloadpacket.__name__

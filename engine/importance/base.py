@@ -17,12 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..function import handler_kind
 from ..function.hf_conv1d import lazy_types
 from ..graph import Group
 from .slices import BothAxes
 
-REDUCTIONS = ("mean", "sum", "max", "prod", "first")
+REDUCTIONS = ("mean", "sum", "max", "prod", "first", "gate", None)
 NORMALIZERS = ("mean", "max", "sum", "standardization", "standarization", "gaussian", "lamp")
+# plus "sentinel_<q>": divide by the score at quantile q (sentinel_0.5: the median)
 
 DEFAULT_TARGET_TYPES: tuple[type, ...] = (
     nn.modules.conv._ConvNd,
@@ -43,7 +45,8 @@ class Importance(abc.ABC):
 
 
 def is_out_handler(handler: Callable) -> bool:
-    return getattr(handler, "__name__", "") == "prune_out_channels"
+    """Whether `handler` prunes out channels (see engine.function.handler_kind)."""
+    return handler_kind(handler) == "out"
 
 
 def root_positions(group: Group) -> tuple[torch.Tensor, dict[int, int]]:
@@ -65,9 +68,10 @@ class GroupScorer(Importance):
         if group_reduction not in REDUCTIONS:
             raise ValueError(
                 f"group_reduction must be one of {REDUCTIONS}, got {group_reduction!r}")
-        if not (normalizer is None or callable(normalizer) or normalizer in NORMALIZERS):
-            raise ValueError(f"normalizer must be None, a callable or one of {NORMALIZERS}, "
-                             f"got {normalizer!r}")
+        if not (normalizer is None or callable(normalizer) or normalizer in NORMALIZERS
+                or _sentinel_quantile(normalizer) is not None):
+            raise ValueError(f"normalizer must be None, a callable, 'sentinel_<q>' (0 <= q <= "
+                             f"1) or one of {NORMALIZERS}, got {normalizer!r}")
         self.group_reduction = group_reduction
         self.normalizer = normalizer
         self.bias = bias
@@ -108,7 +112,7 @@ class GroupScorer(Importance):
                 continue
             idxs, roots = group.item_arrays(k)
             idxs = idxs.astype(np.int64, copy=False)  # criteria index torch tensors with it
-            for scores in self._member_scores(layer, is_out_handler(item.dep.handler), idxs):
+            for scores in self._member_scores(layer, item.dep.kind == "out", idxs):
                 per_member.append(_to_root(scores, pos(roots), n))
         if not per_member:
             return None
@@ -151,14 +155,23 @@ def _to_root(scores: torch.Tensor, where: np.ndarray, n: int) -> tuple[torch.Ten
 
 
 def reduce(
-    members: list[tuple[torch.Tensor, torch.Tensor]], how: str, n: int
+    members: list[tuple[torch.Tensor, torch.Tensor]], how: str | None, n: int
 ) -> torch.Tensor:
-    """Combine member scores per root channel; members not covering a channel are left out."""
+    """Combine member scores per root channel; members not covering a channel are left out.
+
+    "first" / "gate" keep the first / last scored member (Torch-Pruning's names); None
+    keeps every member: a (members, n) matrix with 0 where a member does not reach a
+    channel (for analysis; pruners need one score per channel).
+    """
     scores = torch.stack([s for s, _ in members])
     covered = torch.stack([c for _, c in members])
     count = covered.sum(0).clamp(min=1)
+    if how is None:
+        return torch.where(covered, scores, torch.zeros_like(scores))
     if how == "first":
         return scores[0]
+    if how == "gate":
+        return scores[-1]
     if how in ("sum", "mean"):
         total = torch.where(covered, scores, torch.zeros_like(scores)).sum(0)
         return total if how == "sum" else total / count
@@ -181,8 +194,24 @@ def normalize(imp: torch.Tensor, how: str | Callable | None) -> torch.Tensor:
     if how == "gaussian":
         std = imp.std() if imp.numel() > 1 else torch.tensor(0.0)
         return (imp - imp.mean()) / (std + 1e-8)
+    q = _sentinel_quantile(how)
+    if q is not None:
+        flat = imp.reshape(-1)
+        k = min(int(q * flat.numel()), flat.numel() - 1)
+        return imp / (flat.sort().values[k] + 1e-8)
     denom = {"mean": imp.mean(), "max": imp.max(), "sum": imp.sum()}[how]
     return imp / denom if float(denom) != 0.0 else imp
+
+
+def _sentinel_quantile(how: object) -> float | None:
+    """q of a "sentinel_<q>" normalizer, else None."""
+    if not isinstance(how, str) or not how.startswith("sentinel_"):
+        return None
+    try:
+        q = float(how[len("sentinel_"):])
+    except ValueError:
+        return None
+    return q if 0.0 <= q <= 1.0 else None
 
 
 def lamp(scores: torch.Tensor) -> torch.Tensor:

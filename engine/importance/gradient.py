@@ -21,7 +21,7 @@ class GroupTaylorImportance(GroupScorer):
 
     def __init__(
         self,
-        group_reduction: str = "mean",
+        group_reduction: str | None = "mean",
         normalizer: str | Callable | None = "mean",
         multivariable: bool = False,
         bias: bool = False,
@@ -78,7 +78,8 @@ class GroupHessianImportance(GroupTaylorImportance):
     clears the running sums (needed after pruning changes shapes).
     """
 
-    def __init__(self, group_reduction: str = "mean", normalizer: str | Callable | None = "mean",
+    def __init__(self, group_reduction: str | None = "mean",
+                 normalizer: str | Callable | None = "mean",
                  bias: bool = False,
                  target_types: Sequence[type] = DEFAULT_TARGET_TYPES) -> None:
         super().__init__(group_reduction, normalizer, False, bias, target_types)

@@ -22,7 +22,7 @@ class GroupMagnitudeImportance(GroupScorer):
     def __init__(
         self,
         p: float = 2,
-        group_reduction: str = "mean",
+        group_reduction: str | None = "mean",
         normalizer: str | Callable | None = "mean",
         bias: bool = False,
         target_types: Sequence[type] = DEFAULT_TARGET_TYPES,
@@ -57,14 +57,16 @@ class MagnitudeImportance(GroupMagnitudeImportance):
 class BNScaleImportance(GroupMagnitudeImportance):
     """|gamma| of the group's BatchNorm layers (Network Slimming, arXiv 1708.06519)."""
 
-    def __init__(self, group_reduction: str = "mean", normalizer: str | None = "mean") -> None:
+    def __init__(
+        self, group_reduction: str | None = "mean", normalizer: str | None = "mean"
+    ) -> None:
         super().__init__(1, group_reduction, normalizer, False, (nn.modules.batchnorm._BatchNorm,))
 
 
 class LAMPImportance(GroupMagnitudeImportance):
     """Magnitude rescaled by LAMP (arXiv 2010.07611): comparable across layers."""
 
-    def __init__(self, p: float = 2, group_reduction: str = "mean", normalizer: str = "lamp",
+    def __init__(self, p: float = 2, group_reduction: str | None = "mean", normalizer: str = "lamp",
                  bias: bool = False) -> None:
         if normalizer != "lamp":
             raise ValueError("LAMPImportance only supports normalizer='lamp'")

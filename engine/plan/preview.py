@@ -47,14 +47,15 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from ..function.attributes import refresh_attributes
+from ..function.attributes import AttributeRefresher
 from ..graph import DependencyGraph, Group
 from ..graph.heads import HeadGroup, set_head_counts
 from ..graph.probe import meta_copy
 from ..pruner import BasePruner, GroupPlan
 from ..pruner.base_pruner import DEFAULT_ROOT_TYPES
-from ..pruner.heads import HeadPlanner, removable_scopes
+from ..pruner.plan_cache import PlanCache
 from ..utils import count_ops_and_params
+from ..utils.meta_kernels import MetaKernels
 from .build import module_list, pruner_kwargs
 from .calibration import Calibration, resolve
 from .criteria import GRADIENT_CRITERIA, make_criterion
@@ -99,91 +100,6 @@ class Preview:
         return {layer.name: layer for layer in self.layers}
 
 
-def _group_key(group: Group) -> tuple:
-    dep = group[0].dep
-    return id(dep.target.module), getattr(dep.handler, "__name__", ""), tuple(group[0].idxs)
-
-
-class _CachedPruner(BasePruner):
-    """A BasePruner whose group list and per-group rankings come from caches.
-
-    Valid only while the graph is unpruned (the Previewer never prunes it).
-    """
-
-    def __init__(self, *args: Any, groups: list[Group], ranks: dict, heads: dict,
-                 **kwargs: Any) -> None:
-        self._fixed_groups = groups
-        self._ranks = ranks
-        self._head_scopes = heads
-        super().__init__(*args, **kwargs)
-
-    def _head_planner(self, schedule_of: Any, example_inputs: Any, run: Any,
-                      **cached: Any) -> HeadPlanner:
-        """Head scopes found once per graph (their forward check runs the model); unit
-        scores and head groups cached with the criterion's rankings."""
-        key = tuple(sorted((id(m), n) for m, n in self.num_heads.items()))
-        if key not in self._head_scopes:
-            self._head_scopes[key] = removable_scopes(self.DG, self.model, self.num_heads,
-                                                      example_inputs, run)
-        return super()._head_planner(schedule_of, example_inputs, run,
-                                     found=self._head_scopes[key], cache=self._ranks)
-
-    def _groups(self) -> list[Group]:
-        return list(self._fixed_groups)
-
-    def _rank(self, group: Group) -> Any:
-        key = _group_key(group)
-        if key not in self._ranks:
-            self._ranks[key] = super()._rank(group)
-        hit = self._ranks[key]
-        if hit is None:
-            return None
-        sets, cand = hit  # the pruner writes orig_width/min_keep: hand out a copy
-        return sets, dataclasses.replace(cand, set_sizes=list(cand.set_sizes),
-                                         set_scores=list(cand.set_scores))
-
-    def planned(self) -> tuple[list[GroupPlan], list[Group]]:
-        plans, groups = self._plan()
-        return list(plans), list(groups)
-
-
-class _MemoGraph:
-    """The Previewer's graph with `get_pruning_group` and `sub_group` memoized.
-
-    Valid because the Previewer never prunes its graph: the same root indices always
-    give the same group, so a group whose count did not change is not re-derived.
-    Everything else is delegated to the real graph.
-    """
-
-    _LIMIT = 50000
-
-    def __init__(self, dg: DependencyGraph) -> None:
-        self._dg = dg
-        self._memo: dict[tuple, Group] = {}
-
-    def get_pruning_group(self, module: Any, pruning_fn: Any, idxs: Any) -> Group:
-        key = (id(module), getattr(pruning_fn, "__name__", ""), tuple(idxs))
-        group = self._memo.get(key)
-        if group is None:
-            if len(self._memo) >= self._LIMIT:
-                self._memo.clear()
-            group = self._memo[key] = self._dg.get_pruning_group(module, pruning_fn, idxs)
-        return group
-
-    def sub_group(self, group: Group, idxs: Any) -> Group:
-        root = group[0].dep
-        key = (id(root.target.module), getattr(root.handler, "__name__", ""), tuple(idxs))
-        found = self._memo.get(key)
-        if found is None:
-            if len(self._memo) >= self._LIMIT:
-                self._memo.clear()
-            found = self._memo[key] = self._dg.sub_group(group, idxs)
-        return found
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dg, name)
-
-
 def _to_meta(x: Any) -> Any:
     return x.to("meta") if isinstance(x, torch.Tensor) else x
 
@@ -197,6 +113,7 @@ class _Removal:
 
     layer: Any
     handler: Any
+    kind: str
     dim: Any
     idxs: set[int] = dataclasses.field(default_factory=set)
     head_idxs: set[int] = dataclasses.field(default_factory=set)  # those in whole heads
@@ -239,6 +156,7 @@ class _Shadow:
     def __init__(self, model: nn.Module, example_inputs: Any) -> None:
         memo: dict[int, Any] = {}
         self.model: nn.Module = meta_copy(model, memo)
+        self.refresh = AttributeRefresher(self.model)
         self.copy_of = memo  # id(original object) -> its meta copy
         self.inputs = tree_map(_to_meta, example_inputs)
         self._tensors = list(self.model.parameters()) + list(self.model.buffers())
@@ -273,11 +191,12 @@ class _Shadow:
             whole_heads = isinstance(group, HeadGroup)
             for item in group:
                 target = item.dep.target
-                key = (id(target.module), getattr(item.dep.handler, "__name__", ""))
+                key = (id(target.module), item.dep.kind)
                 entry = merged.get(key)
                 if entry is None:
                     entry = merged[key] = _Removal(self.copy_of[id(target.module)],
-                                                   item.dep.handler, target.pruning_dim)
+                                                   item.dep.handler, item.dep.kind,
+                                                   target.pruning_dim)
                 entry.idxs.update(item.idxs)
                 if whole_heads:
                     entry.head_idxs.update(item.idxs)
@@ -288,8 +207,8 @@ class _Shadow:
             layer = ops[0].layer
             # how many positions are whole heads matters too: an MHA losing 8 of 64
             # positions keeps 8 heads of 7 (head dims) or 7 heads of 8 (one head)
-            key = (id(layer), tuple((getattr(r.handler, "__name__", ""), r.dim, len(r.idxs),
-                                     len(r.head_idxs)) for r in ops))
+            key = (id(layer), tuple((r.kind, r.dim, len(r.idxs), len(r.head_idxs))
+                                    for r in ops))
             state = self._states.get(key)
             if state is not None:
                 _set_state(layer, state)
@@ -304,7 +223,7 @@ class _Shadow:
         for group in groups:
             if isinstance(group, HeadGroup):  # head counts the owners' forwards read
                 set_head_counts(self.modules, group.scope.members, len(group.units))
-        refresh_attributes(self.model)  # e.g. ViT's hidden_dim, read by its forward
+        self.refresh()  # e.g. ViT's hidden_dim, read by its forward
 
     def measure_pruned(self, groups: list[Group], measure: Any) -> Any:
         """`measure(meta_model)` with `groups` removed; the copy is restored afterwards."""
@@ -321,9 +240,10 @@ def exact_number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def count(model: nn.Module, inputs: Any) -> tuple[int, int, dict, dict]:
+def count(model: nn.Module, inputs: Any,
+          kernels: MetaKernels | None = None) -> tuple[int, int, dict, dict]:
     with torch.no_grad():
-        return count_ops_and_params(model, inputs, layer_wise=True)
+        return count_ops_and_params(model, inputs, layer_wise=True, meta_kernels=kernels)
 
 
 @dataclasses.dataclass
@@ -341,15 +261,19 @@ class Previewer:
                  calibration: Calibration | None = None) -> None:
         self.model = model
         self.example_inputs = example_inputs
+        self.kernels = MetaKernels()  # this previewer's fast meta kernels and layout memo
         self.dg = dependency_graph if dependency_graph is not None else DependencyGraph(
-        ).build_dependency(model, example_inputs)
+            self.kernels).build_dependency(model, example_inputs)
         self.calibration = calibration
         self._history_len = len(self.dg.pruning_history())
-        self._memo_dg: Any = _MemoGraph(self.dg)
         self._modules = dict(model.named_modules())
+        # the named stages of the plan cache (engine/pruner/plan_cache.py), kept across
+        # previews: groups per ignored-layer set, rankings per criterion, head scopes,
+        # sub-groups per root indices
         self._groups: dict[tuple[str, ...], list[Group]] = {}
         self._ranks: dict[tuple, dict] = {}
         self._head_scopes: dict[tuple, tuple] = {}
+        self._sub_groups: dict[tuple, Group] = {}
         self._grads: dict[int, torch.Tensor | None] | None = None
         self._specs = [
             _LayerSpec(name, type(m).__name__, pruner)
@@ -358,7 +282,7 @@ class Previewer:
         ]
         try:
             self._shadow: _Shadow | None = _Shadow(model, example_inputs)
-            base = count(self._shadow.model, self._shadow.inputs)
+            base = count(self._shadow.model, self._shadow.inputs, self.kernels)
             by_name = self._shadow.modules
         except Exception as e:  # noqa: BLE001  (data-dependent forward: no meta run)
             warnings.warn(f"this model cannot run on the meta device ({type(e).__name__}: "
@@ -384,18 +308,19 @@ class Previewer:
                           "reproducible plan", stacklevel=2)
         if plan.iterative_steps > 1 or self._shadow is None:
             return self._simulate(plan)
-        pruner = _CachedPruner(
+        cache = PlanCache(self.dg, groups=groups, rankings=self._ranks_for(plan),
+                          head_scopes=self._head_scopes, sub_groups=self._sub_groups)
+        pruner = BasePruner(
             self.model, self.example_inputs, make_criterion(plan.importance,
                                                             plan.importance_options),
-            groups=groups, ranks=self._ranks_for(plan), heads=self._head_scopes,
-            dependency_graph=self._memo_dg,
+            dependency_graph=self.dg, plan_cache=cache,
             **pruner_kwargs(plan, self.model, modules=self._modules))
         with self._gradients(plan):
             plans, planned = pruner.planned()
         shadow = self._shadow
 
         def measure(meta: nn.Module) -> tuple[int, int, dict]:
-            macs, params, layer_macs, _ = count(meta, shadow.inputs)
+            macs, params, layer_macs, _ = count(meta, shadow.inputs, self.kernels)
             return macs, params, self._layer_figures(shadow.modules, layer_macs)
 
         try:

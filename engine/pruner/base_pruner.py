@@ -22,11 +22,12 @@ from torch import nn
 from ..function import BasePruningFunc, handler_name
 from ..graph import DependencyGraph, Group
 from ..graph.channel_sets import ChannelSets
-from ..graph.dependency import _run_forward
+from ..graph.forward import eval_mode, runner
 from ..graph.heads import HeadGroup, declared_heads
 from .allocation import Candidate, allocate
-from .heads import HeadPlanner
+from .heads import HeadPlanner, removable_scopes
 from .plan import GroupPlan, MemberPlan
+from .plan_cache import PlanCache, group_key
 from .scheduler import linear_scheduler
 from .scopes import Scope, ScopeResolver, build_user_scopes, signature
 from .serialization import HISTORY_ATTR
@@ -37,14 +38,6 @@ DEFAULT_ROOT_TYPES = [nn.modules.conv._ConvNd, nn.Linear, nn.RNNBase]  # RNNBase
 
 def _ignored_ids(layers: list[nn.Module]) -> set[int]:
     return {id(s) for m in layers for s in m.modules()}
-
-
-def _runner(forward_fn: Callable | None, output_transform: Callable | None) -> Callable:
-    def run(model: nn.Module, inputs: Any) -> Any:
-        out = _run_forward(model, inputs, forward_fn)
-        return output_transform(out) if output_transform is not None else out
-
-    return run
 
 
 def _set_scores(
@@ -64,11 +57,6 @@ def _set_scores(
     return sizes, np.add.reduceat(picked, sets.starts[:-1]) / sizes  # one segmented sum
 
 
-def _root_width(group: Group) -> int:
-    state = group._DG._ports[group._DG._port_index[(id(group[0].dep.target.module), "out")]]
-    return int(state.alive.sum())
-
-
 @dataclasses.dataclass
 class _GroupInfo:
     """What a group looked like when the pruner was built (ratios refer to it)."""
@@ -79,7 +67,7 @@ class _GroupInfo:
 
 def _root_key(group: Group) -> tuple[int, str]:
     dep = group[0].dep
-    return id(dep.target.module), getattr(dep.handler, "__name__", "")
+    return id(dep.target.module), dep.kind
 
 
 class BasePruner:
@@ -110,7 +98,12 @@ class BasePruner:
         forward_fn: Callable[[nn.Module, Any], Any] | None = None,
         output_transform: Callable[[Any], Any] | None = None,
         dependency_graph: DependencyGraph | None = None,
+        plan_cache: PlanCache | None = None,
     ) -> None:
+        """Torch-Pruning's arguments, plus two for callers that plan many times:
+        `dependency_graph`, a graph already built for this very model (not traced again),
+        and `plan_cache`, caches shared by pruners that plan on that never-pruned graph
+        (see engine/pruner/plan_cache.py; previews use it)."""
         check_args(
             pruning_ratio=pruning_ratio, pruning_ratio_dict=pruning_ratio_dict,
             max_pruning_ratio=max_pruning_ratio, iterative_steps=iterative_steps,
@@ -151,6 +144,9 @@ class BasePruner:
             unwrapped_parameters=unwrapped_parameters, customized_pruners=customized_pruners,
             ignored_params=ignored_params,
         )
+        if plan_cache is not None:
+            plan_cache.check(self.DG)
+        self._cache = plan_cache
         self._base_history = [tuple(h) for h in getattr(model, HISTORY_ATTR, [])]
 
         def schedule_of(ratio: float) -> list[float]:
@@ -163,9 +159,11 @@ class BasePruner:
             build_user_scopes(pruning_ratio_dict, schedule_of, global_pruning),
             tuple(self.per_step_pruning_ratio), global_pruning, isomorphic, self.max_pruning_ratio,
         )
-        self._heads = self._head_planner(
-            schedule_of, example_inputs, _runner(forward_fn, output_transform),
-        ) if prune_num_heads else None
+        self._heads = None
+        if prune_num_heads:
+            with eval_mode(model):  # the head checks run the model, like the trace
+                self._heads = self._head_planner(
+                    schedule_of, example_inputs, runner(forward_fn, output_transform))
         self._head_layers = {id(m) for m in declared_heads(model, self.num_heads)}
         self._iso_ids: dict[tuple, int] = {}
         self._info: dict[tuple[int, str], _GroupInfo] = {}
@@ -183,7 +181,10 @@ class BasePruner:
         if interactive:
             return self._interactive(groups)
         for group in groups:
-            group.prune()  # re-derives its indices from its slot classes (prunes shift them)
+            # re-derived from its slot classes: earlier prunes of this step shift indices
+            current = group if isinstance(group, HeadGroup) else self._current(group)
+            self._before_prune(current)
+            current.prune()
         self._after_heads()
         self._sync_history()
         self.update_regularizer()
@@ -192,6 +193,12 @@ class BasePruner:
     def plan_step(self) -> list[GroupPlan]:
         """What the next step() will remove, as plain data; the model is not touched."""
         return list(self._plan()[0])
+
+    def planned(self) -> tuple[list[GroupPlan], list[Group]]:
+        """`plan_step()` and the groups the next step() will prune, in that order (the
+        groups' indices hold until anything is pruned)."""
+        plans, groups = self._plan()
+        return list(plans), list(groups)
 
     def estimate_importance(self, group: Group) -> torch.Tensor | None:
         return self.importance(group)
@@ -224,18 +231,32 @@ class BasePruner:
 
     # ------------------------------------------------------------- planning
     def _head_planner(self, schedule_of: Callable[[float], list[float]], example_inputs: Any,
-                      run: Callable[[nn.Module, Any], Any], **cached: Any) -> HeadPlanner:
-        """The whole-head planner (a previewer passes cached scopes and scores)."""
+                      run: Callable[[nn.Module, Any], Any]) -> HeadPlanner:
+        """The whole-head planner. With a plan cache, head scopes are found once per graph
+        and `num_heads` (their forward check runs the model), and unit scores and head
+        groups are cached with the criterion's rankings."""
+        found = cache = None
+        if self._cache is not None:
+            cache = self._cache.rankings
+            if self._cache.head_scopes is not None:
+                key = tuple(sorted((id(m), n) for m, n in self.num_heads.items()))
+                if key not in self._cache.head_scopes:
+                    self._cache.head_scopes[key] = removable_scopes(
+                        self.DG, self.model, self.num_heads, example_inputs, run)
+                found = self._cache.head_scopes[key]
         return HeadPlanner(
             self.DG, self.model, self.num_heads, self.head_pruning_ratio,
             self.head_pruning_ratio_dict, schedule_of, self.importance,
-            _ignored_ids(self.ignored_layers), example_inputs, run, **cached,
+            _ignored_ids(self.ignored_layers), example_inputs, run, found=found, cache=cache,
         )
 
     def _groups(self) -> list[Group]:
         """All groups, derived once per graph state (construction and the first plan share
-        them; any prune changes the graph's serial and they are derived again)."""
-        serial = self.DG._prune_serial
+        them; any prune changes the index serial and they are derived again). A plan
+        cache may hand in the list."""
+        if self._cache is not None and self._cache.groups is not None:
+            return list(self._cache.groups)
+        serial = self.DG.index.serial
         if self._all_groups is None or self._all_groups[0] != serial:
             self._all_groups = (serial, list(self.DG.get_all_groups(
                 ignored_layers=self.ignored_layers, root_module_types=self.root_module_types)))
@@ -275,14 +296,18 @@ class BasePruner:
 
     def _plan_for(self, step: int) -> tuple[list[GroupPlan], list[Group]]:
         heads = self._heads.plan(step) if self._heads is not None else []
-        head_plans = [self._describe(g, "heads:" + g.scope.name, _root_width(g)) for g in heads]
+        head_plans = [self._describe(g, "heads:" + g.scope.name, self._root_width(g))
+                      for g in heads]
         plans, groups = self._plan_channels(step)
         return head_plans + plans, list(heads) + groups
 
+    def _root_width(self, group: Group) -> int:
+        return self.DG.port_of(group[0].dep.target.module).width()
+
     def _holds_heads(self, group: Group) -> bool:
         """With prune_head_dims=False, groups through declared head layers keep their width."""
-        return any(id(it.dep.target.module) in self._head_layers
-                   and handler_name(it.dep.handler).endswith("out_channels") for it in group)
+        return any(id(it.dep.target.module) in self._head_layers and it.dep.kind == "out"
+                   for it in group)
 
     def _after_heads(self) -> None:
         if self._heads is not None:
@@ -321,7 +346,8 @@ class BasePruner:
                 if id(group) not in chosen:
                     continue
                 idxs = chosen[id(group)]
-                target = self.DG.sub_group(group, idxs)
+                target = (self._cache.sub_group(group, idxs) if self._cache is not None
+                          else self.DG.sub_group(group, idxs))
                 if not self.DG.check_pruning_group(target):
                     continue
                 plans.append(self._describe(target, scope_of[id(group)], len(group[0].idxs)))
@@ -334,12 +360,31 @@ class BasePruner:
         return node.id if node is not None else 0
 
     def _rank(self, group: Group) -> tuple[ChannelSets, Candidate] | None:
-        """Channel sets from least to most important, with their sizes and scores."""
+        """Channel sets from least to most important, with their sizes and scores (a
+        plan cache remembers them per group; the pruner gets its own Candidate copy, as
+        it writes orig_width/min_keep into it)."""
+        if self._cache is None:
+            return self._rank_now(group)
+        hit = self._cache.ranking(group_key(group), lambda: self._rank_now(group))
+        if hit is None:
+            return None
+        sets, cand = hit
+        return sets, dataclasses.replace(cand, set_sizes=list(cand.set_sizes),
+                                         set_scores=list(cand.set_scores))
+
+    def _rank_now(self, group: Group) -> tuple[ChannelSets, Candidate] | None:
         imp = self.estimate_importance(group)
         if imp is None:
             return None
-        imp = torch.as_tensor(imp).detach().reshape(-1).to("cpu", torch.float64)
+        imp = torch.as_tensor(imp).detach()
         root = list(group[0].idxs)
+        if imp.dim() > 1 and imp.shape[-1] == len(root) and imp.numel() != len(root):
+            raise ValueError(
+                f"importance returned a {tuple(imp.shape)} matrix for '{self._name(group)}' "
+                "(group_reduction=None keeps one row per member); a pruner needs one score "
+                "per channel: use group_reduction='mean', 'sum', 'max', 'prod', 'first' or "
+                "'gate'")
+        imp = imp.reshape(-1).to("cpu", torch.float64)
         if imp.numel() != len(root):
             raise ValueError(f"importance returned {imp.numel()} scores for {len(root)} channels "
                              f"of '{self._name(group)}'")
@@ -371,23 +416,27 @@ class BasePruner:
         Slot classes are stable across pruning; re-deriving the group from them is
         what keeps a plan applicable group by group.
         """
-        if self.DG.is_current(group):
-            return group
-        root = group[0].dep
-        state = self.DG._port_of(root.target.module, root.handler)
-        return self.DG._group_from_classes(state, root.handler, group._classes)
+        return self.DG.rederive(group)
 
     def _interactive(self, groups: list[Group]) -> Generator[Group, None, None]:
         try:
             for group in groups:
                 current = group if isinstance(group, HeadGroup) else self._current(group)
                 if len(current) and self.DG.check_pruning_group(current):
+                    self._before_prune(current)
                     yield current
                 self._sync_history()
         finally:
             self._after_heads()
             self._sync_history()
             self.update_regularizer()
+
+    def _before_prune(self, group: Group) -> None:
+        """Criteria that keep per-weight statistics (OBDC's Fisher) cut them as the group
+        will cut the weights, as Torch-Pruning's pruner does."""
+        adjust = getattr(self.importance, "adjust_fisher", None)
+        if adjust is not None and not isinstance(group, HeadGroup):
+            adjust(group, list(group[0].idxs))
 
     def _sync_history(self) -> None:
         """Remember the history on the model so engine.state_dict(model) can save it."""

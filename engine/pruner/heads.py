@@ -115,7 +115,7 @@ class HeadPlanner:
         return self._cache[key]
 
     def _alive(self, scope: HeadScope, unit: HeadUnit) -> bool:
-        state = self.dg._ports[self.dg._port_index[(id(scope.members[0].module), "out")]]
+        state = self.dg.port_of(scope.members[0].module)
         return bool((state.alive & np.isin(state.fine, unit.fine)).any())
 
     def _scores(self, scope: HeadScope, units: list[HeadUnit]) -> list[float]:
@@ -130,7 +130,7 @@ class HeadPlanner:
             if imp is None:
                 continue
             imp = torch.nan_to_num(torch.as_tensor(imp, dtype=torch.float64).reshape(-1))
-            state = self.dg._ports[self.dg._port_index[(id(mb.module), "out")]]
+            state = self.dg.port_of(mb.module)
             rank_to_fine = dict(zip(state.current_rank()[state.alive].tolist(),
                                     state.fine[state.alive].tolist(), strict=True))
             sums = [0.0] * len(units)

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from ..graph import Group
-from ..importance.base import is_out_handler
 from ..importance.magnitude import GroupMagnitudeImportance
 from ..importance.slices import flat_positions
 from .base_pruner import BasePruner, _root_key
@@ -58,7 +57,7 @@ def _regularize_group(group: Group, gamma: torch.Tensor, bias: bool) -> None:
     for k, item in enumerate(group):
         layer = item.dep.target.module
         if isinstance(layer, _SCALED):
-            add_scaled_weight_to_grad(layer, is_out_handler(item.dep.handler), item.idxs,
+            add_scaled_weight_to_grad(layer, item.dep.kind == "out", item.idxs,
                                       _member_coef(group, k, gamma), bias)
 
 

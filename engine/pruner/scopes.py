@@ -34,10 +34,6 @@ class UserScope:
     shared: bool  # one ranking for all its groups
 
 
-def _is_out(handler: Callable) -> bool:
-    return getattr(handler, "__name__", "") == "prune_out_channels"
-
-
 def build_user_scopes(
     ratio_dict: dict | None, schedule_of: Callable[[float], list[float]], global_pruning: bool
 ) -> list[UserScope]:
@@ -70,7 +66,7 @@ class ScopeResolver:
 
     def resolve(self, group: Group, root_name: str, sig: tuple, iso_ids: dict[tuple, int]) -> Scope:
         for us in self.user_scopes:
-            if any(_is_out(it.dep.handler) and id(it.dep.target.module) in us.module_ids
+            if any(it.dep.kind == "out" and id(it.dep.target.module) in us.module_ids
                    for it in group):
                 name = f"user{us.index}" if us.shared else f"user{us.index}:{root_name}"
                 return Scope(name, self._cap(us.schedule, pooled=us.shared))

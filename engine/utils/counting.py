@@ -24,7 +24,7 @@ import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .meta_kernels import fast_meta_call
+from .meta_kernels import MetaKernels
 
 __all__ = ["CountReport", "LayerCount", "count_layers", "count_ops_and_params"]
 
@@ -277,9 +277,10 @@ ATEN_RULES = _aten_rules()
 class _Counter(TorchDispatchMode):
     """Collects per-module MACs from module hooks and from aten ops outside counted modules."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, kernels: MetaKernels) -> None:
         super().__init__()
         self.model = model
+        self.kernels = kernels
         self.stack: list[nn.Module] = []
         self.counted_depth = 0  # how many MODULE_RULES modules are on the stack
         self.self_macs: dict[nn.Module, int] = {}
@@ -320,7 +321,7 @@ class _Counter(TorchDispatchMode):
             self._add(module, rule(module, args, kwargs, output))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        out = fast_meta_call(func, args, kwargs or {})  # a meta copy counts fast too
+        out = self.kernels.call(func, args, kwargs or {})  # a meta copy counts fast too
         rule = ATEN_RULES.get(func)
         if rule is not None and self.counted_depth == 0:
             owner = self.stack[-1] if self.stack else self.model
@@ -341,10 +342,12 @@ def _batch_size(example_inputs: Any) -> int:
         return 1
 
 
-def _run(model: nn.Module, example_inputs: Any) -> dict[nn.Module, int]:
+def _run(
+    model: nn.Module, example_inputs: Any, kernels: MetaKernels | None = None
+) -> dict[nn.Module, int]:
     """Forward once in eval mode with counting; restores train flags and removes all hooks."""
     training = {m: m.training for m in model.modules()}
-    counter = _Counter(model)
+    counter = _Counter(model, kernels if kernels is not None else MetaKernels())
     try:
         model.eval()
         counter.attach()
@@ -392,15 +395,22 @@ def _inclusive(model: nn.Module, self_values: dict[nn.Module, int]) -> dict[nn.M
     return result
 
 
-def count_ops_and_params(model: nn.Module, example_inputs: Any, layer_wise: bool = False) -> tuple:
+def count_ops_and_params(
+    model: nn.Module,
+    example_inputs: Any,
+    layer_wise: bool = False,
+    *,
+    meta_kernels: MetaKernels | None = None,
+) -> tuple:
     """Per-sample MACs and parameter count of `model` on `example_inputs`.
 
     `example_inputs` is a tensor, a tuple/list of positional inputs or a dict of keyword
     inputs. With `layer_wise=True` also returns `{module: MACs}` and `{module: params}` for
     every module, each including its descendants (as Torch-Pruning does; the root's entry
-    equals the total).
+    equals the total). `meta_kernels`: the caller's fast meta kernels (a previewer counting
+    the same meta copy again and again keeps its layout memo warm); a fresh set otherwise.
     """
-    self_macs = _run(model, example_inputs)
+    self_macs = _run(model, example_inputs, meta_kernels)
     batch = _batch_size(example_inputs)
     total_macs = _per_sample(sum(self_macs.values()), batch)
     total_params = _unique_params(model.parameters(), set())
@@ -433,9 +443,11 @@ class CountReport:
         return {layer.name: layer for layer in self.layers}
 
 
-def count_layers(model: nn.Module, example_inputs: Any) -> CountReport:
+def count_layers(
+    model: nn.Module, example_inputs: Any, *, meta_kernels: MetaKernels | None = None
+) -> CountReport:
     """Per-module-path breakdown for display; each parameter is owned by its first module."""
-    self_macs = _run(model, example_inputs)
+    self_macs = _run(model, example_inputs, meta_kernels)
     batch = _batch_size(example_inputs)
     seen: set[int] = set()
     layers = [

@@ -5,46 +5,59 @@ meta tensors. Norms, `addmm`, GELU/softmax and pointwise arithmetic go through P
 refs/decompositions (100-600 us a call, 10-100x a conv's meta kernel); this module
 answers the plain cases directly and remembers the output layout of every other
 functional op by its inputs' metadata. Every answer equals the real meta kernel's
-shape, dtype, device and strides (tests/engine/test_meta_kernels.py).
+shape, dtype, device and strides (tests/engine/test_meta_kernels.py). The switch and
+the memo live in a `MetaKernels` object owned by whoever runs the forwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-_enabled = True
 
+class MetaKernels:
+    """Fast meta answers plus a layout memo, owned by the object that runs meta forwards.
 
-def fast_meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
-    """Run `func`; on meta tensors answer it directly or from the layout memo when exact.
-
-    A direct kernel returns None when its case is not provably the real kernel's; the
-    call then falls through to the memo (functional ops only) or to `func` itself.
+    A tracer, a probe, a previewer or a count holds one (never a module global): the
+    GUI's preview and prune threads each use their own, so neither can switch the
+    other's kernels off or evict its layouts. `enabled=False` runs every op through its
+    real kernel (tests compare against that). Not thread-safe: one owner, one thread.
     """
-    if not _enabled:
-        return func(*args, **kwargs)
-    kernel = _FAST_KERNELS.get(func)
-    if kernel is not None and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-        fast = kernel(args, kwargs)
-        if fast is not None:
-            return fast
-    return _memo.call(func, args, kwargs)
 
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._memo = _LayoutMemo()
 
-@contextmanager
-def disabled() -> Iterator[None]:
-    """Run every op through its real kernel (tests compare against this)."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
+    @property
+    def layouts(self) -> dict[tuple, tuple]:
+        """The remembered output layouts (inputs' metadata -> outputs' layout)."""
+        return self._memo.layouts
+
+    def is_functional(self, func: Any) -> bool:
+        """Whether `func`'s results may be remembered (neither mutating nor aliasing)."""
+        return self._memo.is_functional(func)
+
+    def forget_layouts(self) -> None:
+        """Empty the layout memo (benchmarks time cold traces with it)."""
+        self._memo.layouts.clear()
+
+    def call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run `func`; on meta tensors answer it directly or from the layout memo when exact.
+
+        A direct kernel returns None when its case is not provably the real kernel's; the
+        call then falls through to the memo (functional ops only) or to `func` itself.
+        """
+        if not self.enabled:
+            return func(*args, **kwargs)
+        kernel = _FAST_KERNELS.get(func)
+        if kernel is not None and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            fast = kernel(args, kwargs)
+            if fast is not None:
+                return fast
+        return self._memo.call(func, args, kwargs)
 
 
 def meta_like(t: torch.Tensor) -> torch.Tensor:
@@ -55,11 +68,6 @@ def meta_like(t: torch.Tensor) -> torch.Tensor:
     if t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)):
         return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
     return torch.empty_like(t, device="meta")
-
-
-def forget_layouts() -> None:
-    """Empty the layout memo (benchmarks time cold traces with it)."""
-    _memo.layouts.clear()
 
 
 # ----------------------------------------------------------------- helpers
@@ -155,6 +163,56 @@ def _fast_mm(args: tuple, kwargs: dict) -> torch.Tensor | None:
     return None
 
 
+# ----------------------------------------------------------------- convolution
+def _int_list(v: Any, n: int) -> list[int] | None:
+    """A conv argument (stride, padding, ...) as `n` ints: a list of n, or of one repeated."""
+    if type(v) not in (list, tuple) or not all(type(i) is int for i in v):
+        return None
+    if len(v) == n:
+        return list(v)
+    return [v[0]] * n if len(v) == 1 else None
+
+
+def _fast_convolution(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """aten.convolution of contiguous meta tensors: the meta kernel's shape formula, and a
+    contiguous output of the input's dtype (what it allocates); a Python function per call
+    otherwise (~100 us, 53 of them in a ResNet-50 forward). Anything it would check and
+    refuse (channel mismatch, kernel larger than the padded input) falls through."""
+    if len(args) != 9 or kwargs:
+        return None
+    x, w, bias, stride, padding, dilation, transposed, output_padding, groups = args
+    if not (_plain(x) and _plain(w) and x.dtype == w.dtype and 3 <= x.dim() <= 5):
+        return None
+    if w.dim() != x.dim() or type(groups) is not int or groups < 1 or type(transposed) is not bool:
+        return None
+    if bias is not None and not (_plain(bias) and bias.dim() == 1 and bias.dtype == x.dtype):
+        return None
+    n = x.dim() - 2
+    s, p, d = _int_list(stride, n), _int_list(padding, n), _int_list(dilation, n)
+    op = _int_list(output_padding, n) if output_padding else [0] * n
+    if s is None or p is None or d is None or op is None or x.shape[1] == 0:
+        return None
+    k, dims = w.shape[2:], x.shape[2:]
+    if transposed:
+        if w.shape[0] != x.shape[1]:
+            return None
+        out_ch = groups * w.shape[1]
+        spatial = [(dims[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1
+                   for i in range(n)]
+    else:
+        if w.shape[1] * groups != x.shape[1]:
+            return None
+        if any(dims[i] + 2 * p[i] < d[i] * (k[i] - 1) + 1 for i in range(n)):
+            return None
+        out_ch = w.shape[0]
+        spatial = [(dims[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(n)]
+    if bias is not None and bias.shape[0] != out_ch:
+        return None
+    if min(spatial) < 1 or min(s) < 1 or min(d) < 1:
+        return None
+    return _empty((x.shape[0], out_ch, *spatial), x)
+
+
 # ----------------------------------------------------------------- pointwise
 def _fast_unary(args: tuple, kwargs: dict) -> torch.Tensor | None:
     """A floating pointwise op of a contiguous tensor: same shape, dtype and strides."""
@@ -210,6 +268,7 @@ _FAST_KERNELS: dict[Any, Callable[[tuple, dict], Any]] = {
     _aten.native_layer_norm.default: _fast_layer_norm,
     _aten.native_group_norm.default: _fast_group_norm,
     _aten.addmm.default: _fast_addmm,
+    _aten.convolution.default: _fast_convolution,
     _aten.mm.default: _fast_mm,
     _aten.bmm.default: _fast_mm,
     _aten.gelu.default: _fast_gelu,
@@ -239,6 +298,12 @@ class _LayoutMemo:
     def __init__(self) -> None:
         self.layouts: dict[tuple, tuple] = {}
         self.functional: dict[Any, bool] = {}
+
+    def is_functional(self, func: Any) -> bool:
+        ok = self.functional.get(func)
+        if ok is None:
+            ok = self.functional[func] = _is_functional(func)
+        return ok
 
     def call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         ok = self.functional.get(func)
@@ -344,11 +409,12 @@ def _rebuild(layout: tuple) -> Any:
     return outs[0] if single else outs
 
 
-_memo = _LayoutMemo()
-
-
 class FastMeta(TorchDispatchMode):
-    """No tracing, only `fast_meta_call`: for the probe's plain meta forwards."""
+    """No tracing, only `kernels.call`: for the probe's plain meta forwards."""
+
+    def __init__(self, kernels: MetaKernels) -> None:
+        super().__init__()
+        self.kernels = kernels
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        return fast_meta_call(func, args, kwargs or {})
+        return self.kernels.call(func, args, kwargs or {})

@@ -7,6 +7,11 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+
+from app.runtime import guard_none_refcount  # noqa: E402
+
+guard_none_refcount()  # GUI tests make thousands of void Qt calls (see app.runtime)
+
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from tests.app.helpers import TIMEOUT, FakeLoader, wait_preview  # noqa: E402

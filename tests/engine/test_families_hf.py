@@ -194,7 +194,7 @@ def test_rope_graph_offers_whole_heads_only():
     q = llama.model.layers[0].self_attn.q_proj
     group = next(g for g in dg.get_all_groups() if g[0].dep.target.module is q)
     assert group.channel_sets() == [list(range(64))]  # all or nothing: head_dim is fixed
-    state = dg._port_of(q, group[0].dep.handler)
+    state = dg.port_of(q, group[0].dep.handler)
     fine = state.fine.reshape(8, 8)  # (heads, head_dim)
     assert all(len(set(row.tolist())) == 1 for row in fine)  # one class per head
     # GQA: q heads 0-3 read KV head 0, q heads 4-7 KV head 1; each KV unit is one class
@@ -202,7 +202,7 @@ def test_rope_graph_offers_whole_heads_only():
     assert q_units[:4] == [q_units[0]] * 4 and q_units[4:] == [q_units[4]] * 4
     assert q_units[0] != q_units[4]
     k = llama.model.layers[0].self_attn.k_proj
-    k_fine = dg._port_of(k, group[0].dep.handler).fine.reshape(2, 8)
+    k_fine = dg.index.port(k).fine.reshape(2, 8)
     assert k_fine[:, 0].tolist() == [q_units[0], q_units[4]]
 
 

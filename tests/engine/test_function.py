@@ -457,3 +457,22 @@ def test_handler_name():
 
     assert F.handler_name(MyPruner().prune_in_channels) == "MyPruner.prune_in_channels"
     assert F.handler_name(F.LinearPruner().prune_out_channels) == "LinearPruner.prune_out_channels"
+
+
+def test_grouped_conv_pruned_down_to_depthwise_keeps_its_grouped_out_rule():
+    """A grouped conv whose in channels drop to `groups` looks depthwise (multiplier 3);
+    the same out positions removed from each group shrink the multiplier, while a whole
+    block still removes a group (found by the OBDC compatibility test)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, groups=2)
+    F.prune_conv_in_channels(conv, [1, 3])
+    assert (conv.in_channels, conv.groups, tuple(conv.weight.shape)) == (2, 2, (6, 1, 3, 3))
+    w, b = conv.weight.detach().clone(), conv.bias.detach().clone()
+    F.prune_conv_out_channels(conv, [1, 4])
+    assert (conv.out_channels, conv.groups) == (4, 2)
+    assert torch.equal(conv.weight, w[[0, 2, 3, 5]]) and torch.equal(conv.bias, b[[0, 2, 3, 5]])
+    F.prune_conv_out_channels(conv, [0, 1])  # group 0's whole block
+    assert (conv.in_channels, conv.out_channels, conv.groups) == (1, 2, 1)
+    assert conv(torch.randn(1, 1, 5, 5)).shape == (1, 2, 3, 3)
+    with pytest.raises(ValueError, match="whole blocks"):
+        F.prune_conv_out_channels(nn.Conv2d(2, 6, 1, groups=2), [0, 4])

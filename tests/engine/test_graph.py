@@ -50,9 +50,35 @@ def test_resnet18_groups_and_final_classifier_output_is_locked():
     roots = [g[0].dep.target.module for g in groups]
     assert model.fc not in roots
     fc_group = dg.get_pruning_group(model.fc, tp.prune_linear_out_channels, [0])
-    assert not dg.check_pruning_group(fc_group)  # logits are the model's output
-    with pytest.raises(ValueError, match="must keep their size"):
+    # logits are the model's output: kept by pruners, prunable only when asked explicitly
+    assert fc_group.locked and fc_group.reaches_outputs and not fc_group.fixed
+    assert all(g[0].dep.target.module is not model.fc for g in dg.get_all_groups())
+    assert dg.check_pruning_group(fc_group)
+    with pytest.warns(UserWarning, match="changes the width of model output"):
         fc_group.prune()
+    assert model.fc.out_features == 999
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 999)
+
+
+def test_fixed_channels_are_refused_even_when_asked_for():
+    """The input of a reshape to a fixed size cannot shrink: the group is fixed."""
+
+    class Fixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.fc = nn.Linear(16, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x).reshape(1, 4, 4).sum(0).reshape(1, 16))
+
+    model = Fixed().eval()
+    dg = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 2, 2))
+    group = dg.get_pruning_group(model.conv, tp.prune_conv_out_channels, [0])
+    assert group.fixed and not dg.check_pruning_group(group)
+    with pytest.raises(ValueError, match="must keep their size"):
+        group.prune()
+    assert model.conv.out_channels == 4
 
 
 def test_check_pruning_group_refuses_to_empty_a_layer():

@@ -124,7 +124,7 @@ def test_probe_costs_one_run_when_every_group_prunes():
 
 
 def test_fast_meta_batch_norm_matches_the_real_meta_kernel():
-    from engine.utils.meta_kernels import FastMeta
+    from engine.utils.meta_kernels import FastMeta, MetaKernels
 
     for training, dtype in ((False, torch.float32), (True, torch.float32), (False, torch.bfloat16)):
         bn = nn.BatchNorm2d(6).train(training).to("meta", dtype)
@@ -132,7 +132,7 @@ def test_fast_meta_batch_norm_matches_the_real_meta_kernel():
         x = x.to(memory_format=torch.channels_last)
         args = (x, bn.weight, bn.bias, bn.running_mean, bn.running_var, training, 0.1, 1e-5)
         ref = torch.ops.aten.native_batch_norm.default(*args)
-        with FastMeta():
+        with FastMeta(MetaKernels()):
             fast = torch.ops.aten.native_batch_norm.default(*args)
         assert [t.shape for t in fast] == [t.shape for t in ref]
         assert [t.dtype for t in fast] == [t.dtype for t in ref]
@@ -147,7 +147,7 @@ def _same_meta(fast: tuple, ref: tuple) -> None:
 
 
 def test_fast_meta_layer_norm_matches_the_real_meta_kernel():
-    from engine.utils.meta_kernels import FastMeta
+    from engine.utils.meta_kernels import FastMeta, MetaKernels
 
     op = torch.ops.aten.native_layer_norm.default
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
@@ -157,13 +157,13 @@ def test_fast_meta_layer_norm_matches_the_real_meta_kernel():
         cases = [(nhwc, [6], w, w), (nhwc, [4, 6], None, None), (seq, [6], w, None)]
         for x, shape, weight, bias in cases:
             ref = op(x, shape, weight, bias, 1e-6)
-            with FastMeta():
+            with FastMeta(MetaKernels()):
                 fast = op(x, shape, weight, bias, 1e-6)
             _same_meta(fast, ref)
 
 
 def test_fast_meta_group_norm_matches_the_real_meta_kernel():
-    from engine.utils.meta_kernels import FastMeta
+    from engine.utils.meta_kernels import FastMeta, MetaKernels
 
     op = torch.ops.aten.native_group_norm.default
     for dtype in (torch.float32, torch.bfloat16):
@@ -176,7 +176,7 @@ def test_fast_meta_group_norm_matches_the_real_meta_kernel():
             hw = x[0, 0].numel()
             for weight in (w, None):
                 ref = op(x, weight, weight, x.shape[0], 6, hw, 3, 1e-5)
-                with FastMeta():
+                with FastMeta(MetaKernels()):
                     fast = op(x, weight, weight, x.shape[0], 6, hw, 3, 1e-5)
                 _same_meta(fast, ref)
 

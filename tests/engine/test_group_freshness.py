@@ -124,8 +124,8 @@ def test_sub_group_equals_get_pruning_group():
             want = dg.get_pruning_group(root.target.module, root.handler, pick)
             got = dg.sub_group(group, pick)
             assert _items(got) == _items(want)
-            assert got._classes.tolist() == want._classes.tolist() and got.locked == want.locked
-            assert got._port_ids == want._port_ids and dg.is_current(got)
+            assert got.classes.tolist() == want.classes.tolist() and got.locked == want.locked
+            assert got.derivation.port_ids == want.derivation.port_ids and dg.is_current(got)
             assert dg.check_pruning_group(got) == dg.check_pruning_group(want)
             checked += 1
     assert checked >= 15

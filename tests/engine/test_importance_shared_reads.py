@@ -60,7 +60,7 @@ def test_the_plan_is_the_same_with_shared_reads():
     x = torch.randn(1, 3, 64, 64)
     imp = tp.importance.MagnitudeImportance(p=2)
     pruner = tp.pruner.BasePruner(model, x, imp, pruning_ratio=0.5, ignored_layers=[model.fc])
-    groups = pruner._groups()
+    groups = list(pruner.DG.get_all_groups(ignored_layers=[model.fc]))
     plain = [imp(g) for g in groups]
     with imp.sharing_layer_reads():
         shared = [imp(g) for g in groups]

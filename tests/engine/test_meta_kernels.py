@@ -11,8 +11,14 @@ import torch
 import torchvision
 
 import engine
-from engine.utils import count_ops_and_params, meta_kernels
-from engine.utils.meta_kernels import _FAST_KERNELS, disabled, fast_meta_call
+from engine.utils import count_ops_and_params
+from engine.utils.meta_kernels import _FAST_KERNELS, MetaKernels
+
+KERNELS = MetaKernels()  # this module's own kernels and layout memo
+
+
+def fast_meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
+    return KERNELS.call(func, args, kwargs)
 
 aten = torch.ops.aten
 F32, BF16, F16, I64 = torch.float32, torch.bfloat16, torch.float16, torch.int64
@@ -173,7 +179,47 @@ def norm_cases() -> list[Case]:
     return cases
 
 
-ALL_CASES = matmul_cases() + pointwise_cases() + norm_cases()
+def conv_cases() -> list[Case]:
+    conv = aten.convolution.default
+    cases: list[Case] = []
+    for dtype in (F32, BF16, F16):
+        x, w, b = m(2, 6, 9, 9, dtype=dtype), m(8, 6, 3, 3, dtype=dtype), m(8, dtype=dtype)
+        cases += [
+            (conv, (x, w, b, [1, 1], [1, 1], [1, 1], False, [0, 0], 1), {}, True),
+            (conv, (x, w, None, [2, 2], [0, 0], [1, 1], False, [0, 0], 1), {}, True),
+            (conv, (x, w, b, [2], [1], [2], False, [0], 1), {}, True),  # one value per arg
+        ]
+    cases += [
+        (conv, (m(1, 6, 9, 9), m(6, 1, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 6),
+         {}, True),  # depthwise
+        (conv, (m(1, 6, 9, 9), m(4, 3, 1, 1), m(4), [1, 1], [0, 0], [1, 1], False, [0, 0], 2),
+         {}, True),  # grouped
+        (conv, (m(2, 3, 20), m(5, 3, 4), m(5), [2], [1], [1], False, [0], 1), {}, True),  # 1d
+        (conv, (m(1, 2, 4, 6, 6), m(3, 2, 3, 3, 3), None, [1, 1, 1], [1, 1, 1], [1, 1, 1],
+                False, [0, 0, 0], 1), {}, True),  # 3d
+        (conv, (m(1, 16, 5, 5), m(16, 32, 2, 2), None, [2, 2], [0, 0], [1, 1], True, [0, 0], 1),
+         {}, True),  # transposed (ConvTranspose2d(16, 32, 2, stride=2))
+        (conv, (m(1, 4, 5, 5), m(4, 3, 3, 3), m(6), [2, 2], [1, 1], [1, 1], True, [1, 1], 2),
+         {}, True),  # grouped transposed with output padding
+        (conv, (nhwc(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # channels_last input
+        (conv, (m(1, 5, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # channel mismatch: raises
+        (conv, (m(1, 6, 2, 2), m(8, 6, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1),
+         {}, False),  # kernel larger than the input: raises
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3), m(7), [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # bias of the wrong size
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3, dtype=BF16), None, [1, 1], [1, 1], [1, 1], False,
+                [0, 0], 1), {}, False),  # mixed dtypes
+        (conv, (m(0, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, True),  # empty batch
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {"extra": 1}, False),
+    ]
+    return cases
+
+
+ALL_CASES = matmul_cases() + pointwise_cases() + norm_cases() + conv_cases()
 
 
 @pytest.mark.filterwarnings("ignore:.*support is experimental")
@@ -235,8 +281,8 @@ def test_memo_tells_scalar_kinds_apart_and_never_remembers_aliases() -> None:
     a = fast_meta_call(aten.clone.default, (x,), {})
     b = fast_meta_call(aten.clone.default, (x,), {})
     assert a.untyped_storage()._cdata != b.untyped_storage()._cdata  # fresh each time
-    assert not meta_kernels._memo.functional[aten._unsafe_view.default]
-    assert not meta_kernels._memo.functional.get(aten.add_.Tensor, False)
+    assert not KERNELS.is_functional(aten._unsafe_view.default)
+    assert not KERNELS.is_functional(aten.add_.Tensor)
 
 
 def test_memo_keys_on_the_default_dtype_and_skips_factories() -> None:
@@ -248,28 +294,46 @@ def test_memo_keys_on_the_default_dtype_and_skips_factories() -> None:
         assert fast_meta_call(aten.mul.Tensor, (x, 0.5), {}).dtype == torch.float64
     finally:
         torch.set_default_dtype(previous)
-    size = len(meta_kernels._memo.layouts)
+    size = len(KERNELS.layouts)
     out = fast_meta_call(aten.empty.memory_format, ([2, 3],), {"device": torch.device("meta")})
-    assert out.is_meta and len(meta_kernels._memo.layouts) == size
+    assert out.is_meta and len(KERNELS.layouts) == size
     cat = fast_meta_call(aten.cat.default, ([m(2, 3), m(4, 3)],), {})
     assert layout(cat) == ((6, 3), (3, 1), F32, "meta", 0)
-    assert len(meta_kernels._memo.layouts) == size + 1  # a list of tensors is keyed
+    assert len(KERNELS.layouts) == size + 1  # a list of tensors is keyed
 
 
-def test_disabled_runs_the_real_kernels() -> None:
+def test_disabled_runs_the_real_kernels_and_owners_do_not_share() -> None:
     args = (m(16), m(4, 8), m(8, 16))
-    with disabled():
-        assert not meta_kernels._enabled
-        assert layout(fast_meta_call(aten.addmm.default, args, {})) == real(
-            aten.addmm.default, args, {}
-        )
-    assert meta_kernels._enabled
+    off = MetaKernels(enabled=False)
+    calls: list[Any] = []
+
+    def spy(*a: Any, **k: Any) -> Any:
+        calls.append(a)
+        return aten.addmm.default(*a, **k)
+
+    assert layout(off.call(spy, args, {})) == real(aten.addmm.default, args, {})
+    assert len(calls) == 1 and not off.layouts  # ran the real kernel, remembered nothing
+    on = MetaKernels()
+    on.call(aten.clone.default, (m(3, 4),), {})
+    assert len(on.layouts) == 1 and not off.layouts and on.enabled and not off.enabled
 
 
-def _facts(model: torch.nn.Module, x: torch.Tensor) -> tuple:
-    dg = engine.DependencyGraph().build_dependency(model, x)
+def test_graphs_and_counts_use_their_own_kernels() -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(1, 3, 32, 32)
+    mine = MetaKernels()
+    dg = engine.DependencyGraph(mine).build_dependency(model, x)
+    assert dg.meta_kernels is mine and len(mine.layouts) > 0
+    other = engine.DependencyGraph().build_dependency(model, x)
+    assert other.meta_kernels is not mine and len(other.meta_kernels.layouts) > 0
+
+
+def _facts(model: torch.nn.Module, x: torch.Tensor, kernels: MetaKernels) -> tuple:
+    dg = engine.DependencyGraph(kernels).build_dependency(model, x)
     groups = [(len(g), len(g[0].idxs)) for g in dg.get_all_groups()]
-    return groups, len(dg.module2node), count_ops_and_params(model, x, layer_wise=True)
+    return groups, len(dg.module2node), count_ops_and_params(model, x, layer_wise=True,
+                                                             meta_kernels=kernels)
 
 
 @pytest.mark.parametrize("arch,size", [("convnext_tiny", 64), ("resnet18", 64)])
@@ -277,10 +341,8 @@ def test_trace_and_counts_unchanged_by_fast_kernels(arch: str, size: int) -> Non
     torch.manual_seed(0)
     model = getattr(torchvision.models, arch)(weights=None).eval()
     x = torch.randn(1, 3, size, size)
-    meta_kernels._memo.layouts.clear()
-    fast_facts = _facts(model, x)
-    with disabled():
-        real_facts = _facts(model, x)
+    fast_facts = _facts(model, x, MetaKernels())
+    real_facts = _facts(model, x, MetaKernels(enabled=False))
     assert fast_facts == real_facts
     assert len(fast_facts[0]) > 5 and fast_facts[2][0] > 0
 

@@ -516,3 +516,36 @@ def test_apply_with_calibration_uses_its_gradients() -> None:
     assert all(p.grad is None for p in pruned.parameters())
     with pytest.warns(UserWarning, match="needs gradients and no calibration was given"):
         apply_plan(copy.deepcopy(model), x, plan)
+
+
+def test_previews_share_rankings_through_the_plan_cache():
+    """The second preview of a criterion scores no group again (the ranking stage of the
+    PlanCache); a pruner refuses a cache made for a graph that was pruned since."""
+    import engine as tp
+    from engine.pruner import PlanCache
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(1, 3, 32, 32)
+    calls = []
+
+    class Counting(tp.importance.MagnitudeImportance):
+        def __call__(self, group):  # noqa: ANN001, ANN204
+            calls.append(group[0].dep.target.name)
+            return super().__call__(group)
+
+    dg = tp.DependencyGraph().build_dependency(model, x)
+    groups = list(dg.get_all_groups(ignored_layers=[model.fc]))
+    cache = PlanCache(dg, groups=groups)
+    first = tp.pruner.BasePruner(model, x, Counting(), pruning_ratio=0.5, dependency_graph=dg,
+                                 plan_cache=cache, ignored_layers=[model.fc]).plan_step()
+    n = len(calls)
+    assert n == len(groups)
+    again = tp.pruner.BasePruner(model, x, Counting(), pruning_ratio=0.3, dependency_graph=dg,
+                                 plan_cache=cache, ignored_layers=[model.fc]).plan_step()
+    assert len(calls) == n  # rankings came from the cache
+    assert [p.root_name for p in again] == [p.root_name for p in first]
+    assert sum(p.n_removed for p in again) < sum(p.n_removed for p in first)
+    dg.get_pruning_group(model.conv1, tp.prune_conv_out_channels, [0]).prune()
+    with pytest.raises(RuntimeError, match="pruned after this PlanCache"):
+        tp.pruner.BasePruner(model, x, Counting(), dependency_graph=dg, plan_cache=cache)

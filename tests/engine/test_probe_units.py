@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 import engine
-from engine.graph.probe import smallest_unit
+from engine.graph.probe import last_unit_class, smallest_unit, unit_ports
 
 
 def _items(group) -> list[tuple[str, str, list[int]]]:  # noqa: ANN001
@@ -15,13 +15,13 @@ def _items(group) -> list[tuple[str, str, list[int]]]:  # noqa: ANN001
 
 def _check(model: nn.Module, x) -> int:  # noqa: ANN001
     dg = engine.DependencyGraph().build_dependency(model, x, validate=False)
-    roots = list(dg._group_roots(None, (object,)))
+    roots = list(dg.group_roots(None, (object,)))
     groups = list(dg.get_all_groups(root_module_types=(object,)))
     assert len(roots) == len(groups)
     multi = 0
     for (state, classes), g in zip(roots, groups, strict=True):
-        assert state.node is g[0].dep.target and classes.tolist() == g._classes.tolist()
-        ours, ref = dg._last_unit(state, classes), smallest_unit(dg, g)
+        assert state.node is g[0].dep.target and classes.tolist() == g.classes.tolist()
+        ours, ref = dg.last_unit(state, classes), smallest_unit(dg, g)
         assert (ours is None) == (ref is None)
         if ref is not None:
             assert _items(ours) == _items(ref)
@@ -50,11 +50,11 @@ def test_last_unit_matches_smallest_unit_with_multi_channel_units() -> None:
 def _merged_unit_ports(dg) -> dict[int, list[int]]:  # noqa: ANN001
     """Per port, the indices the one-group-at-a-time units remove (the reference)."""
     out: dict[int, list[int]] = {}
-    for state, classes in dg._group_roots(None, (object,)):
-        unit = dg._last_unit(state, classes)
+    for state, classes in dg.group_roots(None, (object,)):
+        unit = dg.last_unit(state, classes)
         if unit is None:
             continue
-        for k, item in zip(unit._port_ids, unit, strict=True):
+        for k, item in zip(unit.derivation.port_ids, unit, strict=True):
             out.setdefault(k, []).extend(item.idxs)
     return {k: sorted(v) for k, v in out.items()}
 
@@ -78,7 +78,7 @@ def test_all_units_at_once_equal_the_units_one_by_one() -> None:
     ]
     for model, x in cases:
         dg = engine.DependencyGraph().build_dependency(model, x, validate=False)
-        picked = [dg._last_unit_class(s, c) for s, c in dg._group_roots(None, (object,))]
-        fast = dg._unit_ports([c for c in picked if c is not None])
+        picked = [last_unit_class(s, c) for s, c in dg.group_roots(None, (object,))]
+        fast = unit_ports(dg.index, [c for c in picked if c is not None])
         assert {k: v.tolist() for k, v in fast.items()} == _merged_unit_ports(dg)
         assert fast  # something to probe in every case
