@@ -2,8 +2,8 @@
 
 Run from the repo root: `python resources/demo/train_digits.py`. Deterministic
 (fixed seeds, one thread); writes digits_net.pt (a state dict, loadable with
-weights_only=True), digits_net.json (metrics) and digits_heldout.npz (the test
-slice, so pruning can be validated later without sklearn).
+weights_only=True), digits_net.json (metrics) and digits_heldout.npz / digits_train.npz (the two
+slices, so evaluation, recovery and scans run later without sklearn).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def main() -> None:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), DEMO_DIR / "digits_net.pt")
     np.savez_compressed(DEMO_DIR / "digits_heldout.npz", x=x_te, y=y_te)
+    np.savez_compressed(DEMO_DIR / "digits_train.npz", x=x_tr, y=y_tr)
     meta = {
         "model": "engine.models.digits_net.DigitsNet",
         "input_shape": [1, 1, 8, 8],

@@ -1,0 +1,1 @@
+"""User data for evaluation, calibration and recovery (image folders, tensor files, text)."""
