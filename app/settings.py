@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 from PySide6.QtCore import QSettings
 
 ORGANIZATION = "Arborist"
@@ -40,8 +43,34 @@ class Preferences:
     def set_theme(self, name: str) -> None:
         self.qs.setValue("theme", name)
 
+    def input_spec(self, source: str) -> str | None:
+        """The input shape the user chose for this model file, if any."""
+        value = self.qs.value(f"inputSpec/{_key(source)}")
+        return str(value) if value else None
+
+    def set_input_spec(self, source: str, spec: str) -> None:
+        self.qs.setValue(f"inputSpec/{_key(source)}", spec)
+
+    def last_folder(self, kind: str = "model") -> str:
+        """The folder of the last file opened or written (kind: model, plan, export)."""
+        value = self.qs.value(f"lastFolder/{kind}")
+        if value:
+            return str(value)
+        recent = [r for r in self.recent() if os.path.isabs(r)]
+        return os.path.dirname(recent[0]) if recent else os.path.expanduser("~")
+
+    def set_last_folder(self, path: str, kind: str = "model") -> None:
+        folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        self.qs.setValue(f"lastFolder/{kind}", folder)
+
     def first_launch(self) -> bool:
         return str(self.qs.value("launched", "false")).lower() != "true"
 
     def mark_launched(self) -> None:
         self.qs.setValue("launched", True)
+
+
+def _key(source: str) -> str:
+    """A QSettings-safe key for a path or zoo spec (slashes and colons would nest groups)."""
+    return hashlib.sha1(os.path.abspath(source).encode() if os.path.exists(source)
+                        else source.encode()).hexdigest()[:16]
