@@ -506,6 +506,7 @@ class PruneResult:
     output_shape_before: tuple[int, ...] | None
     output_shape_after: tuple[int, ...] | None
     max_abs_diff: float | None  # pruned vs original output on the example input
+    output_scale: float | None = None  # max |original output|: the scale of max_abs_diff
     accuracy_before: float | None = None  # demo only: held-out digits
     accuracy_after: float | None = None
     calibration_note: str = ""
@@ -603,6 +604,7 @@ def prune_copy(
     diff = None
     if ref is not None and out is not None and ref.shape == out.shape:
         diff = float((ref.float() - out.float()).abs().max())
+    scale = float(ref.float().abs().max()) if ref is not None else None
     after = layer_table(model_copy)
     layers = [
         LayerChange(
@@ -651,6 +653,7 @@ def prune_copy(
         output_shape_before=tuple(ref.shape) if ref is not None else None,
         output_shape_after=tuple(out.shape) if out is not None else None,
         max_abs_diff=diff,
+        output_scale=scale,
         accuracy_before=acc_before,
         accuracy_after=acc_after,
         latency=latency,
@@ -676,7 +679,7 @@ class ExportFailed(Exception):
 @dataclass
 class ExportResult:
     path: str
-    format: str  # "onnx" | "pytorch" | "checkpoint"
+    format: str  # "onnx" | "pytorch" | "pt2" | "checkpoint"
     report: Any = None  # engine.io.ValidationReport for ONNX
 
 
@@ -770,7 +773,75 @@ def _export_to(
                 source=source,
             )
             return ExportResult(path, fmt)
-        export_pytorch(doc.model, path, source=source)
-        return ExportResult(path, fmt)
+        if fmt == "pt2":
+            from engine.io import export_pt2
+
+            export_pt2(doc.model, doc.example_inputs, path, source=source)
+            return ExportResult(path, fmt, round_trip_pt2(doc, path))
+        from engine.io.export import torch_save_bytes
+
+        data = torch_save_bytes(doc.model)
+        export_pytorch(doc.model, path, source=source, data=data)
+        return ExportResult(path, fmt, round_trip_pickle(doc, data))
     except ExportError as exc:
         raise ExportFailed(str(exc)) from None
+
+
+@dataclass
+class RoundTripReport:
+    """A written PyTorch file read back and run on the example input, against the model."""
+
+    ok: bool
+    max_abs_diff: float | None
+    output_scale: float | None  # max |output| of the model: what the difference is relative to
+    tolerance: float
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def relative_diff(self) -> float | None:
+        if self.max_abs_diff is None or not self.output_scale:
+            return None
+        return self.max_abs_diff / self.output_scale
+
+
+def _compare(doc: Document, reloaded: Any, tolerance: float = 1e-5) -> RoundTripReport:
+    try:
+        ref = _run(doc.model, doc.example_inputs)
+        out = _run(reloaded, doc.example_inputs)
+    except Exception as exc:  # noqa: BLE001 - reported, the file stays for inspection
+        return RoundTripReport(False, None, None, tolerance, [f"running the reloaded model: {exc}"])
+    if ref is None or out is None or tuple(ref.shape) != tuple(out.shape):
+        return RoundTripReport(False, None, None, tolerance, ["outputs differ in shape"])
+    diff = float((ref.float() - out.float()).abs().max())
+    scale = float(ref.float().abs().max())
+    return RoundTripReport(diff <= tolerance * max(1.0, scale), diff, scale, tolerance)
+
+
+def round_trip_pickle(doc: Document, data: bytes) -> RoundTripReport:
+    """Unpickle the bytes we wrote (never the file, which others may replace) and compare."""
+    import io
+
+    import torch
+
+    was = doc.model.training
+    doc.model.eval()
+    try:
+        reloaded = torch.load(io.BytesIO(data), weights_only=False)
+        reloaded.eval()
+        return _compare(doc, reloaded)
+    finally:
+        doc.model.train(was)
+
+
+def round_trip_pt2(doc: Document, path: str) -> RoundTripReport:
+    import torch
+
+    was = doc.model.training
+    doc.model.eval()
+    try:
+        program = torch.export.load(path)
+        return _compare(doc, program.module())
+    except Exception as exc:  # noqa: BLE001
+        return RoundTripReport(False, None, None, 1e-5, [f"reading the .pt2 back: {exc}"])
+    finally:
+        doc.model.train(was)

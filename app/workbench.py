@@ -34,6 +34,8 @@ EVENT_NAMES = (
     "job_changed",  # JobState (started, progress, finished)
     "input_spec_changed",  # str: the example input shape the numbers are computed at
     "view_changed",  # frozenset[str]: the collapsed module paths after a relayout
+    "reveal_requested",  # str: a node or module path to bring into view (module tree)
+    "status",  # str: a one-line message for the status bar ("Not applied: …")
 )
 
 
@@ -109,6 +111,7 @@ class Selection:
 
     node: str | None = None
     group: int | None = None
+    view_node: Any = None  # the canvas ViewNode (a layer, op or collapsed block), plain data
 
 
 @dataclass
@@ -305,10 +308,14 @@ class Workbench:
         v = self.versions[self.current]
         self.selection = Selection()
         self.collapsed = v.view.graph.collapsed if v.view is not None else frozenset()
+        if self.pruning is not None:
+            with self.events.blocker("plan_changed", "preview_state"):
+                self.pruning.set_document(v.document, plan if plan is not None else v.plan)
+            self.mark_saved()
         self.events.document_changed.emit(v.document)
         if self.pruning is not None:
-            self.pruning.set_document(v.document, plan if plan is not None else v.plan)
-            self.mark_saved()
+            self.events.plan_changed.emit(self.plan)
+            self.events.preview_state.emit("Computing the preview…")
         self.events.selection_changed.emit(self.selection)
         self.events.input_spec_changed.emit(v.document.input_spec)
 
@@ -399,11 +406,61 @@ class Workbench:
 
     # ------------------------------------------------------------------ selection
 
-    def select(self, node: str | None = None, group: int | None = None) -> None:
-        sel = Selection(node, group)
+    def select(self, node: str | None = None, group: int | None = None,
+               view_node: Any = None) -> None:
+        sel = Selection(node, group, view_node)
         if sel != self.selection:
             self.selection = sel
             self.events.selection_changed.emit(sel)
+
+    # ------------------------------------------------------------------ plan edits
+
+    def try_edit(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run a controller edit; a bad value is explained on the status event, never raised."""
+        try:
+            fn(*args)
+        except (ValueError, AttributeError) as exc:
+            self.events.status.emit(f"Not applied: {exc}")
+            return False
+        return True
+
+    def set_layer_ratio(self, name: str, ratio: float | None) -> bool:
+        return self.try_edit(self.pruning.set_layer_ratio, name, ratio)
+
+    def set_ignored(self, names: list[str], ignored: bool) -> bool:
+        return self.try_edit(self.pruning.set_ignored, names, ignored)
+
+    def set_block_ratio(self, path: str, ratio: float | None) -> bool:
+        """One ratio for every group rooted inside a module block, as one undoable edit."""
+        from app import plan_edits
+
+        doc = self.document
+        if doc is None:
+            return False
+        roots = [g.root for g in doc.summary.groups
+                 if g.root == path or g.root.startswith(path + ".")]
+        if not roots:
+            self.events.status.emit(f"Not applied: {path} holds no prunable group")
+            return False
+
+        def edit(plan: Any, roots: list[str], ratio: float | None) -> Any:
+            for r in roots:
+                plan = plan_edits.set_group_ratio(plan, r, ratio)
+            return plan
+
+        what = f"{ratio:.3g}" if ratio is not None else "cleared"
+        return self.try_edit(
+            lambda: self.pruning.edit(f"Block {path} ratio {what} ({len(roots)} groups)",
+                                      edit, roots, ratio))
+
+    def block_ratio(self, path: str) -> float | None:
+        """The ratio every group of the block shares, or None when they differ / unset."""
+        doc, plan = self.document, self.plan
+        if doc is None or plan is None:
+            return None
+        values = {plan.group_ratios.get(g.root) for g in doc.summary.groups
+                  if g.root == path or g.root.startswith(path + ".")}
+        return values.pop() if len(values) == 1 else None
 
     # ------------------------------------------------------------------ jobs
 
@@ -437,6 +494,28 @@ class Workbench:
         return any(j.running for j in self.jobs.values())
 
     # ------------------------------------------------------------------ input shape
+
+    opener: Callable[..., None] | None = None  # set by the window: open_source(src, spec)
+
+    def set_input_spec(self, spec: str) -> bool:
+        """Re-trace the open model at another input shape (remembered for its file); the
+        preview, MACs and latency are then computed at the shape the user deploys at."""
+        from app import engine_api
+
+        doc = self.document
+        if doc is None:
+            return False
+        try:
+            engine_api.parse_input_spec(spec)
+        except ValueError as exc:
+            self.events.status.emit(f"Input shape not applied: {exc}")
+            return False
+        if spec.replace(" ", "") == doc.input_spec.replace(" ", ""):
+            return False
+        self.remember_input_spec(self.versions[0].document.source, spec)
+        if self.opener is not None:
+            self.opener(self.versions[0].document.source, spec)
+        return True
 
     def remembered_input_spec(self, source: str) -> str | None:
         return self.prefs.input_spec(source) if self.prefs is not None else None

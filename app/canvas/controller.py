@@ -47,6 +47,11 @@ class CanvasController(QObject):
         ev.document_changed.connect(self._on_document_change)
         ev.preview_changed.connect(self._on_preview_change)
         ev.selection_changed.connect(self._on_selection_change)
+        ev.reveal_requested.connect(self._on_reveal_requested)
+        view.nodeClicked.connect(self.click)
+        view.nodeDoubleClicked.connect(self.expand_block)
+        view.backgroundClicked.connect(lambda: None)
+        self._select_after: str | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -89,6 +94,41 @@ class CanvasController(QObject):
             ids = {self.view_id(i) for i in doc.group_node_ids(group)}
             self.scene.highlight(i for i in ids if i is not None)
         self.view.minimap.invalidate()
+
+    def click(self, view_id: int) -> None:
+        """A node clicked: select it and the group it roots (or belongs to)."""
+        doc = self.wb.document
+        item = self.scene.node_items.get(view_id)
+        if doc is None or item is None:
+            return
+        node = item.node
+        groups = [] if node.is_block else doc.groups_of(node.name)
+        self.wb.select(node.name, groups[0].id if groups else None, node)
+
+    def _on_reveal_requested(self, name: str) -> None:
+        """Bring a layer or module into view, expanding only the blocks on its path."""
+        doc = self.wb.document
+        if doc is None:
+            return
+        vid = self.view_id_of_name(name)
+        item = self.scene.node_items.get(vid) if vid is not None else None
+        if item is not None and item.node.name == name:
+            self.view.center_on_node(vid)
+            self.click(vid)
+            return
+        info = doc.node_by_name(name)
+        path_to = (containers_of(info) if info is not None
+                   else [p for p in _prefixes(name) if p in self._blocks][:-1])
+        opened = {p for p in self.wb.collapsed if p in path_to}
+        keep = set(self.wb.collapsed) - opened
+        for p in opened:
+            keep |= {c for c in child_blocks(self._blocks, p) if c not in path_to and c != name}
+        if info is None and name in self._blocks:
+            keep.add(name)
+        members = ({info.id} if info is not None
+                   else {n.id for n in doc.summary.nodes if _inside(n, name)})
+        self._select_after = name
+        self.set_collapsed(keep, focus=(name, members))
 
     # ------------------------------------------------------------------ overlay
 
@@ -182,6 +222,11 @@ class CanvasController(QObject):
         else:
             self.view.centerOn(center)
         self.wb.events.view_changed.emit(self.wb.collapsed)
+        if self._select_after is not None:
+            vid = self.view_id_of_name(self._select_after)
+            self._select_after = None
+            if vid is not None:
+                self.click(vid)
 
     def keep_in_view(self, summary_ids: set[int]) -> None:
         """Fit the nodes that came from (or went into) a block, or show its top readably."""
@@ -212,6 +257,17 @@ class CanvasController(QObject):
         self._on_selection_change(self.wb.selection)
         self.view.minimap.invalidate()
         self.relaidOut.emit()
+
+
+def containers_of(node: Any) -> list[str]:
+    from app.canvas.hierarchy import containers
+
+    return containers(node)
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _inside(node: Any, path: str) -> bool:

@@ -33,7 +33,12 @@ def output_check_text(r: PruneResult) -> str:
     shape = f"output shape {r.output_shape_before} → {r.output_shape_after}"
     if r.max_abs_diff is None:
         return shape + " (shapes differ: not comparable)"
-    return f"{shape}; max |pruned − original| on the example input = {r.max_abs_diff:.4g}"
+    text = f"{shape}; max |pruned − original| on the example input = {r.max_abs_diff:.4g}"
+    scale = getattr(r, "output_scale", None)
+    if scale:  # a bare 54.79 means nothing: say what it is relative to
+        text += (f" ({100 * r.max_abs_diff / scale:.1f} % of the largest original output, "
+                 f"{scale:.4g}; pruning changes outputs until accuracy is recovered)")
+    return text
 
 
 def latency_text(r: PruneResult) -> str | None:
