@@ -49,6 +49,12 @@ RATIO_COL, PLANNED_COL = 4, 5
 _ROOT = QModelIndex()
 
 
+def ratio_text(r: float) -> str:
+    """0.3 -> "0.30", 0.225 -> "0.225" (the solver's ratios were shown as 0.22)."""
+    text = f"{r:.3f}"
+    return text[:-1] if text.endswith("0") else text
+
+
 class GroupTableModel(QAbstractTableModel):
     ratioEdited = Signal(str, float)  # noqa: N815 - root layer, new ratio
 
@@ -100,8 +106,8 @@ class GroupTableModel(QAbstractTableModel):
         if src.ratio is None:
             return "ignored"
         if src.origin == "default":
-            return f"{src.ratio:.3g}"
-        return f"{src.ratio:.3g} ({src.origin.removeprefix('scope ')})"
+            return ratio_text(src.ratio)
+        return f"{ratio_text(src.ratio)} ({src.origin.removeprefix('scope ')})"
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
         g = self.groups[index.row()]
