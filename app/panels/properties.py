@@ -241,11 +241,14 @@ class PropertiesPanel(QWidget):
             else:
                 text = f"#{g.id}: member (root {g.root}, {len(g.members)} layers)"
             rows.append((label, text))
-        if not groups and not node.is_block:
-            if node.is_layer and doc is not None:
-                rows.append(("Locked", layer_info.lock_reason(doc, node.name, plan)))
-            else:
-                rows.append(("Group", "none (not prunable on its own)"))
+        # its output side is pruned with some group (as root, or a BN following its conv)?
+        out_pruned = any(g.root == node.name for g in groups) or any(
+            m.node == node.name and "out" in m.handler for g in groups for m in g.members)
+        if node.is_layer and not node.is_block and not out_pruned and doc is not None:
+            # its own output channels cannot be pruned: say why (the engine knows)
+            rows.append(("Locked", layer_info.lock_reason(doc, node.name, plan)))
+        elif not groups and not node.is_block:
+            rows.append(("Group", "none (not prunable on its own)"))
         self._set(rows)
 
     def _block_totals(self, node: ViewNode):

@@ -86,7 +86,10 @@ class VersionsPanel(QWidget):
             self.tree.addTopLevelItem(item)
         self.tree.blockSignals(False)
         names = [v.name for v in versions]
-        for box, pick in ((self.compare_a, 0), (self.compare_b, max(0, current))):
+        after = current if current > 0 else len(names) - 1
+        parent = versions[after].parent if versions else None
+        before = names.index(parent) if parent in names else 0
+        for box, pick in ((self.compare_a, before), (self.compare_b, max(0, after))):
             box.blockSignals(True)
             box.clear()
             box.addItems(names)

@@ -188,7 +188,7 @@ def apply_plan(
     if progress is not None:
         progress(0, 3, "counting MACs and parameters")
     macs_before, params_before = count_ops_and_params(model, example_inputs)
-    units.tick("counted MACs and parameters")
+    units.done = 1  # reported with the next tick, once the number of groups is known
     record = RunRecord()
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
              cancel=cancel, calibration=calibration, num_heads=num_heads, record=record,
