@@ -77,7 +77,9 @@ class LoadResult:
         self.view = view
 
 
-def ask_user(parent: QWidget, title: str, text: str, buttons, default) -> QMessageBox.StandardButton:
+def ask_user(
+    parent: QWidget, title: str, text: str, buttons, default
+) -> QMessageBox.StandardButton:
     """A modal question; tests replace MainWindow.ask to answer it."""
     return QMessageBox.question(parent, title, text, buttons, default)
 
@@ -98,7 +100,9 @@ class MainWindow(QMainWindow):
         self.last_dialog: QWidget | None = None
         self.result_dialog: PruneResultDialog | None = None
         self.export_dialog: ExportDialog | None = None
-        self.ask = lambda title, text, buttons, default: ask_user(self, title, text, buttons, default)
+        self.ask = lambda title, text, buttons, default: ask_user(
+            self, title, text, buttons, default
+        )
         self._search_hits: list[int] = []
         self._search_pos = -1
         self._search_text = ""
@@ -120,7 +124,9 @@ class MainWindow(QMainWindow):
         self.view = GraphView(self.scene, self)
         self.canvas = CanvasController(wb, self.scene, self.view, self)
         self.layouts = self.canvas.layouts
-        self.layouts.failed.connect(lambda f: self._show_error("Layout failed", f.message, f.details))
+        self.layouts.failed.connect(
+            lambda f: self._show_error("Layout failed", f.message, f.details)
+        )
         self.canvas.relaidOut.connect(self.viewChanged)
         self.view.nodeContextMenu.connect(self._node_menu)
         self.view.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
@@ -138,7 +144,9 @@ class MainWindow(QMainWindow):
         right, left = Qt.RightDockWidgetArea, Qt.LeftDockWidgetArea
         self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, right)
         self.props_dock = self._dock("Properties", "propertiesDock", self.properties, right)
-        self.settings_dock = self._dock("Pruning settings", "settingsDock", self.settings_panel, left)
+        self.settings_dock = self._dock(
+            "Pruning settings", "settingsDock", self.settings_panel, left
+        )
         self.preview_dock = self._dock("Preview", "previewDock", self.preview_panel, left)
         self.tree_dock = self._dock("Modules", "modulesDock", self.module_tree, left)
         self.versions_dock = self._dock("Versions", "versionsDock", self.versions_panel, right)
@@ -154,7 +162,8 @@ class MainWindow(QMainWindow):
         wb.events.preview_changed.connect(self._on_preview_change)
         self.pruning.solved.connect(self._on_solved)
         self.pruning.pruneStarted.connect(
-            lambda: wb.job_started("prune", "Pruning a copy…", self.pruning.cancel_prune))
+            lambda: wb.job_started("prune", "Pruning a copy…", self.pruning.cancel_prune)
+        )
         self.pruning.pruneProgress.connect(lambda f, m: wb.job_progress("prune", f, m))
         self.pruning.pruneFinished.connect(self._on_pruned)
         self.pruning.pruneFailed.connect(self._on_prune_failed)
@@ -244,8 +253,14 @@ class MainWindow(QMainWindow):
         theme_menu.addSeparator()
         theme_menu.addAction(self.act_toggle_theme)
         panels = view_menu.addMenu("&Panels")
-        for dock in (self.groups_dock, self.props_dock, self.settings_dock, self.preview_dock,
-                     self.tree_dock, self.versions_dock):
+        for dock in (
+            self.groups_dock,
+            self.props_dock,
+            self.settings_dock,
+            self.preview_dock,
+            self.tree_dock,
+            self.versions_dock,
+        ):
             panels.addAction(dock.toggleViewAction())
         panels.addAction(self.act_minimap)
 
@@ -262,7 +277,9 @@ class MainWindow(QMainWindow):
                 tb.addActions([self.tb_undo, self.tb_redo])
             tb.addActions([getattr(self, f"act_{n}") for n in names if n in shown])
             tb.addSeparator()
-        self.search = QLineEdit(self, placeholderText="Find layer (Ctrl+F)…", clearButtonEnabled=True)
+        self.search = QLineEdit(
+            self, placeholderText="Find layer (Ctrl+F)…", clearButtonEnabled=True
+        )
         self.search.setMaximumWidth(260)
         # Click or Ctrl+F only: with the default focus policy the box took the focus at
         # start-up and "F" typed into it instead of fitting the view.
@@ -303,7 +320,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             screen = self.screen().availableGeometry()
-            self.resize(max(1000, int(screen.width() * 0.85)), max(700, int(screen.height() * 0.85)))
+            self.resize(
+                max(1000, int(screen.width() * 0.85)), max(700, int(screen.height() * 0.85))
+            )
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
@@ -349,8 +368,11 @@ class MainWindow(QMainWindow):
             return False
         if answer == QMessageBox.Save:
             path, _ = QFileDialog.getSaveFileName(
-                self, "Save pruning plan", os.path.join(self.prefs.last_folder("plan"), "plan.json"),
-                PLAN_FILTER)
+                self,
+                "Save pruning plan",
+                os.path.join(self.prefs.last_folder("plan"), "plan.json"),
+                PLAN_FILTER,
+            )
             if not path:
                 return False
             self.save_plan(path)
@@ -363,7 +385,8 @@ class MainWindow(QMainWindow):
 
     def open_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open model", self.prefs.last_folder("model"), MODEL_FILTER)
+            self, "Open model", self.prefs.last_folder("model"), MODEL_FILTER
+        )
         if path:
             self.prefs.set_last_folder(path, "model")
             self.open_source(path)
@@ -374,8 +397,9 @@ class MainWindow(QMainWindow):
         dialog.accepted.connect(lambda: dialog.source() and self.open_source(dialog.source()))
         dialog.open()
 
-    def open_source(self, source: str, input_spec: str | None = None, trust: bool = False,
-                    ask: bool = True) -> bool:
+    def open_source(
+        self, source: str, input_spec: str | None = None, trust: bool = False, ask: bool = True
+    ) -> bool:
         """Load `source` in the background; the current document stays until it succeeds."""
         if ask and self.document is not None and not self.confirm_discard("opening another model"):
             return False
@@ -384,8 +408,9 @@ class MainWindow(QMainWindow):
         loader = self.loader
 
         def job(progress, cancelled) -> LoadResult:
-            doc = loader(source, input_spec=input_spec, trust=trust, progress=progress,
-                         cancel=cancelled)
+            doc = loader(
+                source, input_spec=input_spec, trust=trust, progress=progress, cancel=cancelled
+            )
             if cancelled():
                 raise engine_api.LoadCancelled()
             progress(0.9, "Laying out the graph…")
@@ -419,7 +444,9 @@ class MainWindow(QMainWindow):
     def _on_load_cancelled(self) -> None:
         self.workbench.job_ended("load")
         self.status_label.setText(
-            "Loading cancelled" + (f"; still showing {self.document.title}" if self.document else ""))
+            "Loading cancelled"
+            + (f"; still showing {self.document.title}" if self.document else "")
+        )
 
     def _on_loaded(self, result: LoadResult) -> None:
         self.workbench.job_ended("load")
@@ -446,7 +473,9 @@ class MainWindow(QMainWindow):
             return
         if isinstance(exc, engine_api.InputShapeRequired):
             self.status_label.setText("Waiting for an input shape (see the dialog)")
-            dialog = InputShapeDialog(self, failure.message, exc.suggestion, engine_api.parse_input_spec)
+            dialog = InputShapeDialog(
+                self, failure.message, exc.suggestion, engine_api.parse_input_spec
+            )
             self.last_dialog = dialog
 
             def chosen() -> None:
@@ -489,11 +518,18 @@ class MainWindow(QMainWindow):
         vname = version.name if version is not None else ""
         self.setWindowTitle(f"{doc.title} [{vname}] — Arborist")
         s = doc.summary
-        self.counts_label.setText(f"{len(s.nodes)} nodes · {len(s.edges)} edges · {len(s.groups)} groups")
-        folded = f"; {len(self.collapsed)} modules collapsed (double-click to expand)" if self.collapsed else ""
+        self.counts_label.setText(
+            f"{len(s.nodes)} nodes · {len(s.edges)} edges · {len(s.groups)} groups"
+        )
+        folded = (
+            f"; {len(self.collapsed)} modules collapsed (double-click to expand)"
+            if self.collapsed
+            else ""
+        )
         self.status_label.setText(
             f"Opened {doc.title} (input {doc.input_spec}){folded}"
-            + ("; " + "; ".join(doc.notes) if doc.notes else ""))
+            + ("; " + "; ".join(doc.notes) if doc.notes else "")
+        )
         self.view.setFocus()  # keyboard shortcuts (F, M) go to the canvas, not the search box
         self.documentChanged.emit()
 
@@ -520,12 +556,15 @@ class MainWindow(QMainWindow):
             node = sel.view_node
             kind = node.kind if node is not None else ""
             g = group
-            suffix = f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
+            suffix = (
+                f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
+            )
             self.status_label.setText(f"{sel.node} ({kind}){suffix}")
         elif group is not None:
             self.status_label.setText(
                 f"Group #{group.id}: {len(group.members)} coupled layers, "
-                f"root {group.root}, {group.channels} channels")
+                f"root {group.root}, {group.channels} channels"
+            )
             root = doc.node_by_name(group.root)
             root_view = self.view_id(root.id) if root else None
             item = self.scene.node_items.get(root_view) if root_view is not None else None
@@ -553,7 +592,11 @@ class MainWindow(QMainWindow):
     def search_next(self, text: str) -> int | None:
         """Jump to the next layer matching `text`; returns the view node id shown."""
         if text != self._search_text:
-            self._search_text, self._search_hits, self._search_pos = text, self.find_layers(text), -1
+            self._search_text, self._search_hits, self._search_pos = (
+                text,
+                self.find_layers(text),
+                -1,
+            )
         if not self._search_hits:
             self.status_label.setText(f"No layer matches “{text}”")
             return None
@@ -565,8 +608,14 @@ class MainWindow(QMainWindow):
         self.view.center_on_node(view_id)
         self.on_node_clicked(view_id)
         name = self.document.node(summary_id).name
-        inside = "" if view_id == summary_id else f" (inside collapsed {self.scene.node_items[view_id].node.name})"
-        self.status_label.setText(f"{name}{inside}: match {self._search_pos + 1} of {len(self._search_hits)}")
+        inside = (
+            ""
+            if view_id == summary_id
+            else f" (inside collapsed {self.scene.node_items[view_id].node.name})"
+        )
+        self.status_label.setText(
+            f"{name}{inside}: match {self._search_pos + 1} of {len(self._search_hits)}"
+        )
         return view_id
 
     # ------------------------------------------------------------------ collapse / expand
@@ -601,7 +650,9 @@ class MainWindow(QMainWindow):
             groups = self.document.groups_of(node.name)
             if groups:
                 menu.addSeparator()
-                menu.addAction(f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id))
+                menu.addAction(
+                    f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id)
+                )
             if node.is_layer:
                 menu.addSeparator()
                 self._add_plan_items(menu, view_id, node.name, groups)
@@ -620,7 +671,9 @@ class MainWindow(QMainWindow):
         what = "MACs" if done.target == "macs" else "parameters"
         self.settings_panel.show_solved(
             f"Ratio {done.result.ratio:.4g} keeps {100 * done.result.achieved:.1f} % of {what} "
-            f"(asked for {100 * done.keep:.0f} %)", round(float(done.result.ratio), 4))
+            f"(asked for {100 * done.keep:.0f} %)",
+            round(float(done.result.ratio), 4),
+        )
 
     def _add_plan_items(self, menu: QMenu, view_id: int, name: str, groups) -> None:
         """Canvas context menu: ratio presets for the layer, ignore, scope with selection."""
@@ -628,28 +681,38 @@ class MainWindow(QMainWindow):
         current = plan.layer_ratios.get(name)
         ratio_menu = menu.addMenu("Pruning ratio of this layer")
         for r in RATIO_PRESETS:
-            act = ratio_menu.addAction(f"{r:.2f}", lambda r=r: self._guard(self.pruning.set_layer_ratio)(name, r))
+            act = ratio_menu.addAction(
+                f"{r:.2f}", lambda r=r: self._guard(self.pruning.set_layer_ratio)(name, r)
+            )
             act.setCheckable(True)
             act.setChecked(current == r)
         ratio_menu.addSeparator()
-        ratio_menu.addAction("Other…", lambda: (self.on_node_clicked(view_id), self.properties.focus_ratio()))
+        ratio_menu.addAction(
+            "Other…", lambda: (self.on_node_clicked(view_id), self.properties.focus_ratio())
+        )
         ratio_menu.addAction(
             "Use group/default ratio", lambda: self.pruning.set_layer_ratio(name, None)
         ).setEnabled(current is not None)
         if groups:
             menu.addAction(
                 f"Edit ratio of group #{groups[0].id}…",
-                lambda: (self.select_group(groups[0].id), self.groups_panel.edit_ratio(groups[0].id)))
+                lambda: (
+                    self.select_group(groups[0].id),
+                    self.groups_panel.edit_ratio(groups[0].id),
+                ),
+            )
         ignored = name in plan.ignored_layers
         menu.addAction(
             "Un-ignore layer" if ignored else "Ignore layer (never prune)",
-            lambda: self.pruning.set_ignored([name], not ignored))
+            lambda: self.pruning.set_ignored([name], not ignored),
+        )
         roots = self.groups_panel.selected_roots()
         extra = [r for r in roots if r != name]
         if extra:
             menu.addAction(
                 f"Make user scope with {len(extra)} selected group(s)",
-                self._guard(lambda: self.pruning.make_scope([name, *extra])))
+                self._guard(lambda: self.pruning.make_scope([name, *extra])),
+            )
 
     def make_scope_from_selection(self) -> None:
         roots = self.groups_panel.selected_roots()
@@ -679,7 +742,9 @@ class MainWindow(QMainWindow):
     def open_plan_dialog(self) -> None:
         if self.document is None:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open pruning plan", self.prefs.last_folder("plan"), PLAN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open pruning plan", self.prefs.last_folder("plan"), PLAN_FILTER
+        )
         if path:
             self.prefs.set_last_folder(path, "plan")
             self.read_plan(path)
@@ -691,7 +756,9 @@ class MainWindow(QMainWindow):
         if runner is None:
             runner = self.plan_reads = JobRunner(self)
             runner.finished.connect(lambda done: self._plan_read(*done))
-            runner.failed.connect(lambda f: self._show_error("Could not read the plan", f.message, f.details))
+            runner.failed.connect(
+                lambda f: self._show_error("Could not read the plan", f.message, f.details)
+            )
 
         def job(progress, cancelled):
             try:
@@ -717,11 +784,14 @@ class MainWindow(QMainWindow):
             self._show_error(
                 "Could not use this plan",
                 f"{os.path.basename(path)} does not fit {self.document.title}:",
-                "\n".join(problems))
+                "\n".join(problems),
+            )
             self.last_dialog.setInformativeText("\n".join(problems[:8]))
             return False
         made_for = self.pruning.plan.source
-        other = f"; it was made for {made_for}" if made_for and made_for != self.document.source else ""
+        other = (
+            f"; it was made for {made_for}" if made_for and made_for != self.document.source else ""
+        )
         self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo){other}")
         return True
 
@@ -738,12 +808,16 @@ class MainWindow(QMainWindow):
         self.workbench.job_ended("prune")
         self.act_prune.setEnabled(True)
         self.status_label.setText(
-            f"Pruned a copy: MACs {result.macs_before:,} → {result.macs_after:,}; keep it or discard it")
+            f"Pruned a copy: MACs {result.macs_before:,} → {result.macs_after:,}; "
+            "keep it or discard it"
+        )
         dialog = PruneResultDialog(result, self)
         self.last_dialog = dialog
         self.result_dialog = dialog
         dialog.accepted.connect(lambda: self.accept_pruned(result, view))
-        dialog.rejected.connect(lambda: self.status_label.setText("Pruned copy discarded; the model is unchanged"))
+        dialog.rejected.connect(
+            lambda: self.status_label.setText("Pruned copy discarded; the model is unchanged")
+        )
         dialog.open()
 
     def accept_pruned(self, result, view: PreparedView) -> None:
@@ -752,7 +826,8 @@ class MainWindow(QMainWindow):
         version = self.workbench.keep_pruned(result, view)
         self.status_label.setText(
             f"Showing version “{version.name}”: {len(result.document.summary.nodes)} nodes; "
-            "the original is in View › Panels › Versions; File › Export… to save it")
+            "the original is in View › Panels › Versions; File › Export… to save it"
+        )
 
     def _on_prune_failed(self, failure: JobFailure) -> None:
         self.workbench.job_ended("prune")
@@ -772,10 +847,18 @@ class MainWindow(QMainWindow):
         version = wb.version_named(version_name) if version_name else wb.version
         doc = version.document
         start = self.prefs.qs.value("lastFolder/export") or (
-            "" if engine_api.is_zoo_spec(doc.source) else os.path.dirname(doc.source))
-        dialog = ExportDialog(doc, self, start_dir=str(start or self.prefs.last_folder("model")),
-                              version=version.name, versions=[v.name for v in wb.versions])
-        dialog.versionChosen.connect(lambda name: dialog.set_document(wb.version_named(name).document, name))
+            "" if engine_api.is_zoo_spec(doc.source) else os.path.dirname(doc.source)
+        )
+        dialog = ExportDialog(
+            doc,
+            self,
+            start_dir=str(start or self.prefs.last_folder("model")),
+            version=version.name,
+            versions=[v.name for v in wb.versions],
+        )
+        dialog.versionChosen.connect(
+            lambda name: dialog.set_document(wb.version_named(name).document, name)
+        )
         dialog.exported.connect(lambda r: self.prefs.set_last_folder(r.path, "export"))
         self.last_dialog = dialog
         self.export_dialog = dialog
@@ -813,16 +896,21 @@ class MainWindow(QMainWindow):
         self.recent_menu.addAction("Clear Recent", self.prefs.clear_recent)
 
     def about(self) -> None:
-        QMessageBox.about(self, "About Arborist",
-                          "<b>Arborist</b><br>A workbench for structural pruning of PyTorch models.")
+        QMessageBox.about(
+            self,
+            "About Arborist",
+            "<b>Arborist</b><br>A workbench for structural pruning of PyTorch models.",
+        )
 
     def navigation_help(self) -> None:
         QMessageBox.information(
-            self, "Navigation",
+            self,
+            "Navigation",
             "Wheel or pinch: zoom around the cursor\nDrag (left or middle button): pan\n"
             "F / Ctrl+0: fit graph\nClick a layer: properties and its group\n"
             "Double-click a block: expand it one level; right-click a layer: collapse its module\n"
-            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel the running job")
+            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel the running job",
+        )
 
     # ------------------------------------------------------------------ drag & drop, close
 

@@ -394,7 +394,9 @@ class Workbench:
         wa, wb = a.widths(), b.widths()
         widths = [WidthChange(n, wa[n], wb[n]) for n in wa if n in wb and wa[n] != wb[n]]
         keys = list(dict.fromkeys([*a.metrics, *b.metrics]))
-        return VersionDiff(a.name, b.name, widths, {k: (a.metrics.get(k), b.metrics.get(k)) for k in keys})
+        return VersionDiff(
+            a.name, b.name, widths, {k: (a.metrics.get(k), b.metrics.get(k)) for k in keys}
+        )
 
     def note_metrics(self, **metrics: float) -> None:
         """Numbers learned later (the first preview's MACs) for the current version."""
@@ -406,8 +408,9 @@ class Workbench:
 
     # ------------------------------------------------------------------ selection
 
-    def select(self, node: str | None = None, group: int | None = None,
-               view_node: Any = None) -> None:
+    def select(
+        self, node: str | None = None, group: int | None = None, view_node: Any = None
+    ) -> None:
         sel = Selection(node, group, view_node)
         if sel != self.selection:
             self.selection = sel
@@ -437,8 +440,9 @@ class Workbench:
         doc = self.document
         if doc is None:
             return False
-        roots = [g.root for g in doc.summary.groups
-                 if g.root == path or g.root.startswith(path + ".")]
+        roots = [
+            g.root for g in doc.summary.groups if g.root == path or g.root.startswith(path + ".")
+        ]
         if not roots:
             self.events.status.emit(f"Not applied: {path} holds no prunable group")
             return False
@@ -450,21 +454,28 @@ class Workbench:
 
         what = f"{ratio:.3g}" if ratio is not None else "cleared"
         return self.try_edit(
-            lambda: self.pruning.edit(f"Block {path} ratio {what} ({len(roots)} groups)",
-                                      edit, roots, ratio))
+            lambda: self.pruning.edit(
+                f"Block {path} ratio {what} ({len(roots)} groups)", edit, roots, ratio
+            )
+        )
 
     def block_ratio(self, path: str) -> float | None:
         """The ratio every group of the block shares, or None when they differ / unset."""
         doc, plan = self.document, self.plan
         if doc is None or plan is None:
             return None
-        values = {plan.group_ratios.get(g.root) for g in doc.summary.groups
-                  if g.root == path or g.root.startswith(path + ".")}
+        values = {
+            plan.group_ratios.get(g.root)
+            for g in doc.summary.groups
+            if g.root == path or g.root.startswith(path + ".")
+        }
         return values.pop() if len(values) == 1 else None
 
     # ------------------------------------------------------------------ jobs
 
-    def job_started(self, kind: str, label: str, cancel: Callable[[], None] | None = None) -> JobState:
+    def job_started(
+        self, kind: str, label: str, cancel: Callable[[], None] | None = None
+    ) -> JobState:
         job = JobState(kind, label, cancel=cancel)
         self.jobs[kind] = job
         self.events.job_changed.emit(job)

@@ -139,69 +139,76 @@ def _wait(app, done, timeout: float) -> float:
     return time.perf_counter() - start
 
 
+def _bench_one(app, MainWindow, model: str, prune: bool, timeout: float) -> dict:  # noqa: N803
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    settings = QSettings(os.path.join(tempfile.mkdtemp(), "b.ini"), QSettings.IniFormat)
+    win = MainWindow(settings, auto_open=False)
+    win.ask = lambda *a: QMessageBox.Discard
+    win.resize(1400, 900)
+    win.show()
+    app.processEvents()
+    row: dict = {"model": model}
+    opened = []
+    win.documentChanged.connect(lambda: opened.append(time.perf_counter()))
+    stall = StallMeter()
+    stall.start()
+    t0 = time.perf_counter()
+    win.open_source(f"torchvision:{model}")
+    _wait(app, lambda: bool(opened), timeout)
+    win.view.viewport().repaint()  # the first frame of the new graph
+    row["open -> first paint s"] = time.perf_counter() - t0
+    row["GUI stall while opening s"] = stall.stop()
+    row["nodes"] = len(win.document.summary.nodes)
+    row["shown nodes"] = len(win.scene.node_items)
+    pv = win.pruning
+    _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
+    row["first preview s"] = time.perf_counter() - t0
+    root = win.document.summary.groups[len(win.document.summary.groups) // 2].root
+    t1 = time.perf_counter()
+    pv.set_group_ratio(root, 0.3)
+    _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
+    row["edit -> preview s"] = time.perf_counter() - t1
+    if prune:
+        fractions: list[float] = []
+        pv.pruneProgress.connect(lambda f, m: fractions.append(f))
+        finished = []
+        pv.pruneFinished.connect(lambda payload: finished.append(payload))
+        stall.start()
+        t2 = time.perf_counter()
+        win.prune()
+        _wait(app, lambda: bool(finished) or not pv.busy, timeout)
+        row["prune s"] = time.perf_counter() - t2
+        row["GUI longest stall during prune s"] = stall.stop()
+        row["progress reports"] = len(fractions)
+        row["distinct progress values 5-75 %"] = len({round(f, 3) for f in fractions
+                                                      if 0.05 < f < 0.75})
+        if win.result_dialog is not None:
+            win.result_dialog.close()
+    win.workbench.close_document()
+    win.close()
+    win.deleteLater()
+    app.processEvents()
+    return row
+
+
 def bench_workbench(models: list[str], prune: bool, timeout: float = 600.0) -> list[dict]:
     """Open -> first paint, edit -> preview and (optionally) the longest GUI stall during a
     prune, through the real window and engine, for zoo models (weights=None)."""
     from app.runtime import guard_none_refcount
 
     guard_none_refcount()
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     rows = []
     for model in models:
-        settings = QSettings(os.path.join(tempfile.mkdtemp(), "b.ini"), QSettings.IniFormat)
-        win = MainWindow(settings, auto_open=False)
-        win.ask = lambda *a: QMessageBox.Discard
-        win.resize(1400, 900)
-        win.show()
-        app.processEvents()
-        row: dict = {"model": model}
-        opened = []
-        win.documentChanged.connect(lambda: opened.append(time.perf_counter()))
-        stall = StallMeter()
-        stall.start()
-        t0 = time.perf_counter()
-        win.open_source(f"torchvision:{model}")
-        _wait(app, lambda: bool(opened), timeout)
-        win.view.viewport().repaint()  # the first frame of the new graph
-        row["open -> first paint s"] = time.perf_counter() - t0
-        row["GUI stall while opening s"] = stall.stop()
-        row["nodes"] = len(win.document.summary.nodes)
-        row["shown nodes"] = len(win.scene.node_items)
-        pv = win.pruning
-        _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
-        row["first preview s"] = time.perf_counter() - t0
-        root = win.document.summary.groups[len(win.document.summary.groups) // 2].root
-        t1 = time.perf_counter()
-        pv.set_group_ratio(root, 0.3)
-        _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
-        row["edit -> preview s"] = time.perf_counter() - t1
-        if prune:
-            fractions: list[float] = []
-            pv.pruneProgress.connect(lambda f, m: fractions.append(f))
-            finished = []
-            pv.pruneFinished.connect(lambda payload: finished.append(payload))
-            stall.start()
-            t2 = time.perf_counter()
-            win.prune()
-            _wait(app, lambda: bool(finished) or not pv.busy, timeout)
-            row["prune s"] = time.perf_counter() - t2
-            row["GUI longest stall during prune s"] = stall.stop()
-            row["progress reports"] = len(fractions)
-            row["distinct progress values 5-75 %"] = len({round(f, 3) for f in fractions
-                                                          if 0.05 < f < 0.75})
-            if win.result_dialog is not None:
-                win.result_dialog.close()
-        win.workbench.close_document()
-        win.close()
-        win.deleteLater()
-        app.processEvents()
+        row = _bench_one(app, MainWindow, model, prune, timeout)
         rows.append(row)
         print(f"  {model}:")
         for key, value in row.items():

@@ -31,8 +31,13 @@ def child_blocks(all_blocks: dict[str, int], path: str) -> set[str]:
 class CanvasController(QObject):
     relaidOut = Signal()  # noqa: N815 - a (re)layout is on screen with its overlay
 
-    def __init__(self, workbench: Workbench, scene: GraphScene, view: GraphView,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        workbench: Workbench,
+        scene: GraphScene,
+        view: GraphView,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.wb = workbench
         self.scene = scene
@@ -117,16 +122,20 @@ class CanvasController(QObject):
             self.click(vid)
             return
         info = doc.node_by_name(name)
-        path_to = (containers_of(info) if info is not None
-                   else [p for p in _prefixes(name) if p in self._blocks][:-1])
+        path_to = (
+            containers_of(info)
+            if info is not None
+            else [p for p in _prefixes(name) if p in self._blocks][:-1]
+        )
         opened = {p for p in self.wb.collapsed if p in path_to}
         keep = set(self.wb.collapsed) - opened
         for p in opened:
             keep |= {c for c in child_blocks(self._blocks, p) if c not in path_to and c != name}
         if info is None and name in self._blocks:
             keep.add(name)
-        members = ({info.id} if info is not None
-                   else {n.id for n in doc.summary.nodes if _inside(n, name)})
+        members = (
+            {info.id} if info is not None else {n.id for n in doc.summary.nodes if _inside(n, name)}
+        )
         self._select_after = name
         self.set_collapsed(keep, focus=(name, members))
 
@@ -174,8 +183,9 @@ class CanvasController(QObject):
 
     # ------------------------------------------------------------------ collapse / expand
 
-    def set_collapsed(self, paths: frozenset[str] | set[str],
-                      focus: tuple[str, set[int]] | None = None) -> None:
+    def set_collapsed(
+        self, paths: frozenset[str] | set[str], focus: tuple[str, set[int]] | None = None
+    ) -> None:
         doc = self.wb.document
         if doc is None:
             return
@@ -191,8 +201,9 @@ class CanvasController(QObject):
             return
         path = item.node.name
         inner = child_blocks(self._blocks, path)
-        self.set_collapsed((self.wb.collapsed - {path}) | inner,
-                           focus=(path, set(item.node.member_ids)))
+        self.set_collapsed(
+            (self.wb.collapsed - {path}) | inner, focus=(path, set(item.node.member_ids))
+        )
 
     def collapse_path(self, path: str) -> None:
         doc = self.wb.document

@@ -154,12 +154,16 @@ class NodeItem(QGraphicsItem):
         self.kept = None
         if totals is not None:
             mb, ma, pb, pa = totals
-            text = f"MACs {_fmt_count(mb)} ⇒ {_fmt_count(ma)} · params {_fmt_count(pb)} ⇒ {_fmt_count(pa)}"
+            text = (
+                f"MACs {_fmt_count(mb)} ⇒ {_fmt_count(ma)} · "
+                f"params {_fmt_count(pb)} ⇒ {_fmt_count(pa)}"
+            )
             if (mb, pb) != (ma, pa) and (mb or pb):
                 self.kept = (ma / mb) if mb else (pa / pb)
         self.sub = self.style.sub_metrics.elidedText(text, Qt.ElideRight, self._text_w)
         self._static = None
-        self.setToolTip(f"{node.name} ({len(node.member_ids)} nodes, double-click to expand)\n{text}")
+        n = len(node.member_ids)
+        self.setToolTip(f"{node.name} ({n} nodes, double-click to expand)\n{text}")
         self.update()
 
     def refresh_theme(self) -> None:

@@ -46,4 +46,4 @@ def distinct_short_names(names: list[str], min_parts: int = 2) -> dict[str, str]
 
 def drop_prefix(name: str, prefix: str) -> str:
     """`name` without `prefix`, marked with an ellipsis so it reads as shortened."""
-    return ELLIPSIS + name[len(prefix):] if prefix and name.startswith(prefix) else name
+    return ELLIPSIS + name[len(prefix) :] if prefix and name.startswith(prefix) else name

@@ -41,8 +41,12 @@ FORMATS = {
 def confirm_overwrite(parent: QWidget, path: str) -> bool:
     """Asked before replacing an existing file; tests replace ExportDialog.confirm."""
     answer = QMessageBox.question(
-        parent, "Replace file?", f"{path} already exists. Replace it?",
-        QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        parent,
+        "Replace file?",
+        f"{path} already exists. Replace it?",
+        QMessageBox.Yes | QMessageBox.No,
+        QMessageBox.No,
+    )
     return answer == QMessageBox.Yes
 
 
@@ -57,7 +61,11 @@ def report_text(result: engine_api.ExportResult) -> str:
         lines.append(f"Read back and run on the example input: {'OK' if rep.ok else 'PROBLEM'}")
         if rep.max_abs_diff is not None:
             rel = rep.relative_diff
-            rel_text = f", {rel:.2g} of the largest output {rep.output_scale:.4g}" if rel is not None else ""
+            rel_text = (
+                f", {rel:.2g} of the largest output {rep.output_scale:.4g}"
+                if rel is not None
+                else ""
+            )
             lines.append(f"  max |reloaded − model| = {rep.max_abs_diff:.3g}{rel_text}")
         lines += [f"  error: {e}" for e in rep.errors]
         return "\n".join(lines)
@@ -83,8 +91,14 @@ class ExportDialog(QDialog):
     exported = Signal(object)  # ExportResult
     versionChosen = Signal(str)  # noqa: N815 - the user picked another version to export
 
-    def __init__(self, doc: Document, parent: QWidget | None = None, start_dir: str = "",
-                 version: str = "", versions: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        parent: QWidget | None = None,
+        start_dir: str = "",
+        version: str = "",
+        versions: list[str] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.doc = doc
         self.version_name = version or ("pruned" if doc.pruned else "original")
@@ -168,7 +182,8 @@ class ExportDialog(QDialog):
         if not self.doc.pruned:
             self.version_note.setText(
                 "⚠ Nothing is pruned in this version: this writes the original, unpruned "
-                "model. Prune and keep a version first to export a smaller one.")
+                "model. Prune and keep a version first to export a smaller one."
+            )
             self.version_note.setStyleSheet("color: #b45309;")
         else:
             self.version_note.setText(f"Writes the model of version “{v}” ({self.doc.title}).")

@@ -20,7 +20,6 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QDoubleSpinBox,
     QHeaderView,
     QLineEdit,
     QMenu,
@@ -128,7 +127,9 @@ class GroupTableModel(QAbstractTableModel):
                 return self.planned.get(g.root, g.channels)
             return (g.id, g.root, len(g.members), g.channels)[col]
         if role == Qt.ToolTipRole:
-            return f"{g.root}\n" + "\n".join(f"{m.node}  ({m.handler}, {m.channels} ch)" for m in g.members)
+            return f"{g.root}\n" + "\n".join(
+                f"{m.node}  ({m.handler}, {m.channels} ch)" for m in g.members
+            )
         if role == Qt.TextAlignmentRole and col != 1:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == Qt.ForegroundRole and col == RATIO_COL and src and src.origin == "default":
@@ -224,8 +225,7 @@ class GroupsPanel(QWidget):
         self.ratioEdited.connect(lambda root, r: wb.try_edit(wb.pruning.set_group_ratio, root, r))
         self.clearRatioRequested.connect(lambda roots: wb.try_edit(wb.pruning.clear_ratios, roots))
         self.scopeRequested.connect(lambda roots: wb.try_edit(wb.pruning.make_scope, roots))
-        self.leaveScopeRequested.connect(
-            lambda roots: wb.try_edit(wb.pruning.leave_scopes, roots))
+        self.leaveScopeRequested.connect(lambda roots: wb.try_edit(wb.pruning.leave_scopes, roots))
         self.ignoreRequested.connect(lambda roots, on: wb.set_ignored(roots, on))
 
     def _on_document_change(self, doc) -> None:
@@ -240,8 +240,9 @@ class GroupsPanel(QWidget):
         planned = {}
         if done is not None:
             planned = {lp.name: lp.out_after for lp in done.preview.layers}
-        self.model.set_plan_info({g.root: ratio_of(plan, g.root) for g in doc.summary.groups},
-                                 planned)
+        self.model.set_plan_info(
+            {g.root: ratio_of(plan, g.root) for g in doc.summary.groups}, planned
+        )
 
     def _on_selection_change(self, sel) -> None:
         if sel.group == self.selected_group():

@@ -10,9 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 ATTRIBUTES = (
-    "kernel_size", "stride", "padding", "dilation", "groups", "bias",
-    "in_features", "out_features", "num_features", "normalized_shape", "eps",
-    "embed_dim", "num_heads", "num_embeddings", "embedding_dim", "padding_mode",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "bias",
+    "in_features",
+    "out_features",
+    "num_features",
+    "normalized_shape",
+    "eps",
+    "embed_dim",
+    "num_heads",
+    "num_embeddings",
+    "embedding_dim",
+    "padding_mode",
 )
 
 

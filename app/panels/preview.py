@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pyqtgraph as pg
-
-from app.canvas.names import distinct_short_names
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,6 +21,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.canvas.names import distinct_short_names
 
 BEFORE_RGBA = (150, 150, 160, 150)
 AFTER_RGBA = (37, 99, 235, 230)
@@ -128,7 +128,8 @@ class PreviewPanel(QWidget):
         wb.events.preview_changed.connect(self._on_preview_change)
         wb.events.preview_state.connect(self.set_state)
         wb.events.document_changed.connect(
-            lambda doc: self.clear("Computing the preview…" if doc is not None else ""))
+            lambda doc: self.clear("Computing the preview…" if doc is not None else "")
+        )
 
     def _on_preview_change(self, done: Any) -> None:
         if done is None:
@@ -136,7 +137,9 @@ class PreviewPanel(QWidget):
             return
         p = done.preview
         n = sum(1 for lp in p.layers if lp.out_after != lp.out_before)
-        self.show_preview(p, f"{n} layers change · preview computed in {1000 * done.seconds:.0f} ms")
+        self.show_preview(
+            p, f"{n} layers change · preview computed in {1000 * done.seconds:.0f} ms"
+        )
 
     def set_theme(self, dark: bool) -> None:
         """The chart follows the application theme (pyqtgraph draws its own colours)."""
@@ -147,7 +150,8 @@ class PreviewPanel(QWidget):
             axis.setPen(pg.mkPen(fg))
             axis.setTextPen(pg.mkPen(fg))
         self.plot.getPlotItem().titleLabel.setText(
-            self.plot.getPlotItem().titleLabel.text, color=fg)
+            self.plot.getPlotItem().titleLabel.text, color=fg
+        )
         self.dark = dark
 
     def clear(self, message: str = "") -> None:

@@ -25,8 +25,15 @@ from engine.graph.summary import GroupInfo, NodeInfo
 
 def view_node_of(info: NodeInfo) -> ViewNode:
     """The canvas's ViewNode for a summary node (what Properties shows for a group root)."""
-    return ViewNode(info.id, info.name, info.kind, info.is_layer, info.in_channels,
-                    info.out_channels, info.params)
+    return ViewNode(
+        info.id,
+        info.name,
+        info.kind,
+        info.is_layer,
+        info.in_channels,
+        info.out_channels,
+        info.params,
+    )
 
 
 class LayerPlanEditor(QGroupBox):
@@ -243,7 +250,8 @@ class PropertiesPanel(QWidget):
             rows.append((label, text))
         # its output side is pruned with some group (as root, or a BN following its conv)?
         out_pruned = any(g.root == node.name for g in groups) or any(
-            m.node == node.name and "out" in m.handler for g in groups for m in g.members)
+            m.node == node.name and "out" in m.handler for g in groups for m in g.members
+        )
         if node.is_layer and not node.is_block and not out_pruned and doc is not None:
             # its own output channels cannot be pruned: say why (the engine knows)
             rows.append(("Locked", layer_info.lock_reason(doc, node.name, plan)))
@@ -262,6 +270,10 @@ class PropertiesPanel(QWidget):
             info = doc.node(sid)
             lp = by_name.get(info.name) if info is not None else None
             if lp is not None:
-                t = [t[0] + lp.macs_before, t[1] + lp.macs_after,
-                     t[2] + lp.params_before, t[3] + lp.params_after]
+                t = [
+                    t[0] + lp.macs_before,
+                    t[1] + lp.macs_after,
+                    t[2] + lp.params_before,
+                    t[3] + lp.params_after,
+                ]
         return tuple(t) if any(t) else None

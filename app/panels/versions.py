@@ -73,9 +73,12 @@ class VersionsPanel(QWidget):
         self.tree.clear()
         for i, v in enumerate(versions):
             cells = [v.name + ("  ◀ open" if i == current else "")]
-            cells += [_fmt_metric(v.metrics.get(k)) if k != "accuracy" else
-                      (f"{100 * v.metrics[k]:.2f} %" if k in v.metrics else "–")
-                      for k in METRIC_COLUMNS]
+            cells += [
+                _fmt_metric(v.metrics.get(k))
+                if k != "accuracy"
+                else (f"{100 * v.metrics[k]:.2f} %" if k in v.metrics else "–")
+                for k in METRIC_COLUMNS
+            ]
             cells.append(v.parent or "")
             item = QTreeWidgetItem(cells)
             item.setData(0, Qt.UserRole, i)

@@ -107,7 +107,8 @@ def test_overlay_survives_collapse_and_expand(qtbot, demo_window) -> None:
         win.expand_block(block.node.id)
     item = layer_item(win, "block.conv1")
     assert "⇒" in item.sub and item.kept == pytest.approx(
-        changed["block.conv1"].out_after / changed["block.conv1"].out_before)
+        changed["block.conv1"].out_after / changed["block.conv1"].out_before
+    )
 
 
 def test_block_ratio_edits_every_group_inside(qtbot, demo_window) -> None:
@@ -198,7 +199,9 @@ def test_groups_table_drops_the_shared_prefix(qtbot, window) -> None:
     roots = [g.root for g in model.groups]
     assert len(set(shown)) == len(shown)  # every row reads differently
     assert window.groups_panel.table.textElideMode() == Qt.ElideLeft
-    assert all(model.index(r, 1).data(Qt.ToolTipRole).startswith(roots[r]) for r in range(len(roots)))
+    assert all(
+        model.index(r, 1).data(Qt.ToolTipRole).startswith(roots[r]) for r in range(len(roots))
+    )
 
 
 # ------------------------------------------------------------------ properties
@@ -296,7 +299,9 @@ def test_export_names_its_version_and_asks_before_overwriting(qtbot, demo_window
     assert "Read back" in dialog.report.toPlainText()
     dialog.path.setText(str(tmp_path / "missing" / "x.pt"))
     dialog.start()
-    assert "does not exist" in dialog.status.text() and "Traceback" not in dialog.report.toPlainText()
+    assert (
+        "does not exist" in dialog.status.text() and "Traceback" not in dialog.report.toPlainText()
+    )
     assert dialog.format.findData("pt2") >= 0
     dialog.close()
 
@@ -410,7 +415,9 @@ def test_target_line_goes_with_undo(qtbot, demo_window) -> None:
     assert win.settings_panel.solve_label.text() == ""
 
 
-def test_status_says_a_dialog_waits_for_the_input_shape(qtbot, window, fake_loader, monkeypatch) -> None:
+def test_status_says_a_dialog_waits_for_the_input_shape(
+    qtbot, window, fake_loader, monkeypatch
+) -> None:
     from app import engine_api
 
     def needs_shape(source, **kw):
