@@ -40,9 +40,10 @@ from PySide6.QtWidgets import (
 from app import engine_api
 from app.actions import MENUS, build_actions, specs_in
 from app.canvas.controller import CanvasController
-from app.canvas.hierarchy import containers
+from app.canvas.menu import node_menu
 from app.canvas.prepare import PreparedView, initial_collapse, prepare_view
 from app.canvas.scene import GraphScene
+from app.canvas.search import LayerSearch
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
 from app.dialogs.builtin import BuiltinModelDialog
@@ -66,7 +67,6 @@ from app.workers import JobFailure, JobRunner
 Loader = Callable[..., Document]
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.bin *.ckpt *.onnx *.safetensors);;All files (*)"
 PLAN_FILTER = "Pruning plans (*.json);;All files (*)"
-RATIO_PRESETS = (0.0, 0.25, 0.5, 0.75)
 
 
 class LoadResult:
@@ -103,9 +103,6 @@ class MainWindow(QMainWindow):
         self.ask = lambda title, text, buttons, default: ask_user(
             self, title, text, buttons, default
         )
-        self._search_hits: list[int] = []
-        self._search_pos = -1
-        self._search_text = ""
         self.setWindowTitle("Arborist")
         self.setAcceptDrops(True)
 
@@ -124,6 +121,7 @@ class MainWindow(QMainWindow):
         self.view = GraphView(self.scene, self)
         self.canvas = CanvasController(wb, self.scene, self.view, self)
         self.layouts = self.canvas.layouts
+        self.layer_search = LayerSearch(wb, self.canvas)
         self.layouts.failed.connect(
             lambda f: self._show_error("Layout failed", f.message, f.details)
         )
@@ -506,7 +504,7 @@ class MainWindow(QMainWindow):
         self.workbench.open_document(doc, view, plan)
 
     def _on_document_change(self, doc: Document | None) -> None:
-        self._search_hits, self._search_pos = [], -1
+        self.layer_search.reset()
         for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
             act.setEnabled(doc is not None)
         if doc is None:
@@ -574,48 +572,18 @@ class MainWindow(QMainWindow):
     def on_node_clicked(self, view_id: int) -> None:
         self.canvas.click(view_id)
 
-    # ------------------------------------------------------------------ search
+    # ------------------------------------------------------------------ search (canvas/search.py)
 
     def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
 
     def find_layers(self, text: str) -> list[int]:
-        """Summary ids whose name contains `text` (case-insensitive), exact match first."""
-        if self.document is None or not text.strip():
-            return []
-        t = text.strip().lower()
-        nodes = self.document.summary.nodes
-        exact = [n.id for n in nodes if n.name.lower() == t]
-        return exact + [n.id for n in nodes if t in n.name.lower() and n.id not in exact]
+        return self.layer_search.find(text)
 
     def search_next(self, text: str) -> int | None:
-        """Jump to the next layer matching `text`; returns the view node id shown."""
-        if text != self._search_text:
-            self._search_text, self._search_hits, self._search_pos = (
-                text,
-                self.find_layers(text),
-                -1,
-            )
-        if not self._search_hits:
-            self.status_label.setText(f"No layer matches “{text}”")
-            return None
-        self._search_pos = (self._search_pos + 1) % len(self._search_hits)
-        summary_id = self._search_hits[self._search_pos]
-        view_id = self.view_id(summary_id)
-        if view_id is None:
-            return None
-        self.view.center_on_node(view_id)
-        self.on_node_clicked(view_id)
-        name = self.document.node(summary_id).name
-        inside = (
-            ""
-            if view_id == summary_id
-            else f" (inside collapsed {self.scene.node_items[view_id].node.name})"
-        )
-        self.status_label.setText(
-            f"{name}{inside}: match {self._search_pos + 1} of {len(self._search_hits)}"
-        )
+        view_id, message = self.layer_search.next(text)
+        self.status_label.setText(message)
         return view_id
 
     # ------------------------------------------------------------------ collapse / expand
@@ -636,30 +604,10 @@ class MainWindow(QMainWindow):
         self.canvas.expand_all()
 
     def _node_menu(self, view_id: int, global_pos) -> None:
-        item = self.scene.node_items.get(view_id)
-        if item is None or self.document is None:
-            return
-        menu = QMenu(self)
-        node = item.node
-        if node.is_block:
-            menu.addAction(f"Expand {node.name} (one level)", lambda: self.expand_block(view_id))
-        else:
-            info = self.document.node(view_id)
-            for path in containers(info) if info else []:
-                menu.addAction(f"Collapse {path}", lambda p=path: self.collapse_path(p))
-            groups = self.document.groups_of(node.name)
-            if groups:
-                menu.addSeparator()
-                menu.addAction(
-                    f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id)
-                )
-            if node.is_layer:
-                menu.addSeparator()
-                self._add_plan_items(menu, view_id, node.name, groups)
-        menu.addSeparator()
-        menu.addAction("Copy name", lambda: QApplication.clipboard().setText(node.name))
-        self.last_dialog = menu
-        menu.popup(global_pos)
+        menu = node_menu(self, view_id)
+        if menu is not None:
+            self.last_dialog = menu
+            menu.popup(global_pos)
 
     # ------------------------------------------------------------------ pruning plan
 
@@ -674,45 +622,6 @@ class MainWindow(QMainWindow):
             f"(asked for {100 * done.keep:.0f} %)",
             round(float(done.result.ratio), 4),
         )
-
-    def _add_plan_items(self, menu: QMenu, view_id: int, name: str, groups) -> None:
-        """Canvas context menu: ratio presets for the layer, ignore, scope with selection."""
-        plan = self.pruning.plan
-        current = plan.layer_ratios.get(name)
-        ratio_menu = menu.addMenu("Pruning ratio of this layer")
-        for r in RATIO_PRESETS:
-            act = ratio_menu.addAction(
-                f"{r:.2f}", lambda r=r: self._guard(self.pruning.set_layer_ratio)(name, r)
-            )
-            act.setCheckable(True)
-            act.setChecked(current == r)
-        ratio_menu.addSeparator()
-        ratio_menu.addAction(
-            "Other…", lambda: (self.on_node_clicked(view_id), self.properties.focus_ratio())
-        )
-        ratio_menu.addAction(
-            "Use group/default ratio", lambda: self.pruning.set_layer_ratio(name, None)
-        ).setEnabled(current is not None)
-        if groups:
-            menu.addAction(
-                f"Edit ratio of group #{groups[0].id}…",
-                lambda: (
-                    self.select_group(groups[0].id),
-                    self.groups_panel.edit_ratio(groups[0].id),
-                ),
-            )
-        ignored = name in plan.ignored_layers
-        menu.addAction(
-            "Un-ignore layer" if ignored else "Ignore layer (never prune)",
-            lambda: self.pruning.set_ignored([name], not ignored),
-        )
-        roots = self.groups_panel.selected_roots()
-        extra = [r for r in roots if r != name]
-        if extra:
-            menu.addAction(
-                f"Make user scope with {len(extra)} selected group(s)",
-                self._guard(lambda: self.pruning.make_scope([name, *extra])),
-            )
 
     def make_scope_from_selection(self) -> None:
         roots = self.groups_panel.selected_roots()
