@@ -265,7 +265,15 @@ class CanvasController(QObject):
         self.wb.collapsed = view.graph.collapsed
         self.scene.show_graph(view.graph, view.layout)
         self.apply_overlay()
-        self._on_selection_change(self.wb.selection)
+        sel = self.wb.selection
+        shown = sel.view_node is None or any(
+            n.id == sel.view_node.id and n.name == sel.view_node.name for n in view.graph.nodes)
+        if shown:
+            self._on_selection_change(sel)
+        else:  # the selected block was expanded (or the layer folded): no stale Properties
+            vid = self.view_id_of_name(sel.node) if sel.node else None
+            item = self.scene.node_items.get(vid) if vid is not None else None
+            self.wb.select(item.node.name if item else None, sel.group, item.node if item else None)
         self.view.minimap.invalidate()
         self.relaidOut.emit()
 

@@ -208,6 +208,7 @@ class GroupsPanel(QWidget):
         layout.addWidget(self.filter)
         layout.addWidget(self.table)
         self.table.setTextElideMode(Qt.ElideLeft)  # keep the distinguishing tail
+        self.table.setWordWrap(False)  # wrapping at dots turned the elided names into "……"
         if workbench is not None:
             self.attach(workbench)
 

@@ -116,6 +116,8 @@ def _feeds_output(doc: Any, node_id: int) -> bool:
     out_edges: dict[int, list[int]] = {}
     for s, d in doc.summary.edges:
         out_edges.setdefault(s, []).append(d)
+    sinks = [n.id for n in doc.summary.nodes if n.id not in out_edges]
+    output = max(sinks) if sinks else None  # the last node traced: the model's output
     frontier, seen = [node_id], set()
     while frontier:
         n = frontier.pop()
@@ -124,7 +126,9 @@ def _feeds_output(doc: Any, node_id: int) -> bool:
         seen.add(n)
         nxt = out_edges.get(n, [])
         if not nxt:
-            return True
+            if n == output:
+                return True
+            continue
         for d in nxt:
             info = doc.node(d)
             if info is not None and not info.is_layer:

@@ -57,6 +57,7 @@ class ModuleTreePanel(QWidget):
             parent = self.items.get(path.rpartition(".")[0])
             item = QTreeWidgetItem([path.rpartition(".")[2], "module", str(counts[path])])
             item.setData(0, Qt.UserRole, path)
+            item.setData(1, Qt.UserRole, "module")
             item.setToolTip(0, path)
             (parent.addChild(item) if parent is not None else self.tree.addTopLevelItem(item))
             self.items[path] = item
@@ -74,8 +75,8 @@ class ModuleTreePanel(QWidget):
 
     def _on_view_change(self, collapsed: frozenset[str]) -> None:
         for path, item in self.items.items():
-            if item.text(1) == "module":
-                item.setText(1, "module (collapsed)" if path in collapsed else "module")
+            if item.data(1, Qt.UserRole) == "module":
+                item.setText(1, "folded" if path in collapsed else "module")
 
     def _on_selection_change(self, sel: Any) -> None:
         item = self.items.get(sel.node) if sel.node else None

@@ -182,11 +182,13 @@ class PreviewPanel(QWidget):
         self._bars = shown
         self.bars_before.setOpts(x=xs, height=[lp.out_before for lp in shown])
         self.bars_after.setOpts(x=xs, height=[lp.out_after for lp in shown])
-        # Labels need ~110 px each; name the bars that fit, the table lists them all.
-        fit = max(1, self.plot.width() // 110)
-        step = max(1, -(-len(shown) // fit))
         # the shortest tail that tells the bars apart ("3.mlp.0", not "mlp.0" three times)
         names = distinct_short_names([lp.name for lp in shown])
+        # Name only the bars whose labels fit side by side (the table lists them all).
+        longest = max((len(n) for n in names.values()), default=8)
+        per_label = 7 * longest + 16  # px at the 8-9 pt tick font
+        fit = max(1, self.plot.width() // per_label)
+        step = max(1, -(-len(shown) // fit))
         ticks = [(i, names[shown[i].name]) for i in range(0, len(shown), step)]
         changed = any(lp.out_after != lp.out_before for lp in shown)
         title = f"{len(shown)} layers whose width changes" if changed else "no layer changes width"

@@ -254,7 +254,8 @@ class PropertiesPanel(QWidget):
         )
         if node.is_layer and not node.is_block and not out_pruned and doc is not None:
             # its own output channels cannot be pruned: say why (the engine knows)
-            rows.append(("Locked", layer_info.lock_reason(doc, node.name, plan)))
+            # right under the name and type: the first thing a user asks about a locked layer
+            rows.insert(2, ("Locked", layer_info.lock_reason(doc, node.name, plan)))
         elif not groups and not node.is_block:
             rows.append(("Group", "none (not prunable on its own)"))
         self._set(rows)

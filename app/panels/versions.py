@@ -72,7 +72,7 @@ class VersionsPanel(QWidget):
         self.tree.blockSignals(True)
         self.tree.clear()
         for i, v in enumerate(versions):
-            cells = [v.name + ("  ◀ open" if i == current else "")]
+            cells = [("▶ " if i == current else "   ") + v.name]
             cells += [
                 _fmt_metric(v.metrics.get(k))
                 if k != "accuracy"
