@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
 
         self.pruning = PruningController(self)
         self.workbench = wb = Workbench(self.pruning, self.prefs)
-        wb.opener = lambda source, spec: self.open_source(source, spec, ask=False)
+        wb.opener = self._reopen_at
         self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
         self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
         self.loads.progress.connect(lambda f, m: wb.job_progress("load", f, m))
@@ -378,6 +378,24 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ opening
 
+    def _reopen_at(self, source: str, spec: str) -> None:
+        """The input shape changed: trace the original again at that shape. Versions made
+        at the old shape would mix numbers from two shapes, so they close (after asking)."""
+        extra = len(self.workbench.versions) - 1
+        if extra > 0:
+            answer = self.ask(
+                "Change the input shape",
+                f"Re-tracing at {spec} starts a new history: {extra} pruned or recovered "
+                "version(s) made at the old shape will be closed (export them first to keep "
+                "them). Continue?",
+                QMessageBox.Yes | QMessageBox.No,
+                QMessageBox.No,
+            )
+            if answer not in (QMessageBox.Yes, QMessageBox.Discard):
+                self.status_label.setText("Input shape unchanged")
+                return
+        self.open_source(source, spec, ask=False)
+
     def open_demo(self) -> None:
         self.open_source(DEMO_SOURCE)
 
@@ -504,6 +522,9 @@ class MainWindow(QMainWindow):
         self.workbench.open_document(doc, view, plan)
 
     def _on_document_change(self, doc: Document | None) -> None:
+        self.result_dialog = None  # a closed model must not stay alive through its dialogs
+        self.export_dialog = None
+        self.last_dialog = None
         self.layer_search.reset()
         for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
             act.setEnabled(doc is not None)

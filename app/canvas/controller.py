@@ -57,6 +57,7 @@ class CanvasController(QObject):
         view.nodeDoubleClicked.connect(self.expand_block)
         view.backgroundClicked.connect(lambda: None)
         self._select_after: str | None = None
+        self._refit = False
 
     # ------------------------------------------------------------------ events
 
@@ -184,7 +185,10 @@ class CanvasController(QObject):
     # ------------------------------------------------------------------ collapse / expand
 
     def set_collapsed(
-        self, paths: frozenset[str] | set[str], focus: tuple[str, set[int]] | None = None
+        self,
+        paths: frozenset[str] | set[str],
+        focus: tuple[str, set[int]] | None = None,
+        refit: bool = False,
     ) -> None:
         doc = self.wb.document
         if doc is None:
@@ -192,6 +196,7 @@ class CanvasController(QObject):
         summary, paths = doc.summary, frozenset(paths)
         self.wb.collapsed = paths
         self._focus = focus
+        self._refit = refit
         self.layouts.submit(lambda progress, cancelled: prepare_view(summary, paths), "Layout")
 
     def expand_block(self, view_id: int) -> None:
@@ -216,10 +221,10 @@ class CanvasController(QObject):
     def collapse_all(self) -> None:
         doc = self.wb.document
         if doc is not None:
-            self.set_collapsed(paths_at_depth(doc.summary.nodes, 1))
+            self.set_collapsed(paths_at_depth(doc.summary.nodes, 1), refit=True)
 
     def expand_all(self) -> None:
-        self.set_collapsed(frozenset())
+        self.set_collapsed(frozenset(), refit=True)
 
     def _on_relayout(self, view: PreparedView) -> None:
         center = self.view.visible_scene_rect().center()
@@ -230,6 +235,8 @@ class CanvasController(QObject):
         if self._focus is not None:
             self.keep_in_view(self._focus[1])
             self._focus = None
+        elif self._refit:
+            self.view.show_start()
         else:
             self.view.centerOn(center)
         self.wb.events.view_changed.emit(self.wb.collapsed)

@@ -465,3 +465,27 @@ def test_output_check_has_a_scale(qtbot, demo_window) -> None:
     result = blocker.args[0][0]
     assert result.output_scale and result.output_scale > 0
     assert "% of the largest original output" in output_check_text(result)
+
+
+def test_add_version_takes_a_recovered_model(qtbot, demo_window) -> None:
+    """The API the recovery dialog uses: a bare model is traced and joins the history."""
+    import copy
+
+    win = demo_window
+    wb = win.workbench
+    model = copy.deepcopy(win.document.model)
+    version = wb.add_version("recovered", model, {"accuracy": 0.99})
+    assert [v.name for v in wb.versions] == ["original", "recovered"]
+    assert win.document.model is model and version.metrics["accuracy"] == 0.99
+    assert version.parent == "original" and win.pruning.plan.pruning_ratio == 0.0
+    assert len(win.document.summary.nodes) == len(wb.versions[0].document.summary.nodes)
+    assert "recovered" in win.windowTitle()
+
+
+def test_input_shape_change_with_versions_asks_first(qtbot, demo_window) -> None:
+    win = demo_window
+    prune_and_keep(qtbot, win)
+    win.ask = lambda *a: QMessageBox.No
+    win.settings_panel.input_spec.setText("1,1,12,12")
+    win.settings_panel.input_apply.click()
+    assert len(win.workbench.versions) == 2 and "unchanged" in win.status_label.text()
