@@ -81,6 +81,7 @@ class PropertiesPanel(QWidget):
         self.tree.setHeaderLabels(["Property", "Value"])
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setWordWrap(True)  # a lock reason is a sentence: show it whole
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
         self.hint = QLabel(
             "Click a layer on the canvas to see its type, channels, parameters and channel group.",
