@@ -222,6 +222,7 @@ def test_cancelled_export_keeps_the_existing_file(qtbot, demo_window, tmp_path, 
     target.parent.mkdir()
     target.write_bytes(b"yesterday's export")
     dialog = win.open_export_dialog()
+    dialog.confirm = lambda path: True  # the user agrees to replace it, then cancels
     dialog.path.setText(str(target))
     dialog.export_button.click()
     assert entered.wait(20)
