@@ -268,6 +268,16 @@ class GroupsPanel(QWidget):
         for col in (0, 2, 3, 5):
             self.table.resizeColumnToContents(col)
         self.table.horizontalHeader().resizeSection(RATIO_COL, 92)
+        # Wide enough for the longest shortened name (measured once per model, capped):
+        # a narrow column elided "denseblock1" and "denseblock2" rows to the same text.
+        fm = self.table.fontMetrics()
+        names = [drop_prefix(g.root, self.model.prefix) for g in self.model.groups]
+        width = max((fm.horizontalAdvance(n) for n in names), default=0) + 16
+        header = self.table.horizontalHeader()
+        if width > header.sectionSize(1):
+            header.setSectionResizeMode(1, QHeaderView.Interactive)
+            header.resizeSection(1, min(width, 360))
+            header.setStretchLastSection(True)
 
     def selected_group(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()
