@@ -18,6 +18,7 @@ from .source import (
     split_source,
     subset,
 )
+from .selection import DataOptions, RunData, prepare_data, prepare_evaluation
 from .text import TextTokenizer, load_tokenizer
 
 __all__ = [
@@ -36,6 +37,10 @@ __all__ = [
     "resolve_preprocessing",
     "split_source",
     "subset",
+    "DataOptions",
+    "RunData",
+    "prepare_data",
+    "prepare_evaluation",
     "TextTokenizer",
     "load_tokenizer",
 ]
