@@ -331,17 +331,16 @@ def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
     before, after = metrics["before"], metrics.get("pruned") or {}
     skipped = f", {before['skipped']} unreadable skipped" if before.get("skipped") else ""
     lines = [f"  on {before['samples']} evaluation samples{skipped}:"]
+    def show(value: Any, percent: bool) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.2%}" if percent else f"{value:.4g}"
+
     for key, label, percent in METRIC_LABELS:
         if key not in before and key not in after:
             continue
-
-        def show(value: Any) -> str:
-            if value is None:
-                return "-"
-            return f"{value:.2%}" if percent else f"{value:.4g}"
-
-        arrow = f" -> {show(after.get(key))}" if after else ""
-        lines.append(f"    {label:<36} {show(before.get(key))}{arrow}")
+        arrow = f" -> {show(after.get(key), percent)}" if after else ""
+        lines.append(f"    {label:<36} {show(before.get(key), percent)}{arrow}")
     if len(lines) == 1:
         lines.append("    no metric applies: the data has no labels (agreement and KL with the "
                      "original are measured after pruning)")

@@ -79,7 +79,8 @@ def test_evaluate_tensor_file_and_overrides(capsys, tmp_path):
         want = float((model(torch.from_numpy(x)).argmax(1) == torch.from_numpy(y)).double().mean())
     assert report["accuracy"] == want and report["kind"] == "tensors"
     np.save(tmp_path / "bad.npy", x[:, :, :5])
-    code, out, err = run_cli(capsys, "evaluate", "arborist:demo", "--data", str(tmp_path / "bad.npy"))
+    code, out, err = run_cli(capsys, "evaluate", "arborist:demo", "--data",
+                             str(tmp_path / "bad.npy"))
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "(1, 8, 8)" in err
 

@@ -48,7 +48,8 @@ def test_classifier_metrics_equal_hand_computation():
     idx = torch.arange(n)
     batches = [Batch(idx[i:i + 10], labels[i:i + 10]) for i in range(0, n, 10)]
     m = evaluate(Fixed(logits), batches, reference=Fixed(ref_logits))
-    z, r, y = logits.numpy().astype(np.float64), ref_logits.numpy().astype(np.float64), labels.numpy()
+    z, r = logits.numpy().astype(np.float64), ref_logits.numpy().astype(np.float64)
+    y = labels.numpy()
     assert m.samples == n and m.skipped == 0
     assert m.accuracy == (z.argmax(1) == y).sum() / n
     top5 = np.argsort(-z, axis=1)[:, :5]
