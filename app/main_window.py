@@ -52,7 +52,7 @@ from app.panels.groups import GroupsPanel
 from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
 from app.panels.settings import SettingsPanel
-from app.plan_edits import ratio_of
+from app.plan_edits import group_ratios_shown
 from app.pruning import PreviewDone, PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
@@ -706,7 +706,7 @@ class MainWindow(QMainWindow):
             for lp in done.preview.layers:
                 widths[lp.name] = (lp.in_after, lp.out_after)
                 planned[lp.name] = lp.out_after
-        ratios = {g.root: ratio_of(plan, g.root) for g in doc.summary.groups}
+        ratios = group_ratios_shown(plan, doc.summary.groups)
         self.groups_panel.model.set_plan_info(ratios, planned)
         self.scene.show_planned(widths)
         node = self.properties.node
