@@ -41,7 +41,14 @@ def sub_progress(progress: ProgressFn, start: float, end: float) -> ProgressFn:
     return report
 
 
-def step_progress(progress: ProgressFn, start: float, end: float) -> Callable[[int, int, str], None]:
+StepFn = Callable[[int, int, str], None]  # (done, total, message): apply_plan's callbacks
+
+
+def step_progress(progress: ProgressFn, start: float, end: float) -> StepFn:
     """A `(done, total, message)` callback (apply_plan's) onto [start, end] of the job."""
     scaled = sub_progress(progress, start, end)
-    return lambda done, total, message: scaled(done / max(total, 1), message or f"step {done}/{total}")
+
+    def report(done: int, total: int, message: str) -> None:
+        scaled(done / max(total, 1), message or f"step {done}/{total}")
+
+    return report

@@ -1,10 +1,11 @@
-"""The bridge from the workflow to engine.evaluate (metrics of a model on data)."""
+"""The bridge from the workflow to engine.evaluate: the shared progress callback in,
+engine.evaluate.Metrics out."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..utils.progress import CancelFn, ProgressFn, check_cancel, never_cancel, no_progress
+from ..utils.progress import CancelFn, ProgressFn, never_cancel, no_progress
 
 
 def evaluate_model(
@@ -15,25 +16,13 @@ def evaluate_model(
     progress: ProgressFn = no_progress,
     cancel: CancelFn = never_cancel,
 ) -> Any:
-    """Metrics of `model` on `data` (an iterable of batches, see engine.data.as_batch)."""
-    import torch
+    """engine.evaluate.Metrics of `model` on `data` (a DataSource or batches)."""
+    from ..data import DataSource, make_loader
+    from ..evaluate import evaluate
 
-    from ..data.batch import as_batch
-    from ..io import call_with
+    batches = make_loader(data) if isinstance(data, DataSource) else data
 
-    # TEMPORARY until engine.evaluate (branch `data`) is merged: top-1 accuracy only
-    correct = seen = 0
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for item in data:
-                check_cancel(cancel)
-                batch = as_batch(item)
-                logits = call_with(model, batch.inputs)
-                if batch.labels is not None:
-                    correct += int((logits.argmax(1) == batch.labels).sum())
-                seen += int(logits.shape[0])
-    finally:
-        model.train(was)
-    return {"samples": seen, "accuracy": correct / seen if seen else None}
+    def on_batch(done: int, total: int, message: str) -> None:
+        progress(done / total if total else 0.0, message or f"{done} samples")
+
+    return evaluate(model, batches, reference=reference, progress=on_batch, cancel=cancel)

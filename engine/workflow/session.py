@@ -25,7 +25,6 @@ from ..utils.progress import (
     never_cancel,
     no_progress,
     step_progress,
-    sub_progress,
 )
 from .errors import InputsDoNotRun, InputsUnknown
 from .export import export_validated
@@ -232,9 +231,13 @@ class Session:
             description=self.description,
             arch=self.arch,
             source_kind=self.source_kind,
-            pruning_history=[[n, bool(o), list(i)] for n, o, i in getattr(pruned, HISTORY_ATTR, [])],
+            pruning_history=[
+                [n, bool(o), list(i)] for n, o, i in getattr(pruned, HISTORY_ATTR, [])
+            ],
         )
-        ref, out = _first_tensor(self._output()), _first_tensor(child._output())
+        from ..evaluate import logits_of
+
+        ref, out = logits_of(self._output()), logits_of(child._output())
         diff = None
         if ref is not None and out is not None and ref.shape == out.shape:
             diff = float((ref.float() - out.float()).abs().max())
@@ -277,6 +280,28 @@ class Session:
         check_cancel(cancel)
         progress(0.95, "Pruned")
         return PruneResult(report, child)
+
+    # ------------------------------------------------------------------ data
+
+    def model_facts(self) -> Any:
+        """What engine.data needs to know to preprocess images for this model."""
+        from ..data import ModelFacts
+
+        return ModelFacts(source=self.source or None, arch=self.arch, model=self.model,
+                          example_inputs=self.example_inputs)
+
+    def open_data(self, path: str, **options: Any) -> Any:
+        """engine.data.open_data with this model's facts (its preprocessing by default);
+        `options` are open_data's (preprocessing=, overrides=, tokenizer=, seq_len=)."""
+        from ..data import open_data
+
+        return open_data(path, model_facts=self.model_facts(), **options)
+
+    def calibration(self, source: Any, samples: int | None = None) -> Calibration:
+        """A (model) -> loss on `source` for gradient criteria (see workflow.calibration)."""
+        from .calibration import CALIBRATION_SAMPLES, data_calibration
+
+        return data_calibration(source, self.model, samples or CALIBRATION_SAMPLES)
 
     # ------------------------------------------------------------------ evaluate
 
@@ -386,23 +411,6 @@ def _describe(inputs: Any) -> str:
     except Exception:
         shape = getattr(inputs, "shape", None)
         return ",".join(str(d) for d in shape) if shape is not None else type(inputs).__name__
-
-
-def _first_tensor(out: Any) -> Any:
-    """The first tensor of a model output (tensor, tuple/list/dict, or `.logits`)."""
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        for o in out:
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    logits = getattr(out, "logits", None)
-    return logits if isinstance(logits, torch.Tensor) else None
 
 
 __all__ = ["Session", "Cancelled", "ModelLoadError", "layer_widths"]
