@@ -10,7 +10,6 @@ plan's ignored_layers. A plan's ``input_spec`` is used unless ``--input-shape`` 
 from __future__ import annotations
 
 import argparse
-import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
-from .session import count, is_flat_pt2, open_model, trace
+from .session import is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
 MAX_LISTED = 12  # changed layers shown in the terminal summary
@@ -60,8 +59,7 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
-    from engine.plan import Previewer, apply_plan, preview_plan, solve_ratio
-    from engine.utils.latency import check_latency
+    from engine.plan import Previewer, preview_plan, solve_ratio
 
     fmt = _check_output(args)
     with warnings.catch_warnings(record=True) as early:
@@ -78,8 +76,7 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
     dg = trace(opened, progress)
-    macs0, params0 = count(model, inputs)
-    widths0 = _layer_widths(dg)
+    macs0, params0 = opened.session.counts()
     from .inspect_cmd import locked_layers
 
     outputs = [x["name"] for x in locked_layers(dg) if x["reason"] == "model output"]
@@ -118,18 +115,14 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
-            _carry_history(opened)
-            original = copy.deepcopy(model) if args.latency else None
-            with progress.counter("pruning") as callback:
-                outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback)
-            macs1, params1 = count(model, inputs)
-            report["after"] = {"macs": macs1, "params": params1}
-            report["layers"] = _width_changes(widths0, _layer_widths(dg))
-            report["steps_done"] = outcome.steps_done
-            if original is not None:
-                with progress.stage("timing the original and the pruned model"):
-                    report["latency"] = check_latency(original, model, inputs).to_dict()
-                del original
+            with progress.fraction("pruning") as callback:  # a copy: the Session's rule
+                result = opened.session.prune(plan, latency=bool(args.latency), progress=callback)
+            pruned, done = result.session, result.report
+            report["after"] = {"macs": done.macs_after, "params": done.params_after}
+            report["layers"] = [c.widths_dict() for c in done.changed_layers]
+            report["steps_done"] = done.steps_done
+            if done.latency is not None:
+                report["latency"] = done.latency.to_dict()
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
@@ -147,12 +140,12 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     with progress.stage(f"writing {args.output}"):
         report["validation"] = write_model(
             fmt,
-            model,
+            pruned.model,
             inputs,
             args.output,
             source=args.model,
-            arch=opened.loaded.arch,
-            history=_history(model),
+            arch=pruned.arch,
+            history=pruned.pruning_history,
             input_spec=opened.input_spec,
         )
     problem = report["validation"].get("problem")
@@ -245,51 +238,6 @@ def _save_plan(plan: Any, path: str) -> None:
         shown = path if len(path) <= 120 else path[:117] + "..."
         reason = exc.strerror or exc
         raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
-
-
-def _carry_history(opened: Any) -> None:
-    """A model reopened from a safe checkpoint keeps its earlier pruning steps on export."""
-    from engine.pruner.serialization import HISTORY_ATTR
-
-    earlier = list(opened.loaded.pruning_history or [])
-    if earlier and not getattr(opened.model, HISTORY_ATTR, None):
-        opened.model.__dict__[HISTORY_ATTR] = [(n, bool(o), list(i)) for n, o, i in earlier]
-
-
-def _history(model: Any) -> list[Any]:
-    from engine.pruner.serialization import HISTORY_ATTR
-
-    return [[n, bool(o), list(i)] for n, o, i in getattr(model, HISTORY_ATTR, [])]
-
-
-def _layer_widths(dg: Any) -> dict[str, tuple[int | None, int | None]]:
-    from torch import nn
-
-    return {
-        node.name: (dg.get_in_channels(node.module), dg.get_out_channels(node.module))
-        for node in dg.nodes
-        if isinstance(node.module, nn.Module)
-    }
-
-
-def _width_changes(
-    before: dict[str, tuple[int | None, int | None]],
-    after: dict[str, tuple[int | None, int | None]],
-) -> list[dict[str, Any]]:
-    changed = []
-    for name, (in0, out0) in before.items():
-        in1, out1 = after.get(name, (in0, out0))
-        if (in0, out0) != (in1, out1):
-            changed.append(
-                {
-                    "name": name,
-                    "in_before": in0,
-                    "in_after": in1,
-                    "out_before": out0,
-                    "out_after": out1,
-                }
-            )
-    return changed
 
 
 def _preview_changes(preview: Any) -> list[dict[str, Any]]:

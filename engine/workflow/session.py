@@ -220,6 +220,8 @@ class Session:
                 cancel=cancel,
                 calibration=calibration,
             )
+        for w in caught:  # recorded for the report, and still shown to Python callers
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         check_cancel(cancel)
         progress(0.72, "Checking outputs…")
         pruned.eval()
