@@ -99,7 +99,8 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
     assert lat.device == "cpu" and not lat.error
     assert lat.rounds >= 3 and lat.before_s > 0 and lat.after_s > 0
     dialog = win.result_dialog
-    assert dialog.rows["Digits accuracy"].startswith("99.44 % → ")
+    assert dialog.rows["Accuracy"].startswith("99.44 % → ")
+    assert dialog.rows["Evaluated on"].startswith("360 held-out demo digits (360 samples")
     assert f"median of {lat.rounds} interleaved runs on the example input" in (
         dialog.rows["Latency (CPU)"]
     )
