@@ -263,46 +263,37 @@ def plan_problems(plan: Any, doc: Document) -> list[str]:
 
 
 DEMO_CALIBRATION = 64  # demo training digits used for gradient criteria
+FOLDER_CALIBRATION = 256  # samples of a settings-chosen folder (engine.data's default cap)
 
 
-@dataclass(frozen=True)
-class DataChoice:
-    """What the data panel chose: a path, the preprocessing fields the user changed, and
-    the calibration/evaluation split (fraction evaluated, seed)."""
+def data_options(path: str, **fields: Any) -> Any:
+    """engine.data.DataOptions: what the data panel (and the CLI's --data flags) choose."""
+    from engine.data import DataOptions
 
-    path: str
-    overrides: tuple[tuple[str, Any], ...] = ()  # Preprocessing field -> value
-    eval_fraction: float = 0.2
-    seed: int = 0
-    eval_path: str = ""  # a separate evaluation set instead of a split
+    return DataOptions(data=path, **fields)
 
 
-@dataclass
-class DataSplitUsed:
-    calibration: Any  # engine.data.DataSource
-    evaluation: Any  # engine.data.DataSource
-    note: str
+def data_key(options: Any) -> str:
+    """A hashable key for DataOptions (they hold a dict), for caches of previewers."""
+    import json
+
+    return "" if options is None else json.dumps(options.to_dict(), sort_keys=True, default=str)
 
 
-def open_data(doc: Document, choice: DataChoice) -> Any:
-    """engine.data.DataSource for the choice, preprocessed for this document's model."""
-    return session_of(doc).open_data(choice.path, overrides=dict(choice.overrides) or None)
+def open_data(doc: Document, options: Any) -> Any:
+    """engine.data.DataSource of `options.data`, preprocessed for this document's model."""
+    return session_of(doc).open_data(options.data, overrides=options.preprocessing or None)
 
 
-def split_data(doc: Document, choice: DataChoice, source: Any = None) -> DataSplitUsed:
-    """Calibration and evaluation sources: a separate eval set, or a seeded split."""
-    from engine.data import split_source
+def prepare_data(doc: Document, options: Any) -> Any:
+    """engine.data.RunData (calibration + evaluation sets): the CLI's split, exactly."""
+    return session_of(doc).prepare_data(options)
 
-    source = source if source is not None else open_data(doc, choice)
-    if choice.eval_path:
-        ev = session_of(doc).open_data(choice.eval_path, overrides=dict(choice.overrides) or None)
-        return DataSplitUsed(source, ev, f"{len(ev)} samples of {choice.eval_path}")
-    split = split_source(source, choice.eval_fraction, choice.seed)
-    note = (
-        f"{len(split.evaluation)} of {len(source)} samples of {choice.path} "
-        f"(evaluation split {choice.eval_fraction:.0%}, seed {choice.seed})"
-    )
-    return DataSplitUsed(split.calibration, split.evaluation, note)
+
+def _loader_of(source: Any, n: int) -> Any:
+    from engine.data import make_loader, subset
+
+    return make_loader(subset(source, n), batch_size=32)
 
 
 def _demo_data(split: str) -> Any:
@@ -324,30 +315,38 @@ def _demo_digits() -> tuple[Any, Any]:
 
 
 def make_calibration(
-    doc: Document, kind: str, folder: str = "", data: DataChoice | None = None
+    doc: Document, kind: str, folder: str = "", data: Any = None
 ) -> Callable[[Any], Any] | None:
-    """A `(model) -> loss` for gradient criteria; None means the engine's random inputs.
+    """A calibration for gradient/activation criteria; None means the engine's random inputs.
 
-    "data": the calibration split of the data panel's choice; "folder": a folder chosen
-    in the settings (through engine.data, like the CLI); "demo": 64 demo training digits.
+    "data": the calibration set of the data panel's DataOptions (engine.data.prepare_data,
+    as `arborist prune --data`); "folder": a folder chosen in the settings; "demo": 64 demo
+    training digits. All go through engine.plan.calibration.data_calibration.
     """
-    session = session_of(doc)
+    from engine.plan.calibration import data_calibration
+
     if kind == "data" and data is not None:
-        return session.calibration(split_data(doc, data).calibration)
+        return Session.calibration(prepare_data(doc, data))
     if kind == "folder" and folder:
-        return session.calibration(session.open_data(folder))
+        source = session_of(doc).open_data(folder)
+        return data_calibration(_loader_of(source, FOLDER_CALIBRATION), description=folder)
     if kind == "demo":
-        return session.calibration(_demo_data("train"), DEMO_CALIBRATION)
+        loader = _loader_of(_demo_data("train"), DEMO_CALIBRATION)
+        return data_calibration(loader, description="demo training digits")
     return None
 
 
-def evaluation_data(doc: Document, data: DataChoice | None) -> tuple[Any, str]:
-    """(DataSource to measure before -> after on, its description), or (None, "")."""
+def evaluation_data(doc: Document, data: Any) -> tuple[Any, str]:
+    """(batches to measure before -> after on, their description), or (None, "")."""
+    from engine.data import make_loader
+
     if data is not None:
-        used = split_data(doc, data)
-        return used.evaluation, used.note
+        run = prepare_data(doc, data)
+        if run.evaluation is not None:
+            how = run.evaluation.notes[-1] if run.evaluation.notes else "all of it"
+            return run.evaluation_loader(), f"{run.evaluation.path}, {how}"
     if doc.source == DEMO_SOURCE:
-        return _demo_data("heldout"), "360 held-out demo digits"
+        return make_loader(_demo_data("heldout"), batch_size=128), "360 held-out demo digits"
     return None, ""
 
 
@@ -518,5 +517,5 @@ def same_file_path(a: str, b: str) -> bool:
 __all__ = [
     "Cancelled", "LoadCancelled", "PruneCancelled", "ExportCancelled", "ModelLoadFailed",
     "TrustRequired", "InputShapeRequired", "LayerChange", "PruneResult", "ExportResult",
-    "ExportFailed", "DataChoice",
+    "ExportFailed",
 ]

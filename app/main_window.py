@@ -470,7 +470,7 @@ class MainWindow(QMainWindow):
     def _on_data_changed(self, choice) -> None:
         """The data panel's dataset feeds calibration (via the settings) and evaluation."""
         self.pruning.set_data(choice)
-        self.settings_panel.set_data_path(choice.path if choice is not None else "")
+        self.settings_panel.set_data_path(choice.data if choice is not None else "")
 
     def _show_view(self, view: PreparedView) -> None:
         self.scene.show_graph(view.graph, view.layout)

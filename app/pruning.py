@@ -55,7 +55,7 @@ class PruningController(QObject):
         self.editor = PlanEditor(self)
         self.document: Document | None = None
         self.calibration: tuple[str, str] = ("random", "")
-        self.data: engine_api.DataChoice | None = None  # the data panel's choice
+        self.data: Any = None  # the data panel's engine.data.DataOptions, or None
         self.last_preview: PreviewDone | None = None
         self._previewers: dict[tuple, Any] = {}  # written by the (single) preview thread
         self._lock = threading.Lock()
@@ -101,13 +101,13 @@ class PruningController(QObject):
             self.calibration = (kind, folder)
             self.request_preview()
 
-    def set_data(self, choice: engine_api.DataChoice | None) -> None:
+    def set_data(self, choice: Any) -> None:
         """The data panel's dataset: its calibration split feeds data-driven criteria
         (unless the settings pick another source), its evaluation split the metrics."""
         if choice != self.data:
             self.data = choice
             if choice is not None:
-                self.set_calibration("data", choice.path)
+                self.set_calibration("data", choice.data)
             elif self.calibration[0] == "data":
                 self.set_calibration("random", "")
 
@@ -200,7 +200,7 @@ class PruningController(QObject):
     def _previewer_job(self) -> Any:
         """A function for the preview thread that returns (building once) the Previewer."""
         doc, cal, data = self.document, self.calibration, self.data
-        key = (id(doc), cal, data)
+        key = (id(doc), cal, engine_api.data_key(data))
         cache, lock = self._previewers, self._lock
 
         def get(progress) -> Any:

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .data_args import calibration_of, measure, open_run_data
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
@@ -60,6 +61,7 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
     from engine.plan import Previewer, preview_plan, solve_ratio
+    from engine.plan.criteria import DATA_CRITERIA
 
     fmt = _check_output(args)
     with warnings.catch_warnings(record=True) as early:
@@ -76,6 +78,8 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
     dg = trace(opened, progress)
+    run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
+    calibration = calibration_of(run_data)
     macs0, params0 = opened.session.counts()
     from .inspect_cmd import locked_layers
 
@@ -89,13 +93,19 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "before": {"macs": macs0, "params": params0},
         "output_layers": outputs,  # locked by the engine (lock_outputs=True): never pruned
     }
+    if run_data is not None:
+        report["data"] = run_data.describe()
+        report["metrics"] = {"before": None, "pruned": None}
+        if args.dry_run:  # a real run measures both models inside Session.prune
+            report["metrics"]["before"] = measure(model, run_data, progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         previewer = None
         target = _solve_target(args)
         if target is not None:
             with progress.stage(f"searching the ratio that keeps {target[1]:g} of the {target[0]}"):
-                previewer = Previewer(model, inputs, dependency_graph=dg)
+                previewer = Previewer(model, inputs, dependency_graph=dg,
+                                      calibration=calibration)
                 solved = solve_ratio(previewer, plan, target=target[0], keep=target[1])
             plan = plan.replace(pruning_ratio=solved.ratio)
             report["plan"] = plan.to_dict()
@@ -110,22 +120,34 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 if previewer is not None:
                     preview = previewer.preview(plan)
                 else:
-                    preview = preview_plan(model, inputs, plan, dependency_graph=dg)
+                    preview = preview_plan(model, inputs, plan, dependency_graph=dg,
+                                           calibration=calibration)
             report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
+            eval_data = run_data.evaluation_loader() if run_data is not None else None
             with progress.fraction("pruning") as callback:  # a copy: the Session's rule
-                result = opened.session.prune(plan, latency=bool(args.latency), progress=callback)
+                result = opened.session.prune(
+                    plan, calibration=calibration, eval_data=eval_data,
+                    latency=bool(args.latency), progress=callback,
+                )
             pruned, done = result.session, result.report
             report["after"] = {"macs": done.macs_after, "params": done.params_after}
             report["layers"] = [c.widths_dict() for c in done.changed_layers]
             report["steps_done"] = done.steps_done
+            if done.metrics_after is not None:
+                report["metrics"]["before"] = done.metrics_before.as_dict()
+                report["metrics"]["pruned"] = done.metrics_after.as_dict()
             if done.latency is not None:
                 report["latency"] = done.latency.to_dict()
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
+    if calibration is not None and plan.importance not in DATA_CRITERIA:
+        report["warnings"].append(
+            f"importance {plan.importance!r} does not read data: --data only evaluates; "
+            "choose taylor, hessian or activation for scores from your data")
     if not report["layers"]:
         report["warnings"].append(nothing_pruned_hint(is_flat_pt2(opened.loaded)))
     report["output"] = None if args.dry_run else args.output
@@ -190,8 +212,7 @@ def _cli_note(text: str) -> str:
     """Engine warnings suggest Python arguments; say what applies on the command line."""
     return text.replace(
         "pass calibration=(model) -> loss",
-        "the CLI has no calibration data: use the Python API (calibration=) for data-driven "
-        "scores, or a magnitude criterion",
+        "pass --data PATH (images, tensors or text) for scores from your data",
     )
 
 
@@ -254,6 +275,31 @@ def _preview_changes(preview: Any) -> list[dict[str, Any]]:
     ]
 
 
+def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
+    """'accuracy 99.44% -> 97.50%' lines on the evaluation data (before -> pruned)."""
+    from .evaluate_cmd import METRIC_LABELS
+
+    if not metrics or not metrics.get("before"):
+        return []
+    before, after = metrics["before"], metrics.get("pruned") or {}
+    skipped = f", {before['skipped']} unreadable skipped" if before.get("skipped") else ""
+    lines = [f"  on {before['samples']} evaluation samples{skipped}:"]
+    def show(value: Any, percent: bool) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.2%}" if percent else f"{value:.4g}"
+
+    for key, label, percent in METRIC_LABELS:
+        if key not in before and key not in after:
+            continue
+        arrow = f" -> {show(after.get(key), percent)}" if after else ""
+        lines.append(f"    {label:<36} {show(before.get(key), percent)}{arrow}")
+    if len(lines) == 1:
+        lines.append("    no metric applies: the data has no labels (agreement and KL with the "
+                     "original are measured after pruning)")
+    return lines
+
+
 def format_prune(report: dict[str, Any]) -> str:
     """Human-readable summary for a terminal."""
     from .inspect_cmd import human
@@ -286,6 +332,7 @@ def format_prune(report: dict[str, Any]) -> str:
             if lat["after_ms"]
             else f"  latency not measured: {lat['error']}"
         )
+    lines.extend(format_metrics_change(report.get("metrics")))
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

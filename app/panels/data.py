@@ -10,6 +10,7 @@ evaluation split. Opening and the one counting pass over the files run in a work
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ NO_DATA = (
 class DataInfo:
     """What the worker found: plain data plus thumbnails, for the GUI thread."""
 
-    choice: engine_api.DataChoice
+    choice: Any  # engine.data.DataOptions (what `arborist prune --data` fills too)
     kind: str
     samples: int
     labeled: bool
@@ -59,12 +60,13 @@ class DataInfo:
     notes: list[str] = field(default_factory=list)
 
 
-def inspect_data(doc: Document, choice: engine_api.DataChoice, progress, cancelled) -> DataInfo:
-    """Open the data for this model, count unreadable files in one pass, split it."""
+def inspect_data(doc: Document, choice: Any, progress, cancelled) -> DataInfo:
+    """Open the data for this model, count unreadable files in one pass, split it the way
+    the CLI does (engine.data.prepare_data)."""
     from engine.data import make_loader
     from engine.utils.progress import Cancelled
 
-    progress(0.05, f"Opening {choice.path}…")
+    progress(0.05, f"Opening {choice.data}…")
     source = engine_api.open_data(doc, choice)
     total = len(source)
     seen = 0
@@ -74,7 +76,9 @@ def inspect_data(doc: Document, choice: engine_api.DataChoice, progress, cancell
             raise Cancelled()
         seen += len(batch) + batch.skipped
         progress(0.1 + 0.8 * seen / max(total, 1), f"Checked {seen} of {total} samples…")
-    used = engine_api.split_data(doc, choice, source)
+    run = engine_api.prepare_data(doc, choice)
+    evaluation = run.evaluation
+    split_note = evaluation.notes[-1] if evaluation is not None and evaluation.notes else ""
     names = source.classes
     thumbs = []
     for path, label in source.sample_paths:
@@ -86,8 +90,8 @@ def inspect_data(doc: Document, choice: engine_api.DataChoice, progress, cancell
     progress(1.0, "Data ready")
     return DataInfo(
         choice, source.kind, total, source.labeled, list(names), source.skipped,
-        source.preprocessing, len(used.calibration), len(used.evaluation), used.note, thumbs,
-        list(source.notes),
+        source.preprocessing, len(run.calibration) if run.calibration is not None else 0,
+        len(evaluation) if evaluation is not None else 0, split_note, thumbs, list(source.notes),
     )
 
 
@@ -113,9 +117,9 @@ def _floats_text(value: Any) -> str:
 
 
 class DataPanel(QWidget):
-    """Emits `dataChanged(DataChoice | None)` once a dataset is open and checked."""
+    """Emits `dataChanged(DataOptions | None)` once a dataset is open and checked."""
 
-    dataChanged = Signal(object)  # noqa: N815 - engine_api.DataChoice or None
+    dataChanged = Signal(object)  # noqa: N815 - engine.data.DataOptions or None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -160,8 +164,8 @@ class DataPanel(QWidget):
         for edit, tip in (
             (self.resize_edit, "Resize: one number (shorter side) or H,W"),
             (self.crop_edit, "Centre crop: one number or H,W (empty: none)"),
-            (self.mean_edit, "Per-channel mean subtracted after pixels/scale (empty: none)"),
-            (self.std_edit, "Per-channel std divided by (empty: none)"),
+            (self.mean_edit, "Per-channel mean subtracted after pixels/scale (empty: the model's)"),
+            (self.std_edit, "Per-channel std divided by (empty: the model's)"),
         ):
             edit.setToolTip(tip)
         self.pre_source = QLabel("", self)
@@ -215,26 +219,22 @@ class DataPanel(QWidget):
     # ------------------------------------------------------------------ public
 
     @property
-    def choice(self) -> engine_api.DataChoice | None:
+    def choice(self) -> Any:
         return self.info.choice if self.info is not None else None
 
     def set_document(self, doc: Document | None) -> None:
         """A new model: its own preprocessing applies, so the current data is re-read."""
         self.document = doc
         current = self.choice
-        if doc is not None and current is not None:
-            self._load(engine_api.DataChoice(current.path, (), current.eval_fraction,
-                                              current.seed, current.eval_path))
+        if doc is not None and current is not None:  # the new model's own preprocessing
+            self._load(dataclasses.replace(current, preprocessing={}))
 
     def open_path(self, path: str) -> None:
         path = path.strip()
         if not path:
             return
         self.path.setText(path)
-        self._load(engine_api.DataChoice(
-            path, (), self.eval_percent.value() / 100.0, self.seed.value(),
-            self.eval_path.text().strip(),
-        ))
+        self._load(self._options(path, {}))
 
     def clear(self) -> None:
         self.runner.cancel(quiet=True)
@@ -251,13 +251,22 @@ class DataPanel(QWidget):
 
     # ------------------------------------------------------------------ loading
 
-    def _load(self, choice: engine_api.DataChoice) -> None:
+    def _options(self, path: str, preprocessing: dict[str, Any]) -> Any:
+        return engine_api.data_options(
+            path,
+            eval_data=self.eval_path.text().strip() or None,
+            eval_fraction=self.eval_percent.value() / 100.0,
+            seed=self.seed.value(),
+            preprocessing=preprocessing,
+        )
+
+    def _load(self, choice: Any) -> None:
         if self.document is None:
             self.status.setText("Open a model first: the data is preprocessed for it.")
             return
         doc = self.document
         self.status.setStyleSheet("")
-        self.status.setText(f"Reading {choice.path}…")
+        self.status.setText(f"Reading {choice.data}…")
         self.runner.submit(
             lambda progress, cancelled: inspect_data(doc, choice, progress, cancelled),
             "data",
@@ -276,7 +285,7 @@ class DataPanel(QWidget):
         lines.append(f"Unreadable files skipped: {info.skipped}")
         lines += info.notes
         self.summary.setText("\n".join(lines))
-        self.status.setText(f"Data: {info.choice.path}")
+        self.status.setText(f"Data: {info.choice.data}")
         self._show_thumbnails(info.thumbnails)
         self._show_preprocessing(info.preprocessing)
         self.split_note.setText(
@@ -347,13 +356,14 @@ class DataPanel(QWidget):
                 return None
             return values[0] if len(values) == 1 else values
 
-        return {
+        out = {
             "resize": size(self.resize_edit.text()),
             "crop": size(self.crop_edit.text()),
             "mean": _numbers(self.mean_edit.text()),
             "std": _numbers(self.std_edit.text()),
             "grayscale": self.grayscale.isChecked(),
         }
+        return {k: v for k, v in out.items() if v is not None}
 
     def _apply_preprocessing(self) -> None:
         if self.info is None:
@@ -364,19 +374,12 @@ class DataPanel(QWidget):
             self.status.setStyleSheet("color: #b91c1c;")
             self.status.setText(str(exc))
             return
-        c = self.info.choice
-        self._load(engine_api.DataChoice(
-            c.path, tuple(overrides.items()), c.eval_fraction, c.seed, c.eval_path
-        ))
+        self._load(dataclasses.replace(self.info.choice, preprocessing=overrides))
 
     def _apply_split(self) -> None:
         if self.info is None:
             return
-        c = self.info.choice
-        self._load(engine_api.DataChoice(
-            c.path, c.overrides, self.eval_percent.value() / 100.0, self.seed.value(),
-            self.eval_path.text().strip(),
-        ))
+        self._load(self._options(self.info.choice.data, self.info.choice.preprocessing))
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder of images", self.path.text())

@@ -8,6 +8,7 @@ splits; `Preprocessing` is the one editable description of how images become inp
 from .batch import Batch, as_batch
 from .errors import DataError
 from .preprocessing import ModelFacts, Preprocessing, build_transform, preprocessing_for
+from .selection import DataOptions, RunData, prepare_data, prepare_evaluation
 from .source import (
     BatchLoader,
     DataSource,
@@ -36,6 +37,10 @@ __all__ = [
     "resolve_preprocessing",
     "split_source",
     "subset",
+    "DataOptions",
+    "RunData",
+    "prepare_data",
+    "prepare_evaluation",
     "TextTokenizer",
     "load_tokenizer",
 ]

@@ -60,7 +60,8 @@ class Preprocessing:
         self.mean = _floats(self.mean, "mean")
         self.std = _floats(self.std, "std")
         if self.channels not in (1, 3):
-            raise DataError(f"preprocessing channels must be 1 (grayscale) or 3, got {self.channels}")
+            raise DataError(f"preprocessing channels must be 1 (grayscale) or 3, "
+                            f"got {self.channels}")
         for name, values in (("mean", self.mean), ("std", self.std)):
             if values is not None and len(values) not in (1, self.channels):
                 raise DataError(f"preprocessing {name} has {len(values)} values but the images "

@@ -269,8 +269,9 @@ def _open_hf(path: Path, facts: ModelFacts, preprocessing: Any, overrides: Any, 
         ids = token_stream(hf_data.texts(ds), tok)
         dataset = TokenSequences(ids, _seq_len(facts, seq_len), _input_key(facts))
         return _text_source(str(path), "hf_text", dataset, tok, notes)
-    raise DataError(f"{path}: a saved dataset needs an image column ({', '.join(hf_data.IMAGE_COLUMNS)}) "
-                    f"or a text column; it has {', '.join(ds.column_names)[:120]}")
+    images = ", ".join(hf_data.IMAGE_COLUMNS)
+    raise DataError(f"{path}: a saved dataset needs an image column ({images}) or a text "
+                    f"column; it has {', '.join(ds.column_names)[:120]}")
 
 
 # --------------------------------------------------------------------- subsets
@@ -320,9 +321,9 @@ def split_source(source: DataSource, eval_fraction: float = 0.2, seed: int = 0) 
                         "split needs at least 2 (or pass separate --eval-data)")
     calib, held = _split_indices(source, eval_fraction, seed)
     pct = f"{eval_fraction:.0%}"
-    return DataSplit(_restrict(source, sorted(calib), f"calibration split ({len(calib)}, seed {seed})"),
-                     _restrict(source, sorted(held), f"evaluation split {pct} ({len(held)}, "
-                                                     f"seed {seed})"))
+    return DataSplit(
+        _restrict(source, sorted(calib), f"calibration split ({len(calib)}, seed {seed})"),
+        _restrict(source, sorted(held), f"evaluation split {pct} ({len(held)}, seed {seed})"))
 
 
 def _split_indices(source: DataSource, fraction: float, seed: int,

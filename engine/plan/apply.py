@@ -17,8 +17,8 @@ from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
 from ..utils.progress import Cancelled  # the shared one; apply_plan leaves its model partly pruned
 from .build import build_pruner
-from .calibration import Calibration, clear_grads, compute_grads, resolve
-from .criteria import GRADIENT_CRITERIA
+from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
+from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
 from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
@@ -66,15 +66,19 @@ def run_plan(
     pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
                           num_heads=num_heads)
     needs_grad = plan.importance in GRADIENT_CRITERIA
-    calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
+    needs_acts = plan.importance in ACTIVATION_CRITERIA
+    calib = (resolve(calibration, example_inputs, plan.importance)
+             if needs_grad or needs_acts else None)
     steps = plan.iterative_steps
     done = 0
     try:
         for step in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled before step {step + 1} of {steps}")
-            if calib is not None:
+            if needs_grad:
                 compute_grads(model, calib)  # re-scored on the current weights every step
+            if needs_acts:  # statistics of the current structure, every step
+                collect_activations(model, pruner.importance, calib)
             plans = pruner.plan_step()
             total = done + len(plans) * (steps - step)  # later steps: estimated alike
             names: dict[str, list[GroupPlan]] = {}
@@ -98,7 +102,7 @@ def run_plan(
                 groups.close()  # the pruner records its history now, even when cancelled
             record.steps_done = step + 1
     finally:
-        if calib is not None:
+        if needs_grad:
             clear_grads(model)
         record.history = pruner.pruning_history()
     if progress is not None:

@@ -299,11 +299,22 @@ class Session:
 
         return open_data(path, model_facts=self.model_facts(), **options)
 
-    def calibration(self, source: Any, samples: int | None = None) -> Calibration:
-        """A (model) -> loss on `source` for gradient criteria (see workflow.calibration)."""
-        from .calibration import CALIBRATION_SAMPLES, data_calibration
+    def prepare_data(self, options: Any) -> Any:
+        """engine.data.prepare_data: the user's DataOptions -> RunData (calibration and
+        evaluation sets), preprocessed for this model; the same split in every front end."""
+        from ..data import prepare_data
 
-        return data_calibration(source, self.model, samples or CALIBRATION_SAMPLES)
+        return prepare_data(options, self.model_facts())
+
+    @staticmethod
+    def calibration(run_data: Any) -> Calibration | None:
+        """The data calibration (engine.plan.calibration) over the run's calibration set."""
+        if run_data is None or run_data.calibration is None:
+            return None
+        from ..plan.calibration import data_calibration
+
+        return data_calibration(run_data.calibration_loader(),
+                                description=run_data.calibration.path)
 
     # ------------------------------------------------------------------ evaluate
 

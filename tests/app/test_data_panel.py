@@ -24,7 +24,7 @@ def panel(qtbot, demo_doc) -> DataPanel:
     return p
 
 
-def _open(qtbot, panel: DataPanel, path) -> engine_api.DataChoice:
+def _open(qtbot, panel: DataPanel, path):
     with qtbot.waitSignal(panel.dataChanged, timeout=TIMEOUT) as got:
         panel.open_path(str(path))
     return got.args[0]
@@ -40,7 +40,7 @@ def test_held_out_digits_show_count_classes_thumbnails_preprocessing_and_split(
 ) -> None:
     choice = _open(qtbot, panel, digit_folders.heldout)
     info = panel.info
-    assert choice.path == str(digit_folders.heldout)
+    assert choice.data == str(digit_folders.heldout) and choice.eval_data is None
     assert info.samples == 360 and info.skipped == 0
     assert info.classes == [str(d) for d in range(10)]
     assert "360 samples" in panel.summary.text()
@@ -53,7 +53,8 @@ def test_held_out_digits_show_count_classes_thumbnails_preprocessing_and_split(
     # a stratified evaluation split: round(fraction x class size) of every class
     per_class = [len(list((digit_folders.heldout / str(d)).iterdir())) for d in range(10)]
     held = sum(round(n * 0.2) for n in per_class)
-    assert (info.calibration_samples, info.evaluation_samples) == (360 - held, held)
+    cap = 256  # engine.data caps calibration sets (DEFAULT_CALIBRATION_SAMPLES)
+    assert (info.calibration_samples, info.evaluation_samples) == (min(cap, 360 - held), held)
     panel.eval_percent.setValue(50.0)
     with qtbot.waitSignal(panel.dataChanged, timeout=TIMEOUT) as got:
         panel.apply_split.click()
@@ -79,7 +80,7 @@ def test_edited_preprocessing_is_used_and_bad_text_is_explained(
     panel.std_edit.setText("0.25")
     with qtbot.waitSignal(panel.dataChanged, timeout=TIMEOUT) as got:
         panel.apply_pre.click()
-    overrides = dict(got.args[0].overrides)
+    overrides = got.args[0].preprocessing
     assert overrides["mean"] == (0.5,) and overrides["std"] == (0.25,)
     pre = panel.info.preprocessing
     assert (pre.mean, pre.std) == ((0.5,), (0.25,)) and "user overrides" in pre.source
