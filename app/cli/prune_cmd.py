@@ -10,7 +10,6 @@ plan's ignored_layers. A plan's ``input_spec`` is used unless ``--input-shape`` 
 from __future__ import annotations
 
 import argparse
-import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from .data_args import calibration_of, measure, open_run_data
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
-from .session import count, is_flat_pt2, open_model, trace
+from .session import is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
 MAX_LISTED = 12  # changed layers shown in the terminal summary
@@ -61,9 +60,8 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
-    from engine.plan import Previewer, apply_plan, preview_plan, solve_ratio
+    from engine.plan import Previewer, preview_plan, solve_ratio
     from engine.plan.criteria import DATA_CRITERIA
-    from engine.utils.latency import check_latency
 
     fmt = _check_output(args)
     with warnings.catch_warnings(record=True) as early:
@@ -82,8 +80,7 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     dg = trace(opened, progress)
     run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
     calibration = calibration_of(run_data)
-    macs0, params0 = count(model, inputs)
-    widths0 = _layer_widths(dg)
+    macs0, params0 = opened.session.counts()
     from .inspect_cmd import locked_layers
 
     outputs = [x["name"] for x in locked_layers(dg) if x["reason"] == "model output"]
@@ -98,7 +95,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     }
     if run_data is not None:
         report["data"] = run_data.describe()
-        report["metrics"] = {"before": measure(model, run_data, progress), "pruned": None}
+        report["metrics"] = {"before": None, "pruned": None}
+        if args.dry_run:  # a real run measures both models inside Session.prune
+            report["metrics"]["before"] = measure(model, run_data, progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         previewer = None
@@ -127,22 +126,21 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
-            _carry_history(opened)
-            needs_original = args.latency or (run_data is not None and run_data.evaluation)
-            original = copy.deepcopy(model) if needs_original else None
-            with progress.counter("pruning") as callback:
-                outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback,
-                                     calibration=calibration)
-            macs1, params1 = count(model, inputs)
-            report["after"] = {"macs": macs1, "params": params1}
-            report["layers"] = _width_changes(widths0, _layer_widths(dg))
-            report["steps_done"] = outcome.steps_done
-            if run_data is not None and run_data.evaluation is not None:
-                report["metrics"]["pruned"] = measure(model, run_data, progress, original)
-            if original is not None and args.latency:
-                with progress.stage("timing the original and the pruned model"):
-                    report["latency"] = check_latency(original, model, inputs).to_dict()
-                del original
+            eval_data = run_data.evaluation_loader() if run_data is not None else None
+            with progress.fraction("pruning") as callback:  # a copy: the Session's rule
+                result = opened.session.prune(
+                    plan, calibration=calibration, eval_data=eval_data,
+                    latency=bool(args.latency), progress=callback,
+                )
+            pruned, done = result.session, result.report
+            report["after"] = {"macs": done.macs_after, "params": done.params_after}
+            report["layers"] = [c.widths_dict() for c in done.changed_layers]
+            report["steps_done"] = done.steps_done
+            if done.metrics_after is not None:
+                report["metrics"]["before"] = done.metrics_before.as_dict()
+                report["metrics"]["pruned"] = done.metrics_after.as_dict()
+            if done.latency is not None:
+                report["latency"] = done.latency.to_dict()
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
@@ -164,12 +162,12 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     with progress.stage(f"writing {args.output}"):
         report["validation"] = write_model(
             fmt,
-            model,
+            pruned.model,
             inputs,
             args.output,
             source=args.model,
-            arch=opened.loaded.arch,
-            history=_history(model),
+            arch=pruned.arch,
+            history=pruned.pruning_history,
             input_spec=opened.input_spec,
         )
     problem = report["validation"].get("problem")
@@ -261,51 +259,6 @@ def _save_plan(plan: Any, path: str) -> None:
         shown = path if len(path) <= 120 else path[:117] + "..."
         reason = exc.strerror or exc
         raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
-
-
-def _carry_history(opened: Any) -> None:
-    """A model reopened from a safe checkpoint keeps its earlier pruning steps on export."""
-    from engine.pruner.serialization import HISTORY_ATTR
-
-    earlier = list(opened.loaded.pruning_history or [])
-    if earlier and not getattr(opened.model, HISTORY_ATTR, None):
-        opened.model.__dict__[HISTORY_ATTR] = [(n, bool(o), list(i)) for n, o, i in earlier]
-
-
-def _history(model: Any) -> list[Any]:
-    from engine.pruner.serialization import HISTORY_ATTR
-
-    return [[n, bool(o), list(i)] for n, o, i in getattr(model, HISTORY_ATTR, [])]
-
-
-def _layer_widths(dg: Any) -> dict[str, tuple[int | None, int | None]]:
-    from torch import nn
-
-    return {
-        node.name: (dg.get_in_channels(node.module), dg.get_out_channels(node.module))
-        for node in dg.nodes
-        if isinstance(node.module, nn.Module)
-    }
-
-
-def _width_changes(
-    before: dict[str, tuple[int | None, int | None]],
-    after: dict[str, tuple[int | None, int | None]],
-) -> list[dict[str, Any]]:
-    changed = []
-    for name, (in0, out0) in before.items():
-        in1, out1 = after.get(name, (in0, out0))
-        if (in0, out0) != (in1, out1):
-            changed.append(
-                {
-                    "name": name,
-                    "in_before": in0,
-                    "in_after": in1,
-                    "out_before": out0,
-                    "out_after": out1,
-                }
-            )
-    return changed
 
 
 def _preview_changes(preview: Any) -> list[dict[str, Any]]:
