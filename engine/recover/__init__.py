@@ -12,8 +12,8 @@ from .batchnorm import freeze_batchnorm, recalibrate_batchnorm
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import LOSS_KINDS, Budget, RecoveryConfig
 from .iterative import IterativeResult, prune_and_recover
-from .losses import distill_kl, logits_of, next_token_ce, recovery_loss
 from .loop import RecoveryProgress, lr_factor, make_accelerator, recover
+from .losses import distill_kl, logits_of, next_token_ce, recovery_loss
 from .report import BN_POINT, CurvePoint, RecoveryReport
 
 __all__ = [

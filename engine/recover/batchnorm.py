@@ -61,7 +61,7 @@ def recalibrate_batchnorm(
             call_with(model, batch.inputs)
             used += 1
     finally:
-        for m, momentum in zip(layers, momenta):
+        for m, momentum in zip(layers, momenta, strict=True):
             m.momentum = momentum
         model.train(was_training)
     if average is not None:

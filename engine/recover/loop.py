@@ -88,7 +88,8 @@ class _FeatureTaps:
         names = list(names)
         if names and teacher is None:
             raise ValueError("feature distillation needs the original model as teacher")
-        s_mods, t_mods = dict(student.named_modules()), dict(teacher.named_modules()) if names else {}
+        s_mods = dict(student.named_modules())
+        t_mods = dict(teacher.named_modules()) if names and teacher is not None else {}
         for name in names:
             if name not in s_mods or name not in t_mods:
                 raise ValueError(f"feature layer {name!r} is not a module of both models")
@@ -257,6 +258,11 @@ class _Run:
                 self.train_seconds += now - tick
                 elapsed = elapsed0 + now - start
                 stop = self._stop_reason(elapsed, limit_s)
+                if stop == "cancelled":  # no evaluation: the resumed run continues exactly
+                    self._save(elapsed0 + time.perf_counter() - start)
+                    self.report.stopped = stop
+                    self._tell(elapsed, limit_s)
+                    return
                 if self.step % self.eval_every == 0 or stop:
                     self.model.eval()
                     improved = self._point(self.step, self._interval_loss(), "")
@@ -420,6 +426,8 @@ class _Run:
                 "train_seconds": self.train_seconds,
                 "samples": self.samples,
                 "last_loss": self.last_loss,
+                "loss_sum": self.loss_sum.detach().cpu(),
+                "loss_count": self.loss_count,
                 "rng": rng_state(),
                 "config": {k: v for k, v in self.config.to_dict().items()
                            if isinstance(v, (int, float, str, bool, type(None)))},
@@ -441,6 +449,8 @@ class _Run:
         self.train_seconds = float(state["train_seconds"])
         self.samples = int(state["samples"])
         self.last_loss = state["last_loss"]
+        self.loss_sum = state["loss_sum"].to(self.acc.device)
+        self.loss_count = int(state["loss_count"])
         self.report.resumed_from = self.step
         set_rng_state(state["rng"])
         self._set_lr(self.step)
