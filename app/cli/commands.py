@@ -33,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
         "Prune MODEL and write it to OUT. Flags given explicitly override the fields of a "
         "--plan file; --ignore adds to the plan's ignored layers.",
     ),
+    Command("evaluate", "evaluate_cmd", "measure a model on your data (accuracy, agreement, ...)"),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)

@@ -16,8 +16,8 @@ from ..graph import DependencyGraph
 from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
 from .build import build_pruner
-from .calibration import Calibration, clear_grads, compute_grads, resolve
-from .criteria import GRADIENT_CRITERIA
+from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
+from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
 from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
@@ -70,15 +70,19 @@ def run_plan(
     pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
                           num_heads=num_heads)
     needs_grad = plan.importance in GRADIENT_CRITERIA
-    calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
+    needs_acts = plan.importance in ACTIVATION_CRITERIA
+    calib = (resolve(calibration, example_inputs, plan.importance)
+             if needs_grad or needs_acts else None)
     steps = plan.iterative_steps
     done = 0
     try:
         for step in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled before step {step + 1} of {steps}")
-            if calib is not None:
+            if needs_grad:
                 compute_grads(model, calib)  # re-scored on the current weights every step
+            if needs_acts:  # statistics of the current structure, every step
+                collect_activations(model, pruner.importance, calib)
             plans = pruner.plan_step()
             total = done + len(plans) * (steps - step)  # later steps: estimated alike
             names: dict[str, list[GroupPlan]] = {}
@@ -104,7 +108,7 @@ def run_plan(
             if after_step is not None:
                 after_step(step + 1)  # e.g. recover accuracy before the next step scores
     finally:
-        if calib is not None:
+        if needs_grad:
             clear_grads(model)
         record.history = pruner.pruning_history()
     if progress is not None:
