@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,17 @@ from .data_args import calibration_of, measure, open_run_data
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
+from .recovery_args import (
+    capped_for_calibration,
+    check_recovery_flags,
+    format_recovery,
+    is_main_rank,
+    open_recovery_data,
+    recovery_config,
+    recovery_section,
+    run_recovery,
+    wants_recovery,
+)
 from .session import count, is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
@@ -80,8 +92,13 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
     dg = trace(opened, progress)
-    run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
-    calibration = calibration_of(run_data)
+    recovery = recovery_config(args)  # None unless a --recover-* budget is given
+    if recovery is not None:  # recovery trains on all of --data; criteria read a capped subset
+        run_data = open_recovery_data(args, opened, progress)
+        calibration = calibration_of(capped_for_calibration(run_data))
+    else:
+        run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
+        calibration = calibration_of(run_data)
     macs0, params0 = count(model, inputs)
     widths0 = _layer_widths(dg)
     from .inspect_cmd import locked_layers
@@ -128,17 +145,31 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
             _carry_history(opened)
-            needs_original = args.latency or (run_data is not None and run_data.evaluation)
+            needs_original = (args.latency or recovery is not None
+                              or (run_data is not None and run_data.evaluation))
             original = copy.deepcopy(model) if needs_original else None
+            reports: list[Any] = []
+            after_step = None
+            if recovery is not None and plan.iterative_steps > 1:
+                after_step = _recover_between_steps(model, original, run_data, recovery, args,
+                                                    progress, plan.iterative_steps, report,
+                                                    reports)
             with progress.counter("pruning") as callback:
                 outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback,
-                                     calibration=calibration)
+                                     calibration=calibration, after_step=after_step)
             macs1, params1 = count(model, inputs)
             report["after"] = {"macs": macs1, "params": params1}
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
-            if run_data is not None and run_data.evaluation is not None:
+            if run_data is not None and run_data.evaluation is not None and not reports:
                 report["metrics"]["pruned"] = measure(model, run_data, progress, original)
+            if recovery is not None:
+                if not reports:
+                    reports.append(run_recovery(model, original, run_data, recovery, args,
+                                                progress))
+                report["recovery"] = recovery_section(reports)
+                if run_data.evaluation is not None:
+                    report["metrics"]["recovered"] = measure(model, run_data, progress, original)
             if original is not None and args.latency:
                 with progress.stage("timing the original and the pruned model"):
                     report["latency"] = check_latency(original, model, inputs).to_dict()
@@ -157,6 +188,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     report["validation"] = None
     report["saved_plan"] = None
     if args.dry_run:
+        return report
+    if not is_main_rank():  # torchrun / accelerate launch: process 0 alone writes
+        report["output"] = None
         return report
     if args.save_plan:  # first: a plan that cannot be written must not cost the model
         _save_plan(plan, args.save_plan)
@@ -236,8 +270,29 @@ def nothing_pruned_hint(flat_pt2: bool) -> str:
     return hint
 
 
+def _recover_between_steps(model: Any, teacher: Any, run_data: Any, config: Any,
+                           args: argparse.Namespace, progress: Progress, steps: int,
+                           report: dict[str, Any], reports: list[Any]) -> Any:
+    """apply_plan's after_step: recover after each of the plan's iterative steps."""
+
+    def after_step(step: int) -> None:
+        cfg = config
+        if config.checkpoint:
+            cfg = dataclasses.replace(config, checkpoint=f"{config.checkpoint}.step{step}")
+        if step == steps and run_data.evaluation is not None:
+            report["metrics"]["pruned"] = measure(model, run_data, progress, teacher)
+        reports.append(run_recovery(model, teacher, run_data, cfg, args, progress,
+                                    label=f"recovering after step {step}/{steps}"))
+
+    return after_step
+
+
 def _check_output(args: argparse.Namespace) -> str | None:
     """Validate -o / --save-plan up front, so a typo never costs a full prune."""
+    check_recovery_flags(args)
+    if args.dry_run and wants_recovery(args):
+        raise CliError("--dry-run only predicts the pruned model; recovery needs a real prune "
+                       "(drop --dry-run)")
     if args.dry_run and args.latency:
         raise CliError("--latency times the pruned model, which --dry-run never builds")
     if args.dry_run:
@@ -381,6 +436,7 @@ def format_prune(report: dict[str, Any]) -> str:
             else f"  latency not measured: {lat['error']}"
         )
     lines.extend(format_metrics_change(report.get("metrics")))
+    lines.extend(format_recovery(report.get("recovery")))
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

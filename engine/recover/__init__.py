@@ -14,6 +14,7 @@ from .config import LOSS_KINDS, Budget, RecoveryConfig
 from .iterative import IterativeResult, prune_and_recover
 from .loop import RecoveryProgress, lr_factor, make_accelerator, recover
 from .losses import distill_kl, logits_of, next_token_ce, recovery_loss
+from .metric import WatchedMetric, watched_metric
 from .report import BN_POINT, CurvePoint, RecoveryReport
 
 __all__ = [
@@ -38,4 +39,6 @@ __all__ = [
     "recover",
     "recovery_loss",
     "save_checkpoint",
+    "WatchedMetric",
+    "watched_metric",
 ]

@@ -132,6 +132,8 @@ def recover(
     cancel: Callable[[], bool] | None = None,
     resume: bool = False,
     accelerator: Any = None,
+    metric_name: str = "accuracy",
+    greater_is_better: bool = True,
 ) -> RecoveryReport:
     """Train `model` in place on `train_data` as `config` says; returns what it did.
 
@@ -143,10 +145,15 @@ def recover(
     model before pruning (for distillation); it is put in eval mode and never updated.
     `cancel()` is checked after every step; a cancelled run saves its checkpoint and
     returns. With `resume`, training continues from `config.checkpoint` if it exists.
+    The best weights (by the metric) are restored at the end only when early stopping
+    (`config.patience`) is on; otherwise the run ends with its last weights, so that a
+    metric on held-out data never selects the model it then reports on.
     """
     config = config or RecoveryConfig()
-    return _Run(model, train_data, teacher, metric, config, progress, cancel,
-                accelerator or make_accelerator(config)).run(resume)
+    run = _Run(model, train_data, teacher, metric, config, progress, cancel,
+               accelerator or make_accelerator(config))
+    run.report.metric_name, run.greater = metric_name, greater_is_better
+    return run.run(resume)
 
 
 class _Run:
@@ -192,6 +199,7 @@ class _Run:
         self.loss_sum = torch.zeros((), device=acc.device)
         self.loss_count = 0
         self.last_loss: float | None = None
+        self.greater = True
 
     def _default_eval_every(self) -> int:
         if self.total is not None:
@@ -201,6 +209,7 @@ class _Run:
     # -- stages ---------------------------------------------------------------------
     def run(self, resume: bool) -> RecoveryReport:
         start = time.perf_counter()
+        was_training = self.raw_model.training
         path = self.config.checkpoint
         if resume and path and os.path.exists(path):
             self._restore(load_checkpoint(path, self.acc.unwrap_model(self.model)))
@@ -213,7 +222,8 @@ class _Run:
             self._train(taps, start)
         finally:
             taps.close()
-        if self.best_state is not None and self.report.best_step != self.step:
+        if self.config.patience and self.best_state is not None and \
+                self.report.best_step != self.step:
             self.acc.unwrap_model(self.model).load_state_dict(self.best_state)
         self.report.steps = self.step
         self.report.epochs = (round(self.step / self.steps_per_epoch, 4)
@@ -221,6 +231,7 @@ class _Run:
         self.report.seconds = round(self.report.seconds + time.perf_counter() - start, 3)
         self.report.samples_per_s = round(self.samples / self.train_seconds, 1) \
             if self.train_seconds else 0.0
+        self.raw_model.train(was_training)  # as it came (eval, for a model about to export)
         self.acc.wait_for_everyone()
         return self.report
 
@@ -238,6 +249,8 @@ class _Run:
 
     def _train(self, taps: _FeatureTaps, start: float) -> None:
         cfg = self.config
+        if self.total is not None and self.step >= self.total:
+            return  # resumed from the checkpoint of a finished run
         limit_s = cfg.budget.minutes * 60 if cfg.budget.minutes is not None else None
         elapsed0 = self.report.seconds  # time spent before a resume
         while True:
@@ -248,6 +261,8 @@ class _Run:
             tick = time.perf_counter()
             for item in batches:
                 batch = as_batch(item)
+                if len(batch) == 0:  # every sample unreadable (engine.data counts them)
+                    continue
                 if not self.prepared:
                     batch = self._to_device(batch)
                 self._optimizer_step(batch, taps)
@@ -364,7 +379,7 @@ class _Run:
         if value is None:
             return False
         best = self.report.best_metric
-        if best is None or value > best:
+        if best is None or (value > best if self.greater else value < best):
             self.report.best_metric, self.report.best_step = value, step
             self.best_state = copy.deepcopy(self.acc.unwrap_model(self.model).state_dict())
             self.since_best = 0

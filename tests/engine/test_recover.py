@@ -258,7 +258,7 @@ def test_iterative_prune_recovers_between_steps():
     assert result.outcome.steps_done == 2 and len(result.reports) == 2
     for report in result.reports:  # each step's recovery wins back accuracy it lost
         assert report.best_metric > report.curve[0].metric + 0.2
-    assert heldout_accuracy(model) == pytest.approx(result.reports[1].best_metric)
+    assert heldout_accuracy(model) == pytest.approx(result.reports[1].curve[-1].metric)
 
 
 # -- data parallel ---------------------------------------------------------------------
@@ -281,3 +281,11 @@ def test_two_processes_and_one_with_the_same_effective_batch_give_the_same_loss_
     assert len(a) == len(b) == 12
     assert a == pytest.approx(b, rel=1e-4)
     assert a[-1] < a[0]
+
+
+def test_the_model_leaves_recovery_in_the_mode_it_came_in():
+    model, teacher, _ = pruned_demo()
+    model.eval()
+    recover(model, train_loader(), teacher=teacher,
+            config=RecoveryConfig(budget=Budget(steps=2), device="cpu"))
+    assert not any(m.training for m in model.modules())
