@@ -34,6 +34,9 @@ COMMANDS: tuple[Command, ...] = (
         "--plan file; --ignore adds to the plan's ignored layers.",
     ),
     Command("evaluate", "evaluate_cmd", "measure a model on your data (accuracy, agreement, ...)"),
+    Command("recover", "recover_cmd", "recover a pruned model's accuracy on your data",
+            "Train PRUNED_FILE on --data (distilled from --teacher, the original model) and "
+            "write it to OUT."),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
