@@ -14,7 +14,6 @@ from .data_args import add_data_arguments, measure
 from .errors import CliError
 from .parser import OUTPUT_FORMATS_HELP, add_model_arguments
 from .progress import Progress
-from .prune_cmd import _carry_history, _history
 from .recovery_args import (
     add_recovery_arguments,
     check_recovery_flags,
@@ -116,3 +115,18 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  check: reloaded file vs PyTorch, max abs diff {v['max_abs_diff']:.3g} "
                      f"({verdict})")
     return "\n".join(lines)
+
+
+def _carry_history(opened: Any) -> None:
+    """A model reopened from a safe checkpoint keeps its earlier pruning steps on export."""
+    from engine.pruner.serialization import HISTORY_ATTR
+
+    earlier = list(opened.loaded.pruning_history or [])
+    if earlier and not getattr(opened.model, HISTORY_ATTR, None):
+        opened.model.__dict__[HISTORY_ATTR] = [(n, bool(o), list(i)) for n, o, i in earlier]
+
+
+def _history(model: Any) -> list[Any]:
+    from engine.pruner.serialization import HISTORY_ATTR
+
+    return [[n, bool(o), list(i)] for n, o, i in getattr(model, HISTORY_ATTR, [])]
