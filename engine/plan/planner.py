@@ -152,7 +152,7 @@ def plan_for_target(
         base = PruningPlan.from_dict(scan.base_plan) if scan.base_plan else PruningPlan()
     if target.kind == "latency" and latency is None:
         raise PlanError("a latency target needs a latency model for the device")
-    curves = [c for c in scan.curves if c.points]
+    curves = _usable(scan, base)
     if not curves:
         raise PlanError("the scan found nothing prunable")
     checks = 0
@@ -241,6 +241,19 @@ def plan_for_target(
     steps = suggest_steps(ratios)
     plan = plan_from_ratios(base, scan, ratios, steps if iterative else 1)
     return PlanResult(plan, pv, kept, predict(scan, idx), ms, candidates, steps, checks)
+
+
+def _usable(scan: ScanResult, base: PruningPlan) -> list[ScanCurve]:
+    """Curves the base plan allows: no ignored layers, no point above its max ratio."""
+    ignored = set(base.ignored_layers)
+    out = []
+    for c in scan.curves:
+        if any(n in ignored or any(n.startswith(i + ".") for i in ignored) for n in c.layers):
+            continue
+        points = [p for p in c.points if p.ratio <= base.max_pruning_ratio + 1e-9]
+        if points:
+            out.append(dataclasses.replace(c, points=points))
+    return out
 
 
 def _candidate(ratios: dict[str, float], pv: Preview, ms: float | None,
