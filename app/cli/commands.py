@@ -33,6 +33,8 @@ COMMANDS: tuple[Command, ...] = (
         "Prune MODEL and write it to OUT. Flags given explicitly override the fields of a "
         "--plan file; --ignore adds to the plan's ignored layers.",
     ),
+    Command("scan", "scan_cmd", "measure how much each group can lose (sensitivity curves)"),
+    Command("plan", "plan_cmd", "choose per-group ratios for a MACs, params or latency target"),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)
