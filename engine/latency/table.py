@@ -247,6 +247,18 @@ def _measure_leaf(m: nn.Module, shape: LeafShape, device: str, grid: tuple[float
     return LeafEntry(shape.name, shape.type, shape.in_width, shape.out_width, two, rows)
 
 
+def _monotone(ms: list[list[float]]) -> list[list[float]]:
+    """Each point at most every point of larger (or equal) widths."""
+    out = [list(r) for r in ms]
+    for i in range(len(out) - 1, -1, -1):
+        for j in range(len(out[i]) - 1, -1, -1):
+            if j + 1 < len(out[i]):
+                out[i][j] = min(out[i][j], out[i][j + 1])
+            if i + 1 < len(out):
+                out[i][j] = min(out[i][j], out[i + 1][j])
+    return out
+
+
 def _signature(m: nn.Module, s: LeafShape) -> tuple:
     return (repr(m), tuple(s.input_shape), s.in_width, s.out_width)
 
@@ -258,10 +270,16 @@ def measure_table(
     device: str = "cpu",
     input_spec: str = "",
     grid: tuple[float, ...] = GRID,
+    passes: int = 3,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> LatencyTable:
-    """Time every leaf at the grid widths and the whole model once (on `device`)."""
+    """Time every leaf at the grid widths, and the whole model, in `passes` sweeps.
+
+    Each grid point keeps its best time over the sweeps (a shared machine starves a
+    process for hundreds of ms at a time; sweeps spread each point over the run), and the
+    table is made monotone (a narrower layer never costs more than a wider one: what
+    remains above that is noise)."""
     import copy
 
     from ..utils.latency import compare_latency
@@ -276,27 +294,39 @@ def measure_table(
     gen = torch.Generator().manual_seed(0)
     entries: dict[str, LeafEntry] = {}
     done: dict[tuple, LeafEntry] = {}
-    seen: set[str] = set()
-    for k, s in enumerate(shapes):
-        if cancel is not None and cancel():
-            from ..plan.apply import Cancelled
+    sig_of: dict[str, tuple] = {}
+    full_samples: list[float] = []
+    for sweep in range(passes):
+        swept: set[tuple] = set()  # signatures timed in this sweep
+        for k, s in enumerate(shapes):
+            if cancel is not None and cancel():
+                from ..plan.apply import Cancelled
 
-            raise Cancelled("latency measurement cancelled")
-        if s.name in seen:
-            continue  # a leaf called twice: timed once per call below (same entry)
-        seen.add(s.name)
-        m = modules[s.name]
-        sig = _signature(m, s)
-        if sig not in done:
-            done[sig] = _measure_leaf(m, s, device, grid, gen)
-        e = done[sig]
-        entries[s.name] = dataclasses.replace(e, name=s.name)
-        if progress is not None:
-            progress(k + 1, len(shapes), f"timed {s.name}")
-    with torch.inference_mode():
-        full = compare_latency([lambda: call_with(model, inputs)], min_rounds=8,
-                               max_rounds=40, budget_s=1.5, max_total_s=15.0, warmup_rounds=3)
-    full_ms = min(full.samples_s[0]) * 1e3
+                raise Cancelled("latency measurement cancelled")
+            if s.name in sig_of:
+                continue  # a leaf called twice: one entry, counted once per call
+            m = modules[s.name]
+            sig = sig_of[s.name] = _signature(m, s)
+            if sig not in swept:
+                new = _measure_leaf(m, s, device, grid, gen)
+                old = done.get(sig)
+                done[sig] = new if old is None else dataclasses.replace(
+                    new, ms=[[min(a, b) for a, b in zip(r1, r2, strict=True)]
+                             for r1, r2 in zip(old.ms, new.ms, strict=True)])
+                swept.add(sig)
+            if progress is not None:
+                progress(sweep * len(shapes) + k + 1, passes * len(shapes),
+                         f"sweep {sweep + 1}/{passes}: timed {s.name}")
+        sig_of.clear()
+        with torch.inference_mode():
+            full = compare_latency([lambda: call_with(model, inputs)], min_rounds=5,
+                                   max_rounds=20, budget_s=0.5, max_total_s=5.0,
+                                   warmup_rounds=2)
+        full_samples += full.samples_s[0]
+    for s in shapes:
+        e = done[_signature(modules[s.name], s)]
+        entries[s.name] = dataclasses.replace(e, name=s.name, ms=_monotone(e.ms))
+    full_ms = min(full_samples) * 1e3
     table = LatencyTable(device, input_spec, torch.get_num_threads(), entries, full_ms, 0.0)
     table.table_full_ms = sum(entries[s.name].at(1.0, 1.0) for s in shapes if s.name in entries)
     table.seconds = time.perf_counter() - t0
