@@ -46,6 +46,7 @@ class PlanTargetDialog(QDialog):
         self.compute.clicked.connect(self.run)
         self.summary = QLabel("Choose a target and press Compute.", self)
         self.summary.setWordWrap(True)
+        self.summary.setMinimumHeight(3 * self.summary.fontMetrics().lineSpacing() + 6)
         self.chart = ParetoChart(self)
         self.chart.candidateClicked.connect(self._pick)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
@@ -64,6 +65,7 @@ class PlanTargetDialog(QDialog):
         lay.addWidget(self.summary)
         lay.addWidget(self.chart)
         lay.addWidget(self.buttons)
+        self.resize(640, 620)
         controller.planned.connect(self._on_planned)
         controller.planFailed.connect(self._on_failed)
 
