@@ -11,13 +11,26 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
 
+from .data_args import calibration_of, measure, open_run_data
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
+from .recovery_args import (
+    capped_for_calibration,
+    check_recovery_flags,
+    format_recovery,
+    is_main_rank,
+    open_recovery_data,
+    recovery_config,
+    recovery_section,
+    run_recovery,
+    wants_recovery,
+)
 from .session import count, is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
@@ -61,6 +74,7 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
     from engine.plan import Previewer, apply_plan, preview_plan, solve_ratio
+    from engine.plan.criteria import DATA_CRITERIA
     from engine.utils.latency import check_latency
 
     fmt = _check_output(args)
@@ -78,6 +92,13 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
     dg = trace(opened, progress)
+    recovery = recovery_config(args)  # None unless a --recover-* budget is given
+    if recovery is not None:  # recovery trains on all of --data; criteria read a capped subset
+        run_data = open_recovery_data(args, opened, progress)
+        calibration = calibration_of(capped_for_calibration(run_data))
+    else:
+        run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
+        calibration = calibration_of(run_data)
     macs0, params0 = count(model, inputs)
     widths0 = _layer_widths(dg)
     from .inspect_cmd import locked_layers
@@ -92,13 +113,17 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "before": {"macs": macs0, "params": params0},
         "output_layers": outputs,  # locked by the engine (lock_outputs=True): never pruned
     }
+    if run_data is not None:
+        report["data"] = run_data.describe()
+        report["metrics"] = {"before": measure(model, run_data, progress), "pruned": None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         previewer = None
         target = _solve_target(args)
         if target is not None:
             with progress.stage(f"searching the ratio that keeps {target[1]:g} of the {target[0]}"):
-                previewer = Previewer(model, inputs, dependency_graph=dg)
+                previewer = Previewer(model, inputs, dependency_graph=dg,
+                                      calibration=calibration)
                 solved = solve_ratio(previewer, plan, target=target[0], keep=target[1])
             plan = plan.replace(pruning_ratio=solved.ratio)
             report["plan"] = plan.to_dict()
@@ -113,26 +138,49 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 if previewer is not None:
                     preview = previewer.preview(plan)
                 else:
-                    preview = preview_plan(model, inputs, plan, dependency_graph=dg)
+                    preview = preview_plan(model, inputs, plan, dependency_graph=dg,
+                                           calibration=calibration)
             report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
             _carry_history(opened)
-            original = copy.deepcopy(model) if args.latency else None
+            needs_original = (args.latency or recovery is not None
+                              or (run_data is not None and run_data.evaluation))
+            original = copy.deepcopy(model) if needs_original else None
+            reports: list[Any] = []
+            after_step = None
+            if recovery is not None and plan.iterative_steps > 1:
+                after_step = _recover_between_steps(model, original, run_data, recovery, args,
+                                                    progress, plan.iterative_steps, report,
+                                                    reports)
             with progress.counter("pruning") as callback:
-                outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback)
+                outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback,
+                                     calibration=calibration, after_step=after_step)
             macs1, params1 = count(model, inputs)
             report["after"] = {"macs": macs1, "params": params1}
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
-            if original is not None:
+            if run_data is not None and run_data.evaluation is not None and not reports:
+                report["metrics"]["pruned"] = measure(model, run_data, progress, original)
+            if recovery is not None:
+                if not reports:
+                    reports.append(run_recovery(model, original, run_data, recovery, args,
+                                                progress))
+                report["recovery"] = recovery_section(reports)
+                if run_data.evaluation is not None:
+                    report["metrics"]["recovered"] = measure(model, run_data, progress, original)
+            if original is not None and args.latency:
                 with progress.stage("timing the original and the pruned model"):
                     report["latency"] = check_latency(original, model, inputs).to_dict()
                 del original
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
+    if calibration is not None and plan.importance not in DATA_CRITERIA:
+        report["warnings"].append(
+            f"importance {plan.importance!r} does not read data: --data only evaluates; "
+            "choose taylor, hessian or activation for scores from your data")
     if not report["layers"]:
         report["warnings"].append(nothing_pruned_hint(is_flat_pt2(opened.loaded)))
     report["output"] = None if args.dry_run else args.output
@@ -140,6 +188,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     report["validation"] = None
     report["saved_plan"] = None
     if args.dry_run:
+        return report
+    if not is_main_rank():  # torchrun / accelerate launch: process 0 alone writes
+        report["output"] = None
         return report
     if args.save_plan:  # first: a plan that cannot be written must not cost the model
         _save_plan(plan, args.save_plan)
@@ -197,8 +248,7 @@ def _cli_note(text: str) -> str:
     """Engine warnings suggest Python arguments; say what applies on the command line."""
     return text.replace(
         "pass calibration=(model) -> loss",
-        "the CLI has no calibration data: use the Python API (calibration=) for data-driven "
-        "scores, or a magnitude criterion",
+        "pass --data PATH (images, tensors or text) for scores from your data",
     )
 
 
@@ -220,8 +270,29 @@ def nothing_pruned_hint(flat_pt2: bool) -> str:
     return hint
 
 
+def _recover_between_steps(model: Any, teacher: Any, run_data: Any, config: Any,
+                           args: argparse.Namespace, progress: Progress, steps: int,
+                           report: dict[str, Any], reports: list[Any]) -> Any:
+    """apply_plan's after_step: recover after each of the plan's iterative steps."""
+
+    def after_step(step: int) -> None:
+        cfg = config
+        if config.checkpoint:
+            cfg = dataclasses.replace(config, checkpoint=f"{config.checkpoint}.step{step}")
+        if step == steps and run_data.evaluation is not None:
+            report["metrics"]["pruned"] = measure(model, run_data, progress, teacher)
+        reports.append(run_recovery(model, teacher, run_data, cfg, args, progress,
+                                    label=f"recovering after step {step}/{steps}"))
+
+    return after_step
+
+
 def _check_output(args: argparse.Namespace) -> str | None:
     """Validate -o / --save-plan up front, so a typo never costs a full prune."""
+    check_recovery_flags(args)
+    if args.dry_run and wants_recovery(args):
+        raise CliError("--dry-run only predicts the pruned model; recovery needs a real prune "
+                       "(drop --dry-run)")
     if args.dry_run and args.latency:
         raise CliError("--latency times the pruned model, which --dry-run never builds")
     if args.dry_run:
@@ -306,6 +377,32 @@ def _preview_changes(preview: Any) -> list[dict[str, Any]]:
     ]
 
 
+def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
+    """'accuracy 99.44% -> 97.50%' lines on the evaluation data (before -> pruned)."""
+    from .evaluate_cmd import METRIC_LABELS
+
+    if not metrics or not metrics.get("before"):
+        return []
+    before, after = metrics["before"], metrics.get("pruned") or {}
+    skipped = f", {before['skipped']} unreadable skipped" if before.get("skipped") else ""
+    lines = [f"  on {before['samples']} evaluation samples{skipped}:"]
+    for key, label, percent in METRIC_LABELS:
+        if key not in before and key not in after:
+            continue
+
+        def show(value: Any) -> str:
+            if value is None:
+                return "-"
+            return f"{value:.2%}" if percent else f"{value:.4g}"
+
+        arrow = f" -> {show(after.get(key))}" if after else ""
+        lines.append(f"    {label:<36} {show(before.get(key))}{arrow}")
+    if len(lines) == 1:
+        lines.append("    no metric applies: the data has no labels (agreement and KL with the "
+                     "original are measured after pruning)")
+    return lines
+
+
 def format_prune(report: dict[str, Any]) -> str:
     """Human-readable summary for a terminal."""
     from .inspect_cmd import human
@@ -338,6 +435,8 @@ def format_prune(report: dict[str, Any]) -> str:
             if lat["after_ms"]
             else f"  latency not measured: {lat['error']}"
         )
+    lines.extend(format_metrics_change(report.get("metrics")))
+    lines.extend(format_recovery(report.get("recovery")))
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

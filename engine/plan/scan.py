@@ -45,7 +45,6 @@ from ..function.attributes import AttributeRefresher
 from .apply import Cancelled
 from .build import pruner_kwargs
 from .calibration import Calibration
-from .criteria import make_criterion
 from .preview import Previewer, _Shadow
 from .schema import PlanError, PruningPlan, UserScope
 from .validation import validate_plan
@@ -202,8 +201,7 @@ class ScanPreviewer(Previewer):
         cache = PlanCache(self.dg, groups=groups, rankings=self._ranks_for(plan),
                           head_scopes=self._head_scopes, sub_groups=self._sub_groups)
         pruner = BasePruner(
-            self.model, self.example_inputs,
-            make_criterion(plan.importance, plan.importance_options),
+            self.model, self.example_inputs, self._criterion(plan),
             dependency_graph=self.dg, plan_cache=cache,
             **pruner_kwargs(plan, self.model, modules=self._modules))
         with self._gradients(plan):
