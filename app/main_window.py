@@ -136,6 +136,9 @@ class MainWindow(QMainWindow):
         self._build_statusbar()
         self.set_theme(theme, save=False)
         self._restore_window()
+        from app.sensitivity import install as install_sensitivity  # scan, heat, planner
+
+        install_sensitivity(self)
         if auto_open and self.prefs.first_launch():
             QTimer.singleShot(0, self.open_demo)
         self.prefs.mark_launched()
@@ -231,6 +234,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.act_make_scope)
         prune_menu = mb.addMenu("&Prune")
         prune_menu.addAction(self.act_prune)
+        self.act_recover = prune_menu.addAction("&Recover accuracy…", self.open_recover_dialog)
         view_menu = mb.addMenu("&View")
         view_menu.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_100])
         view_menu.addSeparator()
@@ -883,6 +887,8 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def accept_pruned(self, result, view: PreparedView) -> None:
+        if self.document is not None and not self.document.pruned:
+            self.recover_teacher = self.document  # the teacher of "Recover accuracy"
         plan = self.pruning.plan.replace(layer_ratios={}, group_ratios={}, scopes=[])
         self.set_document(result.document, view, plan)
         self.status_label.setText(
@@ -900,6 +906,11 @@ class MainWindow(QMainWindow):
         self._job_ended()
         self.act_prune.setEnabled(True)
         self.status_label.setText("Pruning cancelled; the model is unchanged")
+
+    def open_recover_dialog(self):
+        from app.dialogs.recover import open_recover_dialog
+
+        return open_recover_dialog(self)
 
     def open_export_dialog(self) -> ExportDialog | None:
         if self.document is None:

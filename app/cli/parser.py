@@ -145,3 +145,6 @@ def add_prune_arguments(prune: argparse.ArgumentParser) -> None:
         "interleaved (keeps a copy of the original; about 2 s more)",
     )
     add_data_arguments(prune)
+    from .recovery_args import add_recovery_arguments
+
+    add_recovery_arguments(prune)

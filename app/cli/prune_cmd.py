@@ -10,6 +10,7 @@ plan's ignored_layers. A plan's ``input_spec`` is used unless ``--input-shape`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ from .data_args import calibration_of, measure, open_run_data
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
+from .recovery_args import (
+    capped_for_calibration,
+    check_recovery_flags,
+    format_recovery,
+    is_main_rank,
+    open_recovery_data,
+    recovery_config,
+    recovery_section,
+    run_recovery,
+    wants_recovery,
+)
 from .session import is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
@@ -78,8 +90,13 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
     dg = trace(opened, progress)
-    run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
-    calibration = calibration_of(run_data)
+    recovery = recovery_config(args)  # None unless a --recover-* budget is given
+    if recovery is not None:  # recovery trains on all of --data; criteria read a capped subset
+        run_data = open_recovery_data(args, opened, progress)
+        calibration = calibration_of(capped_for_calibration(run_data))
+    else:
+        run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
+        calibration = calibration_of(run_data)
     macs0, params0 = opened.session.counts()
     from .inspect_cmd import locked_layers
 
@@ -126,11 +143,21 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
-            eval_data = run_data.evaluation_loader() if run_data is not None else None
-            with progress.fraction("pruning") as callback:  # a copy: the Session's rule
+            teacher = opened.model  # the Session prunes a copy: the opened model stays original
+            reports: list[Any] = []
+            iterative = recovery is not None and plan.iterative_steps > 1
+            after_step = None
+            if iterative:
+                after_step = _recover_between_steps(teacher, run_data, recovery, args, progress,
+                                                    plan.iterative_steps, report, reports)
+                report["metrics"]["before"] = measure(teacher, run_data, progress)
+            eval_data = None
+            if run_data is not None and not iterative:
+                eval_data = run_data.evaluation_loader()
+            with progress.fraction("pruning") as callback:
                 result = opened.session.prune(
                     plan, calibration=calibration, eval_data=eval_data,
-                    latency=bool(args.latency), progress=callback,
+                    latency=bool(args.latency), progress=callback, after_step=after_step,
                 )
             pruned, done = result.session, result.report
             report["after"] = {"macs": done.macs_after, "params": done.params_after}
@@ -141,6 +168,14 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 report["metrics"]["pruned"] = done.metrics_after.as_dict()
             if done.latency is not None:
                 report["latency"] = done.latency.to_dict()
+            if recovery is not None:
+                if not reports:
+                    reports.append(run_recovery(pruned.model, teacher, run_data, recovery, args,
+                                                progress))
+                report["recovery"] = recovery_section(reports)
+                if run_data.evaluation is not None:
+                    report["metrics"]["recovered"] = measure(pruned.model, run_data, progress,
+                                                             teacher)
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
@@ -155,6 +190,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     report["validation"] = None
     report["saved_plan"] = None
     if args.dry_run:
+        return report
+    if not is_main_rank():  # torchrun / accelerate launch: process 0 alone writes
+        report["output"] = None
         return report
     if args.save_plan:  # first: a plan that cannot be written must not cost the model
         _save_plan(plan, args.save_plan)
@@ -234,8 +272,29 @@ def nothing_pruned_hint(flat_pt2: bool) -> str:
     return hint
 
 
+def _recover_between_steps(teacher: Any, run_data: Any, config: Any,
+                           args: argparse.Namespace, progress: Progress, steps: int,
+                           report: dict[str, Any], reports: list[Any]) -> Any:
+    """Session.prune's after_step: recover the copy after each of the plan's iterative steps."""
+
+    def after_step(step: int, model: Any) -> None:
+        cfg = config
+        if config.checkpoint:
+            cfg = dataclasses.replace(config, checkpoint=f"{config.checkpoint}.step{step}")
+        if step == steps and run_data.evaluation is not None:
+            report["metrics"]["pruned"] = measure(model, run_data, progress, teacher)
+        reports.append(run_recovery(model, teacher, run_data, cfg, args, progress,
+                                    label=f"recovering after step {step}/{steps}"))
+
+    return after_step
+
+
 def _check_output(args: argparse.Namespace) -> str | None:
     """Validate -o / --save-plan up front, so a typo never costs a full prune."""
+    check_recovery_flags(args)
+    if args.dry_run and wants_recovery(args):
+        raise CliError("--dry-run only predicts the pruned model; recovery needs a real prune "
+                       "(drop --dry-run)")
     if args.dry_run and args.latency:
         raise CliError("--latency times the pruned model, which --dry-run never builds")
     if args.dry_run:
@@ -333,6 +392,7 @@ def format_prune(report: dict[str, Any]) -> str:
             else f"  latency not measured: {lat['error']}"
         )
     lines.extend(format_metrics_change(report.get("metrics")))
+    lines.extend(format_recovery(report.get("recovery")))
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

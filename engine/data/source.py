@@ -26,7 +26,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import hf as hf_data
 from .batch import Batch
 from .errors import DataError
-from .images import IMAGE_EXTENSIONS, UNLABELED, collate, is_image_file, open_image_folder
+from .images import (
+    IMAGE_EXTENSIONS,
+    UNLABELED,
+    KeyedCollate,
+    collate,
+    is_image_file,
+    open_image_folder,
+)
 from .preprocessing import ModelFacts, Preprocessing, build_transform, preprocessing_for
 from .tensors import TENSOR_SUFFIXES, collate_tensors, open_tensor_file
 from .text import (
@@ -170,10 +177,15 @@ def _open_images(root: Path, facts: ModelFacts, preprocessing: Any,
     if empty:
         notes.append(f"class folder(s) without images: {', '.join(empty[:5])}")
     shown = [(path, label if labeled else None) for path, label in samples[:THUMBNAILS]]
-    return DataSource(str(root), "images", dataset, collate, labeled, classes, pre,
+    return DataSource(str(root), "images", dataset, _image_collate(facts), labeled, classes, pre,
                       sample_paths=shown,
                       targets=[t for _, t in samples] if labeled else None, notes=notes,
                       default_workers=_workers())
+
+
+def _image_collate(facts: ModelFacts) -> Callable[[list[Any]], Batch]:
+    key = facts.image_key()
+    return KeyedCollate(key) if key is not None else collate
 
 
 def _sample_shape(facts: ModelFacts) -> tuple[int, ...] | None:
@@ -199,8 +211,8 @@ def _input_key(facts: ModelFacts) -> str | None:
         ints = [k for k, v in x.items() if isinstance(v, torch.Tensor) and not
                 v.is_floating_point() and v.dim() == 2]
         return "input_ids" if "input_ids" in x else (ints[0] if ints else "input_ids")
-    if isinstance(x, torch.Tensor):
-        return None
+    if isinstance(x, torch.Tensor) or isinstance(x, (tuple, list)) and len(x) == 1:
+        return None  # token ids passed positionally: model(ids)
     return "input_ids"
 
 
@@ -262,7 +274,8 @@ def _open_hf(path: Path, facts: ModelFacts, preprocessing: Any, overrides: Any, 
         targets = dataset.targets
         if label and not classes:
             classes = [str(c) for c in sorted(set(targets or []))]
-        return DataSource(str(path), "hf_images", dataset, collate, label is not None, classes,
+        return DataSource(str(path), "hf_images", dataset, _image_collate(facts), label is not None,
+                          classes,
                           pre, targets=targets, notes=notes, default_workers=_workers())
     if "text" in ds.column_names:
         tok = _tokenizer(facts, tokenizer, str(path))

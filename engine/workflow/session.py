@@ -192,11 +192,13 @@ class Session:
         latency: bool = True,
         progress: ProgressFn = no_progress,
         cancel: CancelFn = never_cancel,
+        after_step: Callable[[int, Any], None] | None = None,
     ) -> PruneResult:
         """Prune a deep copy by `plan`; measure it against this (untouched) model.
 
         `eval_data` (an iterable of batches, e.g. engine.data's loader) gives metrics
         before and after. Cancelled (engine.utils.progress) when `cancel()` turns True.
+        `after_step(step, copy)` runs after each iterative step: where recovery goes.
         """
         from ..plan import apply_plan
         from ..pruner.serialization import HISTORY_ATTR
@@ -219,6 +221,7 @@ class Session:
                 progress=step_progress(progress, 0.05, 0.7),
                 cancel=cancel,
                 calibration=calibration,
+                after_step=None if after_step is None else lambda step: after_step(step, pruned),
             )
         for w in caught:  # recorded for the report, and still shown to Python callers
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
