@@ -35,7 +35,8 @@ TOLERANCE = 1e-4
 
 NEEDS_ARCH = (
     "a .safe.pt checkpoint stores the architecture spec, and this model has none (only zoo "
-    "models or state dicts loaded with --arch do); write .pt, .pt2 or .onnx instead"
+    "models, or state dicts loaded with an architecture (--arch), have one); write .pt, .pt2 "
+    "or .onnx instead"
 )
 
 
