@@ -104,18 +104,23 @@ def throughput(folder: Path, repeats: int, batch: int = 64, workers: int = 1) ->
 
 
 def _tree_rss_mb() -> tuple[float, float]:
-    """(this process, this process + its children) resident memory in MB."""
+    """(this process's RSS, PSS of this process + its children) in MB.
+
+    Forked workers share the parent's pages copy-on-write; their RSS counts those pages
+    again, so the sum of RSS would count the parent once per worker. PSS splits each shared
+    page among the processes that map it: the sum is the memory the tree really holds.
+    """
     import psutil
 
     me = psutil.Process()
     own = me.memory_info().rss / 2**20
-    kids = 0.0
+    tree = me.memory_full_info().pss / 2**20
     for child in me.children(recursive=True):
         try:
-            kids += child.memory_info().rss / 2**20
+            tree += child.memory_full_info().pss / 2**20
         except psutil.Error:
             pass
-    return own, own + kids
+    return own, tree
 
 
 def streaming(folder: Path, workers: int = 2) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def streaming(folder: Path, workers: int = 2) -> dict[str, Any]:
         while not stop.is_set():
             own, tree = _tree_rss_mb()
             peaks[0], peaks[1] = max(peaks[0], own), max(peaks[1], tree)
-            time.sleep(0.05)
+            time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -144,7 +149,7 @@ def streaming(folder: Path, workers: int = 2) -> dict[str, Any]:
     whole_mb = metrics.samples * 3 * 64 * 64 * 4 / 2**20
     return {"images": metrics.samples, "workers": workers, "seconds": seconds,
             "rss_growth_main_mb": peaks[0] - base_own,
-            "rss_growth_with_workers_mb": peaks[1] - base_tree,
+            "pss_growth_with_workers_mb": peaks[1] - base_tree,
             "baseline_main_mb": base_own, "whole_dataset_as_float_mb": whole_mb,
             "peak_rss_main_mb": rss_mb()}
 
@@ -195,10 +200,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="benchmarks/results/data_eval.json")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and images")
+    ap.add_argument("--only", choices=("throughput", "streaming", "scoring"),
+                    help="run one part and merge it into the existing --out file")
     args = ap.parse_args()
+    if args.only:
+        run_one(args.only, args.out, args.quick)
+        return
     from engine.data.digits import write_image_folders
 
-    report: dict[str, Any] = {"machine_before": machine(),
+    report: dict[str, Any] = {"machine_before": machine(), "quick": args.quick,
                               "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -215,6 +225,26 @@ def main() -> None:
         report["total_s"] = time.perf_counter() - t0
     report["machine_after"] = machine()
     write_json(args.out, report)
+
+
+def run_one(part: str, out: str, quick: bool) -> None:
+    import json
+
+    from engine.data.digits import write_image_folders
+
+    report = json.loads(Path(out).read_text()) if Path(out).exists() else {}
+    report.setdefault("reruns", {})[part] = machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if part == "throughput":
+            folder = write_noise_folder(root / "small", 512 if quick else 1024)
+            report["throughput"] = throughput(folder, repeats=2 if quick else 3)
+        elif part == "streaming":
+            report["streaming"] = streaming(write_noise_folder(root / "big", 10_000))
+        else:
+            report["scoring_resnet50"] = scoring(write_image_folders(root / "digits").train)
+    print(part, report.get(part if part != "scoring" else "scoring_resnet50"), flush=True)
+    write_json(out, report)
 
 
 if __name__ == "__main__":

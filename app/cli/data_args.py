@@ -39,7 +39,8 @@ def add_data_arguments(p: argparse.ArgumentParser, *, required: bool = False) ->
         "Hugging Face dataset folder",
     )
     g.add_argument("--data", metavar="PATH", required=required,
-                   help="data to calibrate data-driven criteria on (and, without --eval-data, "
+                   help="data to evaluate on" if required else
+                   "data to calibrate data-driven criteria on (and, without --eval-data, "
                    "a seeded 20%% evaluation split of it)")
     g.add_argument("--eval-data", metavar="PATH",
                    help="separate data to evaluate on (all of --data then calibrates)")
