@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.document import DEMO_SOURCE, Document
-from engine.graph.summary import GraphSummary
 from engine.utils.progress import CancelFn, Cancelled, ProgressFn
 from engine.workflow import ExportReport, LayerChange, PruneReport, Session
 
@@ -160,17 +159,6 @@ def document_of(session: Session, source: str, title: str, **changes: Any) -> Do
         pruning_history=list(session.pruning_history),
         **changes,
     )
-
-
-def trace(model: Any, example_inputs: Any) -> Any:
-    """The engine's DependencyGraph for a model (the Session's tracer)."""
-    return Session(model, example_inputs).trace()
-
-
-def summarize(graph: Any) -> GraphSummary:
-    from engine.graph import summarize as engine_summarize
-
-    return engine_summarize(graph)
 
 
 def load_and_trace(
@@ -439,13 +427,6 @@ def layer_widths(doc: Document) -> dict[str, tuple[int | None, int | None]]:
     return {
         n: (w.in_channels, w.out_channels) for n, w in session_of(doc).layer_widths().items()
     }
-
-
-def copy_model(model: Any) -> Any:
-    """Kept for callers that copy up front; Session.prune copies by itself."""
-    import copy
-
-    return copy.deepcopy(model)
 
 
 def prune_copy(

@@ -4,9 +4,9 @@ Every writer is atomic (engine.io) and refuses to overwrite the source model. Ev
 format is read back and run on the example inputs (the CLI's rule, now the GUI's too):
 ONNX through ONNX Runtime, .pt2 through engine.io's safe reader, .safe.pt with
 weights_only, a pickled .pt from the very bytes written (digest-checked against the file).
-The file is staged in a private folder beside the destination and moved into place
-only once it validated... or failed validation (the report says so; the file stays
-for inspection), so a cancel or an exception never leaves a partial file.
+The file is staged in a private folder beside the destination and moved into place once
+written and checked (a file that fails the check is still moved there, and the report says
+why, as the CLI always did); a cancel or an exception never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ TOLERANCE = 1e-4
 
 NEEDS_ARCH = (
     "a .safe.pt checkpoint stores the architecture spec, and this model has none (only zoo "
-    "models or state dicts loaded with --arch do); write .pt, .pt2 or .onnx instead"
+    "models, or state dicts loaded with an architecture (--arch), have one); write .pt, .pt2 "
+    "or .onnx instead"
 )
 
 

@@ -100,8 +100,8 @@ class Session:
             raise InputsUnknown(
                 f"cannot tell what inputs {source} takes; give an input shape, e.g. 1,3,224,224"
             )
-        spec = loaded.input_spec.to_string() if loaded.input_spec is not None and not guessed \
-            else _describe(inputs)
+        known = loaded.input_spec is not None and not guessed
+        spec = loaded.input_spec.to_string() if known else _describe(inputs)
         progress(0.35, "Running the model once…")
         output = _run_once(loaded.model, inputs, spec, guessed)
         check_cancel(cancel)

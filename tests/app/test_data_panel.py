@@ -94,3 +94,25 @@ def test_an_empty_folder_is_a_clear_message_and_the_panel_lives(qtbot, panel, tm
         panel.open_path(str(tmp_path))
     assert panel.status.text().startswith("Cannot use this data: ")
     assert panel.choice is None
+
+
+def test_the_window_warns_about_random_inputs_until_data_is_chosen(
+    qtbot, demo_window, digit_folders
+) -> None:
+    win = demo_window
+    sp = win.settings_panel
+    sp.criterion.setCurrentIndex(sp.criterion.findData("taylor"))
+    sp.calibration.setCurrentIndex(sp.calibration.findData("random"))
+    sp._calibration_activated()  # as a user's pick does  # noqa: SLF001
+    assert sp.data_warning.isVisible() and "random inputs" in sp.data_warning.text()
+    assert win.data_panel.status.text() == NO_DATA
+    assert win.pruning.calibration == ("random", "")
+    with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
+        win.data_panel.open_path(str(digit_folders.heldout))
+    assert win.pruning.calibration == ("data", str(digit_folders.heldout))
+    assert win.pruning.data.data == str(digit_folders.heldout)
+    assert "calibration split" in sp.data_warning.text()
+    with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
+        win.data_panel.clear()
+    assert win.pruning.data is None and win.pruning.calibration == ("demo", "")
+    assert win.data_panel.status.text() == NO_DATA
