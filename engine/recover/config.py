@@ -81,7 +81,6 @@ class RecoveryConfig:
     recalibrate_bn: bool = True
     bn_batches: int = 50
     freeze_bn: bool = False
-    lora_rank: int | None = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_KINDS:

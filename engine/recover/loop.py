@@ -35,10 +35,6 @@ from .report import BN_POINT, CurvePoint, RecoveryReport
 Metric = Callable[[nn.Module], float]
 
 
-class RecoveryCancelled(Exception):
-    """Never raised to callers: a cancelled run returns its report with stopped="cancelled"."""
-
-
 @dataclass(frozen=True)
 class RecoveryProgress:
     """Sent after every optimizer step (and at each evaluation, with `point`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -289,3 +290,38 @@ def test_the_model_leaves_recovery_in_the_mode_it_came_in():
     recover(model, train_loader(), teacher=teacher,
             config=RecoveryConfig(budget=Budget(steps=2), device="cpu"))
     assert not any(m.training for m in model.modules())
+
+
+def test_feature_distillation_needs_layers_whose_shapes_pruning_kept():
+    model, teacher, _ = pruned_demo()
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(steps=3), feature_layers=("fc",),
+                                           device="cpu"))
+    assert report.steps == 3
+    with pytest.raises(ValueError, match="pick layers whose outputs pruning left unchanged"):
+        recover(model, train_loader(), teacher=teacher,
+                config=RecoveryConfig(budget=Budget(steps=1), feature_layers=("block",),
+                                      device="cpu"))
+
+
+def test_a_time_budget_stops_on_time():
+    model, teacher, _ = pruned_demo()
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(minutes=0.01), device="cpu"))
+    assert report.stopped == "time" and report.steps >= 1
+    assert 0.6 <= report.seconds < 5
+
+
+def test_bf16_mixed_precision_on_the_cpu_goes_through_accelerate():
+    model, teacher, _ = pruned_demo()
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(steps=4), eval_every=2,
+                                           mixed_precision="bf16", device="cpu"))
+    assert report.mixed_precision == "bf16"
+    losses = [p.loss for p in report.curve if p.loss is not None]
+    assert losses and all(math.isfinite(v) for v in losses)
+    # a later full-precision run in the same process gets full precision again
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(steps=1), device="cpu",
+                                           mixed_precision="no"))
+    assert report.mixed_precision == "no"
