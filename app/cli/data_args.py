@@ -57,8 +57,10 @@ def add_data_arguments(p: argparse.ArgumentParser, *, required: bool = False) ->
     g.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None,
                    help="read images as 1-channel gray (--no-grayscale: RGB)")
     g.add_argument("--tokenizer", metavar="PATH",
-                   help="tokenizer.json or HF tokenizer folder for text (default: next to the model)")
-    g.add_argument("--seq-len", type=int, metavar="T", help="tokens per text sequence (default 128)")
+                   help="tokenizer.json or HF tokenizer folder for text (default: the one "
+                   "next to the model)")
+    g.add_argument("--seq-len", type=int, metavar="T",
+                   help="tokens per text sequence (default 128)")
 
 
 def preprocessing_overrides(args: argparse.Namespace) -> dict[str, Any]:

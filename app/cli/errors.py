@@ -19,9 +19,8 @@ class CliError(Exception):
 
 def _known_error_types() -> tuple[type[BaseException], ...]:
     """Engine error classes whose messages are meant for users (lazily: keeps startup fast)."""
-    from engine.io import ExportError, InputSpecError, ModelLoadError
-
     from engine.data import DataError
+    from engine.io import ExportError, InputSpecError, ModelLoadError
 
     types: list[type[BaseException]] = [
         CliError, ModelLoadError, InputSpecError, ExportError, DataError

@@ -96,6 +96,8 @@ class GroupTableModel(QAbstractTableModel):
             return "ignored"
         if src.origin == "default":
             return f"{src.ratio:.2f}"
+        if src.origin == "layer" and src.key != root:  # set on a container layer
+            return f"{src.ratio:.2f} (layer {src.key or 'model'})"
         return f"{src.ratio:.2f} ({src.origin.removeprefix('scope ')})"
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):

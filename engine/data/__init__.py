@@ -8,6 +8,7 @@ splits; `Preprocessing` is the one editable description of how images become inp
 from .batch import Batch, as_batch
 from .errors import DataError
 from .preprocessing import ModelFacts, Preprocessing, build_transform, preprocessing_for
+from .selection import DataOptions, RunData, prepare_data, prepare_evaluation
 from .source import (
     BatchLoader,
     DataSource,
@@ -18,7 +19,6 @@ from .source import (
     split_source,
     subset,
 )
-from .selection import DataOptions, RunData, prepare_data, prepare_evaluation
 from .text import TextTokenizer, load_tokenizer
 
 __all__ = [

@@ -125,6 +125,19 @@ def _walk_images(folder: Path) -> Any:
             yield path
 
 
+class KeyedCollate:
+    """`collate`, with the images passed by keyword (HF models: `pixel_values=`)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, items: list[tuple[torch.Tensor, int] | None]) -> Batch:
+        batch = collate(items)
+        if len(batch) == 0:
+            return batch
+        return Batch({self.key: batch.inputs}, batch.labels, batch.skipped)
+
+
 def collate(items: list[tuple[torch.Tensor, int] | None]) -> Batch:
     """Stack the readable images; `skipped` counts the unreadable ones (None items)."""
     good = [item for item in items if item is not None]

@@ -60,7 +60,8 @@ class Preprocessing:
         self.mean = _floats(self.mean, "mean")
         self.std = _floats(self.std, "std")
         if self.channels not in (1, 3):
-            raise DataError(f"preprocessing channels must be 1 (grayscale) or 3, got {self.channels}")
+            raise DataError(f"preprocessing channels must be 1 (grayscale) or 3, "
+                            f"got {self.channels}")
         for name, values in (("mean", self.mean), ("std", self.std)):
             if values is not None and len(values) not in (1, self.channels):
                 raise DataError(f"preprocessing {name} has {len(values)} values but the images "
@@ -219,11 +220,23 @@ class ModelFacts:
             return path
         return path.parent if path.exists() else None
 
+    def image_key(self) -> str | None:
+        """The keyword of the one image tensor of dict inputs (HF: "pixel_values"), else None."""
+        x = self.example_inputs
+        if not isinstance(x, dict):
+            return None
+        images = [k for k, v in x.items() if getattr(v, "ndim", 0) == 4
+                  and getattr(v, "is_floating_point", lambda: False)()]
+        return images[0] if len(images) == 1 and len(x) == 1 else None
+
     def image_shape(self) -> tuple[int, int, int] | None:
-        """(C, H, W) of a single N,C,H,W example input, else None."""
+        """(C, H, W) of a single N,C,H,W example input (or dict entry), else None."""
         x = self.example_inputs
         if isinstance(x, (tuple, list)) and len(x) == 1:
             x = x[0]
+        key = self.image_key()
+        if key is not None:
+            x = self.example_inputs[key]
         shape = getattr(x, "shape", None)
         if shape is not None and len(shape) == 4:
             return int(shape[1]), int(shape[2]), int(shape[3])

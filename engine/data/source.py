@@ -26,7 +26,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import hf as hf_data
 from .batch import Batch
 from .errors import DataError
-from .images import IMAGE_EXTENSIONS, UNLABELED, collate, is_image_file, open_image_folder
+from .images import (
+    IMAGE_EXTENSIONS,
+    UNLABELED,
+    KeyedCollate,
+    collate,
+    is_image_file,
+    open_image_folder,
+)
 from .preprocessing import ModelFacts, Preprocessing, build_transform, preprocessing_for
 from .tensors import TENSOR_SUFFIXES, collate_tensors, open_tensor_file
 from .text import (
@@ -170,10 +177,15 @@ def _open_images(root: Path, facts: ModelFacts, preprocessing: Any,
     if empty:
         notes.append(f"class folder(s) without images: {', '.join(empty[:5])}")
     shown = [(path, label if labeled else None) for path, label in samples[:THUMBNAILS]]
-    return DataSource(str(root), "images", dataset, collate, labeled, classes, pre,
+    return DataSource(str(root), "images", dataset, _image_collate(facts), labeled, classes, pre,
                       sample_paths=shown,
                       targets=[t for _, t in samples] if labeled else None, notes=notes,
                       default_workers=_workers())
+
+
+def _image_collate(facts: ModelFacts) -> Callable[[list[Any]], Batch]:
+    key = facts.image_key()
+    return KeyedCollate(key) if key is not None else collate
 
 
 def _sample_shape(facts: ModelFacts) -> tuple[int, ...] | None:
@@ -199,8 +211,8 @@ def _input_key(facts: ModelFacts) -> str | None:
         ints = [k for k, v in x.items() if isinstance(v, torch.Tensor) and not
                 v.is_floating_point() and v.dim() == 2]
         return "input_ids" if "input_ids" in x else (ints[0] if ints else "input_ids")
-    if isinstance(x, torch.Tensor):
-        return None
+    if isinstance(x, torch.Tensor) or isinstance(x, (tuple, list)) and len(x) == 1:
+        return None  # token ids passed positionally: model(ids)
     return "input_ids"
 
 
@@ -262,15 +274,17 @@ def _open_hf(path: Path, facts: ModelFacts, preprocessing: Any, overrides: Any, 
         targets = dataset.targets
         if label and not classes:
             classes = [str(c) for c in sorted(set(targets or []))]
-        return DataSource(str(path), "hf_images", dataset, collate, label is not None, classes,
+        return DataSource(str(path), "hf_images", dataset, _image_collate(facts), label is not None,
+                          classes,
                           pre, targets=targets, notes=notes, default_workers=_workers())
     if "text" in ds.column_names:
         tok = _tokenizer(facts, tokenizer, str(path))
         ids = token_stream(hf_data.texts(ds), tok)
         dataset = TokenSequences(ids, _seq_len(facts, seq_len), _input_key(facts))
         return _text_source(str(path), "hf_text", dataset, tok, notes)
-    raise DataError(f"{path}: a saved dataset needs an image column ({', '.join(hf_data.IMAGE_COLUMNS)}) "
-                    f"or a text column; it has {', '.join(ds.column_names)[:120]}")
+    images = ", ".join(hf_data.IMAGE_COLUMNS)
+    raise DataError(f"{path}: a saved dataset needs an image column ({images}) or a text "
+                    f"column; it has {', '.join(ds.column_names)[:120]}")
 
 
 # --------------------------------------------------------------------- subsets
@@ -320,9 +334,9 @@ def split_source(source: DataSource, eval_fraction: float = 0.2, seed: int = 0) 
                         "split needs at least 2 (or pass separate --eval-data)")
     calib, held = _split_indices(source, eval_fraction, seed)
     pct = f"{eval_fraction:.0%}"
-    return DataSplit(_restrict(source, sorted(calib), f"calibration split ({len(calib)}, seed {seed})"),
-                     _restrict(source, sorted(held), f"evaluation split {pct} ({len(held)}, "
-                                                     f"seed {seed})"))
+    return DataSplit(
+        _restrict(source, sorted(calib), f"calibration split ({len(calib)}, seed {seed})"),
+        _restrict(source, sorted(held), f"evaluation split {pct} ({len(held)}, seed {seed})"))
 
 
 def _split_indices(source: DataSource, fraction: float, seed: int,

@@ -15,6 +15,7 @@ from torch import nn
 from ..graph import DependencyGraph
 from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
+from ..utils.progress import Cancelled  # the shared one; apply_plan leaves its model partly pruned
 from .build import build_pruner
 from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
 from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
@@ -22,10 +23,6 @@ from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
 Progress = Callable[[int, int, str], None]
-
-
-class Cancelled(Exception):
-    """Raised by apply_plan when `cancel()` turned True; the model is partly pruned."""
 
 
 @dataclasses.dataclass

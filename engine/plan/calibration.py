@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
+from ..data.batch import as_batch
+
 Calibration = Callable[[nn.Module], torch.Tensor]
 
 _SEED = 0
@@ -137,11 +139,6 @@ class DataCalibration:
         self.description = description
         self._reference: list[torch.Tensor | None] | None = None
 
-    def _items(self) -> list[Any]:
-        from ..data.batch import as_batch
-
-        return [as_batch(item) for item in self.batches]
-
     def _losses(self, model: nn.Module) -> Iterator[tuple[torch.Tensor, int]]:
         """(summed loss of one batch, its sample count), over every non-empty batch."""
         from ..io import call_with
@@ -150,12 +147,13 @@ class DataCalibration:
         first_pass = self._reference is None
         references: list[torch.Tensor | None] = [] if first_pass else self._reference
         index = 0
-        for batch in self.batches:
-            from ..data.batch import as_batch
-
-            batch = as_batch(batch)
+        for item in self.batches:
+            batch = as_batch(item)
             if len(batch) == 0:
                 continue
+            if not first_pass and index >= len(references):
+                raise ValueError("the calibration batches changed between passes; use a "
+                                 "loader without shuffling")
             batch = batch.to(device)
             output = call_with(model, batch.inputs)
             loss, ref = self._batch_loss(batch, output,
@@ -198,21 +196,29 @@ class DataCalibration:
         return sum(o.float().pow(2).mean() for o in leaves) * n, None
 
     def backward(self, model: nn.Module) -> None:
-        """Gradients of the mean loss over all samples, one batch in memory at a time."""
-        total = self._count()
+        """Gradients of the mean loss over all samples, one batch in memory at a time: the
+        summed losses are backpropagated and the gradients divided by the number of
+        samples actually read (unreadable images are not counted)."""
+        total = 0
+        for loss, n in self._losses(model):
+            loss.backward()
+            total += n
         if total == 0:
             raise ValueError(f"no calibration samples in {self.description}")
-        for loss, _ in self._losses(model):
-            (loss / total).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad.div_(total)
 
     def forward(self, model: nn.Module) -> None:
         """Run every batch once (activation statistics are recorded by hooks)."""
         from ..io import call_with
 
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        for item in self._items():
-            if len(item):
-                call_with(model, item.to(device).inputs)
+        for item in self.batches:
+            batch = as_batch(item)
+            if len(batch):
+                call_with(model, batch.to(device).inputs)
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
         """The mean loss as one tensor (holds every batch's graph: small data only)."""
@@ -221,15 +227,6 @@ class DataCalibration:
         if total == 0:
             raise ValueError(f"no calibration samples in {self.description}")
         return sum(loss for loss, _ in parts) / total
-
-    def _count(self) -> int:
-        dataset = getattr(self.batches, "dataset", None)
-        if dataset is not None and not getattr(self.batches, "drop_last", False):
-            try:
-                return len(dataset)
-            except TypeError:
-                pass
-        return sum(len(b) for b in self._items())
 
 
 def data_calibration(batches: Iterable[Any], description: str = "real data") -> DataCalibration:

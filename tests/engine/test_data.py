@@ -166,6 +166,11 @@ def test_any_size_and_colour_become_the_models_input(tmp_path):
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     lo, hi = (0 - mean) / std, (1 - mean) / std
     assert bool((batch.inputs >= lo - 1e-5).all() and (batch.inputs <= hi + 1e-5).all())
+    # HF-style models take the images by keyword: the batch says pixel_values=...
+    keyed = ModelFacts(example_inputs={"pixel_values": torch.zeros(1, 3, 32, 32)})
+    hf_batch = next(iter(make_loader(open_data(tmp_path, model_facts=keyed), 8, num_workers=0)))
+    assert set(hf_batch.inputs) == {"pixel_values"}
+    assert torch.equal(hf_batch.inputs["pixel_values"], batch.inputs)
 
 
 # ------------------------------------------------------------------ preprocessing
