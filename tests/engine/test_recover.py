@@ -325,3 +325,39 @@ def test_bf16_mixed_precision_on_the_cpu_goes_through_accelerate():
                      config=RecoveryConfig(budget=Budget(steps=1), device="cpu",
                                            mixed_precision="no"))
     assert report.mixed_precision == "no"
+
+
+def test_a_causal_lm_recovers_with_next_token_ce_and_kl_on_token_batches():
+    transformers = pytest.importorskip("transformers")
+    from engine.data.batch import Batch
+
+    config = transformers.LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    teacher = transformers.LlamaForCausalLM(config).eval()
+    student = copy.deepcopy(teacher)
+    with torch.no_grad():  # a damaged student: what pruning leaves behind
+        for p in student.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    gen = torch.Generator().manual_seed(1)
+    # a learnable corpus: counting sequences (token i+1 follows token i, mod 32)
+    starts = torch.randint(0, 32, (64, 1), generator=gen)
+    ids = (starts + torch.arange(16)) % 32
+    batches = [Batch({"input_ids": ids[i:i + 16], "attention_mask": torch.ones(16, 16,
+                                                                               dtype=torch.long)})
+               for i in range(0, 64, 16)]
+
+    def next_token_loss(model: nn.Module) -> float:
+        with torch.no_grad():
+            out = model(input_ids=ids[:16])
+        return float(next_token_ce(out.logits, ids[:16]))
+
+    before = next_token_loss(student)
+    report = recover(student, batches, teacher=teacher, metric=next_token_loss,
+                     metric_name="next-token loss", greater_is_better=False,
+                     config=RecoveryConfig(budget=Budget(steps=24), eval_every=8, lr=3e-3,
+                                           device="cpu"))
+    assert report.loss_kind == "auto" and report.steps == 24
+    assert next_token_loss(student) < before
+    assert report.best_metric == pytest.approx(min(p.metric for p in report.curve), abs=1e-5)
