@@ -361,3 +361,37 @@ def test_a_causal_lm_recovers_with_next_token_ce_and_kl_on_token_batches():
     assert report.loss_kind == "auto" and report.steps == 24
     assert next_token_loss(student) < before
     assert report.best_metric == pytest.approx(min(p.metric for p in report.curve), abs=1e-5)
+
+
+def test_lora_recovery_trains_adapters_and_merges_them_into_a_plain_model():
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from engine.data.batch import Batch
+
+    config = transformers.LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    teacher = transformers.LlamaForCausalLM(config).eval()
+    student = copy.deepcopy(teacher)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    embed = student.model.embed_tokens.weight.detach().clone()
+    gate = student.model.layers[0].mlp.gate_proj.weight.detach().clone()
+    ids = (torch.randint(0, 32, (32, 1), generator=torch.Generator().manual_seed(1))
+           + torch.arange(16)) % 32
+    batches = [Batch({"input_ids": ids[i:i + 16]}) for i in range(0, 32, 16)]
+
+    def loss_of(model: nn.Module) -> float:
+        with torch.no_grad():
+            return float(next_token_ce(model(input_ids=ids).logits, ids))
+
+    before = loss_of(student)
+    recover(student, batches, teacher=teacher,
+            config=RecoveryConfig(budget=Budget(steps=20), lr=1e-2, lora_rank=4, device="cpu"))
+    assert loss_of(student) < before
+    assert type(student.model.layers[0].mlp.gate_proj) is nn.Linear  # merged, no peft left
+    assert not torch.equal(student.model.layers[0].mlp.gate_proj.weight, gate)  # adapted
+    assert torch.equal(student.model.embed_tokens.weight, embed)  # not a LoRA target
+    assert all(p.requires_grad for p in student.parameters())
