@@ -399,7 +399,10 @@ def open_recover_dialog(window: Any) -> RecoverDialog | None:
     doc = getattr(window, "document", None)
     if original is None or doc is None or not doc.pruned:
         return None
-    dialog = RecoverDialog(original, doc, window)
+    panel = getattr(window, "data_panel", None)  # the Data panel's dataset, if one is open
+    data = panel.path.text().strip() if panel is not None else ""
+    eval_data = panel.eval_path.text().strip() if panel is not None else ""
+    dialog = RecoverDialog(original, doc, window, data=data, eval_data=eval_data)
     window.last_dialog = dialog
     dialog.open()
     return dialog

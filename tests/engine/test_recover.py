@@ -395,3 +395,15 @@ def test_lora_recovery_trains_adapters_and_merges_them_into_a_plain_model():
     assert not torch.equal(student.model.layers[0].mlp.gate_proj.weight, gate)  # adapted
     assert torch.equal(student.model.embed_tokens.weight, embed)  # not a LoRA target
     assert all(p.requires_grad for p in student.parameters())
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    def run(seed: int) -> dict[str, torch.Tensor]:
+        model, teacher, _ = pruned_demo()
+        recover(model, train_loader(), teacher=teacher,
+                config=RecoveryConfig(budget=Budget(steps=5), seed=seed, device="cpu"))
+        return model.state_dict()
+
+    a, b, c = run(1), run(1), run(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
