@@ -136,6 +136,9 @@ class MainWindow(QMainWindow):
         self._build_statusbar()
         self.set_theme(theme, save=False)
         self._restore_window()
+        from app.sensitivity import install as install_sensitivity  # scan, heat, planner
+
+        install_sensitivity(self)
         if auto_open and self.prefs.first_launch():
             QTimer.singleShot(0, self.open_demo)
         self.prefs.mark_launched()

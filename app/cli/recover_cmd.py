@@ -115,3 +115,18 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  check: reloaded file vs PyTorch, max abs diff {v['max_abs_diff']:.3g} "
                      f"({verdict})")
     return "\n".join(lines)
+
+
+def _carry_history(opened: Any) -> None:
+    """A model reopened from a safe checkpoint keeps its earlier pruning steps on export."""
+    from engine.pruner.serialization import HISTORY_ATTR
+
+    earlier = list(opened.loaded.pruning_history or [])
+    if earlier and not getattr(opened.model, HISTORY_ATTR, None):
+        opened.model.__dict__[HISTORY_ATTR] = [(n, bool(o), list(i)) for n, o, i in earlier]
+
+
+def _history(model: Any) -> list[Any]:
+    from engine.pruner.serialization import HISTORY_ATTR
+
+    return [[n, bool(o), list(i)] for n, o, i in getattr(model, HISTORY_ATTR, [])]
