@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="latency budget in ms on --device (measured lookup table)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "ort"),
                    help="device the latency is measured and predicted on (default cpu)")
+    p.add_argument("--max-unit-ratio", type=float, default=0.6, metavar="R",
+                   help="never plan more than R for one group (default 0.6: deeper one-shot "
+                   "cuts rarely recover)")
     p.add_argument("--iterative", action="store_true",
                    help="split high ratios into several prune -> recover steps (iterative_steps)")
     p.add_argument("-o", "--output", metavar="PLAN", required=True, help="plan JSON to write")
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
 
     with progress.counter("planning") as callback:
         result = plan_for_target(scan, previewer, target, base=base, latency=latency,
+                                 max_unit_ratio=args.max_unit_ratio,
                                  iterative=args.iterative, progress=callback)
     result.plan.save(args.output)
     report: dict[str, Any] = {

@@ -20,6 +20,17 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ARBORIST_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two OpenMP threads on a loaded 2-core machine stall each other (tiny demo model)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
