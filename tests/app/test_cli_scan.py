@@ -102,7 +102,7 @@ def test_plan_for_params_and_latency(scan_file, tmp_path, capsys):
 
 def test_bad_input_is_one_line(scan_file, tmp_path, capsys, digit_folders):
     code, _, err = run_cli(capsys, "scan", "arborist:demo", "--data", str(tmp_path / "nope"))
-    one_line_error(code, err, "--data")
+    one_line_error(code, err, "nope", "does not exist")
     code, _, err = run_cli(capsys, "scan", "arborist:demo", "--data", str(digit_folders.train),
                            "--ratios", "0.5,1.5")
     one_line_error(code, err, "--ratios")
