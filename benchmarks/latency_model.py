@@ -126,7 +126,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.6)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json")
+    ap.add_argument("--markdown", metavar="JSON", help="only print the table for a results file")
     args = ap.parse_args()
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
@@ -139,3 +144,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The docs/benchmarks.md table for a results JSON."""
+    rows = ["| model | plan | MACs kept | predicted (ms) | measured best-of (ms) | measured median "
+            "(ms) [90 % interval] | error | drift-corrected error |",
+            "|---|---|---|---|---|---|---|---|"]
+    for m in results["models"]:
+        for c in m["plans"] + [m["budget"]]:
+            me = c["measured"]
+            lo, hi = me["median_90"]
+            rows.append(f"| {m['model']} | {c['plan']} | {c['macs_ratio']:.3f} | "
+                        f"{c['predicted_ms']:.2f} | {me['min_ms']:.2f} | {me['median_ms']:.2f} "
+                        f"[{lo:.2f}-{hi:.2f}] | {c['error']:+.1%} | "
+                        f"{c['drift_corrected_error']:+.1%} |")
+    return "\n".join(rows)

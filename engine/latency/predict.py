@@ -46,8 +46,9 @@ def predict_plan(table: LatencyTable, previewer: Any, plan: Any) -> float:
 
 
 def table_key(model: nn.Module, inputs: Any, device: str) -> str:
-    from ..plan.scan import model_digest
     from torch.utils._pytree import tree_flatten
+
+    from ..plan.scan import model_digest
 
     shapes = [tuple(t.shape) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)]
     parts = [model_digest(model), str(shapes), device, str(torch.get_num_threads()),
