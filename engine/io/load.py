@@ -22,7 +22,7 @@ from .checkpoint import is_safe_checkpoint, parse_safe_checkpoint
 from .errors import InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
-from .onnx_import import load_onnx
+from .onnx_import import import_onnx
 from .pt2_lift import Pt2LiftWarning, is_lifted, lift_with_report
 from .pt2_reader import read_pt2
 from .torch_files import (
@@ -121,9 +121,10 @@ def _load_file(
         return _load_safetensors(path, arch=arch)
     if suffix == ".onnx":
         check_readable_file(path)
-        module, spec = load_onnx(path, spec_override=spec_override)
+        onnx_model = import_onnx(path, spec_override=spec_override)
+        spec = onnx_model.spec
         return LoadedModel(
-            module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)"
+            onnx_model.module, spec.make(), spec, "onnx", onnx_model.describe(path.name)
         )
     return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override)
 
