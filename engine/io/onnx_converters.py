@@ -241,11 +241,26 @@ class OnnxReduce(nn.Module):
         return f"{self.operation}, axes={self.axes}, keepdims={self.keepdims}"
 
 
-class OnnxPassThrough(nn.Module):
-    """A Reduce* whose axes are empty with ``noop_with_empty_axes=1``: returns its input."""
+#: What each Reduce* does per element when it reduces over no axis (ONNX Runtime's reading
+#: of ``noop_with_empty_axes=1``: the elementwise part of the op still applies).
+_NO_AXIS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "ReduceL1": torch.abs,
+    "ReduceL2": torch.abs,
+    "ReduceLogSum": torch.log,
+    "ReduceSumSquare": lambda x: x * x,
+}
+
+
+class OnnxReduceNoAxis(nn.Module):
+    """A Reduce* whose axes are empty with ``noop_with_empty_axes=1``: nothing is reduced."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__()
+        self.operation = operation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        elementwise = _NO_AXIS.get(self.operation)
+        return x if elementwise is None else elementwise(x)
 
 
 def _convert_reduce(node: Any, graph: Any) -> Any:
@@ -263,8 +278,10 @@ def _convert_reduce(node: Any, graph: Any) -> Any:
     else:
         axes = []
     if not axes:
-        module: nn.Module = OnnxPassThrough() if noop else OnnxReduce(
-            node.operation_type, None, keepdims
+        module: nn.Module = (
+            OnnxReduceNoAxis(node.operation_type)
+            if noop
+            else OnnxReduce(node.operation_type, None, keepdims)
         )
     else:
         module = OnnxReduce(node.operation_type, axes, keepdims)
@@ -317,4 +334,6 @@ def _convert_gelu(node: Any, graph: Any) -> Any:
     approximate = node.attributes.get("approximate", "none")
     if approximate not in ("none", "tanh"):
         raise NotImplementedError(f"Gelu with approximate={approximate!r} is not supported")
-    return OperationConverterResult(nn.GELU(approximate=approximate), _mapping(node, node.input_values))
+    return OperationConverterResult(
+        nn.GELU(approximate=approximate), _mapping(node, node.input_values)
+    )

@@ -188,9 +188,7 @@ def _bake_integer_constants(gm: fx.GraphModule) -> int:
         if node.op != "call_module":
             continue
         baked = {i: c for i, a in enumerate(node.args) if (c := _int_constant(gm, a)) is not None}
-        baked_kw = {
-            k: c for k, a in node.kwargs.items() if (c := _int_constant(gm, a)) is not None
-        }
+        baked_kw = {k: c for k, a in node.kwargs.items() if (c := _int_constant(gm, a)) is not None}
         if not baked and not baked_kw:
             continue
         inner = gm.get_submodule(node.target)
