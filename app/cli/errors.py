@@ -57,6 +57,7 @@ def cli_wording(text: str) -> str:
     """Name the CLI flags where engine messages name keyword arguments."""
     return (
         text.replace("pass trust=True (--trust)", "pass --trust")
+        .replace("pass arch= ", "pass --arch ")
         .replace("pass arch=,", "pass --arch,")
         .replace("pass arch=", "pass --arch ")
     )

@@ -19,6 +19,18 @@ class UntrustedPickleError(ModelLoadError):
     """
 
 
+class ArchRequiredError(ModelLoadError):
+    """A weights-only file was opened without saying which architecture it fills.
+
+    ``candidates`` ranks zoo entries by how well their tensor names and shapes match the
+    file (``engine.io.arch_match.ArchCandidate``, best first), for a picker to offer.
+    """
+
+    def __init__(self, message: str, candidates: list | None = None) -> None:
+        super().__init__(message)
+        self.candidates = list(candidates or [])
+
+
 class InputSpecError(ValueError):
     """An input specification string (e.g. ``"1,3,224,224"``) is malformed."""
 

@@ -102,12 +102,20 @@ def import_onnx(path: Path, spec_override: InputSpec | None = None) -> OnnxImpor
         ) from None
     if len(proto.graph.node) == 0:
         raise ModelLoadError(f"not an ONNX file or corrupt: {path.name} has an empty graph")
+    return convert_onnx_proto(proto, path.name, spec_override)
+
+
+def convert_onnx_proto(
+    proto: onnx.ModelProto,  # type: ignore[name-defined] # noqa: F821
+    name: str,
+    spec_override: InputSpec | None = None,
+) -> OnnxImport:
+    """Clean and convert an in-memory ONNX model; ``name`` is what messages call it."""
     try:
         spec = spec_override or onnx_input_spec(proto)
     except InputSpecError as exc:
         raise ModelLoadError(
-            f"{path.name}: its declared inputs are unusable ({exc}); pass an input spec "
-            "(--input-shape)"
+            f"{name}: its declared inputs are unusable ({exc}); pass an input spec (--input-shape)"
         ) from None
     try:
         from onnx2torch import convert
@@ -123,14 +131,12 @@ def import_onnx(path: Path, spec_override: InputSpec | None = None) -> OnnxImpor
         report = clean_onnx(proto)
     except Exception as exc:
         raise ModelLoadError(
-            f"cannot clean the ONNX graph of {path.name}: {short_reason(exc)}"
+            f"cannot clean the ONNX graph of {name}: {short_reason(exc)}"
         ) from None
     try:
         module = convert(report.model)
     except Exception as exc:
-        raise ModelLoadError(
-            f"onnx2torch cannot convert {path.name}: {short_reason(exc)}"
-        ) from None
+        raise ModelLoadError(f"onnx2torch cannot convert {name}: {short_reason(exc)}") from None
     from .onnx_fx import make_meta_friendly
 
     rewrites = make_meta_friendly(module)
