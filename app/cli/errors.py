@@ -58,6 +58,7 @@ def cli_wording(text: str) -> str:
     return (
         text.replace("pass trust=True (--trust)", "pass --trust")
         .replace("pass arch= ", "pass --arch ")
+        .replace("pass code= (--code PATH)", "pass --code PATH")
         .replace("pass arch=,", "pass --arch,")
         .replace("pass arch=", "pass --arch ")
     )

@@ -34,7 +34,11 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
     # predicts the real run exactly
     with progress.stage(f"loading {args.model}"):
         loaded = load_model(
-            args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
+            args.model,
+            trust=args.trust,
+            arch=args.arch,
+            input_spec=args.input_shape,
+            code=getattr(args, "code", None),
         )
     if loaded.example_inputs is None:
         raise CliError(

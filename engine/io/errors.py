@@ -19,6 +19,18 @@ class UntrustedPickleError(ModelLoadError):
     """
 
 
+class MissingCodeError(ModelLoadError):
+    """A trusted pickle names a class whose module cannot be imported here.
+
+    ``module`` is the missing module's name when the unpickler said it (``__main__`` for
+    classes defined in a notebook or a script): the caller may retry with ``code=``.
+    """
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+
 class ArchRequiredError(ModelLoadError):
     """A weights-only file was opened without saying which architecture it fills.
 

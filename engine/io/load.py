@@ -71,8 +71,12 @@ def load_model(
     trust: bool = False,
     arch: str | None = None,
     input_spec: str | None = None,
+    code: str | Path | None = None,
 ) -> LoadedModel:
     """Load ``source``; ``input_spec`` overrides the default example inputs.
+
+    ``code`` (a .py file or a folder) is where the classes of a pickled model are defined;
+    it is imported only for a trusted file that needs it (see ``engine.io.user_code``).
 
     Raises ModelLoadError (UntrustedPickleError for pickles needing
     ``trust=True``) or InputSpecError, each with a one-line message.
@@ -84,7 +88,9 @@ def load_model(
         if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
             loaded = _load_zoo(text)
         else:
-            loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+            loaded = _load_file(
+                path, trust=trust, arch=arch, spec_override=spec_override, code=code
+            )
     except OSError as exc:  # name too long, permission denied, I/O error...
         shown = text if len(text) <= 120 else text[:117] + "..."
         raise ModelLoadError(f"cannot read {shown}: {exc.strerror or exc}") from None
@@ -114,7 +120,12 @@ def _load_zoo(spec: str) -> LoadedModel:
 
 
 def _load_file(
-    path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None
+    path: Path,
+    *,
+    trust: bool,
+    arch: str | None,
+    spec_override: InputSpec | None,
+    code: str | Path | None = None,
 ) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".pt2":
@@ -133,13 +144,18 @@ def _load_file(
         script = load_torchscript(path, trust=trust, spec_override=spec_override)
         spec = script.spec
         return LoadedModel(script.module, spec.make(), spec, "torchscript", script.description)
-    return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override, code=code)
 
 
 def _load_torch_file(
-    path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None
+    path: Path,
+    *,
+    trust: bool,
+    arch: str | None,
+    spec_override: InputSpec | None,
+    code: str | Path | None = None,
 ) -> LoadedModel:
-    obj = read_torch_file(path, trust=trust)
+    obj = read_torch_file(path, trust=trust, code=code)
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), nn.Module):
         obj = obj["model"]  # training checkpoints that pickle the module itself
     if isinstance(obj, nn.Module):
