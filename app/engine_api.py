@@ -43,6 +43,24 @@ class TrustRequired(ModelLoadFailed):
         self.source = source
 
 
+class ArchRequired(ModelLoadFailed):
+    """A weights-only file: ask which architecture it fills (``candidates`` best first)."""
+
+    def __init__(self, source: str, message: str, candidates: list[Any]) -> None:
+        super().__init__(message)
+        self.source = source
+        self.candidates = candidates
+
+
+class CodeRequired(ModelLoadFailed):
+    """A trusted pickle needs the user's own model code (``module`` is what is missing)."""
+
+    def __init__(self, source: str, message: str, module: str | None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.module = module
+
+
 class InputShapeRequired(ModelLoadFailed):
     """No example input could be inferred (or the guess did not run); ask for a shape."""
 
@@ -144,17 +162,30 @@ def _unpack(result: Any) -> LoadedModel:
     raise ModelLoadFailed(f"the loader returned {type(result).__name__}, not a model")
 
 
-def load_model(source: str, trust: bool = False) -> LoadedModel:
-    """Load through engine.io.load (trust gate, formats); fall back to the zoo/demo."""
+def load_model(
+    source: str, trust: bool = False, arch: str | None = None, code: str | None = None
+) -> LoadedModel:
+    """Load through engine.io.load (trust gate, formats); fall back to the zoo/demo.
+
+    ``arch`` fills a weights-only file; ``code`` is the user's model code for a trusted
+    pickle of their own classes (imported only after trust).
+    """
     untrusted = _optional("engine.io.errors", "UntrustedPickleError") or ()
     load_error = _optional("engine.io.errors", "ModelLoadError") or ()
+    arch_needed = _optional("engine.io.errors", "ArchRequiredError") or ()
+    code_needed = _optional("engine.io.errors", "MissingCodeError") or ()
     loader = _optional("engine.io.load", "load_model")
+    extra = {k: v for k, v in (("arch", arch), ("code", code)) if v}
     try:
         if loader is not None:
-            return _unpack(loader(source, trust=trust))
+            return _unpack(loader(source, trust=trust, **extra))
         return _fallback_load(source, trust)
     except untrusted as exc:  # type: ignore[misc]
         raise TrustRequired(source, str(exc)) from None
+    except arch_needed as exc:  # type: ignore[misc]
+        raise ArchRequired(source, str(exc), list(exc.candidates)) from None
+    except code_needed as exc:  # type: ignore[misc]
+        raise CodeRequired(source, str(exc), exc.module) from None
     except load_error as exc:  # type: ignore[misc]
         raise ModelLoadFailed(str(exc)) from None
 
@@ -203,11 +234,13 @@ def load_and_trace(
     trust: bool = False,
     progress: Progress = lambda f, m: None,
     cancel: CancelFlag = lambda: False,
+    arch: str | None = None,
+    code: str | None = None,
 ) -> Document:
     """Source -> nn.Module -> example inputs -> DependencyGraph -> Document (plain data)."""
     name = display_name(source)
     progress(0.02, f"Loading {name}…")
-    loaded = load_model(source, trust=trust)
+    loaded = load_model(source, trust=trust, arch=arch, code=code)
     _check(cancel)
     guessed = False
     if input_spec:
