@@ -30,7 +30,9 @@ def test_resnet18_ranks_first_with_every_tensor_matching(tmp_path: Path):
     assert best.spec == "torchvision:resnet18" and best.exact and best.score == 1.0
     assert best.describe() == "torchvision:resnet18 (100% of tensors match)"
     assert ranked[1].spec == "torchvision:resnet34" and ranked[1].score < 0.7
-    assert len(ranked) == 5 and all(a.score >= b.score for a, b in zip(ranked, ranked[1:]))
+    assert len(ranked) == 5 and all(
+        a.score >= b.score for a, b in zip(ranked, ranked[1:], strict=False)
+    )
 
 
 def test_a_fine_tuned_head_is_named_as_a_shape_difference():

@@ -88,7 +88,7 @@ def test_main_module_classes_are_found_in_the_given_file(tmp_path: Path):
     cls = module.NotebookNet
     main = sys.modules["__main__"]
     cls.__module__ = "__main__"
-    setattr(main, "NotebookNet", cls)
+    main.NotebookNet = cls
     try:
         torch.manual_seed(0)
         model = cls().eval()
