@@ -17,14 +17,8 @@ SEQ = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(1))
 def tiny_vit() -> torchvision.models.VisionTransformer:
     torch.manual_seed(0)
     return torchvision.models.VisionTransformer(
-        image_size=32,
-        patch_size=16,
-        num_layers=2,
-        num_heads=12,
-        hidden_dim=96,
-        mlp_dim=192,
-        num_classes=10,
-    ).eval()
+        image_size=32, patch_size=16, num_layers=2, num_heads=12, hidden_dim=96, mlp_dim=192,
+        num_classes=10).eval()
 
 
 class Attention(nn.Module):
@@ -86,7 +80,8 @@ def gqa_net(kv_heads: int = 2) -> Net:
 
 def declared(net: Net) -> dict[nn.Module, int]:
     a = net.attn
-    return {a.q_proj: a.num_heads, a.k_proj: a.num_key_value_heads, a.v_proj: a.num_key_value_heads}
+    return {a.q_proj: a.num_heads, a.k_proj: a.num_key_value_heads,
+            a.v_proj: a.num_key_value_heads}
 
 
 def pruner(model: nn.Module, x, **kw) -> tp.pruner.BasePruner:
@@ -110,19 +105,11 @@ def test_vit_head_dims_pruned_inside_every_head():
 
 def test_vit_whole_heads_12_to_6():
     model = tiny_vit()
-    p = pruner(
-        model,
-        X32,
-        pruning_ratio=0.0,
-        ignored_layers=[model.heads],
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-        prune_head_dims=False,
-    )
+    p = pruner(model, X32, pruning_ratio=0.0, ignored_layers=[model.heads],
+               prune_num_heads=True, head_pruning_ratio=0.5, prune_head_dims=False)
     plans = p.plan_step()
-    assert [
-        (pl.scope.startswith("heads:"), pl.channels_before, pl.channels_after) for pl in plans
-    ] == [(True, 96, 48)]
+    assert [(pl.scope.startswith("heads:"), pl.channels_before, pl.channels_after)
+            for pl in plans] == [(True, 96, 48)]
     p.step()
     for layer in model.encoder.layers:
         a = layer.self_attention
@@ -131,21 +118,14 @@ def test_vit_whole_heads_12_to_6():
     assert model(X32).shape == (1, 10)
     # removed heads are whole blocks of 8 residual channels
     removed = p.pruning_history()[0][2]
-    assert len(removed) == 48 and all(
-        len({i // 8 for i in removed[k : k + 8]}) == 1 for k in range(0, 48, 8)
-    )
+    assert len(removed) == 48 and all(len({i // 8 for i in removed[k:k + 8]}) == 1
+                                      for k in range(0, 48, 8))
 
 
 def test_vit_heads_and_head_dims_in_one_step():
     model = tiny_vit()
-    pruner(
-        model,
-        X32,
-        pruning_ratio=0.5,
-        ignored_layers=[model.heads],
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, X32, pruning_ratio=0.5, ignored_layers=[model.heads],
+           prune_num_heads=True, head_pruning_ratio=0.5).step()
     a = model.encoder.layers[1].self_attention
     assert (a.num_heads, a.head_dim, a.embed_dim) == (6, 4, 24)
     assert model(X32).shape == (1, 10)
@@ -153,14 +133,8 @@ def test_vit_heads_and_head_dims_in_one_step():
 
 def test_vit_head_history_replays():
     model = tiny_vit()
-    pruner(
-        model,
-        X32,
-        pruning_ratio=0.0,
-        ignored_layers=[model.heads],
-        prune_num_heads=True,
-        head_pruning_ratio=0.25,
-    ).step()
+    pruner(model, X32, pruning_ratio=0.0, ignored_layers=[model.heads],
+           prune_num_heads=True, head_pruning_ratio=0.25).step()
     ref = model(X32)
     restored = tp.load_state_dict(tiny_vit(), tp.state_dict(model), example_inputs=X32)
     assert restored.encoder.layers[0].self_attention.num_heads == 9
@@ -170,15 +144,8 @@ def test_vit_head_history_replays():
 # ------------------------------------------------------------------ separate q/k/v, GQA
 def test_head_pruning_ratio_half_gives_exactly_half_the_heads():
     model = gqa_net(kv_heads=8)
-    p = pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.0,
-        ignored_layers=[model.head],
-        num_heads=declared(model),
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    )
+    p = pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+               num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
     p.step()
     a = model.attn
     assert (a.num_heads, a.num_key_value_heads) == (4, 4)
@@ -190,16 +157,9 @@ def test_head_pruning_ratio_half_gives_exactly_half_the_heads():
 
 def test_head_pruning_ratio_dict_overrides_per_module():
     model = gqa_net(kv_heads=8)
-    pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.0,
-        ignored_layers=[model.head],
-        num_heads=declared(model),
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-        head_pruning_ratio_dict={model.attn: 0.25},
-    ).step()
+    pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head], num_heads=declared(model),
+           prune_num_heads=True, head_pruning_ratio=0.5,
+           head_pruning_ratio_dict={model.attn: 0.25}).step()
     assert (model.attn.num_heads, model.attn.q_proj.out_features) == (6, 48)
 
 
@@ -215,32 +175,20 @@ def test_gqa_kv_head_goes_with_its_query_heads():
         a.q_proj.bias[32:] = 0
         a.o_proj.weight[:, 32:] = 0
     ref = model(SEQ)
-    p = pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.0,
-        ignored_layers=[model.head],
-        num_heads=declared(model),
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    )
+    p = pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+               num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
     p.step()
     assert (a.num_heads, a.num_key_value_heads) == (4, 1)
-    assert [
-        a.q_proj.out_features,
-        a.k_proj.out_features,
-        a.v_proj.out_features,
-        a.o_proj.in_features,
-    ] == [32, 8, 8, 32]
+    assert [a.q_proj.out_features, a.k_proj.out_features, a.v_proj.out_features,
+            a.o_proj.in_features] == [32, 8, 8, 32]
     assert a.num_heads % a.num_key_value_heads == 0
     torch.testing.assert_close(model(SEQ), ref, atol=1e-5, rtol=0)
 
 
 def test_gqa_head_dims_keep_every_head_equal():
     model = gqa_net(kv_heads=2)
-    p = pruner(
-        model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head], num_heads=declared(model)
-    )
+    p = pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+               num_heads=declared(model))
     sets = {pl.root_name: pl.n_removed for pl in p.plan_step()}
     p.step()
     a = model.attn
@@ -253,14 +201,8 @@ def test_gqa_head_dims_keep_every_head_equal():
 
 def test_prune_head_dims_false_keeps_attention_widths():
     model = gqa_net(kv_heads=2)
-    pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.5,
-        ignored_layers=[model.head],
-        num_heads=declared(model),
-        prune_head_dims=False,
-    ).step()
+    pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+           num_heads=declared(model), prune_head_dims=False).step()
     a = model.attn
     assert [a.q_proj.out_features, a.k_proj.out_features, a.v_proj.out_features] == [64, 16, 16]
     assert model.inp.out_features == 16  # other groups still prune
@@ -269,26 +211,15 @@ def test_prune_head_dims_false_keeps_attention_widths():
 def test_fused_qkv_heads_and_dims():
     torch.manual_seed(0)
     model = Net(FusedAttention()).eval()
-    pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.0,
-        ignored_layers=[model.head],
-        num_heads={model.attn.qkv: 4},
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+           num_heads={model.attn.qkv: 4}, prune_num_heads=True, head_pruning_ratio=0.5).step()
     assert (model.attn.num_heads, model.attn.qkv.out_features, model.attn.proj.in_features) == (
-        2,
-        48,
-        16,
-    )
+        2, 48, 16)
     assert model(SEQ).shape == (2, 4)
     torch.manual_seed(0)
     model = Net(FusedAttention()).eval()
-    pruner(
-        model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head], num_heads={model.attn.qkv: 4}
-    ).step()
+    pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+           num_heads={model.attn.qkv: 4}).step()
     assert (model.attn.num_heads, model.attn.qkv.out_features) == (4, 48)
     assert model(SEQ).shape == (2, 4)
 
@@ -324,11 +255,8 @@ _ATTN = ("ShiftedWindowAttention", "RelativePositionalMultiHeadAttention")
 
 
 def _count_heads(model: nn.Module) -> list[int]:
-    return [
-        getattr(m, "num_heads", None) or m.n_heads
-        for m in model.modules()
-        if type(m).__name__ in _ATTN
-    ]
+    return [getattr(m, "num_heads", None) or m.n_heads for m in model.modules()
+            if type(m).__name__ in _ATTN]
 
 
 def _prune_half(model: nn.Module, ignored: nn.Module) -> tuple[int, int]:
@@ -375,14 +303,8 @@ def test_vit_b_16_heads_and_dims_at_224():
     torch.manual_seed(0)
     model = torchvision.models.vit_b_16(weights=None).eval()
     x = torch.randn(1, 3, 224, 224)
-    pruner(
-        model,
-        x,
-        pruning_ratio=0.25,
-        ignored_layers=[model.heads],
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, x, pruning_ratio=0.25, ignored_layers=[model.heads],
+           prune_num_heads=True, head_pruning_ratio=0.5).step()
     for layer in model.encoder.layers:
         a = layer.self_attention
         assert (a.num_heads, a.head_dim, a.embed_dim) == (6, 48, 288)
@@ -416,15 +338,8 @@ class PreNormBlock(nn.Module):
 def test_rmsnorm_residual_and_heads_prune_together():
     torch.manual_seed(0)
     model = PreNormBlock().eval()
-    p = pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.5,
-        ignored_layers=[model.head],
-        num_heads=declared(model),
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    )
+    p = pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+               num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
     p.step()
     a = model.attn
     assert tuple(model.norm.weight.shape) == (16,) and model.norm.normalized_shape == (16,)
@@ -438,15 +353,8 @@ def test_rmsnorm_residual_and_heads_prune_together():
 def test_interactive_step_yields_head_groups_and_matches_step():
     def run(interactive: bool) -> dict[str, tuple[int, ...]]:
         model = gqa_net(kv_heads=2)
-        p = pruner(
-            model,
-            SEQ,
-            pruning_ratio=0.5,
-            ignored_layers=[model.head],
-            num_heads=declared(model),
-            prune_num_heads=True,
-            head_pruning_ratio=0.5,
-        )
+        p = pruner(model, SEQ, pruning_ratio=0.5, ignored_layers=[model.head],
+                   num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
         if interactive:
             kinds = []
             for group in p.step(interactive=True):
@@ -463,23 +371,11 @@ def test_interactive_step_yields_head_groups_and_matches_step():
 def test_vit_with_6_heads_is_exactly_a_smaller_vit():
     """Same state_dict shapes, outputs, MACs and params as a ViT built with 6 heads of 8."""
     model = tiny_vit()
-    pruner(
-        model,
-        X32,
-        pruning_ratio=0.0,
-        ignored_layers=[model.heads],
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, X32, pruning_ratio=0.0, ignored_layers=[model.heads],
+           prune_num_heads=True, head_pruning_ratio=0.5).step()
     small = torchvision.models.VisionTransformer(
-        image_size=32,
-        patch_size=16,
-        num_layers=2,
-        num_heads=6,
-        hidden_dim=48,
-        mlp_dim=192,
-        num_classes=10,
-    ).eval()
+        image_size=32, patch_size=16, num_layers=2, num_heads=6, hidden_dim=48, mlp_dim=192,
+        num_classes=10).eval()
     small.load_state_dict(model.state_dict())
     torch.testing.assert_close(small(X32), model(X32), atol=1e-5, rtol=0)
     assert tp.utils.count_ops_and_params(model, X32) == tp.utils.count_ops_and_params(small, X32)
@@ -487,15 +383,8 @@ def test_vit_with_6_heads_is_exactly_a_smaller_vit():
 
 def test_gqa_head_history_replays_with_head_counts():
     model = gqa_net(kv_heads=2)
-    pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.25,
-        ignored_layers=[model.head],
-        num_heads=declared(model),
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, SEQ, pruning_ratio=0.25, ignored_layers=[model.head],
+           num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5).step()
     ref = model(SEQ)
     restored = tp.load_state_dict(gqa_net(kv_heads=2), tp.state_dict(model), example_inputs=SEQ)
     a = restored.attn
@@ -505,16 +394,8 @@ def test_gqa_head_history_replays_with_head_counts():
 
 def test_heads_follow_the_iterative_schedule():
     model = gqa_net(kv_heads=8)
-    p = pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.0,
-        ignored_layers=[model.head],
-        iterative_steps=2,
-        num_heads=declared(model),
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    )
+    p = pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head], iterative_steps=2,
+               num_heads=declared(model), prune_num_heads=True, head_pruning_ratio=0.5)
     counts = []
     for _ in range(2):
         p.step()
@@ -528,15 +409,9 @@ def test_heads_that_would_break_the_forward_are_kept():
     sees the forward fail), so no head goes and the pruner says why."""
     model = gqa_net(kv_heads=8)
     with pytest.warns(UserWarning, match="breaks the forward"):
-        p = pruner(
-            model,
-            SEQ,
-            pruning_ratio=0.0,
-            ignored_layers=[model.head],
-            num_heads={model.attn.q_proj: 8},
-            prune_num_heads=True,
-            head_pruning_ratio=0.5,
-        )
+        p = pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+                   num_heads={model.attn.q_proj: 8}, prune_num_heads=True,
+                   head_pruning_ratio=0.5)
     assert p.plan_step() == []
     p.step()
     assert model.attn.q_proj.out_features == 64 and model(SEQ).shape == (2, 4)
@@ -560,14 +435,8 @@ def test_transformer_encoder_heads_and_dims_on_both_paths():
     torch.manual_seed(0)
     model = EncoderNet().eval()
     x = torch.randn(2, 6, 10)
-    pruner(
-        model,
-        x,
-        pruning_ratio=0.5,
-        ignored_layers=[model.fc],
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, x, pruning_ratio=0.5, ignored_layers=[model.fc], prune_num_heads=True,
+           head_pruning_ratio=0.5).step()
     for layer in model.enc.layers:
         a = layer.self_attn
         assert (a.embed_dim, a.num_heads, a.head_dim) == (8, 2, 4)
@@ -599,15 +468,8 @@ def test_unknown_fused_qkv_layout_found_from_fine_classes():
     torch.manual_seed(0)
     model = Net(WideFusedAttention()).eval()
     attn = model.attn
-    pruner(
-        model,
-        SEQ,
-        pruning_ratio=0.0,
-        ignored_layers=[model.head],
-        num_heads={attn.to_qkv: 4},
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, SEQ, pruning_ratio=0.0, ignored_layers=[model.head],
+           num_heads={attn.to_qkv: 4}, prune_num_heads=True, head_pruning_ratio=0.5).step()
     assert (attn.heads, attn.to_qkv.out_features, attn.out.in_features) == (2, 72, 24)
     assert model(SEQ).shape == (2, 4)
 
@@ -629,20 +491,11 @@ def test_cross_attention_keeps_key_value_widths():
     torch.manual_seed(0)
     model = CrossAttention().eval()
     inputs = (torch.randn(2, 3, 6), torch.randn(2, 5, 10), torch.randn(2, 5, 12))
-    pruner(
-        model,
-        inputs,
-        pruning_ratio=0.5,
-        ignored_layers=[model.fc],
-        prune_num_heads=True,
-        head_pruning_ratio=0.5,
-    ).step()
+    pruner(model, inputs, pruning_ratio=0.5, ignored_layers=[model.fc],
+           prune_num_heads=True, head_pruning_ratio=0.5).step()
     m = model.mha
     assert (m.embed_dim, m.num_heads, m.head_dim, m.kdim, m.vdim) == (4, 2, 2, 10, 12)
     assert not m._qkv_same_embed_dim
     assert [tuple(w.shape) for w in (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)] == [
-        (4, 4),
-        (4, 10),
-        (4, 12),
-    ]
+        (4, 4), (4, 10), (4, 12)]
     assert model(*inputs).shape == (2, 2)

@@ -42,8 +42,7 @@ def _remove_head(attn: ShiftedWindowAttention, head: int, keep_in: list[int]) ->
         attn.proj.bias = nn.Parameter(attn.proj.bias[keep_in])
         table = attn.relative_position_bias_table
         attn.relative_position_bias_table = nn.Parameter(
-            table[:, [h for h in range(attn.num_heads) if h != head]]
-        )
+            table[:, [h for h in range(attn.num_heads) if h != head]])
     attn.num_heads -= 1
 
 
@@ -60,8 +59,8 @@ def test_a_head_goes_only_with_as_many_residual_channels() -> None:
     channels when the removed head and the removed residual channels carry zeros."""
     attn = _attention()
     with torch.no_grad():  # head 1 silent: its v rows zero (q, k then do not matter)
-        attn.qkv.weight[48 + 12 :] = 0
-        attn.qkv.bias[48 + 12 :] = 0
+        attn.qkv.weight[48 + 12:] = 0
+        attn.qkv.bias[48 + 12:] = 0
     gone = [1, 4, 6, 9, 11, 13, 15, 17, 19, 20, 22, 23]  # any 12 residual channels
     keep = [c for c in range(24) if c not in gone]
     x = X.clone()
@@ -80,37 +79,19 @@ def test_a_head_goes_only_with_as_many_residual_channels() -> None:
 
 def test_engine_keeps_swin_heads_whole_and_says_why() -> None:
     torch.manual_seed(0)
-    model = SwinTransformer(
-        patch_size=[4, 4],
-        embed_dim=24,
-        depths=[2, 2],
-        num_heads=[2, 4],
-        window_size=[4, 4],
-        num_classes=10,
-    ).eval()
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2, 2], num_heads=[2, 4],
+                            window_size=[4, 4], num_classes=10).eval()
     x = torch.randn(1, 3, 32, 32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pruner = tp.pruner.BasePruner(
-            model,
-            x,
-            tp.importance.MagnitudeImportance(),
-            pruning_ratio=0.5,
-            prune_num_heads=True,
-            head_pruning_ratio=0.5,
-            ignored_layers=[model.head],
-        )
+            model, x, tp.importance.MagnitudeImportance(), pruning_ratio=0.5,
+            prune_num_heads=True, head_pruning_ratio=0.5, ignored_layers=[model.head])
         pruner.step()
-    assert any(
-        "features.1.0.attn.qkv" in str(w.message) and "breaks the forward" in str(w.message)
-        for w in caught
-    )
+    assert any("features.1.0.attn.qkv" in str(w.message) and "breaks the forward"
+               in str(w.message) for w in caught)
     attns = [m for m in model.modules() if isinstance(m, ShiftedWindowAttention)]
     assert [(a.num_heads, a.qkv.out_features, a.proj.in_features) for a in attns] == [
-        (2, 72, 24),
-        (2, 72, 24),
-        (4, 144, 48),
-        (4, 144, 48),
-    ]
+        (2, 72, 24), (2, 72, 24), (4, 144, 48), (4, 144, 48)]
     assert model.features[1][0].mlp[0].out_features == 48  # the MLPs still halve
     assert model(x).shape == (1, 10)

@@ -13,15 +13,9 @@ from engine.utils import drop_stale_state, rebuild_optimizer
 
 def _upsampler() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.ConvTranspose2d(16, 64, 2, stride=2),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.Conv2d(64, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.ConvTranspose2d(16, 64, 2, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
     )
 
 
@@ -33,9 +27,8 @@ def test_taylor_iterative_loop_backward_after_every_prune(keep_loss: bool) -> No
     torch.manual_seed(0)
     model = _upsampler()
     x = torch.randn(1, 3, 48, 48)
-    pruner = tp.pruner.MagnitudePruner(
-        model, x, tp.importance.TaylorImportance(), pruning_ratio=0.5, iterative_steps=5
-    )
+    pruner = tp.pruner.MagnitudePruner(model, x, tp.importance.TaylorImportance(),
+                                       pruning_ratio=0.5, iterative_steps=5)
     widths = []
     loss = None
     for _ in range(5):
@@ -112,7 +105,8 @@ def test_drop_stale_state_keeps_the_optimizer_and_its_scheduler() -> None:
     dg = tp.DependencyGraph().build_dependency(model, x)
     dg.get_pruning_group(model[0], tp.prune_linear_out_channels, [7]).prune()
     stale = drop_stale_state(opt)
-    assert {id(p) for p in stale} == {id(model[0].weight), id(model[0].bias), id(model[2].weight)}
+    assert {id(p) for p in stale} == {id(model[0].weight), id(model[0].bias),
+                                      id(model[2].weight)}
     opt.zero_grad()
     model(x).pow(2).mean().backward()
     opt.step()

@@ -115,12 +115,8 @@ def test_channel_sets_singletons_and_multi_channel_units():
 
 
 def test_probe_costs_one_run_when_every_group_prunes():
-    blocks = [
-        nn.Sequential(
-            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 1)
-        )
-        for _ in range(6)
-    ]
+    blocks = [nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                            nn.Conv2d(16, 8, 1)) for _ in range(6)]
     model = nn.Sequential(nn.Conv2d(3, 8, 1), *blocks).eval()
     dg = tp.DependencyGraph().build_dependency(model, torch.randn(1, 3, 8, 8))
     assert dg.probe_runs == 1
@@ -191,13 +187,8 @@ def test_partial_refresh_writes_the_config_only_when_all_layers_agree():
     from engine.graph import DependencyGraph
 
     cfg = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
     )
     model = transformers.LlamaForCausalLM(cfg).eval()
     ids = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))

@@ -76,10 +76,7 @@ def test_step_applies_a_group_after_another_shifted_their_shared_port():
     x = torch.randn(2, 3, 4, 4)
     ref = model(x)
     pruner = tp.pruner.BasePruner(
-        model,
-        x[:1],
-        tp.importance.MagnitudeImportance(p=2),
-        pruning_ratio=0.25,
+        model, x[:1], tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.25,
         ignored_layers=[model.c, model.d],
     )
     pruner.step()
@@ -102,15 +99,8 @@ def test_channel_sets_reorder_and_leading():
 
 
 def _items(group) -> list[tuple[str, str, list[int], list[int] | None]]:  # noqa: ANN001
-    return [
-        (
-            it.dep.target.name,
-            it.dep.handler.__name__,
-            list(it.idxs),
-            list(it.root_idxs) if it.root_idxs is not None else None,
-        )
-        for it in group
-    ]
+    return [(it.dep.target.name, it.dep.handler.__name__, list(it.idxs),
+             list(it.root_idxs) if it.root_idxs is not None else None) for it in group]
 
 
 def test_sub_group_equals_get_pruning_group():
@@ -122,11 +112,8 @@ def test_sub_group_equals_get_pruning_group():
     conv = nn.Sequential(
         nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.Conv2d(8, 4, 1)
     ).eval()
-    cases = [
-        (conv, torch.randn(1, 3, 8, 8)),
-        (CatNet().eval(), torch.randn(1, 3, 4, 4)),
-        (torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 32, 32)),
-    ]
+    cases = [(conv, torch.randn(1, 3, 8, 8)), (CatNet().eval(), torch.randn(1, 3, 4, 4)),
+             (torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 32, 32))]
     checked = 0
     for model, x in cases:
         dg = tp.DependencyGraph().build_dependency(model, x)

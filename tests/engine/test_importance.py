@@ -84,14 +84,12 @@ def test_p1_and_bias():
     model = ConvBNConv()
     hand_set(model)
     model.conv1.bias = nn.Parameter(torch.tensor([10.0, 0.0, 0.0, 0.0]))
-    imp = tp.importance.MagnitudeImportance(
-        p=1, group_reduction="first", normalizer=None, bias=True
-    )
+    imp = tp.importance.MagnitudeImportance(p=1, group_reduction="first", normalizer=None,
+                                            bias=True)
     # "first" keeps the first scored entry: conv1's weight; bias counts only in sums
     assert torch.allclose(imp(group_of(model)), torch.tensor([1.0, 2.0, 3.0, 4.0]))
-    imp_sum = tp.importance.MagnitudeImportance(
-        p=1, group_reduction="sum", normalizer=None, bias=True, target_types=[nn.Conv2d]
-    )
+    imp_sum = tp.importance.MagnitudeImportance(p=1, group_reduction="sum", normalizer=None,
+                                                bias=True, target_types=[nn.Conv2d])
     # conv1 |w| + conv1 |b| + conv2 |column|_1
     assert torch.allclose(imp_sum(group_of(model)), torch.tensor([13.0, 4.0, 5.0, 6.0]))
 
@@ -187,9 +185,8 @@ def test_smallest_norm_channel_is_pruned_first():
     hand_set(model)
     with torch.no_grad():
         model.bn1.weight.fill_(1.0)
-    pruner = tp.pruner.MagnitudePruner(
-        model, torch.randn(1, 3, 4, 4), tp.importance.MagnitudeImportance(), pruning_ratio=0.25
-    )
+    pruner = tp.pruner.MagnitudePruner(model, torch.randn(1, 3, 4, 4),
+                                       tp.importance.MagnitudeImportance(), pruning_ratio=0.25)
     plan = pruner.plan_step()
     assert [p.idxs for p in plan] == [[0]]  # conv1 row 0 has the smallest norm
 

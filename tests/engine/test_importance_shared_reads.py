@@ -35,9 +35,8 @@ def test_both_axes_equal_the_per_axis_sums(p: float):
             # and against the definition: |w|^p summed over everything but the channel
             dim = 0 if is_out != bool(getattr(layer, "transposed", False)) else 1
             other = [d for d in range(w.dim()) if d != dim]
-            torch.testing.assert_close(
-                got, w.detach().abs().pow(p).sum(other), rtol=1e-5, atol=1e-6
-            )
+            torch.testing.assert_close(got, w.detach().abs().pow(p).sum(other), rtol=1e-5,
+                                       atol=1e-6)
 
 
 def test_an_in_place_change_is_seen_and_grouped_layers_are_not_taken():
@@ -68,13 +67,11 @@ def test_the_plan_is_the_same_with_shared_reads():
     assert imp._both_axes is None  # the session ends with the context
     for a, b in zip(plain, shared, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=0)
-
     class PerAxis(tp.importance.MagnitudeImportance):
         sharing_layer_reads = None  # the pruner then scores every axis on its own
 
-    per_axis = tp.pruner.BasePruner(
-        model, x, PerAxis(p=2), pruning_ratio=0.5, ignored_layers=[model.fc]
-    ).plan_step()
+    per_axis = tp.pruner.BasePruner(model, x, PerAxis(p=2), pruning_ratio=0.5,
+                                    ignored_layers=[model.fc]).plan_step()
     shared_plan = pruner.plan_step()
     assert len(shared_plan) == 12
     assert [p.idxs for p in shared_plan] == [p.idxs for p in per_axis]

@@ -66,9 +66,8 @@ def test_without_mmap_allocations_stops_per_forward_page_faults():
         "print(min(before), min(after), after[-1])\n"
     )
     root = Path(__file__).parents[2]
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root)
     least_before, least_after, last = map(int, out.stdout.split())
     pages = (64 << 20) // resource.getpagesize()
     assert least_before > pages // 2

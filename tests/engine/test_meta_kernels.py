@@ -20,7 +20,6 @@ KERNELS = MetaKernels()  # this module's own kernels and layout memo
 def fast_meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
     return KERNELS.call(func, args, kwargs)
 
-
 aten = torch.ops.aten
 F32, BF16, F16, I64 = torch.float32, torch.bfloat16, torch.float16, torch.int64
 
@@ -191,99 +190,31 @@ def conv_cases() -> list[Case]:
             (conv, (x, w, b, [2], [1], [2], False, [0], 1), {}, True),  # one value per arg
         ]
     cases += [
-        (
-            conv,
-            (m(1, 6, 9, 9), m(6, 1, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 6),
-            {},
-            True,
-        ),  # depthwise
-        (
-            conv,
-            (m(1, 6, 9, 9), m(4, 3, 1, 1), m(4), [1, 1], [0, 0], [1, 1], False, [0, 0], 2),
-            {},
-            True,
-        ),  # grouped
+        (conv, (m(1, 6, 9, 9), m(6, 1, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 6),
+         {}, True),  # depthwise
+        (conv, (m(1, 6, 9, 9), m(4, 3, 1, 1), m(4), [1, 1], [0, 0], [1, 1], False, [0, 0], 2),
+         {}, True),  # grouped
         (conv, (m(2, 3, 20), m(5, 3, 4), m(5), [2], [1], [1], False, [0], 1), {}, True),  # 1d
-        (
-            conv,
-            (
-                m(1, 2, 4, 6, 6),
-                m(3, 2, 3, 3, 3),
-                None,
-                [1, 1, 1],
-                [1, 1, 1],
-                [1, 1, 1],
-                False,
-                [0, 0, 0],
-                1,
-            ),
-            {},
-            True,
-        ),  # 3d
-        (
-            conv,
-            (m(1, 16, 5, 5), m(16, 32, 2, 2), None, [2, 2], [0, 0], [1, 1], True, [0, 0], 1),
-            {},
-            True,
-        ),  # transposed (ConvTranspose2d(16, 32, 2, stride=2))
-        (
-            conv,
-            (m(1, 4, 5, 5), m(4, 3, 3, 3), m(6), [2, 2], [1, 1], [1, 1], True, [1, 1], 2),
-            {},
-            True,
-        ),  # grouped transposed with output padding
-        (
-            conv,
-            (nhwc(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
-            {},
-            False,
-        ),  # channels_last input
-        (
-            conv,
-            (m(1, 5, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
-            {},
-            False,
-        ),  # channel mismatch: raises
-        (
-            conv,
-            (m(1, 6, 2, 2), m(8, 6, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1),
-            {},
-            False,
-        ),  # kernel larger than the input: raises
-        (
-            conv,
-            (m(1, 6, 9, 9), m(8, 6, 3, 3), m(7), [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
-            {},
-            False,
-        ),  # bias of the wrong size
-        (
-            conv,
-            (
-                m(1, 6, 9, 9),
-                m(8, 6, 3, 3, dtype=BF16),
-                None,
-                [1, 1],
-                [1, 1],
-                [1, 1],
-                False,
-                [0, 0],
-                1,
-            ),
-            {},
-            False,
-        ),  # mixed dtypes
-        (
-            conv,
-            (m(0, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
-            {},
-            True,
-        ),  # empty batch
-        (
-            conv,
-            (m(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
-            {"extra": 1},
-            False,
-        ),
+        (conv, (m(1, 2, 4, 6, 6), m(3, 2, 3, 3, 3), None, [1, 1, 1], [1, 1, 1], [1, 1, 1],
+                False, [0, 0, 0], 1), {}, True),  # 3d
+        (conv, (m(1, 16, 5, 5), m(16, 32, 2, 2), None, [2, 2], [0, 0], [1, 1], True, [0, 0], 1),
+         {}, True),  # transposed (ConvTranspose2d(16, 32, 2, stride=2))
+        (conv, (m(1, 4, 5, 5), m(4, 3, 3, 3), m(6), [2, 2], [1, 1], [1, 1], True, [1, 1], 2),
+         {}, True),  # grouped transposed with output padding
+        (conv, (nhwc(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # channels_last input
+        (conv, (m(1, 5, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # channel mismatch: raises
+        (conv, (m(1, 6, 2, 2), m(8, 6, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1),
+         {}, False),  # kernel larger than the input: raises
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3), m(7), [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, False),  # bias of the wrong size
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3, dtype=BF16), None, [1, 1], [1, 1], [1, 1], False,
+                [0, 0], 1), {}, False),  # mixed dtypes
+        (conv, (m(0, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {}, True),  # empty batch
+        (conv, (m(1, 6, 9, 9), m(8, 6, 3, 3), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+         {"extra": 1}, False),
     ]
     return cases
 
@@ -401,11 +332,8 @@ def test_graphs_and_counts_use_their_own_kernels() -> None:
 def _facts(model: torch.nn.Module, x: torch.Tensor, kernels: MetaKernels) -> tuple:
     dg = engine.DependencyGraph(kernels).build_dependency(model, x)
     groups = [(len(g), len(g[0].idxs)) for g in dg.get_all_groups()]
-    return (
-        groups,
-        len(dg.module2node),
-        count_ops_and_params(model, x, layer_wise=True, meta_kernels=kernels),
-    )
+    return groups, len(dg.module2node), count_ops_and_params(model, x, layer_wise=True,
+                                                             meta_kernels=kernels)
 
 
 @pytest.mark.parametrize("arch,size", [("convnext_tiny", 64), ("resnet18", 64)])

@@ -59,10 +59,8 @@ def _setup(name: str) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
     torch.set_num_threads(1)
     model, x = MODELS[name]()
     previewer = Previewer(model, x)
-    roots = [
-        previewer.dg.module2name[g[0].dep.target.module]
-        for g in previewer._groups_for(PruningPlan())
-    ]
+    roots = [previewer.dg.module2name[g[0].dep.target.module]
+             for g in previewer._groups_for(PruningPlan())]
     return model, x, previewer, roots
 
 
@@ -75,11 +73,11 @@ def setup(request) -> tuple[nn.Module, torch.Tensor, Previewer, list[str]]:
 PLANS: dict[str, Callable[[list[str]], PruningPlan]] = {
     "local": lambda r: PruningPlan(pruning_ratio=0.5),
     "global": lambda r: PruningPlan(pruning_ratio=0.5, global_pruning=True),
-    "isomorphic": lambda r: PruningPlan(pruning_ratio=0.4, global_pruning=True, isomorphic=True),
+    "isomorphic": lambda r: PruningPlan(pruning_ratio=0.4, global_pruning=True,
+                                        isomorphic=True),
     "round_to_8": lambda r: PruningPlan(pruning_ratio=0.3, round_to=8),
-    "global_capped_lamp": lambda r: PruningPlan(
-        pruning_ratio=0.6, global_pruning=True, max_pruning_ratio=0.7, importance="lamp"
-    ),
+    "global_capped_lamp": lambda r: PruningPlan(pruning_ratio=0.6, global_pruning=True,
+                                                max_pruning_ratio=0.7, importance="lamp"),
     "scope_group_layer_ignored": lambda r: PruningPlan(
         pruning_ratio=0.2,
         scopes=[UserScope([r[0], r[-1]], 0.6, "ends")],
@@ -87,16 +85,14 @@ PLANS: dict[str, Callable[[list[str]], PruningPlan]] = {
         layer_ratios={r[2]: 0.4} if len(r) > 3 else {},
         ignored_layers=[r[3]] if len(r) > 4 else [],
     ),
-    "global_with_layer_ratio": lambda r: PruningPlan(
-        pruning_ratio=0.3, global_pruning=True, layer_ratios={r[1]: 0.6}
-    ),
-    "two_iterative_steps": lambda r: PruningPlan(
-        pruning_ratio=0.5, iterative_steps=2, global_pruning=True
-    ),
+    "global_with_layer_ratio": lambda r: PruningPlan(pruning_ratio=0.3, global_pruning=True,
+                                                     layer_ratios={r[1]: 0.6}),
+    "two_iterative_steps": lambda r: PruningPlan(pruning_ratio=0.5, iterative_steps=2,
+                                                 global_pruning=True),
     "taylor_random_calibration": lambda r: PruningPlan(pruning_ratio=0.5, importance="taylor"),
-    "random_seeded_global": lambda r: PruningPlan(
-        pruning_ratio=0.5, importance="random", importance_options={"seed": 3}, global_pruning=True
-    ),
+    "random_seeded_global": lambda r: PruningPlan(pruning_ratio=0.5, importance="random",
+                                                  importance_options={"seed": 3},
+                                                  global_pruning=True),
 }
 
 
@@ -123,15 +119,10 @@ def _assert_preview_is_exact(model, x, previewer: Previewer, plan: PruningPlan) 
     for layer in preview.layers:
         m = modules[layer.name]
         pruner = previewer.dg.get_pruner_of_module(originals[layer.name])
-        got = (
-            int(pruner.get_in_channels(m) or 0),
-            int(pruner.get_out_channels(m) or 0),
-            sum(p.numel() for p in m.parameters()),
-            layer_macs[m],
-        )
-        assert (layer.in_after, layer.out_after, layer.params_after, layer.macs_after) == got, (
+        got = (int(pruner.get_in_channels(m) or 0), int(pruner.get_out_channels(m) or 0),
+               sum(p.numel() for p in m.parameters()), layer_macs[m])
+        assert (layer.in_after, layer.out_after, layer.params_after, layer.macs_after) == got, \
             layer.name
-        )
 
 
 # mobilenet_v2 (depthwise convs) runs four core plans by default, the rest with -m slow;
@@ -145,8 +136,7 @@ def _is_slow(model: str, plan: str) -> bool:
 
 CASES = [
     pytest.param(m, p, id=f"{m}-{p}", marks=pytest.mark.slow if _is_slow(m, p) else ())
-    for m in MODELS
-    for p in PLANS
+    for m in MODELS for p in PLANS
 ]
 
 
@@ -204,13 +194,10 @@ def test_zero_ratio_preview_changes_nothing(setup) -> None:
     _, _, previewer, _ = setup
     preview = previewer.preview(PruningPlan(pruning_ratio=0.0))
     assert preview.groups == []
-    assert (preview.macs_after, preview.params_after) == (
-        preview.macs_before,
-        preview.params_before,
-    )
-    assert all(
-        lp.out_after == lp.out_before and lp.macs_after == lp.macs_before for lp in preview.layers
-    )
+    assert (preview.macs_after, preview.params_after) == (preview.macs_before,
+                                                          preview.params_before)
+    assert all(lp.out_after == lp.out_before and lp.macs_after == lp.macs_before
+               for lp in preview.layers)
 
 
 def test_preview_rejects_bad_plans_with_plan_error(setup) -> None:
@@ -221,9 +208,8 @@ def test_preview_rejects_bad_plans_with_plan_error(setup) -> None:
 
 def test_json_reloaded_plan_reproduces_the_same_structure(tmp_path) -> None:
     model, x = _resnet18()
-    plan = PLANS["scope_group_layer_ignored"](
-        ["conv1", "layer1.0.conv1", "layer2.0.conv1", "layer3.0.conv1", "layer4.1.conv1"]
-    )
+    plan = PLANS["scope_group_layer_ignored"](["conv1", "layer1.0.conv1", "layer2.0.conv1",
+                                               "layer3.0.conv1", "layer4.1.conv1"])
     plan.global_pruning = True
     reloaded = PruningPlan.load(plan.save(tmp_path / "plan.json"))
     a, b = _pruned_copy(model, x, plan), _pruned_copy(model, x, reloaded)
@@ -312,14 +298,10 @@ class _Attention(nn.Module):
         return self.fc(a.mean(1))
 
 
-@pytest.mark.parametrize(
-    "plan",
-    [
-        PruningPlan(pruning_ratio=0.25),
-        PruningPlan(pruning_ratio=0.0, prune_num_heads=True, head_pruning_ratio=0.5),
-    ],
-    ids=["head_dims", "whole_heads"],
-)
+@pytest.mark.parametrize("plan", [
+    PruningPlan(pruning_ratio=0.25),
+    PruningPlan(pruning_ratio=0.0, prune_num_heads=True, head_pruning_ratio=0.5),
+], ids=["head_dims", "whole_heads"])
 def test_attention_preview_is_exact(plan: PruningPlan) -> None:
     torch.manual_seed(0)
     model, x = _Attention().eval(), torch.randn(1, 6, 16)
@@ -335,44 +317,29 @@ def test_attention_preview_is_exact(plan: PruningPlan) -> None:
 def _tv_vit() -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     return torchvision.models.VisionTransformer(
-        image_size=32,
-        patch_size=16,
-        num_layers=2,
-        num_heads=12,
-        hidden_dim=96,
-        mlp_dim=192,
-        num_classes=10,
-    ).eval(), torch.randn(1, 3, 32, 32)
+        image_size=32, patch_size=16, num_layers=2, num_heads=12, hidden_dim=96, mlp_dim=192,
+        num_classes=10).eval(), torch.randn(1, 3, 32, 32)
 
 
 def _timm_vit() -> tuple[nn.Module, torch.Tensor]:
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    return timm.create_model(
-        "vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2, num_heads=6, num_classes=10
-    ).eval(), torch.randn(1, 3, 32, 32)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2,
+                             num_heads=6, num_classes=10).eval(), torch.randn(1, 3, 32, 32)
 
 
 def _llama_gqa() -> tuple[nn.Module, torch.Tensor]:
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=8,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
+    cfg = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=2, num_attention_heads=8,
+                                   num_key_value_heads=2, max_position_embeddings=64)
     torch.manual_seed(0)
     ids = torch.randint(0, 128, (1, 8), generator=torch.Generator().manual_seed(0))
     return transformers.LlamaForCausalLM(cfg).eval(), ids
 
 
 HEAD_MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
-    "tv_vit": _tv_vit,
-    "timm_vit": _timm_vit,
-    "llama_gqa": _llama_gqa,
+    "tv_vit": _tv_vit, "timm_vit": _timm_vit, "llama_gqa": _llama_gqa,
 }
 
 
@@ -384,9 +351,8 @@ def _head_setup(name: str) -> tuple[nn.Module, torch.Tensor, Previewer]:
 
 
 def _heads(ratio: float = 0.0, head_ratio: float = 0.0, **kw) -> PruningPlan:
-    return PruningPlan(
-        pruning_ratio=ratio, prune_num_heads=True, head_pruning_ratio=head_ratio, **kw
-    )
+    return PruningPlan(pruning_ratio=ratio, prune_num_heads=True, head_pruning_ratio=head_ratio,
+                       **kw)
 
 
 HEAD_PLANS = {
@@ -394,41 +360,27 @@ HEAD_PLANS = {
     "tv_vit-heads": ("tv_vit", _heads(0.0, 0.5)),
     "tv_vit-heads_and_dims": ("tv_vit", _heads(0.5, 0.5, ignored_layers=["heads"])),
     "tv_vit-heads_without_dims": ("tv_vit", _heads(0.3, 0.25, prune_head_dims=False)),
-    "tv_vit-head_ratio_dict": (
-        "tv_vit",
-        _heads(
-            0.0,
-            0.0,
-            head_pruning_ratio_dict={"encoder.layers.encoder_layer_1.self_attention": 0.25},
-        ),
-    ),
+    "tv_vit-head_ratio_dict": ("tv_vit", _heads(0.0, 0.0, head_pruning_ratio_dict={
+        "encoder.layers.encoder_layer_1.self_attention": 0.25})),
     "tv_vit-taylor": ("tv_vit", _heads(0.25, 0.5, importance="taylor")),
-    "tv_vit-random_seeded": (
-        "tv_vit",
-        _heads(0.25, 0.5, importance="random", importance_options={"seed": 1}),
-    ),
+    "tv_vit-random_seeded": ("tv_vit", _heads(0.25, 0.5, importance="random",
+                                              importance_options={"seed": 1})),
     # timm: fused qkv per block, the owner's num_heads lowered on the meta copy
     "timm_vit-heads": ("timm_vit", _heads(0.0, 0.5)),
-    "timm_vit-heads_dims_and_dict": (
-        "timm_vit",
-        _heads(0.5, 0.34, head_pruning_ratio_dict={"blocks.0.attn": 0.5}),
-    ),
+    "timm_vit-heads_dims_and_dict": ("timm_vit", _heads(
+        0.5, 0.34, head_pruning_ratio_dict={"blocks.0.attn": 0.5})),
     # Llama GQA (RoPE: whole heads only): a unit is one KV head with its 4 query heads
     "llama_gqa-heads": ("llama_gqa", _heads(0.0, 0.5)),
-    "llama_gqa-head_ratio_dict_and_mlp": (
-        "llama_gqa",
-        _heads(0.25, 0.0, head_pruning_ratio_dict={"model.layers.0.self_attn": 0.5}),
-    ),
+    "llama_gqa-head_ratio_dict_and_mlp": ("llama_gqa", _heads(0.25, 0.0, head_pruning_ratio_dict={
+        "model.layers.0.self_attn": 0.5})),
 }
 
 
 @pytest.fixture
 def fast_path_only(monkeypatch) -> None:
     """Fail if a preview falls back to really pruning a copy (the slow path)."""
-
     def refuse(self, plan):
         raise AssertionError("the preview fell back to pruning a real copy")
-
     monkeypatch.setattr(Previewer, "_simulate", refuse)
 
 
@@ -485,9 +437,8 @@ def test_solver_keeps_half_of_resnet18(resnet_previewer, target: str) -> None:
     assert 0.45 <= result.achieved <= 0.5  # never above, close below (round_to=8 steps)
     macs, params = count_ops_and_params(_pruned_copy(model, x, plan), x)
     before = previewer.macs_before if target == "macs" else previewer.params_before
-    assert (macs if target == "macs" else params) / before == pytest.approx(
-        result.achieved, abs=1e-12
-    )
+    assert (macs if target == "macs" else params) / before == pytest.approx(result.achieved,
+                                                                              abs=1e-12)
     # one ratio step less would keep more than asked: the answer is the tightest
     looser = previewer.preview(plan.replace(pruning_ratio=result.ratio - 2e-4))
     kept = looser.macs_ratio if target == "macs" else looser.params_ratio
@@ -517,12 +468,8 @@ def test_solver_argument_errors(resnet_previewer) -> None:
 def test_apply_reports_progress_per_group_and_outcome() -> None:
     model, x = load_demo()
     calls: list[tuple[int, int, str]] = []
-    outcome = apply_plan(
-        model,
-        x,
-        PruningPlan(pruning_ratio=0.5, iterative_steps=2),
-        progress=lambda d, t, m: calls.append((d, t, m)),
-    )
+    outcome = apply_plan(model, x, PruningPlan(pruning_ratio=0.5, iterative_steps=2),
+                         progress=lambda d, t, m: calls.append((d, t, m)))
     assert outcome.steps_done == 2
     assert [c[0] for c in calls[:-1]] == list(range(1, len(calls)))
     assert calls[-1] == (len(calls) - 1, len(calls) - 1, "done")
@@ -541,13 +488,8 @@ def test_apply_cancel_stops_and_leaves_a_valid_model() -> None:
         return len(seen) >= 2
 
     with pytest.raises(Cancelled, match="cancelled during step 1 of 1"):
-        apply_plan(
-            model,
-            x,
-            PruningPlan(pruning_ratio=0.5),
-            progress=lambda d, t, m: seen.append(d),
-            cancel=cancel,
-        )
+        apply_plan(model, x, PruningPlan(pruning_ratio=0.5),
+                   progress=lambda d, t, m: seen.append(d), cancel=cancel)
     assert seen == [1, 2]
     assert model(x).shape == (1, 10)  # partly pruned, still consistent
     assert model.stem[0].out_channels == 8
@@ -595,26 +537,12 @@ def test_previews_share_rankings_through_the_plan_cache():
     dg = tp.DependencyGraph().build_dependency(model, x)
     groups = list(dg.get_all_groups(ignored_layers=[model.fc]))
     cache = PlanCache(dg, groups=groups)
-    first = tp.pruner.BasePruner(
-        model,
-        x,
-        Counting(),
-        pruning_ratio=0.5,
-        dependency_graph=dg,
-        plan_cache=cache,
-        ignored_layers=[model.fc],
-    ).plan_step()
+    first = tp.pruner.BasePruner(model, x, Counting(), pruning_ratio=0.5, dependency_graph=dg,
+                                 plan_cache=cache, ignored_layers=[model.fc]).plan_step()
     n = len(calls)
     assert n == len(groups)
-    again = tp.pruner.BasePruner(
-        model,
-        x,
-        Counting(),
-        pruning_ratio=0.3,
-        dependency_graph=dg,
-        plan_cache=cache,
-        ignored_layers=[model.fc],
-    ).plan_step()
+    again = tp.pruner.BasePruner(model, x, Counting(), pruning_ratio=0.3, dependency_graph=dg,
+                                 plan_cache=cache, ignored_layers=[model.fc]).plan_step()
     assert len(calls) == n  # rankings came from the cache
     assert [p.root_name for p in again] == [p.root_name for p in first]
     assert sum(p.n_removed for p in again) < sum(p.n_removed for p in first)

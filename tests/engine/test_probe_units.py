@@ -34,13 +34,8 @@ def test_last_unit_matches_smallest_unit_with_multi_channel_units() -> None:
 
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=50,
-        attn_implementation="eager",
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=50, attn_implementation="eager",
     )
     llama = LlamaForCausalLM(cfg).eval()
     ids = torch.randint(0, 50, (1, 6))
@@ -70,27 +65,15 @@ def test_all_units_at_once_equal_the_units_one_by_one() -> None:
 
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=50,
-        attn_implementation="eager",
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=50, attn_implementation="eager",
     )
     ids = torch.randint(0, 50, (1, 6))
     cases = [
         (LlamaForCausalLM(cfg).eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}),
-        (
-            nn.Sequential(
-                nn.Conv2d(3, 8, 1),
-                nn.Conv2d(8, 8, 3, padding=1, groups=4),
-                nn.Conv2d(8, 4, 1),
-                nn.Conv2d(4, 1, 1),
-                nn.Conv2d(1, 3, 1),
-            ).eval(),
-            torch.randn(1, 3, 8, 8),
-        ),  # conv 4->1: its one-channel unit would empty it
+        (nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4),
+                       nn.Conv2d(8, 4, 1), nn.Conv2d(4, 1, 1), nn.Conv2d(1, 3, 1)).eval(),
+         torch.randn(1, 3, 8, 8)),  # conv 4->1: its one-channel unit would empty it
         (torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 32, 32)),
     ]
     for model, x in cases:

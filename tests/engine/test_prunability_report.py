@@ -27,12 +27,8 @@ def test_every_torchvision_family_is_listed():
 
 def test_cases_use_small_inputs_and_no_weights():
     det = pr.case_for("retinanet_resnet50_fpn")
-    assert det.kwargs == {
-        "weights": None,
-        "weights_backbone": None,
-        "min_size": 128,
-        "max_size": 128,
-    }
+    assert det.kwargs == {"weights": None, "weights_backbone": None, "min_size": 128,
+                          "max_size": 128}
     assert det.data_dependent_dim0
     assert [tuple(x.shape) for x in det.inputs("meta")] == [(1, 3, 128, 128)]
     flow = pr.case_for("raft_small")
@@ -72,7 +68,8 @@ def test_head_layers_are_the_final_classifiers():
 def test_markdown_and_json_reports(tmp_path):
     results = [
         pr.Result("a", True, 3, 2_000_000, 500_000, 0.1, family="classification", input="1x3"),
-        pr.Result("b", False, 0, 0, 0, 0.2, reason="boom | x", family="detection", device="cpu"),
+        pr.Result("b", False, 0, 0, 0, 0.2, reason="boom | x", family="detection",
+                  device="cpu"),
     ]
     md = tmp_path / "p.md"
     pr.write_markdown(results, str(md))
@@ -106,7 +103,9 @@ def test_other_families_prune_and_run(name):
 
 @pytest.mark.slow
 def test_every_torchvision_model_of_every_family_prunes():
-    failures = [r for f, m in pr.all_models() if not (r := pr.check_model(m, family=f)).ok]
+    failures = [
+        r for f, m in pr.all_models() if not (r := pr.check_model(m, family=f)).ok
+    ]
     assert not failures, [(r.model, r.reason) for r in failures]
 
 
@@ -121,10 +120,8 @@ def test_benchmark_doc_states_every_target_from_the_json(tmp_path):
                 "model": "densenet201",
                 "params": 20_000_000,
                 "ours": {**stage, "n_groups": 200, "memory": {"peak_extra_mb": 80.0}},
-                "torch_pruning": {
-                    **{k: 2 * v for k, v in stage.items()},
-                    "memory": {"peak_extra_mb": 300.0},
-                },
+                "torch_pruning": {**{k: 2 * v for k, v in stage.items()},
+                                  "memory": {"peak_extra_mb": 300.0}},
                 "ratio": {k: 0.5 for k in stage},
             },
             {
@@ -136,46 +133,19 @@ def test_benchmark_doc_states_every_target_from_the_json(tmp_path):
             },
         ],
     }
-    lat = {
-        "batch": 16,
-        "round_to": 8,
-        "threads": 1,
-        "rows": [
-            {
-                "model": "m",
-                "ratio": 0.0,
-                "macs": 4e9,
-                "params": 1e6,
-                "latency_s": 1.0,
-                "measured_speedup": 1.0,
-                "macs_speedup": 1.0,
-                "speedup_over_macs": 1.0,
-                "within_20pct": True,
-            },
-            {
-                "model": "m",
-                "ratio": 0.5,
-                "macs": 1e9,
-                "params": 3e5,
-                "latency_s": 0.5,
-                "measured_speedup": 2.0,
-                "macs_speedup": 4.0,
-                "speedup_over_macs": 0.5,
-                "within_20pct": False,
-            },
-        ],
-    }
+    lat = {"batch": 16, "round_to": 8, "threads": 1, "rows": [
+        {"model": "m", "ratio": 0.0, "macs": 4e9, "params": 1e6, "latency_s": 1.0,
+         "measured_speedup": 1.0, "macs_speedup": 1.0, "speedup_over_macs": 1.0,
+         "within_20pct": True},
+        {"model": "m", "ratio": 0.5, "macs": 1e9, "params": 3e5, "latency_s": 0.5,
+         "measured_speedup": 2.0, "macs_speedup": 4.0, "speedup_over_macs": 0.5,
+         "within_20pct": False},
+    ]}
     write_json(str(tmp_path / "engine_speed.json"), speed)
     write_json(str(tmp_path / "latency.json"), lat)
     no_mmap = dict(lat, allocator="glibc, no mmap, no trim")
-    no_mmap["rows"] = [
-        dict(
-            lat["rows"][1],
-            speedup_over_macs_90pct=[0.79, 0.83],
-            verdict="within noise",
-            faulted_mb_per_forward=0.0,
-        )
-    ]
+    no_mmap["rows"] = [dict(lat["rows"][1], speedup_over_macs_90pct=[0.79, 0.83],
+                            verdict="within noise", faulted_mb_per_forward=0.0)]
     write_json(str(tmp_path / "latency_no_mmap.json"), no_mmap)
     text = render(str(tmp_path))
     assert "| densenet201: trace + step <= 0.5 x Torch-Pruning | 0.50 x | yes |" in text
@@ -183,10 +153,8 @@ def test_benchmark_doc_states_every_target_from_the_json(tmp_path):
     assert "| densenet201 under 5 s in all (pruner + step) | 2.00 s | yes |" in text
     assert "Torch-Pruning failed (MemoryError); ours 2.00 s | n/a |" in text
     assert "| m @ 0.5: speedup within 20% of MACs speedup | 2.00 vs 4.00 (0.500) | NO |" in text
-    assert (
-        "| m @ 0.5 (no-mmap): speedup within 20% of MACs speedup | 2.00 vs 4.00 "
-        "(0.500, 90 % 0.79-0.83: within noise) | NO |"
-    ) in text
+    assert ("| m @ 0.5 (no-mmap): speedup within 20% of MACs speedup | 2.00 vs 4.00 "
+            "(0.500, 90 % 0.79-0.83: within noise) | NO |") in text
     assert "## Latency of pruned models (CPU) (no-mmap)" in text
     assert "allocator: glibc, no mmap, no trim" in text
     assert "no GPU was available" in text

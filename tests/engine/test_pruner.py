@@ -26,9 +26,8 @@ def shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def root_widths(pruner: tp.pruner.BasePruner) -> dict[str, int]:
-    groups = pruner.DG.get_all_groups(
-        ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types
-    )
+    groups = pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                      root_module_types=pruner.root_module_types)
     return {pruner.DG.module2name[g[0].dep.target.module]: len(g[0].idxs) for g in groups}
 
 
@@ -117,7 +116,8 @@ def test_global_pruning_is_non_uniform_and_hits_the_overall_fraction():
 
 def test_isomorphic_scopes_are_per_topology():
     model = resnet18()
-    pruner = magnitude_pruner(model, X64, pruning_ratio=0.5, global_pruning=True, isomorphic=True)
+    pruner = magnitude_pruner(model, X64, pruning_ratio=0.5, global_pruning=True,
+                              isomorphic=True)
     plan = pruner.plan_step()
     scopes: dict[str, list] = {}
     for p in plan:
@@ -141,9 +141,8 @@ def test_isomorphic_requires_global():
 
 def test_module_key_gives_its_groups_their_own_ratio():
     model = resnet18()
-    pruner = magnitude_pruner(
-        model, X64, pruning_ratio=0.5, pruning_ratio_dict={model.layer2: 0.25}
-    )
+    pruner = magnitude_pruner(model, X64, pruning_ratio=0.5,
+                              pruning_ratio_dict={model.layer2: 0.25})
     pruner.step()
     assert model.layer2[0].conv1.out_channels == 96  # 128 * 0.75
     assert model.layer3[0].conv1.out_channels == 128  # 256 * 0.5
@@ -151,9 +150,8 @@ def test_module_key_gives_its_groups_their_own_ratio():
 
 def test_tuple_key_shares_one_ranking_and_ratio():
     model = resnet18()
-    pruner = magnitude_pruner(
-        model, X64, pruning_ratio=0.5, pruning_ratio_dict={(model.layer3, model.layer4): 0.6}
-    )
+    pruner = magnitude_pruner(model, X64, pruning_ratio=0.5,
+                              pruning_ratio_dict={(model.layer3, model.layer4): 0.6})
     before = root_widths(pruner)
     plan = pruner.plan_step()
     shared = [p for p in plan if p.scope == "user0"]
@@ -167,9 +165,8 @@ def test_tuple_key_shares_one_ranking_and_ratio():
 
 def test_max_pruning_ratio_caps_every_layer():
     model = resnet18()
-    pruner = magnitude_pruner(
-        model, X64, pruning_ratio=0.8, global_pruning=True, max_pruning_ratio=0.6
-    )
+    pruner = magnitude_pruner(model, X64, pruning_ratio=0.8, global_pruning=True,
+                              max_pruning_ratio=0.6)
     before = root_widths(pruner)
     pruner.step()
     after = root_widths(pruner)
@@ -215,9 +212,8 @@ def test_zero_importance_oracle():
     ref = model(x)
     imp = tp.importance.MagnitudeImportance(group_reduction="prod")
     # conv2's own out channels stay (ignored), so only conv1's group is ranked
-    pruner = tp.pruner.MagnitudePruner(
-        model, x, imp, pruning_ratio=0.5, ignored_layers=[model.conv2, model.fc]
-    )
+    pruner = tp.pruner.MagnitudePruner(model, x, imp, pruning_ratio=0.5,
+                                       ignored_layers=[model.conv2, model.fc])
     plan = pruner.plan_step()
     assert [(p.root_name, p.idxs) for p in plan] == [("conv1", dead)]
     pruner.step()
@@ -237,13 +233,8 @@ def test_dead_channels_go_first_with_default_importance():
         model.conv2.weight[:, dead] = 0.0
     x = torch.randn(2, 3, 8, 8)
     ref = model(x)
-    pruner = tp.pruner.MagnitudePruner(
-        model,
-        x,
-        tp.importance.MagnitudeImportance(),
-        pruning_ratio=3 / 8,
-        ignored_layers=[model.conv2, model.fc],
-    )
+    pruner = tp.pruner.MagnitudePruner(model, x, tp.importance.MagnitudeImportance(),
+                                       pruning_ratio=3 / 8, ignored_layers=[model.conv2, model.fc])
     assert [p.idxs for p in pruner.plan_step()] == [dead]
     pruner.step()
     assert torch.allclose(model(x), ref, atol=1e-5)
@@ -266,17 +257,15 @@ def test_dead_channels_go_first_with_default_importance():
 def test_invalid_arguments(kw, match):
     model = DeadChannels()
     with pytest.raises(ValueError, match=match):
-        tp.pruner.BasePruner(
-            model, torch.randn(1, 3, 8, 8), tp.importance.MagnitudeImportance(), **kw
-        )
+        tp.pruner.BasePruner(model, torch.randn(1, 3, 8, 8), tp.importance.MagnitudeImportance(),
+                             **kw)
 
 
 def test_no_layer_reaches_zero_channels():
     model = DeadChannels()
     x = torch.randn(1, 3, 8, 8)
-    pruner = tp.pruner.MagnitudePruner(
-        model, x, tp.importance.MagnitudeImportance(), pruning_ratio=0.99, ignored_layers=[model.fc]
-    )
+    pruner = tp.pruner.MagnitudePruner(model, x, tp.importance.MagnitudeImportance(),
+                                       pruning_ratio=0.99, ignored_layers=[model.fc])
     pruner.step()
     assert model.conv1.out_channels == 1 and model.conv2.out_channels == 1
     assert model(x).shape == (1, 4)
@@ -304,10 +293,8 @@ def test_print_tool_reports_changed_layers(capsys):
     text = tp.utils.print_tool.after_pruning(model)
     assert "conv1: Conv2d(3, 64, kernel_size=(7, 7)" in text
     assert "=> Conv2d(3, 32, kernel_size=(7, 7)" in text
-    assert (
-        "fc: Linear(in_features=512, out_features=1000, bias=True) => "
-        "Linear(in_features=256, out_features=1000, bias=True)" in text
-    )
+    assert "fc: Linear(in_features=512, out_features=1000, bias=True) => " \
+           "Linear(in_features=256, out_features=1000, bias=True)" in text
     assert text in capsys.readouterr().out
 
 
@@ -322,9 +309,8 @@ def test_bn_scale_pruner_adds_l1_on_gammas():
     model = _with_grads(DeadChannels())
     with torch.no_grad():
         model.bn.weight.copy_(torch.tensor([1.0, -2, 3, -4, 5, -6, 7, -8]))
-    pruner = tp.pruner.BNScalePruner(
-        model, torch.randn(1, 3, 8, 8), tp.importance.BNScaleImportance(), reg=0.1
-    )
+    pruner = tp.pruner.BNScalePruner(model, torch.randn(1, 3, 8, 8),
+                                     tp.importance.BNScaleImportance(), reg=0.1)
     pruner.regularize(model)
     assert torch.allclose(model.bn.weight.grad, 0.1 * torch.sign(model.bn.weight))
     assert torch.count_nonzero(model.conv1.weight.grad) == 0
@@ -334,12 +320,10 @@ def test_group_norm_pruner_pulls_weak_channels_hardest():
     model = _with_grads(DeadChannels())
     x = torch.randn(1, 3, 8, 8)
     imp = tp.importance.MagnitudeImportance(group_reduction="first", normalizer=None)
-    pruner = tp.pruner.GroupNormPruner(
-        model, x, imp, reg=0.01, ignored_layers=[model.fc], root_module_types=[nn.Conv2d]
-    )
-    scores = imp(
-        pruner.DG.get_pruning_group(model.conv1, tp.prune_conv_out_channels, list(range(8)))
-    ).sqrt()
+    pruner = tp.pruner.GroupNormPruner(model, x, imp, reg=0.01, ignored_layers=[model.fc],
+                                       root_module_types=[nn.Conv2d])
+    scores = imp(pruner.DG.get_pruning_group(model.conv1, tp.prune_conv_out_channels,
+                                             list(range(8)))).sqrt()
     pruner.regularize(model, alpha=16)
     rel = (scores.max() - scores) / (scores.max() - scores.min())
     expect = 0.01 * 16**rel
@@ -353,14 +337,10 @@ def test_growing_reg_grows_faster_for_weak_channels():
     model = _with_grads(DeadChannels())
     x = torch.randn(1, 3, 8, 8)
     imp = tp.importance.MagnitudeImportance(group_reduction="first", normalizer=None)
-    pruner = tp.pruner.GrowingRegPruner(
-        model, x, imp, reg=1e-3, delta_reg=1e-2, ignored_layers=[model.fc]
-    )
-    weak = int(
-        imp(
-            pruner.DG.get_pruning_group(model.conv1, tp.prune_conv_out_channels, list(range(8)))
-        ).argmin()
-    )
+    pruner = tp.pruner.GrowingRegPruner(model, x, imp, reg=1e-3, delta_reg=1e-2,
+                                        ignored_layers=[model.fc])
+    weak = int(imp(pruner.DG.get_pruning_group(model.conv1, tp.prune_conv_out_channels,
+                                               list(range(8)))).argmin())
     pruner.update_reg()
     key = (id(model.conv1), "out")
     reg = pruner.group_reg[key]

@@ -138,9 +138,8 @@ def test_transformer_encoder_lifts_and_runs_exactly(tmp_path):
     assert count_ops_and_params(lifted, ids)[1] == count_ops_and_params(model, ids)[1]
     # the MLP widths prune; attention reshapes are baked into the graph with export-time
     # sizes, so the model width (embedding/residual/heads) stays locked, unlike on the eager model
-    assert _groups(lifted, ids) == [
-        [f"encoder.layers.{i}.linear1", f"encoder.layers.{i}.linear2"] for i in (0, 1)
-    ]
+    assert _groups(lifted, ids) == [[f"encoder.layers.{i}.linear1", f"encoder.layers.{i}.linear2"]
+                                    for i in (0, 1)]
     outcome = apply_plan(lifted, ids, PruningPlan(pruning_ratio=0.5))
     assert modules["encoder.layers.0.linear1"].out_features == 32
     assert outcome.params_after < outcome.params_before
@@ -287,14 +286,8 @@ def test_transposed_grouped_and_1d_layers_lift_exactly():
         model.bn.running_mean.uniform_(-1, 1)
     report = lift_with_report(torch.export.export(model, (x,)))
     modules = dict(report.module.named_modules())
-    expected = {
-        "down": nn.Conv2d,
-        "gn": nn.GroupNorm,
-        "up": nn.ConvTranspose2d,
-        "seq": nn.Conv1d,
-        "bn": nn.BatchNorm1d,
-        "ln": nn.LayerNorm,
-    }
+    expected = {"down": nn.Conv2d, "gn": nn.GroupNorm, "up": nn.ConvTranspose2d,
+                "seq": nn.Conv1d, "bn": nn.BatchNorm1d, "ln": nn.LayerNorm}
     assert {n: type(modules[n]) for n in expected} == expected
     assert modules["up"].groups == 2 and modules["up"].output_padding == (1, 1)
     assert modules["seq"].padding == "same" and modules["ln"].bias is None
@@ -321,6 +314,4 @@ def test_a_flat_program_still_counts_after_loading(tmp_path, monkeypatch):
     # the flat graph's aten conv is counted like the Conv2d module; its batch norm op is not
     # a counted layer there (module rules, as in Torch-Pruning)
     assert count_ops_and_params(loaded.model, loaded.example_inputs) == (
-        count_ops_and_params(net[0], x)[0],
-        sum(p.numel() for p in net.parameters()),
-    )
+        count_ops_and_params(net[0], x)[0], sum(p.numel() for p in net.parameters()))

@@ -41,9 +41,8 @@ def model_of(cell: type = nn.LSTM, **kw) -> TextClassifier:
 
 def prune_half(model: TextClassifier) -> None:
     imp = tp.importance.MagnitudeImportance(target_types=[nn.Linear, nn.Embedding])
-    tp.pruner.BasePruner(
-        model, TOKENS, imp, pruning_ratio=0.5, ignored_layers=[model.fc], root_module_types=ROOTS
-    ).step()
+    tp.pruner.BasePruner(model, TOKENS, imp, pruning_ratio=0.5,
+                         ignored_layers=[model.fc], root_module_types=ROOTS).step()
 
 
 @pytest.mark.parametrize("cell, gates", [(nn.LSTM, 4), (nn.GRU, 3)])
@@ -76,9 +75,8 @@ def test_lstm_zero_importance_units_leave_output_unchanged():
         model.emb.weight[:, emb_gone] = 0
     ref = model(TOKENS)
     imp = tp.importance.MagnitudeImportance(target_types=[nn.Linear, nn.Embedding])
-    pruner = tp.pruner.BasePruner(
-        model, TOKENS, imp, pruning_ratio=0.125, ignored_layers=[model.fc], root_module_types=ROOTS
-    )
+    pruner = tp.pruner.BasePruner(model, TOKENS, imp, pruning_ratio=0.125,
+                                  ignored_layers=[model.fc], root_module_types=ROOTS)
     plans = {p.root_name: p.idxs for p in pruner.plan_step()}
     assert plans["rnn"] == [0, 5, 7, 24, 29, 31]  # both directions of each unit
     assert plans["emb"] == [2, 3]
@@ -92,9 +90,7 @@ def test_hidden_state_output_is_coupled():
     dg = tp.DependencyGraph().build_dependency(model, TOKENS)
     group = dg.get_pruning_group(model.rnn, F.prune_lstm_out_channels, [1])
     assert sorted((dg.module2name[it.dep.target.module], it.idxs) for it in group) == [
-        ("fc", [1]),
-        ("rnn", [1, 25]),
-    ]
+        ("fc", [1]), ("rnn", [1, 25])]
     group.prune()
     assert (model.rnn.hidden_size, model.fc.in_features) == (23, 23)
     assert model(TOKENS).shape == (2, 3)
@@ -130,5 +126,4 @@ def test_pruned_classifier_is_exactly_a_smaller_one():
     small.load_state_dict(model.state_dict())
     torch.testing.assert_close(small(TOKENS), model(TOKENS), atol=1e-6, rtol=0)
     assert tp.utils.count_ops_and_params(model, TOKENS) == tp.utils.count_ops_and_params(
-        small, TOKENS
-    )
+        small, TOKENS)

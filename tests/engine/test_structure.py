@@ -67,7 +67,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :] + [nxt]
+                return stack[stack.index(nxt):] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -101,8 +101,7 @@ def test_the_import_reader_sees_lazy_and_type_only_imports(tmp_path: Path) -> No
     pkg.mkdir()
     (pkg / "a.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import X\n"
-        "def f():\n    from . import c\n"
-    )
+        "def f():\n    from . import c\n")
     (pkg / "b.py").write_text("")
     (pkg / "c.py").write_text("")
     global ROOT
@@ -117,25 +116,12 @@ def test_the_import_reader_sees_lazy_and_type_only_imports(tmp_path: Path) -> No
 # (and group.py for a group's own fields) nobody may read or write these on another
 # object (`self._index` of an unrelated class is its own business)
 PRIVATE = {
-    "_ports",
-    "_port_index",
-    "_pruning_history",
-    "_next_prune_serial",
-    "_prune_serial",
-    "_port_of",
-    "_group_from_classes",
-    "_locked_mask",
-    "_locked_fine",
-    "_locked_label",
-    "_classes",
-    "_made_at",
-    "_port_ids",
-    "_arrays",
-    "_index",
-    "_history",
-    "_derivation",
+    "_ports", "_port_index", "_pruning_history", "_next_prune_serial", "_prune_serial",
+    "_port_of", "_group_from_classes", "_locked_mask", "_locked_fine", "_locked_label",
+    "_classes", "_made_at", "_port_ids", "_arrays", "_index", "_history", "_derivation",
 }
-OWNERS = {"engine/graph/dependency.py", "engine/graph/channel_index.py", "engine/graph/group.py"}
+OWNERS = {"engine/graph/dependency.py", "engine/graph/channel_index.py",
+          "engine/graph/group.py"}
 
 
 def test_nobody_else_touches_the_graph_cores_private_state() -> None:
@@ -146,19 +132,16 @@ def test_nobody_else_touches_the_graph_cores_private_state() -> None:
             if rel in OWNERS or rel == "tests/engine/test_structure.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
-                if (
-                    isinstance(node, ast.Attribute)
-                    and node.attr in PRIVATE
-                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
-                ):
+                if (isinstance(node, ast.Attribute) and node.attr in PRIVATE
+                        and not (isinstance(node.value, ast.Name)
+                                 and node.value.id in ("self", "cls"))):
                     offenders.append(f"{rel}:{node.lineno} .{node.attr}")
     assert not offenders, offenders
 
 
 def _fresh_python(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -188,14 +171,8 @@ def test_the_refresh_index_follows_a_swapped_block() -> None:
 
     torch.manual_seed(0)
     model = torchvision.models.VisionTransformer(
-        image_size=32,
-        patch_size=16,
-        num_layers=1,
-        num_heads=4,
-        hidden_dim=16,
-        mlp_dim=32,
-        num_classes=4,
-    ).eval()
+        image_size=32, patch_size=16, num_layers=1, num_heads=4, hidden_dim=16, mlp_dim=32,
+        num_classes=4).eval()
     refresh = AttributeRefresher(model)
     refresh()  # index built
     block = EncoderBlock(4, 16, 32, 0.0, 0.0)
