@@ -69,6 +69,8 @@ def build(name: str) -> tuple[nn.Module, torch.Tensor]:
 
 def export(model: nn.Module, x: torch.Tensor, path: Path, exporter: str) -> Path:
     """``exporter``: 'legacy-N' (torch.onnx.export(dynamo=False), opset N) or 'dynamo'."""
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
