@@ -15,17 +15,14 @@ from torch import nn
 from ..graph import DependencyGraph
 from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
+from ..utils.progress import Cancelled  # the shared one; apply_plan leaves its model partly pruned
 from .build import build_pruner
-from .calibration import Calibration, clear_grads, compute_grads, resolve
-from .criteria import GRADIENT_CRITERIA
+from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
+from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
 from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
 Progress = Callable[[int, int, str], None]
-
-
-class Cancelled(Exception):
-    """Raised by apply_plan when `cancel()` turned True; the model is partly pruned."""
 
 
 @dataclasses.dataclass
@@ -58,6 +55,7 @@ def run_plan(
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
     record: RunRecord | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> list[GroupPlan]:
     """Prune `model` in place; returns the GroupPlans applied, over all steps.
 
@@ -69,15 +67,19 @@ def run_plan(
     pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
                           num_heads=num_heads)
     needs_grad = plan.importance in GRADIENT_CRITERIA
-    calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
+    needs_acts = plan.importance in ACTIVATION_CRITERIA
+    calib = (resolve(calibration, example_inputs, plan.importance)
+             if needs_grad or needs_acts else None)
     steps = plan.iterative_steps
     done = 0
     try:
         for step in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled before step {step + 1} of {steps}")
-            if calib is not None:
+            if needs_grad:
                 compute_grads(model, calib)  # re-scored on the current weights every step
+            if needs_acts:  # statistics of the current structure, every step
+                collect_activations(model, pruner.importance, calib)
             plans = pruner.plan_step()
             total = done + len(plans) * (steps - step)  # later steps: estimated alike
             names: dict[str, list[GroupPlan]] = {}
@@ -100,8 +102,10 @@ def run_plan(
             finally:
                 groups.close()  # the pruner records its history now, even when cancelled
             record.steps_done = step + 1
+            if after_step is not None:
+                after_step(step + 1)  # e.g. recover accuracy before the next step scores
     finally:
-        if calib is not None:
+        if needs_grad:
             clear_grads(model)
         record.history = pruner.pruning_history()
     if progress is not None:
@@ -119,16 +123,19 @@ def apply_plan(
     cancel: Callable[[], bool] | None = None,
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> PruneOutcome:
     """Prune `model` IN PLACE as `plan` says (callers copy first); Cancelled if cancel().
 
     `num_heads` ({attention layer: heads}) is passed to the pruner for head-aware plans.
+    `after_step(step)` runs after each iterative step (1-based): where recovery goes.
     """
     plan.validate(model)  # before the (slower) counting below
     macs_before, params_before = count_ops_and_params(model, example_inputs)
     record = RunRecord()
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
-             cancel=cancel, calibration=calibration, num_heads=num_heads, record=record)
+             cancel=cancel, calibration=calibration, num_heads=num_heads, record=record,
+             after_step=after_step)
     macs_after, params_after = count_ops_and_params(model, example_inputs)
     return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
                         int(params_after), record.steps_done, record.history)
