@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.outputs import output_transform_for
+from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
 from ..function.attributes import AttributeRefresher
 from ..function.hf_conv1d import lazy_types
@@ -97,6 +98,7 @@ class DependencyGraph:
         Torch-Pruning: tracing must not depend on dropout or on batch statistics.
         """
         self.model = model
+        record_head_counts(model)  # before any pruning: the widths say it only now
         self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)

@@ -33,8 +33,10 @@ from .group import Dependency, Group, GroupItem, GroupOwner
 from .probe import meta_copy
 
 HEADS_PREFIX = "heads:"  # pruning-history entries that removed whole heads
-_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
-_KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
+# the stamps are engine.families.refresh's HEAD_COUNT_ATTR / KV_COUNT_ATTR
+_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads",
+            "_arborist_num_heads")
+_KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads", "_arborist_num_kv_heads")
 
 
 @dataclasses.dataclass
