@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, head_layout
+from .attention import _int_attr, _out, find_attention, fused_names, head_layout
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
            "refresh_attributes"]
@@ -165,7 +165,7 @@ def _widths(m: nn.Module, kind: str) -> tuple[int, int, int] | None:
     elif kind == "bert":
         ws = [_out(getattr(m, n, None)) for n in ("query", "key", "value")]
     else:
-        w = _out(getattr(m, "c_attn" if kind == "gpt2" else "qkv", None))
+        w = _out(getattr(m, "c_attn" if kind == "gpt2" else fused_names(m)[0], None))
         ws = [w // 3] * 3 if w is not None and w % 3 == 0 else [None]
     return tuple(ws) if all(ws) else None  # type: ignore[return-value]
 
@@ -181,7 +181,7 @@ def _layout_now(m: nn.Module, kind: str) -> tuple[int, int, int] | str:
     if widths is None:
         return "its q/k/v widths cannot be read"
     wq, wk, wv = widths
-    h = _int_attr(m, "num_heads", "num_attention_heads", HEAD_COUNT_ATTR)
+    h = _int_attr(m, "num_heads", "num_attention_heads", "n_heads", HEAD_COUNT_ATTR)
     if h is not None:
         if wq % h:
             return f"q width {wq} does not split into its {h} heads"
@@ -232,7 +232,8 @@ def _kind_of(m: nn.Module) -> str | None:
         return "bert"
     if hasattr(m, "c_attn") and _int_attr(m, "split_size") and getattr(m, "q_attn", None) is None:
         return "gpt2"
-    if isinstance(getattr(m, "qkv", None), nn.Linear) and _int_attr(m, "num_heads"):
+    proj_name, heads_name = fused_names(m)
+    if isinstance(getattr(m, proj_name, None), nn.Linear) and _int_attr(m, heads_name):
         return "fused"
     return None
 
@@ -261,7 +262,7 @@ def _apply_layout(
         rep.note(name, m, "split_size", h * d)
         rep.note(name, m, "embed_dim", h * d)
     else:
-        rep.note(name, m, "num_heads", h)
+        rep.note(name, m, fused_names(m)[1], h)
         if _int_attr(m, "head_dim"):
             rep.note(name, m, "head_dim", d)
         if _int_attr(m, "attn_dim"):

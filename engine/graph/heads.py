@@ -106,13 +106,13 @@ def _one_unit_per_class(fine: np.ndarray, unit: np.ndarray) -> bool:
 def _fused_qkv(dg: HeadGraph, parent: str, module: nn.Module) -> bool:
     """`module` is the fused q|k|v projection of a known attention family (timm `qkv`,
     GPT-2's Conv1D `c_attn`): its in width says nothing once the hidden dim is pruned."""
-    from ..families.attention import head_layout  # lazy: families imports engine.function
+    from ..families.attention import fused_names, head_layout  # lazy: families imports function
 
     owner = dict(dg.model.named_modules()).get(parent) if dg.model is not None else None
     layout = head_layout(owner) if owner is not None else None
     if layout is None or layout[0] not in ("gpt2", "fused"):
         return False
-    return module is getattr(owner, "c_attn" if layout[0] == "gpt2" else "qkv", None)
+    return module is getattr(owner, "c_attn" if layout[0] == "gpt2" else fused_names(owner)[0], None)
 
 
 def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:
