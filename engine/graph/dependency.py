@@ -188,12 +188,17 @@ class DependencyGraph:
         every head's column. Probed alone (the group probe tries only last units); units
         that break are fixed, which leaves whole heads (fine classes) removable."""
         keep = self.index.must_keep()
+        ports = self.index.ports
         cls = []
         for c in (int(c) for c in classes if not keep[c]):
-            if unit_ports(self.index, [c]):
-                cls.append(c)
-            else:  # it would empty a port (every column of the table): never a head dim
+            by_port = self.index.positions_by_port(np.asarray([c]))
+            emptied = [ports[k].alive[pos].sum() >= ports[k].width() for k, pos in by_port.items()]
+            if any(emptied) and not all(emptied):
+                # it would take every column of the bias table but not the heads: never a
+                # head-dim unit (a unit that empties all its layers is the whole attention)
                 self._index.fix(np.asarray([c], dtype=np.int64))
+            elif not any(emptied):
+                cls.append(c)
 
         def search(cs: list[int]) -> None:
             ports = unit_ports(self.index, cs) if cs else {}

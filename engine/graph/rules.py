@@ -878,7 +878,8 @@ def _axis_slots(t: ChannelTracer, x: torch.Tensor, dim: int) -> np.ndarray | Non
     return ax.slots if ax is not None and len(ax.dims) == 1 else None
 
 
-def _contract(t: ChannelTracer, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> Annotation:
+def _contract(t: ChannelTracer, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
+              scores_seen: bool = True) -> Annotation:
     """Batched matrix product a @ b: unite the contracted dims, carry the rest."""
     ra, rb, ro = a.dim(), b.dim(), out.dim()
     ann_a, ann_b = t.ann(a), t.ann(b)
@@ -935,7 +936,8 @@ def _contract(t: ChannelTracer, a: torch.Tensor, b: torch.Tensor, out: torch.Ten
             # per head, so per-head tensors added to them (Swin's relative position bias)
             # follow whole heads
             reps = head_representatives(ax, rest[0])
-            t.head_reps.append(reps)
+            if scores_seen:  # (fused sdpa never shows its scores to per-head tensors)
+                t.head_reps.append(reps)
             out_axes.append(Axis.single(a_to_out(rest[0]), reps))
     for k, bx in enumerate(ann_b):
         if k in matched_b:
@@ -1094,7 +1096,7 @@ def _prelu(t, func, args, kwargs, out):
 def _sdpa(t, func, args, kwargs, out):
     q, k, v = args[0], args[1], args[2]
     nd = q.dim()
-    _contract(t, q, _transposed_view(t, k), q)  # unites the channels of q and k
+    _contract(t, q, _transposed_view(t, k), q, scores_seen=False)  # unites q's and k's channels
     outs = _tensors(out)
     v_ann = tuple(ax for ax in t.ann(v) if nd - 2 not in ax.dims)
     t.set_ann(outs[0], v_ann)
