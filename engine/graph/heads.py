@@ -17,6 +17,7 @@ stream) are one unit.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -369,30 +370,49 @@ def scopes_that_break(
 ) -> list[int]:
     """Indices of scopes whose whole-head removal breaks the forward, found like the graph's
     probe: remove one unit of every scope on a weightless copy, run it, bisect failures.
-    (E.g. `num_heads` declared for q_proj only: its v/o heads would be left behind.)"""
-    inputs = to_meta(example_inputs)
+    (E.g. `num_heads` declared for q_proj only: its v/o heads would be left behind.)
+
+    A forward that cannot run on the meta device at all (Hugging Face's mask code reads
+    the values of an attention_mask) is checked on real copies instead: otherwise every
+    head would be refused for a reason that has nothing to do with heads."""
+    meta_inputs = to_meta(example_inputs)
+
+    def baseline_on_meta() -> bool:
+        try:
+            with torch.no_grad():
+                run(meta_copy(model), meta_inputs)
+            return True
+        except Exception:
+            return False
+
+    on_meta = baseline_on_meta()
+    inputs = meta_inputs if on_meta else example_inputs
+
+    def clone_of(copies: dict[int, Any]) -> nn.Module:
+        if on_meta:
+            return meta_copy(model, copies)
+        return copy.deepcopy(model, copies)  # type: ignore[arg-type]
 
     def passes(idx: list[int]) -> bool:
         copies: dict[int, Any] = {}  # id(original layer or parameter) -> its copy
-        clone = meta_copy(model, copies)
+        clone = clone_of(copies)
         blocks = dict(clone.named_modules(remove_duplicate=False))  # parents, by name
         try:
             with torch.no_grad():
                 expected = output_shapes(run(clone, inputs))
-            for i in idx:
-                scope = scopes[i]
-                for state, mask in _positions(dg, scope.units[-1].fine):
-                    target = copies[id(state.node.module)]
-                    cur = state.current_rank()[mask].tolist()
-                    if state.node.pruning_dim is not None:
-                        state.handler(target, cur, dim=state.node.pruning_dim)
-                    else:
-                        state.handler(target, cur)
-                for parent in {mb.parent for mb in scope.members}:
-                    group = [mb for mb in scope.members if mb.parent == parent]
-                    _set_counts(blocks.get(parent), group, 1)
-            refresh_attributes(clone)
-            with torch.no_grad():
+                for i in idx:
+                    scope = scopes[i]
+                    for state, mask in _positions(dg, scope.units[-1].fine):
+                        target = copies[id(state.node.module)]
+                        cur = state.current_rank()[mask].tolist()
+                        if state.node.pruning_dim is not None:
+                            state.handler(target, cur, dim=state.node.pruning_dim)
+                        else:
+                            state.handler(target, cur)
+                    for parent in {mb.parent for mb in scope.members}:
+                        group = [mb for mb in scope.members if mb.parent == parent]
+                        _set_counts(blocks.get(parent), group, 1)
+                refresh_attributes(clone)
                 return output_shapes(run(clone, inputs)) == expected
         except Exception:
             return False

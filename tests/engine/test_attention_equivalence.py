@@ -29,6 +29,7 @@ transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 IDS = torch.randint(0, 128, (1, 8), generator=torch.Generator().manual_seed(0))
+MASK = torch.ones_like(IDS)
 PIX32 = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 PIX64 = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 SHARPEN = 30.0
@@ -57,6 +58,25 @@ def _bert() -> nn.Module:
     return transformers.BertForSequenceClassification(transformers.BertConfig(
         vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=64))
+
+
+def _roberta() -> nn.Module:
+    return transformers.RobertaForSequenceClassification(transformers.RobertaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=64))
+
+
+def _albert() -> nn.Module:
+    return transformers.AlbertForSequenceClassification(transformers.AlbertConfig(
+        vocab_size=128, embedding_size=32, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64))
+
+
+def _bart() -> nn.Module:
+    return transformers.BartModel(transformers.BartConfig(
+        vocab_size=128, d_model=64, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+        decoder_ffn_dim=64, max_position_embeddings=64))
 
 
 def _hf_vit() -> nn.Module:
@@ -106,6 +126,11 @@ class Net(nn.Module):
 FAMILIES: dict[str, tuple[Callable[[], nn.Module], Any, bool]] = {
     "detr": (_detr, {"pixel_values": PIX64}, True),
     "bert": (_bert, {"input_ids": IDS}, True),
+    # the all-ones attention_mask the README recommends: HF's mask code reads its values
+    "bert_mask": (_bert, {"input_ids": IDS, "attention_mask": MASK}, True),
+    "roberta_mask": (_roberta, {"input_ids": IDS + 2, "attention_mask": MASK}, True),
+    "albert_mask": (_albert, {"input_ids": IDS, "attention_mask": MASK}, True),
+    "bart_mask": (_bart, {"input_ids": IDS, "attention_mask": MASK}, True),
     "hf_vit": (_hf_vit, {"pixel_values": PIX32}, True),
     "gpt2": (_gpt2, {"input_ids": IDS}, True),
     "timm_fused": (lambda: Net(FusedAttention()), SEQ, True),
@@ -166,8 +191,9 @@ def _blocks(model: nn.Module) -> list[tuple[families.AttentionInfo, nn.Module | 
     out = []
     for info in families.find_attention(model):
         m = info.module
-        o = getattr(m, "o_proj", None) or getattr(m, "proj", None) or getattr(m, "c_proj", None)
-        if info.kind == "bert":  # BertSelfOutput / ViTSelfOutput sits beside the self-attn
+        o = next((getattr(m, n) for n in ("o_proj", "out_proj", "proj", "c_proj", "dense")
+                  if isinstance(getattr(m, n, None), nn.Module)), None)
+        if o is None and info.kind == "bert":  # BertSelfOutput / ViTSelfOutput: beside it
             o = named[info.name.rpartition(".")[0]].output.dense
         out.append((info, o))
     return out
@@ -266,9 +292,7 @@ def test_zeroed_head_dims_pruned_outputs_unchanged(name):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="DETR's pixel mask: #19 item 3"))
-    if n == "detr" else n for n in FAMILIES])
+@pytest.mark.parametrize("name", list(FAMILIES))
 def test_zeroed_whole_heads_pruned_outputs_unchanged(name):
     """prune_num_heads: half the heads go (for GQA: a KV head with its query heads)."""
     model = build(name)
