@@ -43,6 +43,16 @@ def _decoder(name: str) -> nn.Module:
     return getattr(transformers, f"{name}ForCausalLM")(cfg)
 
 
+def _qk_norm_decoder(name: str) -> nn.Module:
+    """Qwen3 / Gemma 2 / Gemma 3: explicit head_dim; Qwen3 and Gemma 3 norm q and k per
+    head (weights of head_dim, shared by the heads: whole heads leave them as they are)."""
+    cfg_cls = {"Gemma3": "Gemma3TextConfig"}.get(name, f"{name}Config")
+    cfg = getattr(transformers, cfg_cls)(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, head_dim=8, max_position_embeddings=64)
+    return getattr(transformers, f"{name}ForCausalLM")(cfg)
+
+
 def _detr() -> nn.Module:
     backbone = transformers.ResNetConfig(
         embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], out_features=["stage2"])
@@ -138,6 +148,9 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], Any, bool]] = {
     "llama": (lambda: _decoder("Llama"), {"input_ids": IDS}, False),
     "qwen2": (lambda: _decoder("Qwen2"), {"input_ids": IDS}, False),
     "mistral": (lambda: _decoder("Mistral"), {"input_ids": IDS}, False),
+    "qwen3": (lambda: _qk_norm_decoder("Qwen3"), {"input_ids": IDS}, False),
+    "gemma2": (lambda: _qk_norm_decoder("Gemma2"), {"input_ids": IDS}, False),
+    "gemma3": (lambda: _qk_norm_decoder("Gemma3"), {"input_ids": IDS}, False),
 }
 
 
