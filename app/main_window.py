@@ -1,9 +1,10 @@
-"""The workbench window: canvas in the middle, groups and properties docked, slow work
-in the background.
+"""The workbench window: a layout of panels around the canvas, plus the few jobs that need
+the window (loading a file, dialogs, prune / keep).
 
-State lives in a few plain fields (the open Document, the collapsed module
-paths, the selected group); every slow step (load, trace, layout) runs in a
-JobRunner, and a failure leaves the previous document untouched.
+State lives in the Workbench (app/workbench.py): document, plan, selection, versions,
+jobs. Each panel observes it; the canvas is driven by the CanvasController; the menus and
+shortcuts come from one table (app/actions.py). A failed load leaves the open document
+untouched.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ from PySide6.QtWidgets import (
 )
 
 from app import engine_api
-from app.canvas.hierarchy import containers
-from app.canvas.prepare import AUTO_COLLAPSE_OVER, AUTO_COLLAPSE_TARGET, PreparedView, prepare_view
+from app.actions import MENUS, build_actions, specs_in
+from app.canvas.controller import CanvasController
+from app.canvas.menu import node_menu
+from app.canvas.prepare import PreparedView, initial_collapse, prepare_view
 from app.canvas.scene import GraphScene
+from app.canvas.search import LayerSearch
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
 from app.dialogs.arch_picker import ArchPickerDialog
@@ -52,19 +56,20 @@ from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
 from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
+from app.panels.module_tree import ModuleTreePanel
 from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
 from app.panels.settings import SettingsPanel
-from app.plan_edits import group_ratios_shown
-from app.pruning import PreviewDone, PruningController, SolveDone
+from app.panels.versions import VersionsPanel
+from app.pruning import PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
+from app.workbench import JobState, Workbench
 from app.workers import JobFailure, JobRunner
 
 Loader = Callable[..., Document]
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.bin *.ckpt *.onnx *.safetensors);;All files (*)"
 PLAN_FILTER = "Pruning plans (*.json);;All files (*)"
-RATIO_PRESETS = (0.0, 0.25, 0.5, 0.75)
 
 
 class LoadResult:
@@ -73,6 +78,13 @@ class LoadResult:
     def __init__(self, document: Document, view: PreparedView) -> None:
         self.document = document
         self.view = view
+
+
+def ask_user(
+    parent: QWidget, title: str, text: str, buttons, default
+) -> QMessageBox.StandardButton:
+    """A modal question; tests replace MainWindow.ask to answer it."""
+    return QMessageBox.question(parent, title, text, buttons, default)
 
 
 class MainWindow(QMainWindow):
@@ -88,49 +100,80 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.prefs = Preferences(settings if settings is not None else default_settings())
         self.loader: Loader = loader or engine_api.load_and_trace
-        self.document: Document | None = None
-        self.collapsed: frozenset[str] = frozenset()
-        self.selected_group: int | None = None
         self.last_dialog: QWidget | None = None
         self.result_dialog: PruneResultDialog | None = None
         self.export_dialog: ExportDialog | None = None
-        self._search_hits: list[int] = []
-        self._search_pos = -1
-        self._search_text = ""
+        self.ask = lambda title, text, buttons, default: ask_user(
+            self, title, text, buttons, default
+        )
         self.setWindowTitle("Arborist")
         self.setAcceptDrops(True)
 
+        self.pruning = PruningController(self)
+        self.workbench = wb = Workbench(self.pruning, self.prefs)
+        wb.opener = self._reopen_at
         self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
-        self.loads.started.connect(self._on_job_started)
-        self.loads.progress.connect(self._on_job_progress)
+        self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
+        self.loads.progress.connect(lambda f, m: wb.job_progress("load", f, m))
         self.loads.finished.connect(self._on_loaded)
         self.loads.failed.connect(self._on_load_failed)
         self.loads.cancelled.connect(self._on_load_cancelled)
-        self.layouts = JobRunner(self)
-        self.layouts.finished.connect(self._on_relayout)
-        self.layouts.failed.connect(
-            lambda f: self._show_error("Layout failed", f.message, f.details)
-        )
 
         theme = self.prefs.theme()
         self.scene = GraphScene(THEMES[theme], self)
         self.view = GraphView(self.scene, self)
-        self.view.nodeClicked.connect(self.on_node_clicked)
-        self.view.nodeDoubleClicked.connect(self._on_node_double_clicked)
+        self.canvas = CanvasController(wb, self.scene, self.view, self)
+        self.layouts = self.canvas.layouts
+        self.layer_search = LayerSearch(wb, self.canvas)
+        self.layouts.failed.connect(
+            lambda f: self._show_error("Layout failed", f.message, f.details)
+        )
+        self.canvas.relaidOut.connect(self.viewChanged)
         self.view.nodeContextMenu.connect(self._node_menu)
         self.view.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
         self.setCentralWidget(self.view)
 
-        self.groups_panel = GroupsPanel(self)
-        self.groups_panel.groupSelected.connect(self._on_group_selected)
-        self.properties = PropertiesPanel(self)
-        self.groups_dock = self._dock(
-            "Groups", "groupsDock", self.groups_panel, Qt.RightDockWidgetArea
+        self.groups_panel = GroupsPanel(self, workbench=wb)
+        self.properties = PropertiesPanel(self, workbench=wb)
+        self.settings_panel = SettingsPanel(engine_api.criteria(), self)
+        self.settings_panel.attach(wb)
+        self.settings_panel.setEnabled(False)
+        self.preview_panel = PreviewPanel(self, workbench=wb)
+        self.versions_panel = VersionsPanel(self, workbench=wb)
+        self.versions_panel.exportRequested.connect(self.open_export_dialog)
+        self.module_tree = ModuleTreePanel(self, workbench=wb)
+        self.data_panel = DataPanel(self)
+        self.data_panel.dataChanged.connect(self._on_data_changed)
+        right, left = Qt.RightDockWidgetArea, Qt.LeftDockWidgetArea
+        self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, right)
+        self.props_dock = self._dock("Properties", "propertiesDock", self.properties, right)
+        self.settings_dock = self._dock(
+            "Pruning settings", "settingsDock", self.settings_panel, left
         )
-        self.props_dock = self._dock(
-            "Properties", "propertiesDock", self.properties, Qt.RightDockWidgetArea
+        self.preview_dock = self._dock("Preview", "previewDock", self.preview_panel, left)
+        self.tree_dock = self._dock("Modules", "modulesDock", self.module_tree, left)
+        self.versions_dock = self._dock("Versions", "versionsDock", self.versions_panel, right)
+        self.data_dock = self._dock("Data", "dataDock", self.data_panel, left)
+        self.tabifyDockWidget(self.settings_dock, self.tree_dock)
+        self.tabifyDockWidget(self.preview_dock, self.data_dock)
+        self.tabifyDockWidget(self.props_dock, self.versions_dock)
+        self.settings_dock.raise_()
+        self.preview_dock.raise_()
+        self.props_dock.raise_()
+
+        wb.events.document_changed.connect(self._on_document_change)
+        wb.events.selection_changed.connect(self._on_selection_change)
+        wb.events.job_changed.connect(self._on_job_change)
+        wb.events.status.connect(lambda text: self.status_label.setText(text))
+        wb.events.preview_changed.connect(self._on_preview_change)
+        self.pruning.solved.connect(self._on_solved)
+        self.pruning.pruneStarted.connect(
+            lambda: wb.job_started("prune", "Pruning a copy…", self.pruning.cancel_prune)
         )
-        self._build_pruning()
+        self.pruning.pruneProgress.connect(lambda f, m: wb.job_progress("prune", f, m))
+        self.pruning.pruneFinished.connect(self._on_pruned)
+        self.pruning.pruneFailed.connect(self._on_prune_failed)
+        self.pruning.pruneCancelled.connect(self._on_prune_cancelled)
 
         self._build_actions()
         self._build_menus()
@@ -145,6 +188,20 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.open_demo)
         self.prefs.mark_launched()
 
+    # ------------------------------------------------------------------ state shortcuts
+
+    @property
+    def document(self) -> Document | None:
+        return self.workbench.document
+
+    @property
+    def collapsed(self) -> frozenset[str]:
+        return self.workbench.collapsed
+
+    @property
+    def selected_group(self) -> int | None:
+        return self.workbench.selection.group
+
     # ------------------------------------------------------------------ construction
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -154,126 +211,89 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
-        act.setStatusTip(tip or text.replace("…", "").replace("&", ""))
-        act.triggered.connect(slot)
-        return act
-
     def _build_actions(self) -> None:
-        a = self._action
-        self.act_open = a("&Open…", self.open_file_dialog, QKeySequence.Open, "Open a model file")
-        self.act_builtin = a(
-            "Open &Built-in Model…",
-            self.open_builtin_dialog,
-            "Ctrl+B",
-            "Open a torchvision architecture",
-        )
-        self.act_demo = a("Open &Demo", self.open_demo, "Ctrl+D", "Open the DigitsNet demo model")
-        self.act_quit = a("&Quit", self.close, QKeySequence.Quit)
-        self.act_fit = a("&Fit to View", self.view.fit_to_view, ["F", "Ctrl+0"])
-        self.act_zoom_in = a(
-            "Zoom &In",
-            lambda: self.view.zoom_by(1.25, animate=True),
-            [QKeySequence.ZoomIn, QKeySequence("Ctrl+=")],
-        )
-        self.act_zoom_out = a(
-            "Zoom &Out", lambda: self.view.zoom_by(0.8, animate=True), QKeySequence.ZoomOut
-        )
-        self.act_zoom_100 = a("&Actual Size", lambda: self.view.set_scale(1.0), "Ctrl+1")
-        self.act_collapse_all = a("&Collapse Top-Level Modules", self.collapse_all, "Ctrl+Shift+C")
-        self.act_expand_all = a("&Expand All", self.expand_all, "Ctrl+Shift+E")
-        self.act_find = a("&Find Layer…", self.focus_search, QKeySequence.Find)
-        self.act_cancel = a(
-            "&Cancel Loading or Pruning", self.cancel_load, "Esc", "Stop the running job"
-        )
+        self.actions_by_name = build_actions(self)
         self.act_cancel.setEnabled(False)
-        self.act_clear = a("Clear &Highlight", lambda: self.select_group(None))
-        self.act_minimap = a("&Minimap", self._toggle_minimap, "M")
-        self.act_minimap.setCheckable(True)
         self.act_minimap.setChecked(True)
         self.theme_group = QActionGroup(self)
-        self.act_light = a("&Light", lambda: self.set_theme("light"))
-        self.act_dark = a("&Dark", lambda: self.set_theme("dark"))
+        self.act_light = QAction("&Light", self, checkable=True)
+        self.act_light.triggered.connect(lambda: self.set_theme("light"))
+        self.act_dark = QAction("&Dark", self, checkable=True)
+        self.act_dark.triggered.connect(lambda: self.set_theme("dark"))
         for act in (self.act_light, self.act_dark):
-            act.setCheckable(True)
             self.theme_group.addAction(act)
-        self.act_toggle_theme = a("Toggle &Theme", self.toggle_theme, "Ctrl+T")
         stack = self.pruning.editor.stack
         self.act_undo = stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts([QKeySequence(QKeySequence.Undo)])
         self.act_redo = stack.createRedoAction(self, "&Redo")
         self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        self.act_save_plan = a("&Save Plan…", self.save_plan_dialog, QKeySequence.Save)
-        self.act_open_plan = a("Open &Plan…", self.open_plan_dialog, "Ctrl+Shift+O")
-        self.act_prune = a(
-            "&Prune", self.prune, "Ctrl+P", "Prune a copy of the model with the current plan"
-        )
-        self.act_export = a("&Export…", self.open_export_dialog, "Ctrl+E", "Export the model")
-        self.act_make_scope = a(
-            "Make User &Scope of Selected Groups", self.make_scope_from_selection, "Ctrl+G"
-        )
+        # Toolbar buttons with a fixed label (the menu's "Undo Group x ratio 0.50" text
+        # changed the button width on every edit and made the toolbar jump).
+        self.tb_undo = QAction("Undo", self, enabled=False)
+        self.tb_undo.triggered.connect(stack.undo)
+        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
+        stack.undoTextChanged.connect(lambda t: self.tb_undo.setToolTip(f"Undo {t}".strip()))
+        self.tb_redo = QAction("Redo", self, enabled=False)
+        self.tb_redo.triggered.connect(stack.redo)
+        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
+        stack.redoTextChanged.connect(lambda t: self.tb_redo.setToolTip(f"Redo {t}".strip()))
         for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
             act.setEnabled(False)
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
-        file_menu = mb.addMenu("&File")
-        file_menu.addActions([self.act_open, self.act_builtin, self.act_demo])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addSeparator()
-        file_menu.addActions([self.act_open_plan, self.act_save_plan, self.act_export])
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_cancel)
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_quit)
-        edit_menu = mb.addMenu("&Edit")
-        edit_menu.addActions([self.act_undo, self.act_redo])
-        edit_menu.addSeparator()
-        edit_menu.addAction(self.act_make_scope)
-        prune_menu = mb.addMenu("&Prune")
-        prune_menu.addAction(self.act_prune)
-        self.act_recover = prune_menu.addAction("&Recover accuracy…", self.open_recover_dialog)
-        view_menu = mb.addMenu("&View")
-        view_menu.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_100])
-        view_menu.addSeparator()
-        view_menu.addActions(
-            [self.act_find, self.act_clear, self.act_collapse_all, self.act_expand_all]
-        )
+        menus = {name: mb.addMenu("&" + name) for name in MENUS}
+        for name, menu in menus.items():
+            for spec in specs_in(name):
+                if spec.separator_before:
+                    menu.addSeparator()
+                menu.addAction(getattr(self, f"act_{spec.name}"))
+            if name == "File":
+                self.recent_menu = QMenu("Open &Recent", menu)
+                menu.insertMenu(self.act_open_plan, self.recent_menu)
+                self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+            if name == "Edit":
+                first = menu.actions()[0] if menu.actions() else None
+                menu.insertActions(first, [self.act_undo, self.act_redo])
+        view_menu = menus["View"]
         view_menu.addSeparator()
         theme_menu = view_menu.addMenu("T&heme")
         theme_menu.addActions([self.act_light, self.act_dark])
         theme_menu.addSeparator()
         theme_menu.addAction(self.act_toggle_theme)
         panels = view_menu.addMenu("&Panels")
-        panels.addAction(self.groups_dock.toggleViewAction())
-        panels.addAction(self.props_dock.toggleViewAction())
-        panels.addAction(self.settings_dock.toggleViewAction())
-        panels.addAction(self.preview_dock.toggleViewAction())
+        for dock in (
+            self.groups_dock,
+            self.props_dock,
+            self.settings_dock,
+            self.preview_dock,
+            self.tree_dock,
+            self.versions_dock,
+            self.data_dock,
+        ):
+            panels.addAction(dock.toggleViewAction())
         panels.addAction(self.act_minimap)
-        help_menu = mb.addMenu("&Help")
-        help_menu.addAction(self._action("&About Arborist", self._about))
-        help_menu.addAction(
-            self._action("&Navigation", self._navigation_help, QKeySequence.HelpContents)
-        )
 
     def _build_toolbar(self) -> None:
+        from app.actions import ACTIONS
+
         tb = QToolBar("Main", self)
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
-        tb.addActions([self.act_open, self.act_builtin, self.act_demo])
-        tb.addSeparator()
-        tb.addActions([self.act_undo, self.act_redo, self.act_prune, self.act_export])
-        tb.addSeparator()
-        tb.addActions([self.act_fit, self.act_zoom_out, self.act_zoom_in])
-        tb.addSeparator()
+        groups = [["open", "builtin", "demo"], ["prune", "export"], ["fit", "zoom_out", "zoom_in"]]
+        shown = {s.name for s in ACTIONS if s.toolbar}
+        for i, names in enumerate(groups):
+            if i == 1:
+                tb.addActions([self.tb_undo, self.tb_redo])
+            tb.addActions([getattr(self, f"act_{n}") for n in names if n in shown])
+            tb.addSeparator()
         self.search = QLineEdit(
             self, placeholderText="Find layer (Ctrl+F)…", clearButtonEnabled=True
         )
         self.search.setMaximumWidth(260)
+        # Click or Ctrl+F only: with the default focus policy the box took the focus at
+        # start-up and "F" typed into it instead of fitting the view.
+        self.search.setFocusPolicy(Qt.ClickFocus)
         self.search.returnPressed.connect(lambda: self.search_next(self.search.text()))
         self.completer = QCompleter([], self)
         self.completer.setCaseSensitivity(Qt.CaseInsensitive)
@@ -291,7 +311,7 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Ready", self)
         self.counts_label = QLabel("", self)
         self.zoom_label = QLabel("100%", self)
-        self.progress = QProgressBar(self, minimum=0, maximum=100, textVisible=False)
+        self.progress = QProgressBar(self, minimum=0, maximum=100, textVisible=True)
         self.progress.setFixedWidth(160)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel_current)
@@ -321,15 +341,82 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self.settings_dock, self.preview_dock], [360, 360], Qt.Horizontal)
             self.resizeDocks([self.settings_dock, self.preview_dock], [430, 400], Qt.Vertical)
 
+    # ------------------------------------------------------------------ small actions
+
+    def zoom_in(self) -> None:
+        self.view.zoom_by(1.25, animate=True)
+
+    def zoom_out(self) -> None:
+        self.view.zoom_by(0.8, animate=True)
+
+    def zoom_100(self) -> None:
+        self.view.set_scale(1.0)
+
+    def clear_selection(self) -> None:
+        self.workbench.select()
+
+    def toggle_minimap(self) -> None:
+        self.view.minimap.setVisible(self.act_minimap.isChecked())
+
+    _toggle_minimap = toggle_minimap
+
+    # ------------------------------------------------------------------ unsaved edits
+
+    def confirm_discard(self, what: str) -> bool:
+        """Unsaved plan edits: Save, Discard or Cancel before `what` throws them away."""
+        if not self.workbench.unsaved_edits:
+            return True
+        answer = self.ask(
+            "Unsaved plan edits",
+            f"The pruning plan of {self.document.title} has unsaved edits. "
+            f"Save them before {what}?",
+            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
+            QMessageBox.Save,
+        )
+        if answer == QMessageBox.Cancel:
+            self.status_label.setText("Kept the open model and its plan edits")
+            return False
+        if answer == QMessageBox.Save:
+            path, _ = QFileDialog.getSaveFileName(
+                self,
+                "Save pruning plan",
+                os.path.join(self.prefs.last_folder("plan"), "plan.json"),
+                PLAN_FILTER,
+            )
+            if not path:
+                return False
+            self.save_plan(path)
+        return True
+
     # ------------------------------------------------------------------ opening
+
+    def _reopen_at(self, source: str, spec: str) -> None:
+        """The input shape changed: trace the original again at that shape. Versions made
+        at the old shape would mix numbers from two shapes, so they close (after asking)."""
+        extra = len(self.workbench.versions) - 1
+        if extra > 0:
+            answer = self.ask(
+                "Change the input shape",
+                f"Re-tracing at {spec} starts a new history: {extra} pruned or recovered "
+                "version(s) made at the old shape will be closed (export them first to keep "
+                "them). Continue?",
+                QMessageBox.Yes | QMessageBox.No,
+                QMessageBox.No,
+            )
+            if answer not in (QMessageBox.Yes, QMessageBox.Discard):
+                self.status_label.setText("Input shape unchanged")
+                return
+        self.open_source(source, spec, ask=False)
 
     def open_demo(self) -> None:
         self.open_source(DEMO_SOURCE)
 
     def open_file_dialog(self) -> None:
-        start = os.path.dirname(self.prefs.recent()[0]) if self.prefs.recent() else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open model", self.prefs.last_folder("model"), MODEL_FILTER
+        )
         if path:
+            self.prefs.set_last_folder(path, "model")
             self.open_source(path)
 
     def open_builtin_dialog(self) -> None:
@@ -343,10 +430,15 @@ class MainWindow(QMainWindow):
         source: str,
         input_spec: str | None = None,
         trust: bool = False,
+        ask: bool = True,
         arch: str | None = None,
         code: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Load `source` in the background; the current document stays until it succeeds."""
+        if ask and self.document is not None and not self.confirm_discard("opening another model"):
+            return False
+        if input_spec is None:
+            input_spec = self.workbench.remembered_input_spec(source)
         loader = self.loader
         code = code or self.prefs.model_code(source)  # remembered per file; used after trust
         extra = {k: v for k, v in (("arch", arch), ("code", code)) if v}
@@ -363,17 +455,11 @@ class MainWindow(QMainWindow):
             if cancelled():
                 raise engine_api.LoadCancelled()
             progress(0.9, "Laying out the graph…")
-            from app.canvas.hierarchy import auto_collapse
-
-            collapsed = (
-                auto_collapse(doc.summary.nodes, AUTO_COLLAPSE_TARGET)
-                if len(doc.summary.nodes) > AUTO_COLLAPSE_OVER
-                else set()
-            )
-            return LoadResult(doc, prepare_view(doc.summary, collapsed))
+            return LoadResult(doc, prepare_view(doc.summary, initial_collapse(doc.summary.nodes)))
 
         self._pending = (source, input_spec, trust)
         self.loads.submit(job, f"Opening {engine_api.display_name(source)}…")
+        return True
 
     def cancel_load(self) -> None:
         if self.loads.busy:
@@ -382,39 +468,34 @@ class MainWindow(QMainWindow):
             self.pruning.cancel_prune()
 
     def cancel_current(self) -> None:
-        """The status bar's Cancel: stops loading or pruning, whichever runs."""
+        """Esc / the status bar's Cancel: stops whichever job runs."""
+        if self.export_dialog is not None and self.export_dialog.runner.busy:
+            self.export_dialog.cancel()
         self.cancel_load()
 
-    def _on_job_started(self, label: str) -> None:
-        self.status_label.setText(label)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
-        self.act_cancel.setEnabled(True)
-
-    def _on_job_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 100))
-        self.status_label.setText(message)
-
-    def _job_ended(self) -> None:
-        self.progress.hide()
-        self.cancel_button.hide()
-        self.act_cancel.setEnabled(False)
+    def _on_job_change(self, job: JobState) -> None:
+        busy = self.workbench.busy
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.act_cancel.setEnabled(busy)
+        if job.running:
+            self.progress.setValue(int(job.fraction * 100))
+            self.status_label.setText(job.text())
 
     def _on_load_cancelled(self) -> None:
-        self._job_ended()
+        self.workbench.job_ended("load")
         self.status_label.setText(
             "Loading cancelled"
             + (f"; still showing {self.document.title}" if self.document else "")
         )
 
     def _on_loaded(self, result: LoadResult) -> None:
-        self._job_ended()
+        self.workbench.job_ended("load")
         self.set_document(result.document, result.view)
         self.prefs.add_recent(result.document.source)
 
     def _on_load_failed(self, failure: JobFailure) -> None:
-        self._job_ended()
+        self.workbench.job_ended("load")
         exc = failure.exception
         source, spec, trust = self._pending
         if isinstance(exc, engine_api.TrustRequired):
@@ -424,7 +505,7 @@ class MainWindow(QMainWindow):
 
             def decided(_result: int) -> None:
                 if box.clickedButton() is box.button(QMessageBox.Yes):
-                    self.open_source(source, spec, trust=True)
+                    self.open_source(source, spec, trust=True, ask=False)
                 else:
                     self.status_label.setText("Not loaded: the file was not trusted")
 
@@ -434,7 +515,9 @@ class MainWindow(QMainWindow):
         if isinstance(exc, engine_api.ArchRequired):  # weights only: which model are they?
             picker = ArchPickerDialog(self, source, failure.message, exc.candidates)
             self.last_dialog = picker
-            picker.accepted.connect(lambda: self.open_source(source, spec, trust, picker.arch()))
+            picker.accepted.connect(
+                lambda: self.open_source(source, spec, trust, ask=False, arch=picker.arch())
+            )
             picker.rejected.connect(
                 lambda: self.status_label.setText("Not loaded: no architecture")
             )
@@ -444,20 +527,26 @@ class MainWindow(QMainWindow):
             asked = ModelCodeDialog(self, source, exc.module, failure.message)
             self.last_dialog = asked
 
-            def chosen() -> None:
+            def code_chosen() -> None:
                 self.prefs.set_model_code(source, asked.path())
-                self.open_source(source, spec, trust, code=asked.path())
+                self.open_source(source, spec, trust, ask=False, code=asked.path())
 
-            asked.accepted.connect(chosen)
+            asked.accepted.connect(code_chosen)
             asked.rejected.connect(lambda: self.status_label.setText("Not loaded: no model code"))
             asked.open()
             return
         if isinstance(exc, engine_api.InputShapeRequired):
+            self.status_label.setText("Waiting for an input shape (see the dialog)")
             dialog = InputShapeDialog(
                 self, failure.message, exc.suggestion, engine_api.parse_input_spec
             )
             self.last_dialog = dialog
-            dialog.accepted.connect(lambda: self.open_source(source, dialog.spec(), trust))
+
+            def chosen() -> None:
+                self.workbench.remember_input_spec(source, dialog.spec())
+                self.open_source(source, dialog.spec(), trust, ask=False)
+
+            dialog.accepted.connect(chosen)
             dialog.rejected.connect(lambda: self.status_label.setText("Not loaded: no input shape"))
             dialog.open()
             return
@@ -477,35 +566,39 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ document
 
     def set_document(self, doc: Document, view: PreparedView, plan=None) -> None:
-        self.document = doc
-        self.collapsed = view.graph.collapsed
-        self.selected_group = None
-        self._search_hits, self._search_pos = [], -1
-        self._show_view(view)
-        self.groups_panel.set_groups(doc.summary.groups)
-        self.properties.clear()
+        """A freshly loaded model becomes the history's "original"."""
+        self.workbench.open_document(doc, view, plan)
+
+    def _on_document_change(self, doc: Document | None) -> None:
+        self.result_dialog = None  # a closed model must not stay alive through its dialogs
+        self.export_dialog = None
+        self.last_dialog = None
+        self.layer_search.reset()
+        for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
+            act.setEnabled(doc is not None)
+        if doc is None:
+            self.setWindowTitle("Arborist")
+            self.counts_label.setText("")
+            return
         self.completer.model().setStringList([n.name for n in doc.summary.nodes])
-        self.setWindowTitle(f"{doc.title} — Arborist")
+        self.data_panel.set_document(doc)
+        version = self.workbench.version
+        vname = version.name if version is not None else ""
+        self.setWindowTitle(f"{doc.title} [{vname}] — Arborist")
         s = doc.summary
         self.counts_label.setText(
             f"{len(s.nodes)} nodes · {len(s.edges)} edges · {len(s.groups)} groups"
         )
-        folded = f"; {len(self.collapsed)} modules collapsed" if self.collapsed else ""
+        folded = (
+            f"; {len(self.collapsed)} modules collapsed (double-click to expand)"
+            if self.collapsed
+            else ""
+        )
         self.status_label.setText(
             f"Opened {doc.title} (input {doc.input_spec}){folded}"
             + ("; " + "; ".join(doc.notes) if doc.notes else "")
         )
-        self.view.show_start()
-        self.settings_panel.set_demo(doc.source == DEMO_SOURCE)
-        att = engine_api.attention_summary(doc.model)
-        self.settings_panel.set_attention(att.blocks, att.rope_blocks, att.text)
-        self.preview_panel.clear("Computing the preview…")
-        self.pruning.set_document(doc, plan)
-        self.pruning.set_calibration(*self.settings_panel.calibration_source())
-        self.data_panel.set_document(doc)
-        for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
-            act.setEnabled(True)
-        self.settings_panel.setEnabled(True)
+        self.view.setFocus()  # keyboard shortcuts (F, M) go to the canvas, not the search box
         self.documentChanged.emit()
 
     def _on_data_changed(self, choice) -> None:
@@ -513,315 +606,97 @@ class MainWindow(QMainWindow):
         self.pruning.set_data(choice)
         self.settings_panel.set_data_path(choice.data if choice is not None else "")
 
-    def _show_view(self, view: PreparedView) -> None:
-        self.scene.show_graph(view.graph, view.layout)
-        self.view.minimap.invalidate()
-        self.viewChanged.emit()
+    def _on_preview_change(self, done) -> None:
+        if done is not None and self.workbench.version is not None:
+            p = done.preview
+            self.workbench.version.metrics.setdefault("macs", float(p.macs_before))
 
     def view_id(self, summary_id: int) -> int | None:
-        graph = self.scene.graph
-        return graph.owner.get(summary_id) if graph else None
+        return self.canvas.view_id(summary_id)
 
     # ------------------------------------------------------------------ groups & selection
 
     def select_group(self, group_id: int | None) -> None:
-        """Select a group in the panel, which highlights its members on the canvas."""
-        self.groups_panel.select_group(group_id)
-        if group_id is None:
-            self._on_group_selected(-1)
+        """Select a group (highlights its members on the canvas and its row)."""
+        self.workbench.select(group=group_id)
 
-    def _on_group_selected(self, group_id: int) -> None:
+    def _on_selection_change(self, sel) -> None:
         doc = self.document
-        group = doc.group(group_id) if doc and group_id >= 0 else None
-        self.selected_group = group.id if group else None
-        if group is None:
-            self.scene.highlight(())
-            self.view.minimap.invalidate()
+        if doc is None:
             return
-        ids = {self.view_id(i) for i in doc.group_node_ids(group)}
-        shown = self.scene.highlight(i for i in ids if i is not None)
-        self.view.minimap.invalidate()
-        self.status_label.setText(
-            f"Group #{group.id}: {len(group.members)} coupled layers, "
-            f"root {group.root}, {group.channels} channels"
-        )
-        root = doc.node_by_name(group.root)
-        root_view = self.view_id(root.id) if root else None
-        visible = self.view.visible_scene_rect()
-        if root_view in shown and not visible.contains(self.scene.node_items[root_view].pos()):
-            self.view.centerOn(self.scene.node_items[root_view])
+        group = doc.group(sel.group) if sel.group is not None else None
+        if sel.node:
+            node = sel.view_node
+            kind = node.kind if node is not None else ""
+            g = group
+            suffix = (
+                f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
+            )
+            self.status_label.setText(f"{sel.node} ({kind}){suffix}")
+        elif group is not None:
+            self.status_label.setText(
+                f"Group #{group.id}: {len(group.members)} coupled layers, "
+                f"root {group.root}, {group.channels} channels"
+            )
+            root = doc.node_by_name(group.root)
+            root_view = self.view_id(root.id) if root else None
+            item = self.scene.node_items.get(root_view) if root_view is not None else None
+            if item is not None and not self.view.visible_scene_rect().contains(item.pos()):
+                self.view.centerOn(item)
 
     def on_node_clicked(self, view_id: int) -> None:
-        """Show the node's properties and select the group it belongs to."""
-        doc = self.document
-        item = self.scene.node_items.get(view_id)
-        if doc is None or item is None:
-            return
-        node = item.node
-        groups = [] if node.is_block else doc.groups_of(node.name)
-        self.scene.set_current(view_id)
-        self.properties.show_node(node, groups)
-        self._refresh_plan_views()
-        if groups:
-            self.select_group(groups[0].id)
-        elif self.selected_group is not None:
-            self.select_group(None)
-        g = groups[0] if groups else None
-        suffix = f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
-        self.status_label.setText(f"{node.name} ({node.kind}){suffix}")
+        self.canvas.click(view_id)
 
-    # ------------------------------------------------------------------ search
+    # ------------------------------------------------------------------ search (canvas/search.py)
 
     def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
 
     def find_layers(self, text: str) -> list[int]:
-        """Summary ids whose name contains `text` (case-insensitive), exact match first."""
-        if self.document is None or not text.strip():
-            return []
-        t = text.strip().lower()
-        nodes = self.document.summary.nodes
-        exact = [n.id for n in nodes if n.name.lower() == t]
-        return exact + [n.id for n in nodes if t in n.name.lower() and n.id not in exact]
+        return self.layer_search.find(text)
 
     def search_next(self, text: str) -> int | None:
-        """Jump to the next layer matching `text`; returns the view node id shown."""
-        if text != self._search_text:
-            self._search_text, self._search_hits, self._search_pos = (
-                text,
-                self.find_layers(text),
-                -1,
-            )
-        if not self._search_hits:
-            self.status_label.setText(f"No layer matches “{text}”")
-            return None
-        self._search_pos = (self._search_pos + 1) % len(self._search_hits)
-        summary_id = self._search_hits[self._search_pos]
-        view_id = self.view_id(summary_id)
-        if view_id is None:
-            return None
-        self.view.center_on_node(view_id)
-        self.on_node_clicked(view_id)
-        name = self.document.node(summary_id).name
-        inside = (
-            ""
-            if view_id == summary_id
-            else f" (inside collapsed {self.scene.node_items[view_id].node.name})"
-        )
-        self.status_label.setText(
-            f"{name}{inside}: match {self._search_pos + 1} of {len(self._search_hits)}"
-        )
+        view_id, message = self.layer_search.next(text)
+        self.status_label.setText(message)
         return view_id
 
     # ------------------------------------------------------------------ collapse / expand
 
-    def set_collapsed(self, paths: frozenset[str] | set[str]) -> None:
-        if self.document is None:
-            return
-        summary = self.document.summary
-        paths = frozenset(paths)
-        self.collapsed = paths
-        self.layouts.submit(lambda progress, cancelled: prepare_view(summary, paths), "Layout")
-
-    def _on_relayout(self, view: PreparedView) -> None:
-        center = self.view.visible_scene_rect().center()
-        self._show_view(view)
-        self.view.centerOn(center)
-        if self.selected_group is not None:
-            self._on_group_selected(self.selected_group)
-        self.status_label.setText(
-            f"{len(view.graph.nodes)} nodes shown, {len(self.collapsed)} modules collapsed"
-        )
+    def set_collapsed(self, paths) -> None:
+        self.canvas.set_collapsed(paths)
 
     def collapse_path(self, path: str) -> None:
-        self.set_collapsed(self.collapsed | {path})
+        self.canvas.collapse_path(path)
 
     def expand_block(self, view_id: int) -> None:
-        item = self.scene.node_items.get(view_id)
-        if item is not None and item.node.is_block:
-            self.set_collapsed(self.collapsed - {item.node.name})
+        self.canvas.expand_block(view_id)
 
     def collapse_all(self) -> None:
-        if self.document is not None:
-            from app.canvas.hierarchy import paths_at_depth
-
-            self.set_collapsed(paths_at_depth(self.document.summary.nodes, 1))
+        self.canvas.collapse_all()
 
     def expand_all(self) -> None:
-        self.set_collapsed(frozenset())
-
-    def _on_node_double_clicked(self, view_id: int) -> None:
-        item = self.scene.node_items.get(view_id)
-        if item is not None and item.node.is_block:
-            self.expand_block(view_id)
+        self.canvas.expand_all()
 
     def _node_menu(self, view_id: int, global_pos) -> None:
-        item = self.scene.node_items.get(view_id)
-        if item is None or self.document is None:
-            return
-        menu = QMenu(self)
-        node = item.node
-        if node.is_block:
-            menu.addAction(f"Expand {node.name}", lambda: self.expand_block(view_id))
-        else:
-            info = self.document.node(view_id)
-            for path in containers(info) if info else []:
-                menu.addAction(f"Collapse {path}", lambda p=path: self.collapse_path(p))
-            groups = self.document.groups_of(node.name)
-            if groups:
-                menu.addSeparator()
-                menu.addAction(
-                    f"Select group #{groups[0].id}", lambda: self.select_group(groups[0].id)
-                )
-            if node.is_layer:
-                menu.addSeparator()
-                self._add_plan_items(menu, view_id, node.name, groups)
-        menu.addSeparator()
-        menu.addAction("Copy name", lambda: QApplication.clipboard().setText(node.name))
-        self.last_dialog = menu
-        menu.popup(global_pos)
+        menu = node_menu(self, view_id)
+        if menu is not None:
+            self.last_dialog = menu
+            menu.popup(global_pos)
 
     # ------------------------------------------------------------------ pruning plan
 
-    def _build_pruning(self) -> None:
-        """Settings and preview docks on the left, wired to the PruningController."""
-        self.pruning = PruningController(self)
-        self.pruning.editor.planChanged.connect(self._on_plan_changed)
-        self.pruning.previewReady.connect(self._on_preview)
-        self.pruning.previewFailed.connect(self._on_preview_failed)
-        self.pruning.previews.progress.connect(lambda f, m: self.preview_panel.set_state(m))
-        self.pruning.solved.connect(self._on_solved)
-        self.pruning.pruneStarted.connect(lambda: self._on_job_started("Pruning a copy…"))
-        self.pruning.pruneProgress.connect(self._on_job_progress)
-        self.pruning.pruneFinished.connect(self._on_pruned)
-        self.pruning.pruneFailed.connect(self._on_prune_failed)
-        self.pruning.pruneCancelled.connect(self._on_prune_cancelled)
-        self.settings_panel = SettingsPanel(engine_api.criteria(), self)
-        self.settings_panel.edited.connect(self._on_settings_edited)
-        self.settings_panel.solveRequested.connect(self.pruning.solve)
-        self.settings_panel.calibrationChanged.connect(
-            lambda: self.pruning.set_calibration(*self.settings_panel.calibration_source())
-        )
-        self.settings_panel.setEnabled(False)
-        self.preview_panel = PreviewPanel(self)
-        self.settings_dock = self._dock(
-            "Pruning settings", "settingsDock", self.settings_panel, Qt.LeftDockWidgetArea
-        )
-        self.preview_dock = self._dock(
-            "Preview", "previewDock", self.preview_panel, Qt.LeftDockWidgetArea
-        )
-        self.data_panel = DataPanel(self)
-        self.data_dock = self._dock("Data", "dataDock", self.data_panel, Qt.LeftDockWidgetArea)
-        self.data_panel.dataChanged.connect(self._on_data_changed)
-        gp = self.groups_panel
-        gp.ratioEdited.connect(self._guard(self.pruning.set_group_ratio))
-        gp.clearRatioRequested.connect(self._guard(self.pruning.clear_ratios))
-        gp.scopeRequested.connect(self._guard(self.pruning.make_scope))
-        gp.leaveScopeRequested.connect(self._guard(self.pruning.leave_scopes))
-        gp.ignoreRequested.connect(self._guard(self.pruning.set_ignored))
-        self.properties.layerRatioEdited.connect(self._guard(self.pruning.set_layer_ratio))
-        self.properties.ignoreToggled.connect(
-            self._guard(lambda name, on: self.pruning.set_ignored([name], on))
-        )
-
     def _guard(self, fn):
         """Plan edits with a bad value explain themselves in the status bar, never crash."""
-
-        def call(*args):
-            try:
-                fn(*args)
-            except (ValueError, AttributeError) as exc:
-                self.status_label.setText(f"Not applied: {exc}")
-
-        return call
-
-    def _on_settings_edited(self, text: str, changes: dict, merge: str) -> None:
-        self._guard(self.pruning.set_options)(text, changes, merge)
-
-    def _on_plan_changed(self, plan) -> None:
-        """Plan edited, undone or redone: every view of the plan follows it."""
-        self.settings_panel.show_plan(plan)
-        self._refresh_plan_views()
-        self.preview_panel.set_state("Updating preview…")
-
-    def _refresh_plan_views(self) -> None:
-        doc, plan = self.document, self.pruning.plan
-        if doc is None:
-            return
-        # The last preview stays on screen until the next one lands (~0.1 s; no flicker).
-        done = self.pruning.last_preview
-        planned: dict[str, int] = {}
-        widths: dict[str, tuple[int | None, int | None]] = {}
-        if done is not None:
-            for lp in done.preview.layers:
-                widths[lp.name] = (lp.in_after, lp.out_after)
-                planned[lp.name] = lp.out_after
-        ratios = group_ratios_shown(plan, doc.summary.groups)
-        self.groups_panel.model.set_plan_info(ratios, planned)
-        self.scene.show_planned(widths)
-        node = self.properties.node
-        if node is not None and not node.is_block:
-            self.properties.show_plan(plan, widths.get(node.name))
-
-    def _on_preview(self, done: PreviewDone) -> None:
-        p = done.preview
-        n = sum(1 for lp in p.layers if lp.out_after != lp.out_before)
-        self.preview_panel.show_preview(
-            p, f"{n} layers change · preview computed in {1000 * done.seconds:.0f} ms"
-        )
-        self._refresh_plan_views()
-
-    def _on_preview_failed(self, message: str) -> None:
-        """No figures rather than another plan's figures."""
-        self.preview_panel.clear(f"⚠ Preview failed: {message}")
-        self.scene.show_planned({})
+        return lambda *args: self.workbench.try_edit(fn, *args)
 
     def _on_solved(self, done: SolveDone) -> None:
         what = "MACs" if done.target == "macs" else "parameters"
-        self.settings_panel.solve_label.setText(
-            f"Ratio {done.result.ratio:.3f} keeps {100 * done.result.achieved:.1f} % of {what} "
-            f"(asked for {100 * done.keep:.0f} %)"
+        self.settings_panel.show_solved(
+            f"Ratio {done.result.ratio:.4g} keeps {100 * done.result.achieved:.1f} % of {what} "
+            f"(asked for {100 * done.keep:.0f} %)",
+            round(float(done.result.ratio), 4),
         )
-
-    def _add_plan_items(self, menu: QMenu, view_id: int, name: str, groups) -> None:
-        """Canvas context menu: ratio presets for the layer, ignore, scope with selection."""
-        plan = self.pruning.plan
-        current = plan.layer_ratios.get(name)
-        ratio_menu = menu.addMenu("Pruning ratio of this layer")
-        for r in RATIO_PRESETS:
-            act = ratio_menu.addAction(
-                f"{r:.2f}", lambda r=r: self._guard(self.pruning.set_layer_ratio)(name, r)
-            )
-            act.setCheckable(True)
-            act.setChecked(current == r)
-        ratio_menu.addSeparator()
-        ratio_menu.addAction(
-            "Other…", lambda: (self.on_node_clicked(view_id), self.properties.focus_ratio())
-        )
-        ratio_menu.addAction(
-            "Use group/default ratio", lambda: self.pruning.set_layer_ratio(name, None)
-        ).setEnabled(current is not None)
-        if groups:
-            menu.addAction(
-                f"Edit ratio of group #{groups[0].id}…",
-                lambda: (
-                    self.select_group(groups[0].id),
-                    self.groups_panel.edit_ratio(groups[0].id),
-                ),
-            )
-        ignored = name in plan.ignored_layers
-        menu.addAction(
-            "Un-ignore layer" if ignored else "Ignore layer (never prune)",
-            lambda: self.pruning.set_ignored([name], not ignored),
-        )
-        roots = self.groups_panel.selected_roots()
-        extra = [r for r in roots if r != name]
-        if extra:
-            menu.addAction(
-                f"Make user scope with {len(extra)} selected group(s)",
-                self._guard(lambda: self.pruning.make_scope([name, *extra])),
-            )
 
     def make_scope_from_selection(self) -> None:
         roots = self.groups_panel.selected_roots()
@@ -833,7 +708,8 @@ class MainWindow(QMainWindow):
     def save_plan_dialog(self) -> None:
         if self.document is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save pruning plan", "plan.json", PLAN_FILTER)
+        start = os.path.join(self.prefs.last_folder("plan"), "plan.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save pruning plan", start, PLAN_FILTER)
         if path:
             self.save_plan(path)
 
@@ -843,13 +719,18 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._show_error("Could not save the plan", str(exc))
             return
+        self.prefs.set_last_folder(path, "plan")
+        self.workbench.mark_saved()
         self.status_label.setText(f"Plan saved to {path}")
 
     def open_plan_dialog(self) -> None:
         if self.document is None:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open pruning plan", "", PLAN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open pruning plan", self.prefs.last_folder("plan"), PLAN_FILTER
+        )
         if path:
+            self.prefs.set_last_folder(path, "plan")
             self.read_plan(path)
 
     def read_plan(self, path: str) -> None:
@@ -898,7 +779,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo){other}")
         return True
 
-    # ------------------------------------------------------------------ prune & export
+    # ------------------------------------------------------------------ prune, keep, export
 
     def prune(self) -> None:
         if self.document is None or self.loads.busy:
@@ -908,7 +789,7 @@ class MainWindow(QMainWindow):
 
     def _on_pruned(self, payload) -> None:
         result, view = payload
-        self._job_ended()
+        self.workbench.job_ended("prune")
         self.act_prune.setEnabled(True)
         self.status_label.setText(
             f"Pruned a copy: MACs {result.macs_before:,} → {result.macs_after:,}; "
@@ -924,23 +805,24 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def accept_pruned(self, result, view: PreparedView) -> None:
+        """Keep: a new version in the history with a fresh plan at ratio 0; the original
+        stays one click away in Versions."""
         if self.document is not None and not self.document.pruned:
             self.recover_teacher = self.document  # the teacher of "Recover accuracy"
-        plan = self.pruning.plan.replace(layer_ratios={}, group_ratios={}, scopes=[])
-        self.set_document(result.document, view, plan)
+        version = self.workbench.keep_pruned(result, view)
         self.status_label.setText(
-            f"Showing the pruned model: {len(result.document.summary.nodes)} nodes; "
-            "File › Export… to save it"
+            f"Showing version “{version.name}”: {len(result.document.summary.nodes)} nodes; "
+            "the original is in View › Panels › Versions; File › Export… to save it"
         )
 
     def _on_prune_failed(self, failure: JobFailure) -> None:
-        self._job_ended()
+        self.workbench.job_ended("prune")
         self.act_prune.setEnabled(True)
         self.status_label.setText("Pruning failed; the model is unchanged")
         self._show_error("Pruning failed", failure.message, failure.details)
 
     def _on_prune_cancelled(self) -> None:
-        self._job_ended()
+        self.workbench.job_ended("prune")
         self.act_prune.setEnabled(True)
         self.status_label.setText("Pruning cancelled; the model is unchanged")
 
@@ -949,15 +831,26 @@ class MainWindow(QMainWindow):
 
         return open_recover_dialog(self)
 
-    def open_export_dialog(self) -> ExportDialog | None:
-        if self.document is None:
+    def open_export_dialog(self, version_name: str | None = None) -> ExportDialog | None:
+        wb = self.workbench
+        if wb.document is None:
             return None
-        start = (
-            ""
-            if engine_api.is_zoo_spec(self.document.source)
-            else os.path.dirname(self.document.source)
+        version = wb.version_named(version_name) if version_name else wb.version
+        doc = version.document
+        start = self.prefs.qs.value("lastFolder/export") or (
+            "" if engine_api.is_zoo_spec(doc.source) else os.path.dirname(doc.source)
         )
-        dialog = ExportDialog(self.document, self, start_dir=start or os.getcwd())
+        dialog = ExportDialog(
+            doc,
+            self,
+            start_dir=str(start or self.prefs.last_folder("model")),
+            version=version.name,
+            versions=[v.name for v in wb.versions],
+        )
+        dialog.versionChosen.connect(
+            lambda name: dialog.set_document(wb.version_named(name).document, name)
+        )
+        dialog.exported.connect(lambda r: self.prefs.set_last_folder(r.path, "export"))
         self.last_dialog = dialog
         self.export_dialog = dialog
         dialog.open()
@@ -972,6 +865,7 @@ class MainWindow(QMainWindow):
             apply_theme(app, name)
         self.scene.set_theme(THEMES[name])
         self.view.minimap.invalidate()
+        self.preview_panel.set_theme(name == "dark")
         (self.act_dark if name == "dark" else self.act_light).setChecked(True)
         self.theme = name
         if save:
@@ -979,9 +873,6 @@ class MainWindow(QMainWindow):
 
     def toggle_theme(self) -> None:
         self.set_theme("light" if self.theme == "dark" else "dark")
-
-    def _toggle_minimap(self) -> None:
-        self.view.minimap.setVisible(self.act_minimap.isChecked())
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -995,21 +886,21 @@ class MainWindow(QMainWindow):
         self.recent_menu.addSeparator()
         self.recent_menu.addAction("Clear Recent", self.prefs.clear_recent)
 
-    def _about(self) -> None:
+    def about(self) -> None:
         QMessageBox.about(
             self,
             "About Arborist",
             "<b>Arborist</b><br>A workbench for structural pruning of PyTorch models.",
         )
 
-    def _navigation_help(self) -> None:
+    def navigation_help(self) -> None:
         QMessageBox.information(
             self,
             "Navigation",
             "Wheel or pinch: zoom around the cursor\nDrag (left or middle button): pan\n"
             "F / Ctrl+0: fit graph\nClick a layer: properties and its group\n"
-            "Double-click a block: expand it; right-click a layer: collapse its module\n"
-            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel loading",
+            "Double-click a block: expand it one level; right-click a layer: collapse its module\n"
+            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel the running job",
         )
 
     # ------------------------------------------------------------------ drag & drop, close
@@ -1025,6 +916,9 @@ class MainWindow(QMainWindow):
             self.open_source(files[0])
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        if self.document is not None and not self.confirm_discard("quitting"):
+            event.ignore()
+            return
         self.prefs.qs.setValue("geometry", self.saveGeometry())
         self.prefs.qs.setValue("windowState", self.saveState())
         self.prefs.qs.sync()

@@ -1,6 +1,8 @@
 """GUI timings: layout speed, scene build, paint time per frame at several zoom levels.
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_gui.py [--nodes 5000]
+     ... benchmarks/bench_gui.py --models resnet50,densenet201,efficientnet_v2_l [--prune]
+     (open -> first paint, edit -> preview, the GUI thread's longest stall during a prune)
 Targets (from the workbench issue): layout of a 3,000-node DAG < 2 s; panning and
 zooming a 5,000-node graph stays smooth (paint well under a 33 ms frame budget).
 Not part of the test suite: timings depend on the machine.
@@ -101,10 +103,133 @@ def bench_canvas(n_nodes: int) -> dict[str, float]:
     return out
 
 
+class StallMeter:
+    """The GUI thread's longest gap between 5 ms timer ticks: how long the window froze."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.longest = 0.0
+        self._last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self.longest, self._last = 0.0, time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.longest
+
+
+def _wait(app, done, timeout: float) -> float:
+    start = time.perf_counter()
+    while not done():
+        app.processEvents()
+        time.sleep(0.002)
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError("timed out")
+    return time.perf_counter() - start
+
+
+def _bench_one(app, MainWindow, model: str, prune: bool, timeout: float) -> dict:  # noqa: N803
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    settings = QSettings(os.path.join(tempfile.mkdtemp(), "b.ini"), QSettings.IniFormat)
+    win = MainWindow(settings, auto_open=False)
+    win.ask = lambda *a: QMessageBox.Discard
+    win.resize(1400, 900)
+    win.show()
+    app.processEvents()
+    row: dict = {"model": model}
+    opened = []
+    win.documentChanged.connect(lambda: opened.append(time.perf_counter()))
+    stall = StallMeter()
+    stall.start()
+    t0 = time.perf_counter()
+    win.open_source(f"torchvision:{model}")
+    _wait(app, lambda: bool(opened), timeout)
+    win.view.viewport().repaint()  # the first frame of the new graph
+    row["open -> first paint s"] = time.perf_counter() - t0
+    row["GUI stall while opening s"] = stall.stop()
+    row["nodes"] = len(win.document.summary.nodes)
+    row["shown nodes"] = len(win.scene.node_items)
+    pv = win.pruning
+    _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
+    row["first preview s"] = time.perf_counter() - t0
+    root = win.document.summary.groups[len(win.document.summary.groups) // 2].root
+    t1 = time.perf_counter()
+    pv.set_group_ratio(root, 0.3)
+    _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
+    row["edit -> preview s"] = time.perf_counter() - t1
+    if prune:
+        fractions: list[float] = []
+        pv.pruneProgress.connect(lambda f, m: fractions.append(f))
+        finished = []
+        pv.pruneFinished.connect(lambda payload: finished.append(payload))
+        stall.start()
+        t2 = time.perf_counter()
+        win.prune()
+        _wait(app, lambda: bool(finished) or not pv.busy, timeout)
+        row["prune s"] = time.perf_counter() - t2
+        row["GUI longest stall during prune s"] = stall.stop()
+        row["progress reports"] = len(fractions)
+        row["distinct progress values 5-75 %"] = len({round(f, 3) for f in fractions
+                                                      if 0.05 < f < 0.75})
+        if win.result_dialog is not None:
+            win.result_dialog.close()
+    win.workbench.close_document()
+    win.close()
+    win.deleteLater()
+    app.processEvents()
+    return row
+
+
+def bench_workbench(models: list[str], prune: bool, timeout: float = 600.0) -> list[dict]:
+    """Open -> first paint, edit -> preview and (optionally) the longest GUI stall during a
+    prune, through the real window and engine, for zoo models (weights=None)."""
+    from app.runtime import guard_none_refcount
+
+    guard_none_refcount()
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    rows = []
+    for model in models:
+        row = _bench_one(app, MainWindow, model, prune, timeout)
+        rows.append(row)
+        print(f"  {model}:")
+        for key, value in row.items():
+            if key != "model":
+                print(f"    {key:36s} {value:10.3f}" if isinstance(value, float) else
+                      f"    {key:36s} {value:>10}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--models", default="",
+                        help="zoo models for the workbench timings, e.g. "
+                             "resnet50,densenet201,efficientnet_v2_l")
+    parser.add_argument("--prune", action="store_true", help="also prune and meter GUI stalls")
     args = parser.parse_args()
+    if args.models:
+        print("Workbench (real window + engine; timings on a shared machine are noisy)")
+        bench_workbench([m for m in args.models.split(",") if m], args.prune)
+        return
     print("Layout (best of 3)")
     print(f"  {'graph':28s} {'nodes':>6s} {'edges':>6s} {'seconds':>8s}")
     for name, n, e, secs in bench_layout():

@@ -115,7 +115,8 @@ class NodeItem(QGraphicsItem):
         self.current = False
         self.color = style.theme.family_color(node.kind)
         text_w = w - self.STRIPE - 16
-        self.title = style.title_metrics.elidedText(node.name or node.kind, Qt.ElideMiddle, text_w)
+        # ElideLeft: the tail ("denselayer12.conv1") tells layers apart, the prefix does not
+        self.title = style.title_metrics.elidedText(node.name or node.kind, Qt.ElideLeft, text_w)
         self.sub = style.sub_metrics.elidedText(subtitle(node), Qt.ElideRight, text_w)
         self._static: tuple[QStaticText, QStaticText] | None = None
         self._text_w = text_w
@@ -152,6 +153,25 @@ class NodeItem(QGraphicsItem):
         if heat != self.heat:
             self.heat = heat
             self.update()
+
+    def set_block_totals(self, totals: tuple[int, int, int, int] | None) -> None:
+        """A collapsed block's before → after MACs and params under the plan."""
+        node = self.node
+        text = subtitle(node)
+        self.kept = None
+        if totals is not None:
+            mb, ma, pb, pa = totals
+            text = (
+                f"MACs {_fmt_count(mb)} ⇒ {_fmt_count(ma)} · "
+                f"params {_fmt_count(pb)} ⇒ {_fmt_count(pa)}"
+            )
+            if (mb, pb) != (ma, pa) and (mb or pb):
+                self.kept = (ma / mb) if mb else (pa / pb)
+        self.sub = self.style.sub_metrics.elidedText(text, Qt.ElideRight, self._text_w)
+        self._static = None
+        n = len(node.member_ids)
+        self.setToolTip(f"{node.name} ({n} nodes, double-click to expand)\n{text}")
+        self.update()
 
     def refresh_theme(self) -> None:
         self.color = self.style.theme.family_color(self.node.kind)

@@ -11,7 +11,7 @@ import math
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QVariantAnimation, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QNativeGestureEvent, QPainter, QWheelEvent
-from PySide6.QtWidgets import QGraphicsView, QPinchGesture
+from PySide6.QtWidgets import QGraphicsView, QPinchGesture, QToolTip
 
 from app.canvas.items import LOD_DETAILS, LOD_SHAPES_ONLY, NodeItem
 from app.canvas.minimap import Minimap
@@ -123,7 +123,21 @@ class GraphView(QGraphicsView):
                 self.zoom_by(math.pow(1.25, steps), anchor, animate=True)
         event.accept()
 
+    def tooltip_at(self, pos: QPoint) -> str:
+        """The node tooltip under a viewport point, at any zoom (far out the items are
+        hidden behind the overview, so Qt's own item tooltips never show)."""
+        nid = self.node_at(pos)
+        item = self.graph_scene().node_items.get(nid) if nid is not None else None
+        return item.toolTip() if item is not None else ""
+
     def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.ToolTip:
+            text = self.tooltip_at(event.pos())
+            if text:
+                QToolTip.showText(event.globalPos(), text, self.viewport())
+            else:
+                QToolTip.hideText()
+            return True
         if event.type() == QEvent.Gesture:
             pinch = event.gesture(Qt.PinchGesture)
             if isinstance(pinch, QPinchGesture):

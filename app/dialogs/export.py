@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -31,10 +32,23 @@ from app.workers import JobFailure, JobRunner
 
 FORMATS = {
     "onnx": ("ONNX (validated with ONNX Runtime)", ".onnx"),
-    "pytorch": ("PyTorch model (full pickle, .pt)", ".pt"),
+    "pytorch": ("PyTorch model (full pickle, .pt; read back and checked)", ".pt"),
+    "pt2": ("torch.export program (.pt2; read back and checked)", ".pt2"),
     "checkpoint": ("Arborist safe checkpoint (weights only, .pt)", ".pt"),
     "pt2": ("torch.export program (.pt2)", ".pt2"),
 }
+
+
+def confirm_overwrite(parent: QWidget, path: str) -> bool:
+    """Asked before replacing an existing file; tests replace ExportDialog.confirm."""
+    answer = QMessageBox.question(
+        parent,
+        "Replace file?",
+        f"{path} already exists. Replace it?",
+        QMessageBox.Yes | QMessageBox.No,
+        QMessageBox.No,
+    )
+    return answer == QMessageBox.Yes
 
 
 def report_text(result: engine_api.ExportResult) -> str:
@@ -65,12 +79,24 @@ def report_text(result: engine_api.ExportResult) -> str:
 
 
 class ExportDialog(QDialog):
-    exported = Signal(object)  # ExportResult
+    """Exports one version of the model and always says which one it writes."""
 
-    def __init__(self, doc: Document, parent: QWidget | None = None, start_dir: str = "") -> None:
+    exported = Signal(object)  # ExportResult
+    versionChosen = Signal(str)  # noqa: N815 - the user picked another version to export
+
+    def __init__(
+        self,
+        doc: Document,
+        parent: QWidget | None = None,
+        start_dir: str = "",
+        version: str = "",
+        versions: list[str] | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Export model")
         self.doc = doc
+        self.version_name = version or ("pruned" if doc.pruned else "original")
+        self.confirm = lambda path: confirm_overwrite(self, path)
+        self.start_dir = start_dir
         self.result_data: engine_api.ExportResult | None = None
         self._existed = False
         self.runner = JobRunner(self, cancel_types=(engine_api.ExportCancelled,))
@@ -82,9 +108,13 @@ class ExportDialog(QDialog):
         self.format = QComboBox(self)
         for key, (label, _) in FORMATS.items():
             self.format.addItem(label, key)
+        self.version = QComboBox(self)
+        self.version.addItems(versions or [self.version_name])
+        self.version.setCurrentText(self.version_name)
+        self.version.currentTextChanged.connect(self.versionChosen)
+        self.version_note = QLabel("", self)
+        self.version_note.setWordWrap(True)
         self.path = QLineEdit(self)
-        base = doc.title.replace(" (pruned)", "_pruned").replace(" ", "_").replace(":", "_")
-        self.path.setText(os.path.join(start_dir or os.getcwd(), base + ".onnx"))
         browse = QPushButton("Browse…", self)
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -96,6 +126,8 @@ class ExportDialog(QDialog):
         self.dynamic = QCheckBox("Dynamic batch dimension", self)
         self.dynamic.setChecked(True)
         form = QFormLayout()
+        form.addRow("Version", self.version)
+        form.addRow("", self.version_note)
         form.addRow("Format", self.format)
         form.addRow("File", row)
         form.addRow("ONNX opset", self.opset)
@@ -127,7 +159,35 @@ class ExportDialog(QDialog):
         layout.addWidget(self.report, 1)
         layout.addLayout(buttons)
         self.format.currentIndexChanged.connect(self._format_changed)
+        self._name_version()
         self.resize(640, 420)
+
+    def _file_base(self) -> str:
+        root = self.doc.title.split(" (")[0]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in root)
+        suffix = "" if self.version_name == "original" else "_" + self.version_name.replace(" ", "")
+        return safe + suffix
+
+    def _name_version(self) -> None:
+        """Title, note, button and file name all say which version is written."""
+        v = self.version_name
+        self.setWindowTitle(f"Export version “{v}”")
+        if not self.doc.pruned:
+            self.version_note.setText(
+                "⚠ Nothing is pruned in this version: this writes the original, unpruned "
+                "model. Prune and keep a version first to export a smaller one."
+            )
+            self.version_note.setStyleSheet("color: #b45309;")
+        else:
+            self.version_note.setText(f"Writes the model of version “{v}” ({self.doc.title}).")
+            self.version_note.setStyleSheet("")
+        self.export_button.setText(f"Export “{v}”")
+        ext = FORMATS[self.fmt()][1]
+        self.path.setText(os.path.join(self.start_dir or os.getcwd(), self._file_base() + ext))
+
+    def set_document(self, doc: Document, version: str) -> None:
+        self.doc, self.version_name = doc, version
+        self._name_version()
 
     def fmt(self) -> str:
         return self.format.currentData()
@@ -152,12 +212,19 @@ class ExportDialog(QDialog):
         if not path:
             self._fail("Choose a file name to export to.")
             return
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):  # said plainly, before any work and without a traceback
+            self._fail(f"The folder {folder} does not exist. Choose an existing folder.")
+            return
+        if os.path.exists(path) and not self.confirm(path):
+            self._fail("Not exported: the existing file was kept.")
+            return
         doc, fmt, opset, dyn = self.doc, self.fmt(), self.opset.value(), self.dynamic.isChecked()
         self.result_data = None
         self._existed = os.path.exists(path)
         self.report.clear()
         self.status.setStyleSheet("")
-        self.status.setText(f"Exporting to {path}…")
+        self.status.setText(f"Exporting version “{self.version_name}” to {path}…")
         self.progress.setValue(0)
         self.progress.show()
         self.export_button.setEnabled(False)
@@ -186,9 +253,10 @@ class ExportDialog(QDialog):
         self.result_data = result
         ok = result.report.ok  # every format is validated (reloaded and run)
         self.status.setStyleSheet("" if ok else "color: #b91c1c;")
+        v = self.version_name
         self.status.setText(
-            "Exported and validated." if ok
-            else "Exported, but validation found a problem (see below)."
+            f"Exported version “{v}” and validated it." if ok
+            else f"Exported version “{v}”, but validation found a problem (see below)."
         )
         self.report.setPlainText(report_text(result))
         self.exported.emit(result)
@@ -201,7 +269,9 @@ class ExportDialog(QDialog):
         self._idle()
         kept = "The existing file was left as it was." if self._existed else "No file was written."
         self._fail(f"Export failed: {failure.message}\n{kept}")
-        self.report.setPlainText(failure.details)
+        # our own checks explain themselves; only an unexpected error needs the traceback
+        expected = isinstance(failure.exception, engine_api.ExportFailed)
+        self.report.setPlainText("" if expected else failure.details)
 
     def _on_cancelled(self) -> None:
         self._idle()

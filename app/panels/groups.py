@@ -20,7 +20,6 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QDoubleSpinBox,
     QHeaderView,
     QLineEdit,
     QMenu,
@@ -31,6 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.heat import heat_color
+from app.canvas.names import common_prefix, drop_prefix
+from app.panels.spin import StrictDoubleSpinBox
 from app.plan_edits import RatioSource
 from engine.graph.summary import GroupInfo
 
@@ -48,6 +49,12 @@ RATIO_COL, PLANNED_COL = 4, 5
 _ROOT = QModelIndex()
 
 
+def ratio_text(r: float) -> str:
+    """0.3 -> "0.30", 0.225 -> "0.225" (the solver's ratios were shown as 0.22)."""
+    text = f"{r:.3f}"
+    return text[:-1] if text.endswith("0") else text
+
+
 class GroupTableModel(QAbstractTableModel):
     ratioEdited = Signal(str, float)  # noqa: N815 - root layer, new ratio
 
@@ -55,6 +62,7 @@ class GroupTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.groups: list[GroupInfo] = []
         self.ratios: dict[str, RatioSource] = {}  # root -> where its ratio comes from
+        self.prefix = ""  # the dotted prefix every root shares, not shown
         self.planned: dict[str, int] = {}  # root -> channels after the planned step(s)
         self.heat: dict[str, float] = {}  # root -> sensitivity (0 robust .. 1 fragile), scan
 
@@ -62,6 +70,8 @@ class GroupTableModel(QAbstractTableModel):
         self.beginResetModel()
         self.groups = list(groups)
         self.ratios, self.planned = {}, {}
+        # 200 rows of "features.densebloc…" look alike: drop what they all share instead
+        self.prefix = common_prefix([g.root for g in self.groups]) if len(self.groups) > 1 else ""
         self.endResetModel()
 
     def set_heat(self, heat: dict[str, float]) -> None:
@@ -103,10 +113,10 @@ class GroupTableModel(QAbstractTableModel):
         if src.ratio is None:
             return "ignored"
         if src.origin == "default":
-            return f"{src.ratio:.2f}"
+            return ratio_text(src.ratio)
         if src.origin == "layer" and src.key != root:  # set on a container layer
-            return f"{src.ratio:.2f} (layer {src.key or 'model'})"
-        return f"{src.ratio:.2f} ({src.origin.removeprefix('scope ')})"
+            return f"{ratio_text(src.ratio)} (layer {src.key or 'model'})"
+        return f"{ratio_text(src.ratio)} ({src.origin.removeprefix('scope ')})"
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
         g = self.groups[index.row()]
@@ -117,6 +127,8 @@ class GroupTableModel(QAbstractTableModel):
                 return self._ratio_text(g.root)
             if col == PLANNED_COL:
                 return self.planned.get(g.root, "")
+            if col == 1:
+                return drop_prefix(g.root, self.prefix)
             return (g.id, g.root, len(g.members), g.channels)[col]
         if role == Qt.EditRole:
             if col == RATIO_COL:
@@ -125,7 +137,9 @@ class GroupTableModel(QAbstractTableModel):
                 return self.planned.get(g.root, g.channels)
             return (g.id, g.root, len(g.members), g.channels)[col]
         if role == Qt.ToolTipRole:
-            return "\n".join(f"{m.node}  ({m.handler}, {m.channels} ch)" for m in g.members)
+            return f"{g.root}\n" + "\n".join(
+                f"{m.node}  ({m.handler}, {m.channels} ch)" for m in g.members
+            )
         if role == Qt.TextAlignmentRole and col != 1:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == Qt.ForegroundRole and col == RATIO_COL and src and src.origin == "default":
@@ -147,10 +161,10 @@ class RatioDelegate(QStyledItemDelegate):
     """A 0–0.99 spin box with 0.05 steps for the Ratio column."""
 
     def createEditor(self, parent, option, index):  # noqa: N802 (Qt API)
-        box = QDoubleSpinBox(parent)
-        box.setRange(0.0, 0.99)
+        box = StrictDoubleSpinBox(parent)
+        box.setRange(0.0, 0.999)
         box.setSingleStep(0.05)
-        box.setDecimals(2)
+        box.setDecimals(3)
         return box
 
 
@@ -164,8 +178,9 @@ class GroupsPanel(QWidget):
     leaveScopeRequested = Signal(list)  # noqa: N815 - root layers
     ignoreRequested = Signal(list, bool)  # noqa: N815 - root layers, ignore?
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, workbench=None) -> None:
         super().__init__(parent)
+        self.wb = None
         self.model = GroupTableModel(self)
         self.model.ratioEdited.connect(self.ratioEdited)
         self.proxy = QSortFilterProxyModel(self)
@@ -204,6 +219,61 @@ class GroupsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter)
         layout.addWidget(self.table)
+        self.table.setTextElideMode(Qt.ElideLeft)  # keep the distinguishing tail
+        self.table.setWordWrap(False)  # wrapping at dots turned the elided names into "……"
+        if workbench is not None:
+            self.attach(workbench)
+
+    # ------------------------------------------------------------------ workbench
+
+    def attach(self, wb) -> None:
+        """Rows follow the document, ratios follow the plan, the selection both ways."""
+        self.wb = wb
+        ev = wb.events
+        ev.document_changed.connect(self._on_document_change)
+        ev.plan_changed.connect(self._on_plan_change)
+        ev.preview_changed.connect(self._on_plan_change)
+        ev.selection_changed.connect(self._on_selection_change)
+        self.groupSelected.connect(self._select_in_workbench)
+        self.ratioEdited.connect(lambda root, r: wb.try_edit(wb.pruning.set_group_ratio, root, r))
+        self.clearRatioRequested.connect(lambda roots: wb.try_edit(wb.pruning.clear_ratios, roots))
+        self.scopeRequested.connect(lambda roots: wb.try_edit(wb.pruning.make_scope, roots))
+        self.leaveScopeRequested.connect(lambda roots: wb.try_edit(wb.pruning.leave_scopes, roots))
+        self.ignoreRequested.connect(lambda roots, on: wb.set_ignored(roots, on))
+
+    def _on_document_change(self, doc) -> None:
+        self.set_groups(doc.summary.groups if doc is not None else [])
+
+    def _on_plan_change(self, *_: object) -> None:
+        from app.plan_edits import group_ratios_shown
+
+        doc, plan, done = self.wb.document, self.wb.plan, self.wb.last_preview
+        if doc is None or plan is None:
+            return
+        planned = {}
+        if done is not None:
+            planned = {lp.name: lp.out_after for lp in done.preview.layers}
+        self.model.set_plan_info(
+            group_ratios_shown(plan, doc.summary.groups), planned
+        )
+
+    def _on_selection_change(self, sel) -> None:
+        if sel.group == self.selected_group():
+            return
+        self.table.selectionModel().blockSignals(True)  # not a new selection: no echo
+        try:
+            self.select_group(sel.group)
+        finally:
+            self.table.selectionModel().blockSignals(False)
+        self.table.viewport().update()
+
+    def _select_in_workbench(self, gid: int) -> None:
+        if gid < 0:
+            if self.wb.selection.group is not None:
+                self.wb.select()
+            return
+        if gid != self.wb.selection.group:
+            self.wb.select(group=gid)
 
     def set_groups(self, groups: list[GroupInfo]) -> None:
         self.model.set_groups(groups)

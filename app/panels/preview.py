@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.canvas.names import distinct_short_names
+
 BEFORE_RGBA = (150, 150, 160, 150)
 AFTER_RGBA = (37, 99, 235, 230)
 
@@ -66,8 +68,11 @@ def short_name(name: str, parts: int = 2) -> str:
 
 
 class PreviewPanel(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    """Totals, a bar per changed layer and the layer table of the current preview."""
+
+    def __init__(self, parent: QWidget | None = None, workbench: Any = None) -> None:
         super().__init__(parent)
+        self.wb = None
         self.preview: Any = None
         self.macs_label = QLabel("MACs: —", self)
         self.params_label = QLabel("Params: —", self)
@@ -115,6 +120,39 @@ class PreviewPanel(QWidget):
         layout.addWidget(self.params_label)
         layout.addWidget(self.state_label)
         layout.addWidget(self.tabs, 1)
+        if workbench is not None:
+            self.attach(workbench)
+
+    def attach(self, wb: Any) -> None:
+        self.wb = wb
+        wb.events.preview_changed.connect(self._on_preview_change)
+        wb.events.preview_state.connect(self.set_state)
+        wb.events.document_changed.connect(
+            lambda doc: self.clear("Computing the preview…" if doc is not None else "")
+        )
+
+    def _on_preview_change(self, done: Any) -> None:
+        if done is None:
+            self.clear(self.state_label.text())
+            return
+        p = done.preview
+        n = sum(1 for lp in p.layers if lp.out_after != lp.out_before)
+        self.show_preview(
+            p, f"{n} layers change · preview computed in {1000 * done.seconds:.0f} ms"
+        )
+
+    def set_theme(self, dark: bool) -> None:
+        """The chart follows the application theme (pyqtgraph draws its own colours)."""
+        fg = "#e6e9ee" if dark else "#202124"
+        self.plot.setBackground("#1e2126" if dark else "w")
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(fg))
+            axis.setTextPen(pg.mkPen(fg))
+        self.plot.getPlotItem().titleLabel.setText(
+            self.plot.getPlotItem().titleLabel.text, color=fg
+        )
+        self.dark = dark
 
     def clear(self, message: str = "") -> None:
         self.preview = None
@@ -144,14 +182,19 @@ class PreviewPanel(QWidget):
         self._bars = shown
         self.bars_before.setOpts(x=xs, height=[lp.out_before for lp in shown])
         self.bars_after.setOpts(x=xs, height=[lp.out_after for lp in shown])
-        # Labels need ~110 px each; name the bars that fit, the table lists them all.
-        fit = max(1, self.plot.width() // 110)
+        # the shortest tail that tells the bars apart ("3.mlp.0", not "mlp.0" three times)
+        names = distinct_short_names([lp.name for lp in shown])
+        # Name only the bars whose labels fit side by side (the table lists them all).
+        longest = max((len(n) for n in names.values()), default=8)
+        per_label = 7 * longest + 16  # px at the 8-9 pt tick font
+        fit = max(1, self.plot.width() // per_label)
         step = max(1, -(-len(shown) // fit))
-        ticks = [(i, short_name(shown[i].name)) for i in range(0, len(shown), step)]
+        ticks = [(i, names[shown[i].name]) for i in range(0, len(shown), step)]
         changed = any(lp.out_after != lp.out_before for lp in shown)
         title = f"{len(shown)} layers whose width changes" if changed else "no layer changes width"
         # the key goes in the title: a legend item inside the plot covered the tallest bars
-        self.plot.setTitle(f"{title}&nbsp;&nbsp;&nbsp;{LEGEND_HTML}", size="9pt")
+        color = "#e6e9ee" if getattr(self, "dark", False) else None
+        self.plot.setTitle(f"{title}&nbsp;&nbsp;&nbsp;{LEGEND_HTML}", size="9pt", color=color)
         self.plot.getAxis("bottom").setTicks([ticks])
         if shown:
             self.plot.setXRange(-0.8, len(shown) - 0.2, padding=0)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app import engine_api
 from app.engine_api import Criterion
+from app.panels.spin import StrictDoubleSpinBox, StrictSpinBox
 from engine.plan import PruningPlan
 
 LABELS: dict[str, str] = {
@@ -48,8 +50,8 @@ CALIBRATION = {
 }
 
 
-def _spin(lo: float, hi: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
+def _spin(lo: float, hi: float, step: float, decimals: int = 3) -> QDoubleSpinBox:
+    box = StrictDoubleSpinBox()  # out-of-range input is refused out loud, never clamped
     box.setRange(lo, hi)
     box.setSingleStep(step)
     box.setDecimals(decimals)
@@ -61,6 +63,7 @@ class SettingsPanel(QWidget):
     edited = Signal(str, dict, str)  # undo text, PruningPlan field changes, merge key
     solveRequested = Signal(str, float)  # noqa: N815 - target ("macs"/"params"), keep fraction
     calibrationChanged = Signal()  # noqa: N815
+    inputSpecRequested = Signal(str)  # noqa: N815 - "1,3,320,320": re-trace at this shape
 
     def __init__(self, criteria: list[Criterion], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +71,7 @@ class SettingsPanel(QWidget):
         self.data_path: str = ""  # the data panel's choice ("" : none)
         self.is_demo = False
         self.criteria = {c.name: c for c in criteria}
+        self.wb = None
 
         self.criterion = QComboBox(self)
         for c in criteria:
@@ -90,7 +94,7 @@ class SettingsPanel(QWidget):
             "Local: every group loses its own ratio. Global: one ranking across groups. "
             "Isomorphic: global ranking only among groups of the same structure."
         )
-        self.ratio = _spin(0.0, 0.99, 0.05)
+        self.ratio = _spin(0.0, 0.999, 0.05)
         self.max_ratio = _spin(0.05, 1.0, 0.05)
         self.round_to = QSpinBox(self)
         self.round_to.setRange(0, 1024)
@@ -115,6 +119,21 @@ class SettingsPanel(QWidget):
         form.addRow("Max ratio", self.max_ratio)
         form.addRow("Round channels to", self.round_to)
         form.addRow("Iterative steps", self.steps)
+        self.input_spec = QLineEdit(self)
+        self.input_spec.setPlaceholderText("e.g. 1,3,224,224")
+        self.input_spec.setToolTip(
+            "The example input the MACs, latency and preview are computed at (batch first; "
+            "several inputs separated by ';'). Remembered for this model file."
+        )
+        self.input_apply = QPushButton("Apply", self)
+        self.input_apply.clicked.connect(
+            lambda: self.inputSpecRequested.emit(self.input_spec.text().strip())
+        )
+        self.input_spec.returnPressed.connect(self.input_apply.click)
+        row = QHBoxLayout()
+        row.addWidget(self.input_spec, 1)
+        row.addWidget(self.input_apply)
+        form.addRow("Input shape", row)
 
         heads = self.heads_box = QGroupBox("Attention heads", self)
         self.heads_note = QLabel("", heads)
@@ -129,7 +148,7 @@ class SettingsPanel(QWidget):
         hl.addRow("Head ratio", self.head_ratio)
 
         target = QGroupBox("Target", self)
-        self.keep = QSpinBox(target)
+        self.keep = StrictSpinBox(target)
         self.keep.setRange(1, 100)
         self.keep.setValue(50)
         self.keep.setSuffix(" %")
@@ -150,6 +169,7 @@ class SettingsPanel(QWidget):
         tl.addWidget(self.solve)
         self.solve_label = QLabel("", self)
         self.solve_label.setWordWrap(True)
+        self.solved_ratio: float | None = None  # the ratio solve_label describes
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -167,7 +187,7 @@ class SettingsPanel(QWidget):
         self.calibration.activated.connect(self._calibration_activated)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.ratio.valueChanged.connect(
-            lambda v: self._emit(f"Default ratio {v:.2f}", "ratio", pruning_ratio=v)
+            lambda v: self._emit(f"Default ratio {v:.3g}", "ratio", pruning_ratio=v)
         )
         self.max_ratio.valueChanged.connect(
             lambda v: self._emit(f"Max ratio {v:.2f}", "max", max_pruning_ratio=v)
@@ -188,6 +208,47 @@ class SettingsPanel(QWidget):
             lambda v: self._emit(f"Head ratio {v:.2f}", "head", head_pruning_ratio=v)
         )
         self._update_data_row()
+
+    # ------------------------------------------------------------------ workbench
+
+    def attach(self, wb) -> None:
+        """Widgets follow the plan; edits, the solver and the data choice go to the workbench."""
+        self.wb = wb
+        ev = wb.events
+        ev.plan_changed.connect(self._on_plan_change)
+        ev.document_changed.connect(self._on_document_change)
+        ev.input_spec_changed.connect(self._on_input_spec_change)
+        self.edited.connect(
+            lambda text, changes, merge: wb.try_edit(wb.pruning.set_options, text, changes, merge))
+        self.solveRequested.connect(wb.pruning.solve)
+        self.calibrationChanged.connect(
+            lambda: wb.pruning.set_calibration(*self.calibration_source()))
+        self.inputSpecRequested.connect(wb.set_input_spec)
+        for box in (self.ratio, self.max_ratio, self.head_ratio, self.keep):
+            box.rejected.connect(ev.status.emit)
+
+    def _on_document_change(self, doc) -> None:
+        self.setEnabled(doc is not None)
+        if doc is None:
+            return
+        from app.document import DEMO_SOURCE
+
+        self.set_demo(doc.source == DEMO_SOURCE)
+        att = engine_api.attention_summary(doc.model)
+        self.set_attention(att.blocks, att.rope_blocks, att.text)
+        self.wb.pruning.set_calibration(*self.calibration_source())
+
+    def _on_input_spec_change(self, spec: str) -> None:
+        self.input_spec.setText(spec)
+
+    def _on_plan_change(self, plan) -> None:
+        self.show_plan(plan)
+        if self.solved_ratio is not None and abs(plan.pruning_ratio - self.solved_ratio) > 1e-6:
+            self.show_solved(None)  # undone or edited: the target line no longer describes it
+
+    def show_solved(self, text: str | None, ratio: float | None = None) -> None:
+        self.solve_label.setText(text or "")
+        self.solved_ratio = ratio if text else None
 
     # ------------------------------------------------------------------ plan -> widgets
 

@@ -17,6 +17,12 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from tests.app.helpers import TIMEOUT, FakeLoader, wait_preview  # noqa: E402
 
 
+def discard_edits(*_args):
+    from PySide6.QtWidgets import QMessageBox
+
+    return QMessageBox.Discard
+
+
 @pytest.fixture
 def settings(tmp_path) -> QSettings:
     return QSettings(str(tmp_path / "arborist.ini"), QSettings.IniFormat)
@@ -32,7 +38,8 @@ def window(qtbot, settings, fake_loader):
     from app.main_window import MainWindow
 
     win = MainWindow(settings, auto_open=False, loader=fake_loader)
-    qtbot.addWidget(win)
+    win.ask = discard_edits  # a modal question would block the test run; tests that
+    qtbot.addWidget(win)  # check the prompt set their own answer
     win.resize(1200, 800)
     win.show()
     yield win
@@ -50,6 +57,7 @@ def demo_window(qtbot, settings):
 
     torch.set_num_threads(1)
     win = MainWindow(settings, auto_open=False)
+    win.ask = discard_edits
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()

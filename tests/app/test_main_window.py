@@ -151,6 +151,13 @@ def test_collapse_and_expand_relayout(qtbot, window) -> None:
     assert window.scene.highlighted == {blocks[0].node.id}
     with qtbot.waitSignal(window.viewChanged, timeout=10000):
         window.expand_block(blocks[0].node.id)
+    # one level at a time: layer1's two residual blocks stay folded
+    inner = sorted(i.node.name for i in window.scene.node_items.values() if i.node.is_block)
+    assert inner == ["layer1.0", "layer1.1"]
+    for name in inner:
+        block = next(i for i in window.scene.node_items.values() if i.node.name == name)
+        with qtbot.waitSignal(window.viewChanged, timeout=10000):
+            window.expand_block(block.node.id)
     assert len(window.scene.node_items) == n
 
 

@@ -1,0 +1,165 @@
+"""Drive the real window under Xvfb and grab the screen with ImageMagick's `import`.
+
+Run: Xvfb :99 -screen 0 1600x1000x24 &  DISPLAY=:99 python scripts/gui_screenshots.py OUTDIR
+Each step waits for the GUI to finish the work it started, then shoots the whole screen.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.runtime import guard_none_refcount  # noqa: E402
+
+guard_none_refcount()
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
+ONLY = set(sys.argv[2].split(",")) if len(sys.argv) > 2 else None
+
+
+def wait(app, done, timeout=900.0, settle=0.6) -> None:
+    start = time.perf_counter()
+    while not done():
+        app.processEvents()
+        time.sleep(0.01)
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError
+    end = time.perf_counter() + settle
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def shoot(app, name: str) -> None:
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    OUT.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["import", "-window", "root", str(OUT / f"{name}.png")], check=True)
+    print("wrote", OUT / f"{name}.png", flush=True)
+
+
+def window(app):
+    from app.main_window import MainWindow
+
+    settings = QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"), QSettings.IniFormat)
+    win = MainWindow(settings, auto_open=False)
+    win.ask = lambda *a: QMessageBox.Discard
+    win.setGeometry(0, 0, 1600, 1000)
+    win.show()
+    return win
+
+
+def open_model(app, win, source: str) -> None:
+    opened = []
+    win.documentChanged.connect(lambda: opened.append(1))
+    win.open_source(source)
+    wait(app, lambda: bool(opened))
+    pv = win.pruning
+    wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan)
+
+
+def relayout(app, win, fn) -> None:
+    done = []
+    win.viewChanged.connect(lambda: done.append(1))
+    fn()
+    wait(app, lambda: bool(done))
+
+
+def preview_ready(app, win) -> None:
+    pv = win.pruning
+    wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan)
+
+
+def want(name: str) -> bool:
+    return ONLY is None or name in ONLY
+
+
+def main() -> None:
+    app = QApplication.instance() or QApplication([])
+    win = window(app)
+    if want("densenet"):
+        open_model(app, win, "torchvision:densenet201")
+        shoot(app, "densenet201_open")
+        win.pruning.set_options("ratio", {"pruning_ratio": 0.3}, "")
+        preview_ready(app, win)
+        blocks = {i.node.name: i for i in win.scene.node_items.values() if i.node.is_block}
+        target = next(n for n in ("features.denseblock2", *blocks) if n in blocks)
+        win.on_node_clicked(blocks[target].node.id)
+        win.view.center_on_node(blocks[target].node.id, min_scale=0.9)
+        shoot(app, "densenet201_collapsed_block_overlay")
+        relayout(app, win, lambda: win.expand_block(blocks[target].node.id))
+        inner = sorted(
+            i.node.name
+            for i in win.scene.node_items.values()
+            if i.node.is_block and i.node.name.startswith(target + ".")
+        )
+        shoot(app, "densenet201_expanded_one_level_overlay")
+        if inner:
+            sub = next(i for i in win.scene.node_items.values() if i.node.name == inner[0])
+            relayout(app, win, lambda: win.expand_block(sub.node.id))
+            shoot(app, "densenet201_expanded_layer_overlay")
+        win.tree_dock.raise_()
+        win.module_tree.items[target].setExpanded(True)
+        shoot(app, "densenet201_module_tree")
+        win.settings_dock.raise_()
+    if want("effnet"):
+        open_model(app, win, "torchvision:efficientnet_v2_l")
+        shoot(app, "efficientnet_v2_l_open")
+    if want("swin"):
+        open_model(app, win, "torchvision:swin_t")
+        from app.panels.layer_info import lock_reason
+
+        doc = win.document
+        roots = {g.root for g in doc.summary.groups}
+        out_pruned = {m.node for g in doc.summary.groups for m in g.members if "out" in m.handler}
+        locked = [
+            n
+            for n in doc.summary.nodes
+            if n.is_layer and n.name not in roots and n.name not in out_pruned
+        ]
+        print("locked swin layers:", [(n.name, lock_reason(doc, n.name)) for n in locked][:8])
+        pick = next((n for n in locked if "attn" in n.name), locked[0] if locked else None)
+        if pick is not None:
+            win.tree_dock.raise_()
+            win.module_tree._clicked(
+                win.module_tree.items.get(pick.name)
+                or win.module_tree.items[next(iter(win.module_tree.items))],
+                0,
+            )
+            wait(app, lambda: win.workbench.selection.node == pick.name, timeout=300)
+            win.props_dock.raise_()
+            shoot(app, "swin_t_locked_layer_properties")
+    if want("versions"):
+        open_model(app, win, "torchvision:resnet18")
+        win.pruning.set_options("ratio", {"pruning_ratio": 0.4}, "")
+        preview_ready(app, win)
+        finished = []
+        win.pruning.pruneFinished.connect(lambda p: finished.append(p))
+        win.prune()
+        wait(app, lambda: bool(finished))
+        shoot(app, "resnet18_prune_result")
+        result, view = finished[0]
+        win.result_dialog.close()
+        win.accept_pruned(result, view)
+        preview_ready(app, win)
+        win.versions_dock.raise_()
+        win.versions_panel.compare()
+        shoot(app, "resnet18_version_history")
+        dialog = win.open_export_dialog()
+        shoot(app, "resnet18_export_names_version")
+        dialog.close()
+    win.workbench.close_document()
+
+
+if __name__ == "__main__":
+    main()
