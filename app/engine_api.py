@@ -39,6 +39,24 @@ class TrustRequired(ModelLoadFailed):
         self.source = source
 
 
+class ArchRequired(ModelLoadFailed):
+    """A weights-only file: ask which architecture it fills (``candidates`` best first)."""
+
+    def __init__(self, source: str, message: str, candidates: list[Any]) -> None:
+        super().__init__(message)
+        self.source = source
+        self.candidates = candidates
+
+
+class CodeRequired(ModelLoadFailed):
+    """A trusted pickle needs the user's own model code (``module`` is what is missing)."""
+
+    def __init__(self, source: str, message: str, module: str | None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.module = module
+
+
 class InputShapeRequired(ModelLoadFailed):
     """No example input could be inferred (or the guess did not run); ask for a shape."""
 
@@ -88,17 +106,36 @@ def describe_inputs(inputs: Any) -> str:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_model(source: str, trust: bool = False) -> Any:
-    """engine.io.load_model with the GUI's error types (TrustRequired for the dialog)."""
+def load_model(
+    source: str, trust: bool = False, arch: str | None = None, code: str | None = None
+) -> Any:
+    """engine.io.load_model with the GUI's error types (TrustRequired for the dialog).
+
+    ``arch`` fills a weights-only file; ``code`` is the user's model code for a trusted
+    pickle of their own classes (imported only after trust).
+    """
     from engine.io import load_model as engine_load
     from engine.io.errors import InputSpecError, ModelLoadError, UntrustedPickleError
 
     try:
-        return engine_load(source, trust=trust)
+        return engine_load(source, trust=trust, arch=arch, code=code)
     except UntrustedPickleError as exc:
         raise TrustRequired(source, str(exc)) from None
-    except (ModelLoadError, InputSpecError) as exc:
+    except ModelLoadError as exc:
+        raise _needs_answer(source, exc) or ModelLoadFailed(str(exc)) from None
+    except InputSpecError as exc:
         raise ModelLoadFailed(str(exc)) from None
+
+
+def _needs_answer(source: str, exc: Exception) -> ModelLoadFailed | None:
+    """The question a load failure asks the user (which architecture, where the code is)."""
+    from engine.io.errors import ArchRequiredError, MissingCodeError
+
+    if isinstance(exc, ArchRequiredError):
+        return ArchRequired(source, str(exc), list(exc.candidates))
+    if isinstance(exc, MissingCodeError):
+        return CodeRequired(source, str(exc), exc.module)
+    return None
 
 
 def open_session(
@@ -107,6 +144,8 @@ def open_session(
     trust: bool = False,
     progress: Progress = lambda f, m: None,
     cancel: CancelFlag = lambda: False,
+    arch: str | None = None,
+    code: str | None = None,
 ) -> Session:
     """Session.open with the GUI's error types; guessed inputs are offered for editing."""
     from engine.io.errors import InputSpecError, ModelLoadError, UntrustedPickleError
@@ -116,7 +155,7 @@ def open_session(
     try:
         return Session.open(
             source, trust=trust, input_spec=input_spec or None, guess_inputs=True,
-            progress=progress, cancel=cancel,
+            progress=progress, cancel=cancel, arch=arch, code=code,
         )
     except UntrustedPickleError as exc:
         raise TrustRequired(source, str(exc)) from None
@@ -131,7 +170,7 @@ def open_session(
     except InputSpecError as exc:
         raise InputShapeRequired(source, str(exc), suggestion=input_spec or "") from None
     except ModelLoadError as exc:
-        raise ModelLoadFailed(str(exc)) from None
+        raise _needs_answer(source, exc) or ModelLoadFailed(str(exc)) from None
 
 
 def session_of(doc: Document) -> Session:
@@ -167,10 +206,12 @@ def load_and_trace(
     trust: bool = False,
     progress: Progress = lambda f, m: None,
     cancel: CancelFlag = lambda: False,
+    arch: str | None = None,
+    code: str | None = None,
 ) -> Document:
     """Source -> Session (loaded, run once, traced) -> Document (plain data)."""
     name = display_name(source)
-    session = open_session(source, input_spec, trust, progress, cancel)
+    session = open_session(source, input_spec, trust, progress, cancel, arch=arch, code=code)
     progress(0.4, f"Tracing {name}…")
     try:
         session.trace(cancel=cancel)

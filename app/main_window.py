@@ -42,9 +42,11 @@ from app.canvas.prepare import AUTO_COLLAPSE_OVER, AUTO_COLLAPSE_TARGET, Prepare
 from app.canvas.scene import GraphScene
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
+from app.dialogs.arch_picker import ArchPickerDialog
 from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
 from app.dialogs.input_shape import InputShapeDialog
+from app.dialogs.model_code import ModelCodeDialog
 from app.dialogs.prune_result import PruneResultDialog
 from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
@@ -336,13 +338,27 @@ class MainWindow(QMainWindow):
         dialog.accepted.connect(lambda: dialog.source() and self.open_source(dialog.source()))
         dialog.open()
 
-    def open_source(self, source: str, input_spec: str | None = None, trust: bool = False) -> None:
+    def open_source(
+        self,
+        source: str,
+        input_spec: str | None = None,
+        trust: bool = False,
+        arch: str | None = None,
+        code: str | None = None,
+    ) -> None:
         """Load `source` in the background; the current document stays until it succeeds."""
         loader = self.loader
+        code = code or self.prefs.model_code(source)  # remembered per file; used after trust
+        extra = {k: v for k, v in (("arch", arch), ("code", code)) if v}
 
         def job(progress, cancelled) -> LoadResult:
             doc = loader(
-                source, input_spec=input_spec, trust=trust, progress=progress, cancel=cancelled
+                source,
+                input_spec=input_spec,
+                trust=trust,
+                progress=progress,
+                cancel=cancelled,
+                **extra,
             )
             if cancelled():
                 raise engine_api.LoadCancelled()
@@ -414,6 +430,27 @@ class MainWindow(QMainWindow):
 
             box.finished.connect(decided)
             box.open()
+            return
+        if isinstance(exc, engine_api.ArchRequired):  # weights only: which model are they?
+            picker = ArchPickerDialog(self, source, failure.message, exc.candidates)
+            self.last_dialog = picker
+            picker.accepted.connect(lambda: self.open_source(source, spec, trust, picker.arch()))
+            picker.rejected.connect(
+                lambda: self.status_label.setText("Not loaded: no architecture")
+            )
+            picker.open()
+            return
+        if isinstance(exc, engine_api.CodeRequired):  # after trust: where is the model's code?
+            asked = ModelCodeDialog(self, source, exc.module, failure.message)
+            self.last_dialog = asked
+
+            def chosen() -> None:
+                self.prefs.set_model_code(source, asked.path())
+                self.open_source(source, spec, trust, code=asked.path())
+
+            asked.accepted.connect(chosen)
+            asked.rejected.connect(lambda: self.status_label.setText("Not loaded: no model code"))
+            asked.open()
             return
         if isinstance(exc, engine_api.InputShapeRequired):
             dialog = InputShapeDialog(

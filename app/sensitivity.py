@@ -27,10 +27,11 @@ def calibration_batches(doc: Any, kind: str, folder: str) -> list[Any]:
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         return [(x[i:i + 128], y[i:i + 128]) for i in range(0, len(x), 128)]
     if kind == "folder":
-        from app.cli.scan_cmd import image_batches
+        from engine.data import ModelFacts, make_loader, open_data, subset
 
-        shape = tuple(doc.example_inputs.shape) if hasattr(doc.example_inputs, "shape") else ()
-        return list(image_batches(folder, shape, 64, SCAN_SAMPLES))
+        facts = ModelFacts(source=doc.source, model=doc.model, example_inputs=doc.example_inputs)
+        return list(make_loader(subset(open_data(folder, model_facts=facts), SCAN_SAMPLES), 64,
+                                num_workers=0))
     raise ValueError("a sensitivity scan needs real data: choose the demo digits or an image "
                      "folder as calibration data in the settings panel")
 

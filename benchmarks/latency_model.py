@@ -7,8 +7,9 @@ For resnet18 and mobilenet_v2 (random weights, batch 1, 224x224, this CPU):
    time the original and the pruned copy interleaved (best-of and median over rounds,
    with a 90 % bootstrap interval of the median);
 3. a plan for a budget of --budget x the table's full-model time (a sensitivity scan on
-   16 random images feeds the planner; fidelity is irrelevant to the timing), pruned and
-   timed the same way.
+   16 random images feeds the planner; fidelity is irrelevant to the timing); the whole
+   model is re-timed just before planning (`engine.latency.recalibrate`), then the plan is
+   pruned and timed the same way.
 
 Prediction error = predicted / measured best-of - 1 (the table is built from best-of
 timings). On a shared machine the load changes between building the table and timing,
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 import torchvision
 
-from engine.latency import measure_table, predict_model, predict_plan
+from engine.latency import measure_table, predict_model, predict_plan, recalibrate
 from engine.plan import PruningPlan, apply_plan
 from engine.plan.planner import Target, plan_for_target
 from engine.plan.scan import ScanPreviewer, ScanSettings, sensitivity_scan
@@ -89,9 +90,10 @@ def run_model(name: str, rounds: int, budget: float) -> dict[str, Any]:
     scan = sensitivity_scan(model, x, data, PruningPlan(round_to=8), previewer=pv,
                             settings=ScanSettings(max_samples=16), cache_dir="")
     goal = budget * table.full_model_ms
+    now = recalibrate(table, model, x)  # the load drifted while scanning: re-time the whole
     res = plan_for_target(scan, pv, Target("latency", goal),
-                          latency=lambda p: predict_plan(table, pv, p))
-    case = _case(f"budget {goal:.2f} ms", model, x, table, pv, res.plan, rounds)
+                          latency=lambda p: predict_plan(now, pv, p))
+    case = _case(f"budget {goal:.2f} ms", model, x, now, pv, res.plan, rounds)
     case["budget_ms"] = goal
     case["scan_s"] = time.perf_counter() - t
     case["within_10pct_of_budget"] = abs(case["measured"]["min_ms"] / goal - 1) <= 0.10
@@ -126,7 +128,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.6)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json")
+    ap.add_argument("--markdown", metavar="JSON", help="only print the table for a results file")
     args = ap.parse_args()
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
@@ -135,6 +142,23 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The docs/benchmarks.md table for a results JSON."""
+    rows = ["| model | plan | MACs kept | predicted (ms) | measured best-of (ms) | measured median "
+            "(ms) [90 % interval] | original in the same rounds, best-of (ms) | error | "
+            "drift-corrected error |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for m in results["models"]:
+        for c in m["plans"] + [m["budget"]]:
+            me = c["measured"]
+            lo, hi = me["median_90"]
+            rows.append(f"| {m['model']} | {c['plan']} | {c['macs_ratio']:.3f} | "
+                        f"{c['predicted_ms']:.2f} | {me['min_ms']:.2f} | {me['median_ms']:.2f} "
+                        f"[{lo:.2f}-{hi:.2f}] | {me['orig_min_ms']:.2f} | {c['error']:+.1%} | "
+                        f"{c['drift_corrected_error']:+.1%} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

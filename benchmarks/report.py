@@ -260,15 +260,23 @@ def data_eval_section(d: dict) -> list[str]:
     out.append("")
     st = d.get("streaming")
     if st:
+        first = next(iter(st.values()))
         out += [
-            f"Streaming {st['images']} images (64x64 RGB PNG; "
-            f"{st['whole_dataset_as_float_mb']:.0f} MB as float tensors if loaded whole) "
-            f"through `evaluate` with {st['workers']} workers in {st['seconds']:.1f} s: RSS "
-            f"growth {st['rss_growth_main_mb']:.0f} MB in the main process, "
-            f"{st['pss_growth_with_workers_mb']:.0f} MB (PSS) with the workers counted "
-            "(target: under 200 MB).",
+            f"Streaming {first['images']} images (64x64 RGB PNG; "
+            f"{first['whole_dataset_as_float_mb']:.0f} MB as float tensors if loaded whole) "
+            "through `evaluate` with a small conv net, from a warm baseline (torchvision, PIL "
+            "and one forward already loaded). Target: RSS growth under 200 MB. PSS (shared "
+            "pages split among processes) counts forked workers fairly: their RSS would "
+            "count the parent's pages once per worker; their PSS growth includes the "
+            "parent's pages they touch copy-on-write.",
             "",
+            "| workers | seconds | RSS growth, main process | PSS growth, main + workers |",
+            "| ---: | ---: | ---: | ---: |",
         ]
+        for r in st.values():
+            out.append(f"| {r['workers']} | {r['seconds']:.0f} | {r['rss_growth_main_mb']:.0f} MB "
+                       f"| {r['pss_growth_with_workers_mb']:.0f} MB |")
+        out.append("")
     sc = d.get("scoring_resnet50")
     if sc:
         a, t = sc["activation"], sc["taylor"]

@@ -27,8 +27,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--no-baseline", action="store_true", help="skip the run without replay")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--json")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
     ex = torch.zeros(1, 3, args.size, args.size)
@@ -48,7 +51,9 @@ def main() -> None:
     for skip in ((True,) if args.no_baseline else (True, False)):
         t = time.perf_counter()
         res = sensitivity_scan(model, ex, data, PruningPlan(), previewer=pv, cache_dir="",
-                               settings=ScanSettings(max_samples=args.samples, skip_prefix=skip))
+                               settings=ScanSettings(max_samples=args.samples, skip_prefix=skip),
+                               progress=lambda d, t, m: print(f"{d}/{t} {m}", flush=True)
+                               if d % 20 == 0 else None)
         key = "scan_s" if skip else "scan_no_replay_s"
         out[key] = time.perf_counter() - t
         out["units"] = len(res.curves)

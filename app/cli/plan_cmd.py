@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="latency budget in ms on --device (measured lookup table)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "ort"),
                    help="device the latency is measured and predicted on (default cpu)")
+    p.add_argument("--max-unit-ratio", type=float, default=0.6, metavar="R",
+                   help="never plan more than R for one group (default 0.6: deeper one-shot "
+                   "cuts rarely recover)")
     p.add_argument("--iterative", action="store_true",
                    help="split high ratios into several prune -> recover steps (iterative_steps)")
     p.add_argument("-o", "--output", metavar="PLAN", required=True, help="plan JSON to write")
@@ -46,7 +49,13 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
-    from engine.latency import cached_table, check_device, predict_plan, suggested_round_to
+    from engine.latency import (
+        cached_table,
+        check_device,
+        predict_plan,
+        recalibrate,
+        suggested_round_to,
+    )
     from engine.plan import PruningPlan
     from engine.plan.planner import plan_for_target
     from engine.plan.scan import ScanPreviewer, ScanResult
@@ -76,12 +85,16 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     with progress.stage(f"latency table on {device} (measured once, then cached)"):
         table = cached_table(opened.model, opened.example_inputs, device=device,
                              input_spec=opened.input_spec)
+    if target.kind == "latency":  # a cached table's scale is from another time: re-time now
+        with progress.stage("timing the whole model now"):
+            table = recalibrate(table, opened.model, opened.example_inputs)
 
     def latency(plan: Any) -> float:
         return predict_plan(table, previewer, plan)
 
     with progress.counter("planning") as callback:
         result = plan_for_target(scan, previewer, target, base=base, latency=latency,
+                                 max_unit_ratio=args.max_unit_ratio,
                                  iterative=args.iterative, progress=callback)
     result.plan.save(args.output)
     report: dict[str, Any] = {

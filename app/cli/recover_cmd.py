@@ -24,7 +24,7 @@ from .recovery_args import (
     recovery_section,
     run_recovery,
 )
-from .session import count, open_model
+from .session import open_model
 from .writers import check_format_possible, check_writable, output_format, write_model
 
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     _check_same_outputs(opened, teacher)
     config = recovery_config(args)
     run_data = open_recovery_data(args, opened, progress)
-    macs, params = count(model, inputs)
+    macs, params = opened.session.counts()
     report: dict[str, Any] = {
         "command": "recover",
         "source": args.model,
@@ -63,7 +63,6 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "metrics": {"teacher": measure(teacher, run_data, progress),
                     "pruned": measure(model, run_data, progress, teacher)},
     }
-    _carry_history(opened)
     recovery = run_recovery(model, teacher, run_data, config, args, progress)
     report["recovery"] = recovery_section([recovery])
     report["metrics"]["recovered"] = measure(model, run_data, progress, teacher)
@@ -72,7 +71,8 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         return report
     with progress.stage(f"writing {args.output}"):
         report["validation"] = write_model(fmt, model, inputs, args.output, source=args.model,
-                                           arch=opened.loaded.arch, history=_history(model),
+                                           arch=opened.session.arch,
+                                           history=opened.session.pruning_history,
                                            input_spec=opened.input_spec)
     report["output"] = args.output
     problem = report["validation"].get("problem")

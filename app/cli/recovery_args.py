@@ -50,6 +50,9 @@ def add_recovery_arguments(p: argparse.ArgumentParser, *, required: bool = False
                    help="default: CUDA when present (via accelerate), else the CPU")
     g.add_argument("--mixed-precision", choices=("auto", "no", "bf16", "fp16"), default="auto",
                    help="default: bf16 on GPUs that support it, none on the CPU")
+    g.add_argument("--lora-rank", type=int, metavar="R",
+                   help="Hugging Face LMs: train rank-R LoRA adapters (peft) instead of all "
+                   "weights, merged into the model at the end")
     g.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for training (default: torch's choice; 1 is fastest for "
                    "tiny models on a busy machine)")
@@ -94,7 +97,8 @@ def recovery_config(args: argparse.Namespace) -> Any:
         budget=budget, loss=args.recover_loss or "auto", temperature=args.temperature,
         lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
         eval_every=args.eval_every, patience=args.patience, seed=args.seed,
-        checkpoint=args.checkpoint, device=args.device, mixed_precision=args.mixed_precision)
+        checkpoint=args.checkpoint, device=args.device, mixed_precision=args.mixed_precision,
+        lora_rank=args.lora_rank)
 
 
 def is_main_rank() -> bool:

@@ -17,14 +17,15 @@ from .session import open_model, trace
 __all__ = ["add_arguments", "format_report", "run", "add_scan_options", "scan_from_args"]
 
 
+DEFAULT_SAMPLES = 256
+
+
 def add_scan_options(p: argparse.ArgumentParser, *, required_data: bool = True) -> None:
-    """Flags shared by ``scan`` and ``plan --data``."""
-    p.add_argument("--data", metavar="PATH", required=required_data,
-                   help="calibration images: a folder of class subfolders (labels give accuracy) "
-                   "or a flat folder of images")
-    p.add_argument("--samples", type=int, default=256, metavar="N",
-                   help="calibration samples to measure on (default 256)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="default 64")
+    """Flags shared by ``scan`` and ``plan --data`` (data flags: app/cli/data_args.py; the
+    scan measures on a seeded subset of --samples, default 256)."""
+    from .data_args import add_data_arguments
+
+    add_data_arguments(p, required=required_data)
     p.add_argument("--ratios", metavar="R,R,...", default="0.1,0.3,0.5,0.7,0.9",
                    help="ratios each group is pruned at alone (default 0.1,0.3,0.5,0.7,0.9)")
     p.add_argument("--importance", metavar="NAME", default="magnitude", help=IMPORTANCE_HELP)
@@ -63,64 +64,19 @@ def base_plan(args: argparse.Namespace, input_spec: str | None = None) -> Any:
     return plan
 
 
-def image_batches(path: str, input_shape: tuple[int, ...], batch_size: int,
-                  max_samples: int | None = None) -> Any:
-    """Batches from an image folder, sized to the model's input; `max_samples` evenly
-    spaced over the folder (class folders are sorted: the first N would be a few classes).
+def calibration_loader(args: argparse.Namespace, opened: Any) -> Any:
+    """The scan's batches: engine.data on --data (preprocessing from the model and the
+    flags), a seeded (stratified) subset of --samples, in a fixed order."""
+    from engine.data import make_loader, open_data, subset
 
-    Interim: replaced by ``engine.data.open_data`` / ``make_loader`` once the data branch
-    lands (this reads only what torchvision's ImageFolder reads, without normalization).
-    """
-    from pathlib import Path
+    from .data_args import check_data_flags, model_facts, preprocessing_overrides
 
-    import torch
-    from PIL import Image
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms import v2
-
-    root = Path(path)
-    if not root.is_dir():
-        raise CliError(f"--data {path}: not a folder of images")
-    channels = input_shape[1] if len(input_shape) == 4 else 3
-    mode = "L" if channels == 1 else "RGB"
-    steps: list[Any] = [v2.ToImage()]
-    if len(input_shape) == 4:
-        steps.append(v2.Resize(tuple(input_shape[2:]), antialias=True))
-    steps.append(v2.ToDtype(torch.float32, scale=True))
-    tf = v2.Compose(steps)
-    subdirs = [p for p in root.iterdir() if p.is_dir()]
-    try:
-        if subdirs:
-            ds: Any = ImageFolder(str(root), transform=tf,
-                                  loader=lambda p: Image.open(p).convert(mode))
-        else:
-            ds = _FlatImages(root, tf, mode)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise CliError(f"--data {path}: {e}") from None
-    if len(ds) == 0:
-        raise CliError(f"--data {path}: no images found")
-    if max_samples is not None and max_samples < len(ds):
-        picks = torch.linspace(0, len(ds) - 1, max_samples).round().long().unique().tolist()
-        ds = torch.utils.data.Subset(ds, picks)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
-
-
-class _FlatImages:
-    """A folder of images without labels (agreement/KL only)."""
-
-    EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-    def __init__(self, root: Any, tf: Any, mode: str) -> None:
-        self.files = sorted(p for p in root.iterdir() if p.suffix.lower() in self.EXTS)
-        self.tf, self.mode = tf, mode
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> Any:
-        from PIL import Image
-
-        return self.tf(Image.open(self.files[i]).convert(self.mode))
+    check_data_flags(args)
+    source = open_data(args.data, overrides=preprocessing_overrides(args),
+                       model_facts=model_facts(opened), tokenizer=args.tokenizer,
+                       seq_len=args.seq_len)
+    source = subset(source, args.samples or DEFAULT_SAMPLES)
+    return make_loader(source, args.batch_size, num_workers=args.workers)
 
 
 def scan_from_args(args: argparse.Namespace, opened: Any, dg: Any, previewer: Any,
@@ -128,13 +84,13 @@ def scan_from_args(args: argparse.Namespace, opened: Any, dg: Any, previewer: An
     """Run (or fetch from the cache) the scan the flags describe."""
     from engine.plan.scan import ScanSettings, sensitivity_scan
 
-    if args.samples < 1 or args.batch_size < 1:
+    samples = args.samples or DEFAULT_SAMPLES
+    if samples < 1 or args.batch_size < 1:
         raise CliError("--samples and --batch-size must be at least 1")
-    settings = ScanSettings(ratios=parse_ratios(args.ratios), max_samples=args.samples)
+    settings = ScanSettings(ratios=parse_ratios(args.ratios), max_samples=samples)
     base = base_plan(args, opened.input_spec)
     base.validate(opened.model)
-    shape = tuple(opened.example_inputs.shape) if hasattr(opened.example_inputs, "shape") else ()
-    data = image_batches(args.data, shape, args.batch_size, args.samples)
+    data = calibration_loader(args, opened)
     with progress.counter("scanning") as callback:
         return sensitivity_scan(opened.model, opened.example_inputs, data, base,
                                 settings=settings, dependency_graph=dg, previewer=previewer,

@@ -50,7 +50,11 @@ def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
     with progress.stage(f"loading {args.model}"):
         try:
             session = Session.open(
-                args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
+                args.model,
+                trust=args.trust,
+                arch=args.arch,
+                input_spec=args.input_shape,
+                code=getattr(args, "code", None),
             )
         except InputsUnknown:
             raise CliError(

@@ -107,7 +107,8 @@ class PlanTargetDialog(QDialog):
         p = c.prediction
         lat = f"; predicted latency {c.latency_ms:.2f} ms" if c.latency_ms is not None else ""
         acc = f", accuracy {p.accuracy:.3f}" if p.accuracy is not None else ""
-        which = "planner's choice" if final else f"candidate {index + 1} of {len(result.candidates)}"
+        n = len(result.candidates)
+        which = "planner's choice" if final else f"candidate {index + 1} of {n}"
         self.summary.setText(
             f"{which}: MACs {c.macs_ratio:.3f}, params {c.params_ratio:.3f}{lat}\n"
             f"predicted agreement {p.agreement:.3f}{acc} (KL {p.kl:.3f}); "

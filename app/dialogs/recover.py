@@ -153,6 +153,7 @@ class RecoverDialog(QDialog):
         self._tmp = tempfile.TemporaryDirectory(prefix="arborist-recovery-")
         self.checkpoint = str(Path(self._tmp.name) / "recovery.ckpt")
         self.points: list[Any] = []
+        self.resumable = False  # a cancelled run left a checkpoint to continue from
 
         self.data = QLineEdit(data, self)
         self.eval_data = QLineEdit(eval_data, self)
@@ -252,7 +253,8 @@ class RecoverDialog(QDialog):
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
-        self.resume_button.setEnabled(not running and Path(self.checkpoint).exists())
+        self.resume_button.setEnabled(not running and self.resumable
+                                      and Path(self.checkpoint).exists())
         self.cancel_button.setEnabled(running)
         self.export_button.setEnabled(not running and self.outcome is not None)
         for w in (self.data, self.eval_data, self.budget_kind, self.budget_value, self.loss,
@@ -282,6 +284,7 @@ class RecoverDialog(QDialog):
             self._redraw()
             Path(self.checkpoint).unlink(missing_ok=True)
         self.outcome = None
+        self.resumable = False
         worker = RecoveryWorker(self.request(resume), self)
         worker.point.connect(self._on_point)
         worker.progressed.connect(self._on_progress)
@@ -332,7 +335,11 @@ class RecoverDialog(QDialog):
         for row in report.curve:  # a resumed run carries the points from before
             self._on_point(row)
         self._finish()
+        if report.metric_name != "none":
+            self.metric_plot.setTitle(f"evaluation {report.metric_name}")
         if report.stopped == "cancelled":
+            self.resumable = True
+            self._set_running(False)
             self.status.setText(f"Cancelled at step {report.steps}; Resume continues from the "
                                 "checkpoint.")
             return
@@ -392,7 +399,10 @@ def open_recover_dialog(window: Any) -> RecoverDialog | None:
     doc = getattr(window, "document", None)
     if original is None or doc is None or not doc.pruned:
         return None
-    dialog = RecoverDialog(original, doc, window)
+    panel = getattr(window, "data_panel", None)  # the Data panel's dataset, if one is open
+    data = panel.path.text().strip() if panel is not None else ""
+    eval_data = panel.eval_path.text().strip() if panel is not None else ""
+    dialog = RecoverDialog(original, doc, window, data=data, eval_data=eval_data)
     window.last_dialog = dialog
     dialog.open()
     return dialog

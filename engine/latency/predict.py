@@ -45,9 +45,32 @@ def predict_plan(table: LatencyTable, previewer: Any, plan: Any) -> float:
     return table.predict_shapes(shapes)
 
 
+def recalibrate(table: LatencyTable, model: nn.Module, inputs: Any, *,
+                rounds: int = 10) -> LatencyTable:
+    """The table with the whole model re-timed now (best-of `rounds`): on a machine whose
+    load drifts, the per-layer shape of the table holds while its absolute scale does not,
+    so re-timing the original before planning keeps ms budgets honest (seconds, not a
+    full re-measurement)."""
+    import dataclasses
+
+    from torch.utils._pytree import tree_map
+
+    from ..io.input_spec import call_with
+    from ..utils.latency import compare_latency
+
+    device = table.device
+    model = model.to(device).eval()
+    inputs = tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, inputs)
+    with torch.inference_mode():
+        timed = compare_latency([lambda: call_with(model, inputs)], min_rounds=rounds,
+                                max_rounds=rounds, warmup_rounds=2)
+    return dataclasses.replace(table, full_model_ms=min(timed.samples_s[0]) * 1e3)
+
+
 def table_key(model: nn.Module, inputs: Any, device: str) -> str:
-    from ..plan.scan import model_digest
     from torch.utils._pytree import tree_flatten
+
+    from ..plan.scan import model_digest
 
     shapes = [tuple(t.shape) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)]
     parts = [model_digest(model), str(shapes), device, str(torch.get_num_threads()),

@@ -240,7 +240,7 @@ def _measure_leaf(m: nn.Module, shape: LeafShape, device: str, grid: tuple[float
                 module = m
             x = torch.randn(in_shape, generator=generator).to(device)
             with torch.inference_mode():
-                row.append(time_call(lambda: module(x), device))
+                row.append(time_call(lambda m=module, t=x: m(t), device))
         rows.append(row)
     if not two:
         rows = [[r[0] for r in rows]]

@@ -137,6 +137,7 @@ def plan_for_target(
     base: PruningPlan | None = None,
     latency: Cost | None = None,
     metric: Literal["kl", "agreement"] = "kl",
+    max_unit_ratio: float = 0.6,
     iterative: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> PlanResult:
@@ -146,13 +147,15 @@ def plan_for_target(
     and ignored layers; its ratios are replaced. `latency(plan) -> ms` is required for a
     latency target and, if given, reported for every candidate. `iterative=True` sets
     `iterative_steps` to the suggested prune -> recover schedule (predictions stay the
-    one-shot ones).
+    one-shot ones). `max_unit_ratio` caps every unit below the base plan's own cap: the
+    scan measures one-shot fidelity, and a group cut deeper than ~60 % at once becomes a
+    bottleneck that recovery cannot repair (docs/planning.md); raise it for one-shot use.
     """
     if base is None:
         base = PruningPlan.from_dict(scan.base_plan) if scan.base_plan else PruningPlan()
     if target.kind == "latency" and latency is None:
         raise PlanError("a latency target needs a latency model for the device")
-    curves = _usable(scan, base)
+    curves = _usable(scan, base, max_unit_ratio)
     if not curves:
         raise PlanError("the scan found nothing prunable")
     checks = 0
@@ -243,14 +246,15 @@ def plan_for_target(
     return PlanResult(plan, pv, kept, predict(scan, idx), ms, candidates, steps, checks)
 
 
-def _usable(scan: ScanResult, base: PruningPlan) -> list[ScanCurve]:
+def _usable(scan: ScanResult, base: PruningPlan, cap: float = 1.0) -> list[ScanCurve]:
     """Curves the base plan allows: no ignored layers, no point above its max ratio."""
+    cap = min(cap, base.max_pruning_ratio)
     ignored = set(base.ignored_layers)
     out = []
     for c in scan.curves:
         if any(n in ignored or any(n.startswith(i + ".") for i in ignored) for n in c.layers):
             continue
-        points = [p for p in c.points if p.ratio <= base.max_pruning_ratio + 1e-9]
+        points = [p for p in c.points if p.ratio <= cap + 1e-9]
         if points:
             out.append(dataclasses.replace(c, points=points))
     return out

@@ -37,11 +37,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batch import Batch, as_batch
+from ..function.attributes import AttributeRefresher
 from ..graph import DependencyGraph, Group
 from ..io.input_spec import call_with
 from ..pruner import BasePruner
 from ..pruner.plan_cache import PlanCache
-from ..function.attributes import AttributeRefresher
 from .apply import Cancelled
 from .build import pruner_kwargs
 from .calibration import Calibration

@@ -56,6 +56,8 @@ class RecoveryConfig:
     (labels required). Causal LMs (logits N x L x V) get next-token CE and per-token KL.
     `feature_layers` adds MSE between student and teacher outputs of those modules
     (their shapes must match: block outputs the plan did not narrow).
+    `lora_rank` trains low-rank adapters (Hugging Face `peft`, every Linear but the head)
+    instead of all weights, then merges them in: for LMs too big to fine-tune whole.
     `freeze_bn` keeps batch-norm statistics at their re-estimated values while training
     (affine weights still learn): data-parallel runs then match a single process exactly,
     since per-process batch statistics are what differs between them.
@@ -81,7 +83,7 @@ class RecoveryConfig:
     recalibrate_bn: bool = True
     bn_batches: int = 50
     freeze_bn: bool = False
-    lora_rank: int | None = None
+    lora_rank: int | None = None  # causal LMs: train LoRA adapters (peft) on every Linear
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_KINDS:
@@ -99,6 +101,8 @@ class RecoveryConfig:
             raise ValueError("eval_every must be at least 1 step")
         if self.patience is not None and self.patience < 1:
             raise ValueError("patience must be at least 1 evaluation")
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise ValueError("lora_rank must be at least 1")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError("warmup_fraction must be in [0, 1)")
 

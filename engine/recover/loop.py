@@ -35,10 +35,6 @@ from .report import BN_POINT, CurvePoint, RecoveryReport
 Metric = Callable[[nn.Module], float]
 
 
-class RecoveryCancelled(Exception):
-    """Never raised to callers: a cancelled run returns its report with stopped="cancelled"."""
-
-
 @dataclass(frozen=True)
 class RecoveryProgress:
     """Sent after every optimizer step (and at each evaluation, with `point`)."""
@@ -77,6 +73,18 @@ def lr_factor(fraction: float, warmup: float) -> float:
         return max(fraction / warmup, 1e-3)
     span = max(1.0 - warmup, 1e-9)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (fraction - warmup) / span)))
+
+
+def with_lora(model: nn.Module, rank: int) -> nn.Module:
+    """`model` (a Hugging Face model) wrapped by peft with LoRA adapters of `rank`."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ValueError("LoRA recovery needs the peft package (pip install peft)") from None
+    if not hasattr(model, "config"):
+        raise ValueError("LoRA recovery applies to Hugging Face models (they carry a config)")
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", lora_dropout=0.0)
+    return get_peft_model(model, lora)
 
 
 class _FeatureTaps:
@@ -169,6 +177,10 @@ class _Run:
         self.progress, self.cancel = progress, cancel
         set_seed(config.seed)
         self.raw_model = model
+        self.lora = config.lora_rank is not None
+        self.grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
+        if self.lora:
+            model = with_lora(model, config.lora_rank)
         self.teacher = teacher.eval().requires_grad_(False).to(acc.device) if teacher else None
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
@@ -225,6 +237,10 @@ class _Run:
         if self.config.patience and self.best_state is not None and \
                 self.report.best_step != self.step:
             self.acc.unwrap_model(self.model).load_state_dict(self.best_state)
+        if self.lora:  # adapters merged into the Linear layers; the model is plain again
+            self.acc.unwrap_model(self.model).merge_and_unload()
+            for name, p in self.raw_model.named_parameters():  # peft froze the base weights
+                p.requires_grad_(self.grad_flags.get(name, True))
         self.report.steps = self.step
         self.report.epochs = (round(self.step / self.steps_per_epoch, 4)
                               if self.steps_per_epoch else 0.0)

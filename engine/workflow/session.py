@@ -77,18 +77,20 @@ class Session:
         guess_inputs: bool = False,
         progress: ProgressFn = no_progress,
         cancel: CancelFn = never_cancel,
+        code: str | None = None,
     ) -> Session:
         """Load `source` (a file or zoo spec) behind the trust gate and run it once.
 
         A pickle that needs code execution raises engine.io UntrustedPickleError until
-        `trust=True`. Without example inputs, `guess_inputs` asks engine.io.guess;
+        `trust=True`; `code` (a .py file or folder) is the user's model code it may need.
+        Without example inputs, `guess_inputs` asks engine.io.guess;
         otherwise (or when that fails) InputsUnknown. A model that does not run on its
         inputs raises InputsDoNotRun (the front end asks for another shape).
         """
         from ..io import load_model
 
         progress(0.02, f"Loading {source}…")
-        loaded = load_model(source, trust=trust, arch=arch, input_spec=input_spec)
+        loaded = load_model(source, trust=trust, arch=arch, input_spec=input_spec, code=code)
         check_cancel(cancel)
         inputs, guessed = loaded.example_inputs, False
         if inputs is None and guess_inputs:

@@ -56,8 +56,8 @@ def _heldout_accuracy(path: str, heldout: Path) -> float:
 def test_prune_and_recover_the_demo_to_the_original_minus_one_point(digit_folders, tmp_path):
     out = tmp_path / "demo.safe.pt"
     start = time.perf_counter()
-    result = _arborist("prune", "arborist:demo", "--keep-macs", "0.4",
-                       "--data", str(digit_folders.train), "--eval-data", str(digit_folders.heldout),
+    data = ["--data", str(digit_folders.train), "--eval-data", str(digit_folders.heldout)]
+    result = _arborist("prune", "arborist:demo", "--keep-macs", "0.4", *data,
                        "--recover-epochs", "5", "--lr", "3e-3", *FAST, "-o", str(out), "--json")
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr

@@ -20,6 +20,17 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ARBORIST_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two OpenMP threads on a loaded 2-core machine stall each other (tiny demo model)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -91,7 +102,7 @@ def test_plan_for_params_and_latency(scan_file, tmp_path, capsys):
 
 def test_bad_input_is_one_line(scan_file, tmp_path, capsys, digit_folders):
     code, _, err = run_cli(capsys, "scan", "arborist:demo", "--data", str(tmp_path / "nope"))
-    one_line_error(code, err, "--data")
+    one_line_error(code, err, "nope", "does not exist")
     code, _, err = run_cli(capsys, "scan", "arborist:demo", "--data", str(digit_folders.train),
                            "--ratios", "0.5,1.5")
     one_line_error(code, err, "--ratios")

@@ -390,3 +390,14 @@ def test_saved_hf_image_dataset(tmp_path, demo):
 def test_batch_keeps_skips_through_to():
     b = Batch(torch.zeros(2, 3), torch.tensor([0, 1]), skipped=3)
     assert b.to("cpu").skipped == 3 and len(b) == 2
+
+
+def test_saved_hf_text_dataset_uses_the_text_pipeline(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    tok_path = make_tokenizer(tmp_path, CORPUS)
+    datasets.Dataset.from_dict({"text": CORPUS}).save_to_disk(str(tmp_path / "texts"))
+    (tmp_path / "corpus.txt").write_text("\n".join(CORPUS))
+    saved = open_data(tmp_path / "texts", tokenizer=tok_path, seq_len=4)
+    plain = open_data(tmp_path / "corpus.txt", tokenizer=tok_path, seq_len=4)
+    assert saved.kind == "hf_text" and len(saved) == len(plain) > 0
+    assert torch.equal(saved.dataset.ids, plain.dataset.ids)

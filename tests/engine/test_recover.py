@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -289,3 +290,120 @@ def test_the_model_leaves_recovery_in_the_mode_it_came_in():
     recover(model, train_loader(), teacher=teacher,
             config=RecoveryConfig(budget=Budget(steps=2), device="cpu"))
     assert not any(m.training for m in model.modules())
+
+
+def test_feature_distillation_needs_layers_whose_shapes_pruning_kept():
+    model, teacher, _ = pruned_demo()
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(steps=3), feature_layers=("fc",),
+                                           device="cpu"))
+    assert report.steps == 3
+    with pytest.raises(ValueError, match="pick layers whose outputs pruning left unchanged"):
+        recover(model, train_loader(), teacher=teacher,
+                config=RecoveryConfig(budget=Budget(steps=1), feature_layers=("block",),
+                                      device="cpu"))
+
+
+def test_a_time_budget_stops_on_time():
+    model, teacher, _ = pruned_demo()
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(minutes=0.01), device="cpu"))
+    assert report.stopped == "time" and report.steps >= 1
+    assert 0.6 <= report.seconds < 5
+
+
+def test_bf16_mixed_precision_on_the_cpu_goes_through_accelerate():
+    model, teacher, _ = pruned_demo()
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(steps=4), eval_every=2,
+                                           mixed_precision="bf16", device="cpu"))
+    assert report.mixed_precision == "bf16"
+    losses = [p.loss for p in report.curve if p.loss is not None]
+    assert losses and all(math.isfinite(v) for v in losses)
+    # a later full-precision run in the same process gets full precision again
+    report = recover(model, train_loader(), teacher=teacher,
+                     config=RecoveryConfig(budget=Budget(steps=1), device="cpu",
+                                           mixed_precision="no"))
+    assert report.mixed_precision == "no"
+
+
+def test_a_causal_lm_recovers_with_next_token_ce_and_kl_on_token_batches():
+    transformers = pytest.importorskip("transformers")
+    from engine.data.batch import Batch
+
+    config = transformers.LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    teacher = transformers.LlamaForCausalLM(config).eval()
+    student = copy.deepcopy(teacher)
+    with torch.no_grad():  # a damaged student: what pruning leaves behind
+        for p in student.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    gen = torch.Generator().manual_seed(1)
+    # a learnable corpus: counting sequences (token i+1 follows token i, mod 32)
+    starts = torch.randint(0, 32, (64, 1), generator=gen)
+    ids = (starts + torch.arange(16)) % 32
+    batches = [Batch({"input_ids": ids[i:i + 16], "attention_mask": torch.ones(16, 16,
+                                                                               dtype=torch.long)})
+               for i in range(0, 64, 16)]
+
+    def next_token_loss(model: nn.Module) -> float:
+        with torch.no_grad():
+            out = model(input_ids=ids[:16])
+        return float(next_token_ce(out.logits, ids[:16]))
+
+    before = next_token_loss(student)
+    report = recover(student, batches, teacher=teacher, metric=next_token_loss,
+                     metric_name="next-token loss", greater_is_better=False,
+                     config=RecoveryConfig(budget=Budget(steps=24), eval_every=8, lr=3e-3,
+                                           device="cpu"))
+    assert report.loss_kind == "auto" and report.steps == 24
+    assert next_token_loss(student) < before
+    assert report.best_metric == pytest.approx(min(p.metric for p in report.curve), abs=1e-5)
+
+
+def test_lora_recovery_trains_adapters_and_merges_them_into_a_plain_model():
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from engine.data.batch import Batch
+
+    config = transformers.LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    teacher = transformers.LlamaForCausalLM(config).eval()
+    student = copy.deepcopy(teacher)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    embed = student.model.embed_tokens.weight.detach().clone()
+    gate = student.model.layers[0].mlp.gate_proj.weight.detach().clone()
+    ids = (torch.randint(0, 32, (32, 1), generator=torch.Generator().manual_seed(1))
+           + torch.arange(16)) % 32
+    batches = [Batch({"input_ids": ids[i:i + 16]}) for i in range(0, 32, 16)]
+
+    def loss_of(model: nn.Module) -> float:
+        with torch.no_grad():
+            return float(next_token_ce(model(input_ids=ids).logits, ids))
+
+    before = loss_of(student)
+    recover(student, batches, teacher=teacher,
+            config=RecoveryConfig(budget=Budget(steps=20), lr=1e-2, lora_rank=4, device="cpu"))
+    assert loss_of(student) < before
+    assert type(student.model.layers[0].mlp.gate_proj) is nn.Linear  # merged, no peft left
+    assert not torch.equal(student.model.layers[0].mlp.gate_proj.weight, gate)  # adapted
+    assert torch.equal(student.model.embed_tokens.weight, embed)  # not a LoRA target
+    assert all(p.requires_grad for p in student.parameters())
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    def run(seed: int) -> dict[str, torch.Tensor]:
+        model, teacher, _ = pruned_demo()
+        recover(model, train_loader(), teacher=teacher,
+                config=RecoveryConfig(budget=Budget(steps=5), seed=seed, device="cpu"))
+        return model.state_dict()
+
+    a, b, c = run(1), run(1), run(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
