@@ -63,7 +63,7 @@ class PruneReport:
     output_shape_before: tuple[int, ...] | None
     output_shape_after: tuple[int, ...] | None
     max_abs_diff: float | None  # pruned vs original output on the example input
-    output_scale: float | None = None  # max |original output|: what max_abs_diff is against
+    output_scale: float | None = None  # max |original output|: the scale of max_abs_diff
     metrics_before: Any = None  # engine.evaluate Metrics on the evaluation data, or None
     metrics_after: Any = None
     latency: Any = None  # engine.utils.latency.LatencyCheck, or None (not asked for)

@@ -266,7 +266,7 @@ class Session:
             output_shape_before=tuple(ref.shape) if ref is not None else None,
             output_shape_after=tuple(out.shape) if out is not None else None,
             max_abs_diff=diff,
-            output_scale=None if ref is None else float(ref.float().abs().max()),
+            output_scale=float(ref.float().abs().max()) if ref is not None else None,
             history=child.pruning_history,
             warnings=sorted({str(w.message) for w in caught}),
         )

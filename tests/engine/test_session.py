@@ -45,6 +45,7 @@ def test_prune_works_on_a_copy_and_matches_the_preview(demo, pruned) -> None:
     assert (r.macs_before, r.macs_after) == (preview.macs_before, preview.macs_after)
     assert (r.params_before, r.params_after) == (preview.params_before, preview.params_after)
     assert r.output_shape_before == r.output_shape_after == (1, 10)
+    assert r.output_scale == float(demo.reference_output.abs().max())
     widths = result.session.layer_widths()
     for lp in preview.layers:
         assert widths[lp.name].out_channels == lp.out_after, lp.name
