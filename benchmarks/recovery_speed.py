@@ -5,8 +5,9 @@ KL(T=4) + cross-entropy, backward, gradient clipping at 1.0, AdamW step, zero_gr
 cosine learning-rate update, on the same in-memory batches (data decoding is not what
 is compared). The student is the model pruned to half its channels, the teacher the
 unpruned one. Runs are interleaved (plain, recover, plain, recover, ...) and the median
-samples/s of each is reported, because this machine is shared and loaded. recover()'s
-samples/s counts training steps only (its BN re-estimation and evaluations are off here).
+samples/s of each is reported, because this machine is shared and loaded. Both count
+the time of training steps including fetching their batches from the DataLoader;
+recover()'s BN re-estimation and evaluations are off here.
 
 Usage: python -m benchmarks.recovery_speed [--rounds 3] [--threads 1]
        [--json benchmarks/results/recovery_speed.json]
@@ -63,10 +64,10 @@ def plain_loop(student: nn.Module, teacher: nn.Module, loader: DataLoader, steps
     opt = torch.optim.AdamW(student.parameters(), lr=1e-3, weight_decay=1e-4)
     student.train()
     teacher.eval()
-    seen, step, seconds = 0, 0, 0.0
+    seen, step = 0, 0
+    start = time.perf_counter()  # batches are fetched inside the timed span, as in recover()
     while step < steps:
         for x, y in loader:
-            tick = time.perf_counter()
             with torch.no_grad():
                 t = teacher(x)
             s = student(x)
@@ -80,11 +81,10 @@ def plain_loop(student: nn.Module, teacher: nn.Module, loader: DataLoader, steps
             step += 1
             for g in opt.param_groups:
                 g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
-            seconds += time.perf_counter() - tick
             seen += len(x)
             if step >= steps:
                 break
-    return seen / seconds
+    return seen / (time.perf_counter() - start)
 
 
 def recover_loop(student: nn.Module, teacher: nn.Module, loader: DataLoader, steps: int) -> float:
