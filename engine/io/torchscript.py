@@ -76,8 +76,8 @@ def load_torchscript(
         ) from None
     scripted.eval()
     spec = spec_override or guess_script_spec(scripted)
-    if spec is None:
-        raise ModelLoadError(
+    if spec is None:  # InputSpecError: the GUI then asks for a shape
+        raise InputSpecError(
             f"{path.name} is a TorchScript archive whose inputs could not be guessed; "
             "pass an input spec (--input-shape)"
         )
@@ -86,7 +86,7 @@ def load_torchscript(
         with torch.no_grad():
             reference = call_with(scripted, inputs)
     except Exception as exc:
-        raise ModelLoadError(
+        raise InputSpecError(
             f"{path.name}: the TorchScript program does not run on inputs {spec.to_string()} "
             f"({short_reason(exc, 100)}); pass the right --input-shape"
         ) from None

@@ -77,6 +77,23 @@ def test_a_program_without_an_onnx_form_is_refused_with_the_reason(tmp_path: Pat
     assert "TorchScript" in message and "instead" in message
 
 
+def test_unknown_or_wrong_inputs_ask_for_an_input_shape(tmp_path: Path):
+    from engine.io import InputSpecError
+
+    class NoLayers(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.relu()
+
+    path = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(NoLayers()), str(path))
+    with pytest.raises(InputSpecError, match="inputs could not be guessed"):
+        load_model(path, trust=True)
+    cnn = tmp_path / "cnn.pt"
+    torch.jit.save(torch.jit.script(small_cnn()), str(cnn))
+    with pytest.raises(InputSpecError, match=r"does not run on inputs 1,5,8,8"):
+        load_model(cnn, trust=True, input_spec="1,5,8,8")
+
+
 def test_plain_torch_save_files_are_not_torchscript(tmp_path: Path):
     path = tmp_path / "sd.pt"
     torch.save(small_cnn().state_dict(), path)
