@@ -128,8 +128,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
             _carry_history(opened)
-            needs_original = args.latency or (run_data is not None and run_data.evaluation)
-            original = copy.deepcopy(model) if needs_original else None
+            evaluating = run_data is not None and run_data.evaluation is not None
+            # the original is kept for latency and to measure agreement/KL after pruning
+            original = copy.deepcopy(model) if args.latency or evaluating else None
             with progress.counter("pruning") as callback:
                 outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback,
                                      calibration=calibration)
@@ -137,12 +138,12 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["after"] = {"macs": macs1, "params": params1}
             report["layers"] = _width_changes(widths0, _layer_widths(dg))
             report["steps_done"] = outcome.steps_done
-            if run_data is not None and run_data.evaluation is not None:
+            if evaluating:
                 report["metrics"]["pruned"] = measure(model, run_data, progress, original)
-            if original is not None and args.latency:
+            if args.latency:
                 with progress.stage("timing the original and the pruned model"):
                     report["latency"] = check_latency(original, model, inputs).to_dict()
-                del original
+            del original
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
@@ -331,6 +332,7 @@ def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
     before, after = metrics["before"], metrics.get("pruned") or {}
     skipped = f", {before['skipped']} unreadable skipped" if before.get("skipped") else ""
     lines = [f"  on {before['samples']} evaluation samples{skipped}:"]
+
     def show(value: Any, percent: bool) -> str:
         if value is None:
             return "-"
