@@ -167,6 +167,7 @@ def _classifier(totals: Totals, labels: torch.Tensor | None, logits: torch.Tenso
     top1 = logits.argmax(1)
     if labels is not None:
         labels = labels.to(logits.device).reshape(-1)
+        check_labels(labels, logits.shape[1])
         totals.add("labeled", labels.numel())
         totals.add("correct", (top1 == labels).sum())
         if logits.shape[1] > 5:
@@ -178,6 +179,17 @@ def _classifier(totals: Totals, labels: torch.Tensor | None, logits: torch.Tenso
         totals.add("compared", logits.shape[0])
         totals.add("agree", (top1 == ref.argmax(1)).sum())
         totals.add("kl", _kl(ref, logits).sum())
+
+
+def check_labels(labels: torch.Tensor, classes: int) -> None:
+    """Labels must index the model's outputs (class folders sort into 0..C-1)."""
+    top = int(labels.max()) if labels.numel() else 0
+    if top >= classes or (labels.numel() and int(labels.min()) < 0):
+        from ..data.errors import DataError
+
+        raise DataError(f"the data has labels up to {top} but the model has {classes} outputs; "
+                        "a labeled folder needs one subfolder per model class, named so that "
+                        "their sorted order is the model's class order")
 
 
 def _kl(ref_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -262,6 +262,10 @@ def test_npy_is_unlabeled_and_wrong_shapes_are_clear_errors(tmp_path, demo):
                tmp_path / "mismatch.pt")
     with pytest.raises(DataError, match="3 samples but y has 4"):
         open_data(tmp_path / "mismatch.pt", model_facts=facts)
+    torch.save({"x": torch.zeros(3, 1, 8, 8), "y": torch.tensor([0, 4, 12])},
+               tmp_path / "labels.pt")
+    with pytest.raises(DataError, match="labels up to 12 but the model has 10 outputs"):
+        evaluate(model, make_loader(open_data(tmp_path / "labels.pt", model_facts=facts), 4))
     torch.save({"inputs": torch.zeros(3, 1, 8, 8)}, tmp_path / "nokey.pt")
     with pytest.raises(DataError, match="needs 'x'"):
         open_data(tmp_path / "nokey.pt", model_facts=facts)
