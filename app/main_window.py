@@ -42,17 +42,20 @@ from app.canvas.prepare import AUTO_COLLAPSE_OVER, AUTO_COLLAPSE_TARGET, Prepare
 from app.canvas.scene import GraphScene
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
+from app.dialogs.arch_picker import ArchPickerDialog
 from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
 from app.dialogs.input_shape import InputShapeDialog
+from app.dialogs.model_code import ModelCodeDialog
 from app.dialogs.prune_result import PruneResultDialog
 from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
+from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
 from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
 from app.panels.settings import SettingsPanel
-from app.plan_edits import ratio_of
+from app.plan_edits import group_ratios_shown
 from app.pruning import PreviewDone, PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
@@ -135,6 +138,9 @@ class MainWindow(QMainWindow):
         self._build_statusbar()
         self.set_theme(theme, save=False)
         self._restore_window()
+        from app.sensitivity import install as install_sensitivity  # scan, heat, planner
+
+        install_sensitivity(self)
         if auto_open and self.prefs.first_launch():
             QTimer.singleShot(0, self.open_demo)
         self.prefs.mark_launched()
@@ -230,6 +236,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.act_make_scope)
         prune_menu = mb.addMenu("&Prune")
         prune_menu.addAction(self.act_prune)
+        self.act_recover = prune_menu.addAction("&Recover accuracy…", self.open_recover_dialog)
         view_menu = mb.addMenu("&View")
         view_menu.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_100])
         view_menu.addSeparator()
@@ -331,13 +338,27 @@ class MainWindow(QMainWindow):
         dialog.accepted.connect(lambda: dialog.source() and self.open_source(dialog.source()))
         dialog.open()
 
-    def open_source(self, source: str, input_spec: str | None = None, trust: bool = False) -> None:
+    def open_source(
+        self,
+        source: str,
+        input_spec: str | None = None,
+        trust: bool = False,
+        arch: str | None = None,
+        code: str | None = None,
+    ) -> None:
         """Load `source` in the background; the current document stays until it succeeds."""
         loader = self.loader
+        code = code or self.prefs.model_code(source)  # remembered per file; used after trust
+        extra = {k: v for k, v in (("arch", arch), ("code", code)) if v}
 
         def job(progress, cancelled) -> LoadResult:
             doc = loader(
-                source, input_spec=input_spec, trust=trust, progress=progress, cancel=cancelled
+                source,
+                input_spec=input_spec,
+                trust=trust,
+                progress=progress,
+                cancel=cancelled,
+                **extra,
             )
             if cancelled():
                 raise engine_api.LoadCancelled()
@@ -410,6 +431,27 @@ class MainWindow(QMainWindow):
             box.finished.connect(decided)
             box.open()
             return
+        if isinstance(exc, engine_api.ArchRequired):  # weights only: which model are they?
+            picker = ArchPickerDialog(self, source, failure.message, exc.candidates)
+            self.last_dialog = picker
+            picker.accepted.connect(lambda: self.open_source(source, spec, trust, picker.arch()))
+            picker.rejected.connect(
+                lambda: self.status_label.setText("Not loaded: no architecture")
+            )
+            picker.open()
+            return
+        if isinstance(exc, engine_api.CodeRequired):  # after trust: where is the model's code?
+            asked = ModelCodeDialog(self, source, exc.module, failure.message)
+            self.last_dialog = asked
+
+            def chosen() -> None:
+                self.prefs.set_model_code(source, asked.path())
+                self.open_source(source, spec, trust, code=asked.path())
+
+            asked.accepted.connect(chosen)
+            asked.rejected.connect(lambda: self.status_label.setText("Not loaded: no model code"))
+            asked.open()
+            return
         if isinstance(exc, engine_api.InputShapeRequired):
             dialog = InputShapeDialog(
                 self, failure.message, exc.suggestion, engine_api.parse_input_spec
@@ -460,10 +502,16 @@ class MainWindow(QMainWindow):
         self.preview_panel.clear("Computing the preview…")
         self.pruning.set_document(doc, plan)
         self.pruning.set_calibration(*self.settings_panel.calibration_source())
+        self.data_panel.set_document(doc)
         for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
             act.setEnabled(True)
         self.settings_panel.setEnabled(True)
         self.documentChanged.emit()
+
+    def _on_data_changed(self, choice) -> None:
+        """The data panel's dataset feeds calibration (via the settings) and evaluation."""
+        self.pruning.set_data(choice)
+        self.settings_panel.set_data_path(choice.data if choice is not None else "")
 
     def _show_view(self, view: PreparedView) -> None:
         self.scene.show_graph(view.graph, view.layout)
@@ -663,6 +711,9 @@ class MainWindow(QMainWindow):
         self.preview_dock = self._dock(
             "Preview", "previewDock", self.preview_panel, Qt.LeftDockWidgetArea
         )
+        self.data_panel = DataPanel(self)
+        self.data_dock = self._dock("Data", "dataDock", self.data_panel, Qt.LeftDockWidgetArea)
+        self.data_panel.dataChanged.connect(self._on_data_changed)
         gp = self.groups_panel
         gp.ratioEdited.connect(self._guard(self.pruning.set_group_ratio))
         gp.clearRatioRequested.connect(self._guard(self.pruning.clear_ratios))
@@ -706,7 +757,7 @@ class MainWindow(QMainWindow):
             for lp in done.preview.layers:
                 widths[lp.name] = (lp.in_after, lp.out_after)
                 planned[lp.name] = lp.out_after
-        ratios = {g.root: ratio_of(plan, g.root) for g in doc.summary.groups}
+        ratios = group_ratios_shown(plan, doc.summary.groups)
         self.groups_panel.model.set_plan_info(ratios, planned)
         self.scene.show_planned(widths)
         node = self.properties.node
@@ -873,6 +924,8 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def accept_pruned(self, result, view: PreparedView) -> None:
+        if self.document is not None and not self.document.pruned:
+            self.recover_teacher = self.document  # the teacher of "Recover accuracy"
         plan = self.pruning.plan.replace(layer_ratios={}, group_ratios={}, scopes=[])
         self.set_document(result.document, view, plan)
         self.status_label.setText(
@@ -890,6 +943,11 @@ class MainWindow(QMainWindow):
         self._job_ended()
         self.act_prune.setEnabled(True)
         self.status_label.setText("Pruning cancelled; the model is unchanged")
+
+    def open_recover_dialog(self):
+        from app.dialogs.recover import open_recover_dialog
+
+        return open_recover_dialog(self)
 
     def open_export_dialog(self) -> ExportDialog | None:
         if self.document is None:

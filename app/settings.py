@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 from PySide6.QtCore import QSettings
 
 ORGANIZATION = "Arborist"
@@ -45,3 +48,17 @@ class Preferences:
 
     def mark_launched(self) -> None:
         self.qs.setValue("launched", True)
+
+    # per model file: where its own model code lives (a .py file or a folder)
+
+    @staticmethod
+    def _file_key(source: str) -> str:
+        digest = hashlib.sha1(os.path.abspath(source).encode()).hexdigest()[:16]
+        return f"model_code/{digest}"
+
+    def model_code(self, source: str) -> str | None:
+        value = self.qs.value(self._file_key(source), "")
+        return str(value) if value else None
+
+    def set_model_code(self, source: str, path: str) -> None:
+        self.qs.setValue(self._file_key(source), path)

@@ -60,6 +60,8 @@ def cli_wording(text: str) -> str:
     """Name the CLI flags where engine messages name keyword arguments."""
     return (
         text.replace("pass trust=True (--trust)", "pass --trust")
+        .replace("pass arch= ", "pass --arch ")
+        .replace("pass code= (--code PATH)", "pass --code PATH")
         .replace("pass arch=,", "pass --arch,")
         .replace("pass arch=", "pass --arch ")
     )

@@ -57,6 +57,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="architecture of a weights-only state dict (.pt, .safetensors), "
         "e.g. torchvision:resnet18",
     )
+    p.add_argument(
+        "--code",
+        metavar="PATH",
+        help="where the classes of a pickled model are defined: a .py file or a folder to "
+        "import from (imported only with --trust: importing it RUNS it)",
+    )
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
 
@@ -145,3 +151,6 @@ def add_prune_arguments(prune: argparse.ArgumentParser) -> None:
         "interleaved (keeps a copy of the original; about 2 s more)",
     )
     add_data_arguments(prune)
+    from .recovery_args import add_recovery_arguments
+
+    add_recovery_arguments(prune)

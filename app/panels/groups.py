@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.heat import heat_color
 from app.plan_edits import RatioSource
 from engine.graph.summary import GroupInfo
 
@@ -55,12 +56,19 @@ class GroupTableModel(QAbstractTableModel):
         self.groups: list[GroupInfo] = []
         self.ratios: dict[str, RatioSource] = {}  # root -> where its ratio comes from
         self.planned: dict[str, int] = {}  # root -> channels after the planned step(s)
+        self.heat: dict[str, float] = {}  # root -> sensitivity (0 robust .. 1 fragile), scan
 
     def set_groups(self, groups: list[GroupInfo]) -> None:
         self.beginResetModel()
         self.groups = list(groups)
         self.ratios, self.planned = {}, {}
         self.endResetModel()
+
+    def set_heat(self, heat: dict[str, float]) -> None:
+        """Sensitivity heat per root (app/panels/sensitivity.py), shown behind "#"/root."""
+        self.heat = dict(heat)
+        if self.groups:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.groups) - 1, 1))
 
     def set_plan_info(self, ratios: dict[str, RatioSource], planned: dict[str, int]) -> None:
         self.ratios, self.planned = ratios, planned
@@ -96,6 +104,8 @@ class GroupTableModel(QAbstractTableModel):
             return "ignored"
         if src.origin == "default":
             return f"{src.ratio:.2f}"
+        if src.origin == "layer" and src.key != root:  # set on a container layer
+            return f"{src.ratio:.2f} (layer {src.key or 'model'})"
         return f"{src.ratio:.2f} ({src.origin.removeprefix('scope ')})"
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
@@ -120,6 +130,8 @@ class GroupTableModel(QAbstractTableModel):
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == Qt.ForegroundRole and col == RATIO_COL and src and src.origin == "default":
             return QColor(128, 128, 128)
+        if role == Qt.BackgroundRole and col in (0, 1) and g.root in self.heat:
+            return heat_color(self.heat[g.root])
         if role == Qt.UserRole:
             return g.id
         return None

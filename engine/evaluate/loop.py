@@ -101,8 +101,9 @@ def evaluate(
 ) -> Metrics:
     """Metrics of `model` over `batches` (Batches, or (x, y) / x items of a DataLoader).
 
-    `cancel()` is checked before each batch (raises engine.plan.Cancelled); `progress(done,
-    total, message)` after each (total is 0 when the number of samples is unknown).
+    `cancel()` is checked before each batch (raises engine.utils.progress.Cancelled, the same
+    class as engine.plan.Cancelled); `progress(done, total, message)` after each (total is
+    0 when the number of samples is unknown).
     """
     totals = Totals()
     skipped = 0
@@ -113,7 +114,7 @@ def evaluate(
     with eval_mode(model, reference), torch.inference_mode():
         for item in batches:
             if cancel is not None and cancel():
-                from ..plan.apply import Cancelled
+                from ..utils.progress import Cancelled
 
                 raise Cancelled(f"evaluation cancelled after {done} samples")
             batch = as_batch(item)

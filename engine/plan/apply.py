@@ -15,6 +15,7 @@ from torch import nn
 from ..graph import DependencyGraph
 from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
+from ..utils.progress import Cancelled  # the shared one; apply_plan leaves its model partly pruned
 from .build import build_pruner
 from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
 from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
@@ -22,10 +23,6 @@ from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
 Progress = Callable[[int, int, str], None]
-
-
-class Cancelled(Exception):
-    """Raised by apply_plan when `cancel()` turned True; the model is partly pruned."""
 
 
 @dataclasses.dataclass
@@ -58,6 +55,7 @@ def run_plan(
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
     record: RunRecord | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> list[GroupPlan]:
     """Prune `model` in place; returns the GroupPlans applied, over all steps.
 
@@ -104,6 +102,8 @@ def run_plan(
             finally:
                 groups.close()  # the pruner records its history now, even when cancelled
             record.steps_done = step + 1
+            if after_step is not None:
+                after_step(step + 1)  # e.g. recover accuracy before the next step scores
     finally:
         if needs_grad:
             clear_grads(model)
@@ -123,16 +123,19 @@ def apply_plan(
     cancel: Callable[[], bool] | None = None,
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> PruneOutcome:
     """Prune `model` IN PLACE as `plan` says (callers copy first); Cancelled if cancel().
 
     `num_heads` ({attention layer: heads}) is passed to the pruner for head-aware plans.
+    `after_step(step)` runs after each iterative step (1-based): where recovery goes.
     """
     plan.validate(model)  # before the (slower) counting below
     macs_before, params_before = count_ops_and_params(model, example_inputs)
     record = RunRecord()
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
-             cancel=cancel, calibration=calibration, num_heads=num_heads, record=record)
+             cancel=cancel, calibration=calibration, num_heads=num_heads, record=record,
+             after_step=after_step)
     macs_after, params_after = count_ops_and_params(model, example_inputs)
     return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
                         int(params_after), record.steps_done, record.history)

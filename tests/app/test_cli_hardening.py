@@ -59,14 +59,15 @@ def test_the_dispatch_table_drives_parser_and_entry_point():
     from app.cli.commands import COMMAND_NAMES, COMMANDS
     from app.cli.parser import build_parser
 
-    assert {"inspect", "prune", "evaluate"} <= set(COMMAND_NAMES)
+    assert {"inspect", "prune", "evaluate", "recover", "scan", "plan"} <= set(COMMAND_NAMES)
     choices = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
     assert tuple(choices) == COMMAND_NAMES
     for cmd in COMMANDS:
         module = cmd.load()
         assert callable(module.run) and callable(module.format_report)
     assert cli_intent_without_command(["torchvision:resnet18"], COMMAND_NAMES) is None
-    assert "unknown command 'scan'" in cli_intent_without_command(["scan"], COMMAND_NAMES)
+    assert "unknown command 'frobnicate'" in cli_intent_without_command(["frobnicate"],
+                                                                        COMMAND_NAMES)
 
 
 # ------------------------------------------------------------------ bad input
