@@ -9,6 +9,7 @@ costs one sample, not the run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,13 @@ def _image_folder_class() -> type:
         def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
             path, label = self.samples[index]
             return self._load(path, label)
+
+        def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+            """Class folders, sorted, without hidden ones (.ipynb_checkpoints, .git...):
+            counting those would shift every label after them."""
+            classes = sorted(e.name for e in os.scandir(directory)
+                             if e.is_dir() and not e.name.startswith("."))
+            return classes, {name: i for i, name in enumerate(classes)}
 
     return TolerantImageFolder
 

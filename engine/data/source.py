@@ -173,9 +173,14 @@ def _open_images(root: Path, facts: ModelFacts, preprocessing: Any,
     if not samples:
         raise DataError(f"{root} has class folders ({', '.join(classes[:5])}) but no images "
                         f"({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) in them")
-    empty = [c for i, c in enumerate(classes) if not any(t == i for _, t in samples)]
+    used = {t for _, t in samples}
+    empty = [c for i, c in enumerate(classes) if i not in used]
     if empty:
         notes.append(f"class folder(s) without images: {', '.join(empty[:5])}")
+    loose = sum(1 for p in root.iterdir() if p.is_file() and is_image_file(p)) if labeled else 0
+    if loose:
+        notes.append(f"{loose} image(s) directly in {root.name}/ are not used: with class "
+                     "subfolders, only images inside them are")
     shown = [(path, label if labeled else None) for path, label in samples[:THUMBNAILS]]
     return DataSource(str(root), "images", dataset, _image_collate(facts), labeled, classes, pre,
                       sample_paths=shown,

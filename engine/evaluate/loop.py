@@ -101,8 +101,9 @@ def evaluate(
 ) -> Metrics:
     """Metrics of `model` over `batches` (Batches, or (x, y) / x items of a DataLoader).
 
-    `cancel()` is checked before each batch (raises engine.plan.Cancelled); `progress(done,
-    total, message)` after each (total is 0 when the number of samples is unknown).
+    `cancel()` is checked before each batch (raises engine.utils.progress.Cancelled, the same
+    class as engine.plan.Cancelled); `progress(done, total, message)` after each (total is
+    0 when the number of samples is unknown).
     """
     totals = Totals()
     skipped = 0
@@ -113,7 +114,7 @@ def evaluate(
     with eval_mode(model, reference), torch.inference_mode():
         for item in batches:
             if cancel is not None and cancel():
-                from ..plan.apply import Cancelled
+                from ..utils.progress import Cancelled
 
                 raise Cancelled(f"evaluation cancelled after {done} samples")
             batch = as_batch(item)
@@ -167,6 +168,7 @@ def _classifier(totals: Totals, labels: torch.Tensor | None, logits: torch.Tenso
     top1 = logits.argmax(1)
     if labels is not None:
         labels = labels.to(logits.device).reshape(-1)
+        check_labels(labels, logits.shape[1])
         totals.add("labeled", labels.numel())
         totals.add("correct", (top1 == labels).sum())
         if logits.shape[1] > 5:
@@ -178,6 +180,17 @@ def _classifier(totals: Totals, labels: torch.Tensor | None, logits: torch.Tenso
         totals.add("compared", logits.shape[0])
         totals.add("agree", (top1 == ref.argmax(1)).sum())
         totals.add("kl", _kl(ref, logits).sum())
+
+
+def check_labels(labels: torch.Tensor, classes: int) -> None:
+    """Labels must index the model's outputs (class folders sort into 0..C-1)."""
+    top = int(labels.max()) if labels.numel() else 0
+    if top >= classes or (labels.numel() and int(labels.min()) < 0):
+        from ..data.errors import DataError
+
+        raise DataError(f"the data has labels up to {top} but the model has {classes} outputs; "
+                        "a labeled folder needs one subfolder per model class, named so that "
+                        "their sorted order is the model's class order")
 
 
 def _kl(ref_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -176,6 +176,9 @@ class DataCalibration:
 
         logits = _logits(output)
         if batch.labels is not None and logits is not None and logits.dim() == 2:
+            from ..evaluate.loop import check_labels
+
+            check_labels(batch.labels, logits.shape[1])
             return F.cross_entropy(logits.float(), batch.labels.long(), reduction="sum"), None
         ids = token_ids(batch.inputs)
         if (batch.labels is None and ids is not None and logits is not None and logits.dim() == 3

@@ -119,8 +119,10 @@ def test_corrupt_images_are_skipped_and_counted(digit_folders, demo, tmp_path, w
     (tmp_path / "3" / "garbage.png").write_bytes(b"this is not a png")
     whole = next((tmp_path / "5").glob("*.png")).read_bytes()
     (tmp_path / "5" / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden: not a class, labels unshifted
+    shutil.copy(next((tmp_path / "1").glob("*.png")), tmp_path / ".ipynb_checkpoints" / "x.png")
     source = open_data(tmp_path, model_facts=facts)
-    assert len(source) == good + 2
+    assert len(source) == good + 2 and source.classes == [str(i) for i in range(10)]
     loader = make_loader(source, batch_size=4, num_workers=workers)
     metrics = evaluate(model, loader)
     assert (metrics.samples, metrics.skipped) == (good, 2)
@@ -262,6 +264,10 @@ def test_npy_is_unlabeled_and_wrong_shapes_are_clear_errors(tmp_path, demo):
                tmp_path / "mismatch.pt")
     with pytest.raises(DataError, match="3 samples but y has 4"):
         open_data(tmp_path / "mismatch.pt", model_facts=facts)
+    torch.save({"x": torch.zeros(3, 1, 8, 8), "y": torch.tensor([0, 4, 12])},
+               tmp_path / "labels.pt")
+    with pytest.raises(DataError, match="labels up to 12 but the model has 10 outputs"):
+        evaluate(model, make_loader(open_data(tmp_path / "labels.pt", model_facts=facts), 4))
     torch.save({"inputs": torch.zeros(3, 1, 8, 8)}, tmp_path / "nokey.pt")
     with pytest.raises(DataError, match="needs 'x'"):
         open_data(tmp_path / "nokey.pt", model_facts=facts)

@@ -251,3 +251,30 @@ def test_preview_with_data_matches_the_real_prune():
         outcome = apply_plan(pruned, x[:1], plan, calibration=cal)
         done = {int(i) for name, out, idxs in outcome.history if name == "0" for i in idxs}
         assert planned == done, criterion
+
+
+def test_hf_causal_lm_perplexity_equals_its_own_loss_and_taylor_runs_on_text(text_corpus):
+    transformers = pytest.importorskip("transformers")
+    import math
+
+    from engine.data import ModelFacts
+
+    folder, vocab = text_corpus
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2,
+                                     n_positions=16, bos_token_id=1, eos_token_id=1)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    example = {"input_ids": torch.zeros(1, 16, dtype=torch.long)}
+    source = open_data(folder / "corpus.txt", tokenizer=folder / "tokenizer.json",
+                       model_facts=ModelFacts(model=model, example_inputs=example))
+    assert source.dataset.seq_len == 16  # the model's context
+    m = evaluate(model, make_loader(source, 4))
+    ids = torch.stack([source.dataset[i] for i in range(len(source))])
+    with torch.no_grad():
+        hf_loss = model(input_ids=ids, labels=ids).loss  # HF's own mean next-token NLL
+    assert m.perplexity == pytest.approx(math.exp(float(hf_loss)), rel=1e-5)
+    pruned = copy.deepcopy(model)
+    apply_plan(pruned, example, PruningPlan(importance="taylor", pruning_ratio=0.25),
+               calibration=data_calibration(make_loader(source, 4)))
+    after = evaluate(pruned, make_loader(source, 4), reference=model)
+    assert after.perplexity is not None and 0 < after.agreement < 1 and after.kl > 0
