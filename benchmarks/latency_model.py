@@ -6,10 +6,9 @@ For resnet18 and mobilenet_v2 (random weights, batch 1, 224x224, this CPU):
    with per-group ratios in [0.1, 0.7]): predict from the table, prune a real copy, and
    time the original and the pruned copy interleaved (best-of and median over rounds,
    with a 90 % bootstrap interval of the median);
-3. a plan for a budget of --budget x the whole model's time re-timed just before planning (a sensitivity scan on
-   16 random images feeds the planner; fidelity is irrelevant to the timing); the whole
-   model is re-timed just before planning (`engine.latency.recalibrate`), then the plan is
-   pruned and timed the same way.
+3. a plan for a budget of --budget x the whole model's time, re-timed just before
+   planning (`engine.latency.recalibrate`; a sensitivity scan on 16 random images feeds
+   the planner, fidelity is irrelevant to the timing), pruned and timed the same way.
 
 Prediction error = predicted / measured best-of - 1 (the table is built from best-of
 timings). On a shared machine the load changes between building the table and timing,
