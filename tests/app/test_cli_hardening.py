@@ -48,10 +48,10 @@ def test_json_without_a_command_is_a_usage_error_not_the_gui():
 
 
 def test_unknown_command_words_and_options_are_usage_errors(tmp_path):
-    one_line(run_app("evaluate", "model.pt"), 2, "unknown command 'evaluate'")
+    one_line(run_app("evaluatex", "model.pt"), 2, "unknown command 'evaluatex'")
     one_line(run_app("--bogus"), 2, "unknown option --bogus")
-    (tmp_path / "evaluate").write_bytes(b"")  # an existing file of that name is opened
-    one_line(run_app("evaluate", cwd=tmp_path), 1, "no display to open the window on")
+    (tmp_path / "evaluatex").write_bytes(b"")  # an existing file of that name is opened
+    one_line(run_app("evaluatex", cwd=tmp_path), 1, "no display to open the window on")
 
 
 def test_the_dispatch_table_drives_parser_and_entry_point():
