@@ -68,6 +68,16 @@ class PlanTargetDialog(QDialog):
         self.resize(640, 620)
         controller.planned.connect(self._on_planned)
         controller.planFailed.connect(self._on_failed)
+        self.finished.connect(self._disconnect)
+
+    def _disconnect(self, _result: int = 0) -> None:
+        """A closed dialog stops listening (the controller outlives it)."""
+        for signal, slot in ((self.controller.planned, self._on_planned),
+                             (self.controller.planFailed, self._on_failed)):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
 
     def _kind_changed(self) -> None:
         if self.kind.currentData() == "latency":
