@@ -124,6 +124,8 @@ class DependencyGraph:
             )
             tracer.install_hooks()
             saved = _attribute_snapshot(model) if on_meta else []
+            if on_meta:
+                _tensor_attributes_to_meta(saved)
             try:
                 with torch.no_grad(), tracer:
                     if on_meta:
@@ -704,6 +706,16 @@ def _attribute_snapshot(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any
     return [
         (m, {k: v for k, v in vars(m).items() if k not in skip}) for m in model.modules()
     ]
+
+
+def _tensor_attributes_to_meta(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    """Plain tensor attributes (caches a forward left behind, e.g. ultralytics' Detect
+    anchors) as meta tensors for the meta trace; `_restore_attributes` puts them back."""
+    for m, attrs in saved:
+        for k, v in attrs.items():
+            if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter) \
+                    and v.device.type != "meta":
+                setattr(m, k, meta_like(v))
 
 
 def _restore_attributes(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:

@@ -88,6 +88,8 @@ def _clone_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
             copied[key] = value
         elif type(value) in (dict, OrderedDict, list, set) and not value:
             copied[key] = type(value)()
+        elif type(value) is torch.Tensor:  # a cache a forward left (ultralytics anchors)
+            copied[key] = meta_like(value)
         else:
             copied[key] = copy.deepcopy(value, memo)
     new.__setstate__(copied)
