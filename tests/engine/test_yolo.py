@@ -71,3 +71,14 @@ def test_pruned_yolo_predicts_and_reloads_in_ultralytics_format(tmp_path):
 def test_build_refuses_weight_names():
     with pytest.raises(ValueError, match="yaml"):
         build_yolo("yolov8n.pt")
+
+
+def test_zoo_spec_builds_without_weights():
+    from engine.io.errors import ModelLoadError
+    from engine.io.zoo import build_zoo_model, is_zoo_spec
+
+    assert is_zoo_spec("ultralytics:yolov8n.yaml")
+    got = build_zoo_model("ultralytics:yolov8n.yaml")
+    assert type(got.model).__name__ == "DetectionModel" and "random weights" in got.description
+    with pytest.raises(ModelLoadError, match="yaml"):
+        build_zoo_model("ultralytics:yolov8n.pt")
