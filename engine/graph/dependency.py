@@ -37,7 +37,7 @@ from .forward import eval_mode, flatten_outputs, run_forward, runner, to_meta
 from .group import Dependency, Derivation, Group, GroupItem, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
-from .probe import Prober, last_unit_class, unit_ports
+from .probe import Prober, is_cached_tensor, last_unit_class, unit_ports
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
 
 DEFAULT_ROOT_TYPES: tuple[type, ...] = (
@@ -710,11 +710,11 @@ def _attribute_snapshot(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any
 
 def _tensor_attributes_to_meta(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
     """Plain tensor attributes (caches a forward left behind, e.g. ultralytics' Detect
-    anchors) as meta tensors for the meta trace; `_restore_attributes` puts them back."""
+    anchors) as meta tensors for the meta trace; `_restore_attributes` puts them back.
+    Small ones (strides, scales) stay: their elements are read as Python numbers."""
     for m, attrs in saved:
         for k, v in attrs.items():
-            if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter) \
-                    and v.device.type != "meta":
+            if is_cached_tensor(v):
                 setattr(m, k, meta_like(v))
 
 
