@@ -37,7 +37,7 @@ from .forward import eval_mode, flatten_outputs, run_forward, runner, to_meta
 from .group import Dependency, Derivation, Group, GroupItem, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
-from .probe import Prober, last_unit_class, unit_ports
+from .probe import Prober, is_cached_tensor, last_unit_class, unit_ports
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
 
 DEFAULT_ROOT_TYPES: tuple[type, ...] = (
@@ -124,6 +124,8 @@ class DependencyGraph:
             )
             tracer.install_hooks()
             saved = _attribute_snapshot(model) if on_meta else []
+            if on_meta:
+                _tensor_attributes_to_meta(saved)
             try:
                 with torch.no_grad(), tracer:
                     if on_meta:
@@ -704,6 +706,16 @@ def _attribute_snapshot(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any
     return [
         (m, {k: v for k, v in vars(m).items() if k not in skip}) for m in model.modules()
     ]
+
+
+def _tensor_attributes_to_meta(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    """Plain tensor attributes (caches a forward left behind, e.g. ultralytics' Detect
+    anchors) as meta tensors for the meta trace; `_restore_attributes` puts them back.
+    Small ones (strides, scales) stay: their elements are read as Python numbers."""
+    for m, attrs in saved:
+        for k, v in attrs.items():
+            if is_cached_tensor(v):
+                setattr(m, k, meta_like(v))
 
 
 def _restore_attributes(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:

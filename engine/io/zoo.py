@@ -1,4 +1,5 @@
-"""Model-zoo specs: ``torchvision:NAME``, ``timm:NAME``, ``hf:FOLDER`` and ``arborist:demo``.
+"""Model-zoo specs: ``torchvision:NAME``, ``timm:NAME``, ``ultralytics:CFG.yaml``, ``hf:FOLDER``
+and ``arborist:demo``.
 
 ``hf:FOLDER`` builds the Hugging Face model a local ``config.json`` describes (its first
 ``architectures`` entry), never reading anything but that file and never running code
@@ -23,7 +24,7 @@ from torch import nn
 from .errors import ModelLoadError
 from .input_spec import InputSpec
 
-ZOO_PREFIXES = ("torchvision", "timm", "arborist", "hf")
+ZOO_PREFIXES = ("torchvision", "timm", "ultralytics", "arborist", "hf")
 
 # Default inputs by family; image sides are kept modest so tracing is quick on CPU.
 _DETECTION_SPEC = "1,3,320,320"  # detection transforms resize internally anyway
@@ -73,6 +74,8 @@ def _build_zoo_model(spec: str) -> ZooModel:
         return _build_arborist(name)
     if prefix == "hf":
         return _build_hf(name)
+    if prefix == "ultralytics":
+        return _build_ultralytics(name)
     raise ModelLoadError(
         f"unknown model zoo {prefix!r} in {spec!r}; use one of: {', '.join(ZOO_PREFIXES)}"
     )
@@ -199,6 +202,22 @@ def _build_timm(name: str) -> ZooModel:
     size = tuple(cfg.get("input_size", (3, 224, 224)))
     spec = InputSpec.parse(",".join(str(d) for d in (1, *size)))
     return ZooModel(model.eval(), spec, f"timm:{name} (random weights, {_params(model)})")
+
+
+def _build_ultralytics(name: str) -> ZooModel:
+    """A YOLO from ultralytics' own yaml (yolov8n.yaml, yolo11n-seg.yaml, ...): no weights."""
+    from ..families.yolo import build_yolo
+
+    try:
+        model = build_yolo(name)
+    except (ImportError, ValueError) as exc:
+        raise ModelLoadError(str(exc)) from None
+    except Exception as exc:
+        raise ModelLoadError(
+            f"ultralytics could not build {name!r}: {type(exc).__name__}: {exc}") from None
+    side = 224 if "-cls" in name else 320
+    spec = InputSpec.parse(f"1,3,{side},{side}")
+    return ZooModel(model, spec, f"ultralytics:{name} (random weights, {_params(model)})")
 
 
 # ----------------------------------------------------------------------- arborist

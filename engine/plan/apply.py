@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from ..families.report import AttentionReport, attention_report, attention_widths
 from ..graph import DependencyGraph
 from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
@@ -56,6 +57,8 @@ class PruneOutcome:
     params_after: int
     steps_done: int
     history: list  # (root layer name, out-channel pruning?, removed idxs), Torch-Pruning's format
+    # attention layers pruned / total and why the rest kept full width (None: no attention)
+    attention: AttentionReport | None = None
 
 
 @dataclasses.dataclass
@@ -65,6 +68,7 @@ class RunRecord:
     applied: list[GroupPlan] = dataclasses.field(default_factory=list)
     steps_done: int = 0
     history: list = dataclasses.field(default_factory=list)
+    lock_reasons: list[str] = dataclasses.field(default_factory=list)  # graph + head planner
 
 
 def run_plan(
@@ -92,6 +96,8 @@ def run_plan(
         raise PlanError(f"expected a PruningPlan, got {type(plan).__name__}")
     pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
                           num_heads=num_heads)
+    heads = getattr(pruner, "_heads", None)
+    record.lock_reasons = list(pruner.DG.lock_reasons) + list(getattr(heads, "problems", []))
     n_groups = len(pruner._groups())
     per_step = 2 * n_groups
     standalone = units is None
@@ -195,6 +201,7 @@ def apply_plan(
         progress(0, 3, "counting MACs and parameters")
     macs_before, params_before = count_ops_and_params(model, example_inputs)
     units.done = 1  # reported with the next tick, once the number of groups is known
+    widths = attention_widths(model)
     record = RunRecord()
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
              cancel=cancel, calibration=calibration, num_heads=num_heads, record=record,
@@ -202,5 +209,6 @@ def apply_plan(
     macs_after, params_after = count_ops_and_params(model, example_inputs)
     units.done = units.total - 1
     units.tick("done")
+    attention = attention_report(widths, model, record.lock_reasons) if widths else None
     return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
-                        int(params_after), record.steps_done, record.history)
+                        int(params_after), record.steps_done, record.history, attention)
