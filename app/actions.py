@@ -118,6 +118,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         needs_document=True,
     ),
     ActionSpec(
+        "recover",
+        "&Recover accuracy…",
+        "open_recover_dialog",
+        (),
+        "Fine-tune / distil the kept pruned version on your data",
+        "Prune",
+        needs_document=True,
+    ),
+    ActionSpec(
         "fit", "&Fit to View", "view.fit_to_view", ("F", "Ctrl+0"), "", "View", toolbar=True
     ),
     ActionSpec(

@@ -1,38 +1,34 @@
-"""The one place the GUI calls the engine: load a model, trace it, summarize the graph.
+"""The GUI's thin adapter over engine.workflow.Session (the workflow the CLI runs too).
 
-Everything here runs on a worker thread and returns plain data (`Document`).
-The engine is being written in parallel, so imports are lazy and defensive:
-a missing piece becomes a clear `EngineUnavailable` message, never a crash.
-Cancellation is cooperative: `cancel()` is polled between stages.
+It turns Sessions into the GUI's plain `Document`, engine errors into the messages
+and dialogs the window shows (trust, input shape), and engine reports into what the
+result and export dialogs read. No workflow logic lives here: opening, tracing,
+previewing, pruning a copy, evaluating, exporting and validating are the Session's.
+Everything runs on worker threads; cancellation is the shared engine.utils.progress
+contract (`Cancelled`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.document import DEMO_SOURCE, Document
-from engine.graph.summary import GraphSummary
-from engine.utils.latency import LatencyCheck, check_latency
+from engine.utils.progress import CancelFn, Cancelled, ProgressFn
+from engine.workflow import ExportReport, LayerChange, PruneReport, Session
 
-Progress = Callable[[float, str], None]
-CancelFlag = Callable[[], bool]
+Progress = ProgressFn
+CancelFlag = CancelFn
 
-
-class LoadCancelled(Exception):
-    """The user cancelled; not an error."""
+# One cancel exception for every job (load, prune, export); the old names stay readable.
+LoadCancelled = PruneCancelled = ExportCancelled = Cancelled
 
 
 class ModelLoadFailed(Exception):
     """The source could not be loaded or traced; the message is shown to the user."""
-
-
-class EngineUnavailable(ModelLoadFailed):
-    """A needed engine function is not importable (yet)."""
 
 
 class TrustRequired(ModelLoadFailed):
@@ -41,6 +37,24 @@ class TrustRequired(ModelLoadFailed):
     def __init__(self, source: str, message: str) -> None:
         super().__init__(message)
         self.source = source
+
+
+class ArchRequired(ModelLoadFailed):
+    """A weights-only file: ask which architecture it fills (``candidates`` best first)."""
+
+    def __init__(self, source: str, message: str, candidates: list[Any]) -> None:
+        super().__init__(message)
+        self.source = source
+        self.candidates = candidates
+
+
+class CodeRequired(ModelLoadFailed):
+    """A trusted pickle needs the user's own model code (``module`` is what is missing)."""
+
+    def __init__(self, source: str, message: str, module: str | None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.module = module
 
 
 class InputShapeRequired(ModelLoadFailed):
@@ -52,18 +66,10 @@ class InputShapeRequired(ModelLoadFailed):
         self.suggestion = suggestion
 
 
-@dataclass
-class LoadedModel:
-    model: Any  # nn.Module
-    example_inputs: Any  # tensor / tuple / dict, or None if unknown
-    description: str = ""
-    arch: str | None = None
-    pruning_history: list = field(default_factory=list)
-
-
 def is_zoo_spec(source: str) -> bool:
-    prefix, sep, name = source.partition(":")
-    return bool(sep) and prefix.lower() in ("arborist", "torchvision", "timm") and bool(name)
+    from engine.io.zoo import is_zoo_spec as engine_is_zoo_spec
+
+    return engine_is_zoo_spec(source)
 
 
 def display_name(source: str) -> str:
@@ -74,127 +80,124 @@ def display_name(source: str) -> str:
     return os.path.basename(source) or source
 
 
-def _optional(module: str, attr: str) -> Any | None:
-    """engine.<module>.<attr> or None when that part of the engine is not there yet."""
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
-
-
 # ----------------------------------------------------------------------------- input specs
 
 
 def parse_input_spec(text: str) -> Any:
-    """Example inputs for a spec like "1,3,224,224" (or "a=1,8;b=1,8:int64" via the engine)."""
-    parse = _optional("engine.io.input_spec", "InputSpec")
-    if parse is not None:
-        try:
-            return parse.parse(text).make()
-        except Exception as exc:  # InputSpecError
-            raise ValueError(str(exc)) from None
-    import torch
+    """Example inputs for a spec like "1,3,224,224" or "a=1,8;b=1,8:int64"."""
+    from engine.io.input_spec import InputSpec
 
     try:
-        dims = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
-    except ValueError:
-        raise ValueError(f"not a shape: {text!r}; expected e.g. 1,3,224,224") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise ValueError(f"not a shape: {text!r}; expected positive sizes like 1,3,224,224")
-    return torch.randn(*dims)
+        return InputSpec.parse(text).make()
+    except Exception as exc:  # InputSpecError
+        raise ValueError(str(exc)) from None
 
 
 def describe_inputs(inputs: Any) -> str:
-    spec = _optional("engine.io.input_spec", "InputSpec")
-    if spec is not None:
-        try:
-            return spec.from_inputs(inputs).to_string()
-        except Exception:
-            pass
-    shape = getattr(inputs, "shape", None)
-    if shape is not None:
-        return ",".join(str(d) for d in shape)
-    if isinstance(inputs, (tuple, list)):
-        return ";".join(describe_inputs(t) for t in inputs)
-    return type(inputs).__name__
+    from engine.io.input_spec import InputSpec
+
+    try:
+        return InputSpec.from_inputs(inputs).to_string()
+    except Exception:
+        shape = getattr(inputs, "shape", None)
+        return ",".join(str(d) for d in shape) if shape is not None else type(inputs).__name__
 
 
 # ----------------------------------------------------------------------------- loading
 
 
-def _unpack(result: Any) -> LoadedModel:
-    """Accept the shapes a loader may return: module, (module, inputs), or an object."""
-    import torch.nn as nn
+def load_model(
+    source: str, trust: bool = False, arch: str | None = None, code: str | None = None
+) -> Any:
+    """engine.io.load_model with the GUI's error types (TrustRequired for the dialog).
 
-    if isinstance(result, nn.Module):
-        return LoadedModel(result, None, type(result).__name__)
-    if isinstance(result, tuple) and result and isinstance(result[0], nn.Module):
-        return LoadedModel(
-            result[0], result[1] if len(result) > 1 else None, type(result[0]).__name__
-        )
-    model = getattr(result, "model", None)
-    if isinstance(model, nn.Module):
-        inputs = getattr(result, "example_inputs", None)
-        spec = getattr(result, "input_spec", None)
-        if inputs is None and spec is not None:
-            inputs = parse_input_spec(str(spec))
-        desc = getattr(result, "description", "") or type(model).__name__
-        history = list(getattr(result, "pruning_history", None) or [])
-        return LoadedModel(model, inputs, desc, getattr(result, "arch", None), history)
-    raise ModelLoadFailed(f"the loader returned {type(result).__name__}, not a model")
+    ``arch`` fills a weights-only file; ``code`` is the user's model code for a trusted
+    pickle of their own classes (imported only after trust).
+    """
+    from engine.io import load_model as engine_load
+    from engine.io.errors import InputSpecError, ModelLoadError, UntrustedPickleError
 
-
-def load_model(source: str, trust: bool = False) -> LoadedModel:
-    """Load through engine.io.load (trust gate, formats); fall back to the zoo/demo."""
-    untrusted = _optional("engine.io.errors", "UntrustedPickleError") or ()
-    load_error = _optional("engine.io.errors", "ModelLoadError") or ()
-    loader = _optional("engine.io.load", "load_model")
     try:
-        if loader is not None:
-            return _unpack(loader(source, trust=trust))
-        return _fallback_load(source, trust)
-    except untrusted as exc:  # type: ignore[misc]
+        return engine_load(source, trust=trust, arch=arch, code=code)
+    except UntrustedPickleError as exc:
         raise TrustRequired(source, str(exc)) from None
-    except load_error as exc:  # type: ignore[misc]
+    except ModelLoadError as exc:
+        raise _needs_answer(source, exc) or ModelLoadFailed(str(exc)) from None
+    except InputSpecError as exc:
         raise ModelLoadFailed(str(exc)) from None
 
 
-def _fallback_load(source: str, trust: bool) -> LoadedModel:
-    """Used only while engine.io.load does not exist: zoo specs and plain torch files."""
-    if is_zoo_spec(source):
-        build = _optional("engine.io.zoo", "build_zoo_model")
-        if build is None:
-            raise EngineUnavailable("engine.io.zoo is not available yet")
-        z = build(source)
-        return LoadedModel(z.model, z.input_spec.make(), z.description)
-    reader = _optional("engine.io.torch_files", "read_torch_file")
-    if reader is None:
-        raise EngineUnavailable("engine.io.load is not available yet")
-    from pathlib import Path
+def _needs_answer(source: str, exc: Exception) -> ModelLoadFailed | None:
+    """The question a load failure asks the user (which architecture, where the code is)."""
+    from engine.io.errors import ArchRequiredError, MissingCodeError
 
-    return _unpack(reader(Path(source), trust=trust))
+    if isinstance(exc, ArchRequiredError):
+        return ArchRequired(source, str(exc), list(exc.candidates))
+    if isinstance(exc, MissingCodeError):
+        return CodeRequired(source, str(exc), exc.module)
+    return None
 
 
-def trace(model: Any, example_inputs: Any) -> Any:
-    """Build the engine's DependencyGraph for a model."""
-    dg_cls = _optional("engine", "DependencyGraph") or _optional("engine.graph", "DependencyGraph")
-    if dg_cls is None:
-        raise EngineUnavailable(
-            "the dependency-graph engine (engine.DependencyGraph) is not available yet"
+def open_session(
+    source: str,
+    input_spec: str | None = None,
+    trust: bool = False,
+    progress: Progress = lambda f, m: None,
+    cancel: CancelFlag = lambda: False,
+    arch: str | None = None,
+    code: str | None = None,
+) -> Session:
+    """Session.open with the GUI's error types; guessed inputs are offered for editing."""
+    from engine.io.errors import InputSpecError, ModelLoadError, UntrustedPickleError
+    from engine.workflow import InputsDoNotRun, InputsUnknown
+
+    name = display_name(source)
+    try:
+        return Session.open(
+            source, trust=trust, input_spec=input_spec or None, guess_inputs=True,
+            progress=progress, cancel=cancel, arch=arch, code=code,
         )
-    return dg_cls().build_dependency(model, example_inputs=example_inputs)
+    except UntrustedPickleError as exc:
+        raise TrustRequired(source, str(exc)) from None
+    except InputsUnknown:
+        raise InputShapeRequired(
+            source, f"Arborist could not infer an input shape for {name}."
+        ) from None
+    except InputsDoNotRun as exc:
+        if exc.guessed or input_spec:
+            raise InputShapeRequired(source, f"{name}: {exc}", suggestion=exc.inputs) from None
+        raise ModelLoadFailed(f"{name}: {exc}") from None
+    except InputSpecError as exc:
+        raise InputShapeRequired(source, str(exc), suggestion=input_spec or "") from None
+    except ModelLoadError as exc:
+        raise _needs_answer(source, exc) or ModelLoadFailed(str(exc)) from None
 
 
-def summarize(graph: Any) -> GraphSummary:
-    fn = _optional("engine.graph", "summarize")
-    if fn is None:
-        raise EngineUnavailable("engine.graph.summarize is not available yet")
-    return fn(graph)
+def session_of(doc: Document) -> Session:
+    """The Session for a document's model (cheap: its graph is reused, nothing re-run);
+    built from the document's fields so it always says what the document says."""
+    return Session(
+        doc.model, doc.example_inputs, source=doc.source, input_spec=doc.input_spec,
+        description=doc.description, arch=doc.arch, pruning_history=doc.pruning_history,
+        graph=doc.graph,
+    )
 
 
-def _check(cancel: CancelFlag) -> None:
-    if cancel():
-        raise LoadCancelled()
+def document_of(session: Session, source: str, title: str, **changes: Any) -> Document:
+    """The plain Document the window shows for a (traced) Session."""
+    return Document(
+        source=source,
+        title=title,
+        summary=session.summary(),
+        input_spec=session.input_spec,
+        description=session.description,
+        model=session.model,
+        graph=session.graph,
+        example_inputs=session.example_inputs,
+        arch=session.arch,
+        pruning_history=list(session.pruning_history),
+        **changes,
+    )
 
 
 def load_and_trace(
@@ -203,55 +206,30 @@ def load_and_trace(
     trust: bool = False,
     progress: Progress = lambda f, m: None,
     cancel: CancelFlag = lambda: False,
+    arch: str | None = None,
+    code: str | None = None,
 ) -> Document:
-    """Source -> nn.Module -> example inputs -> DependencyGraph -> Document (plain data)."""
+    """Source -> Session (loaded, run once, traced) -> Document (plain data)."""
     name = display_name(source)
-    progress(0.02, f"Loading {name}…")
-    loaded = load_model(source, trust=trust)
-    _check(cancel)
-    guessed = False
-    if input_spec:
-        progress(0.3, "Preparing inputs…")
-        inputs = parse_input_spec(input_spec)
-    elif loaded.example_inputs is not None:
-        inputs = loaded.example_inputs
-    else:
-        progress(0.3, "Guessing the input shape…")
-        guess = _optional("engine.io.guess", "guess_example_inputs")
-        inputs = guess(loaded.model) if guess is not None else None
-        if inputs is None:
-            raise InputShapeRequired(source, f"Arborist could not infer an input shape for {name}.")
-        guessed = True
-    _check(cancel)
+    session = open_session(source, input_spec, trust, progress, cancel, arch=arch, code=code)
     progress(0.4, f"Tracing {name}…")
     try:
-        graph = trace(loaded.model, inputs)
-    except EngineUnavailable:
+        session.trace(cancel=cancel)
+    except Cancelled:
         raise
     except Exception as exc:
-        if guessed or input_spec:
+        if session.guessed_inputs or input_spec:
             raise InputShapeRequired(
                 source,
-                f"Tracing {name} with input {describe_inputs(inputs)} failed: {exc}",
-                suggestion=describe_inputs(inputs),
+                f"Tracing {name} with input {session.input_spec} failed: {exc}",
+                suggestion=session.input_spec,
             ) from None
         raise ModelLoadFailed(f"Tracing {name} failed: {exc}") from exc
-    _check(cancel)
     progress(0.8, "Finding coupled channel groups…")
-    summary = summarize(graph)
-    _check(cancel)
-    return Document(
-        source=source,
-        title=name,
-        summary=summary,
-        input_spec=describe_inputs(inputs),
-        description=loaded.description,
-        model=loaded.model,
-        graph=graph,
-        example_inputs=inputs,
-        arch=loaded.arch,
-        pruning_history=loaded.pruning_history,
-    )
+    doc = document_of(session, source, name)
+    if cancel():
+        raise Cancelled()
+    return doc
 
 
 # ----------------------------------------------------------------------------- plans
@@ -307,119 +285,98 @@ def load_plan(path: str) -> Any:
 
 def plan_problems(plan: Any, doc: Document) -> list[str]:
     """Every problem the engine finds with a plan on this document's model (empty: fine)."""
-    from engine.plan import PlanError
-
-    try:
-        plan.validate(doc.model)
-    except PlanError as exc:
-        return list(exc.problems)
-    return []
+    return session_of(doc).check_plan(plan)
 
 
-# ----------------------------------------------------------------------------- calibration
+# ----------------------------------------------------------------------------- data
 
 
-DEMO_CALIBRATION = 64  # digits used for gradient criteria on the demo
+DEMO_CALIBRATION = 64  # demo training digits used for gradient criteria
+FOLDER_CALIBRATION = 256  # samples of a settings-chosen folder (engine.data's default cap)
+
+
+def data_options(path: str, **fields: Any) -> Any:
+    """engine.data.DataOptions: what the data panel (and the CLI's --data flags) choose."""
+    from engine.data import DataOptions
+
+    return DataOptions(data=path, **fields)
+
+
+def data_key(options: Any) -> str:
+    """A hashable key for DataOptions (they hold a dict), for caches of previewers."""
+    import json
+
+    return "" if options is None else json.dumps(options.to_dict(), sort_keys=True, default=str)
+
+
+def open_data(doc: Document, options: Any) -> Any:
+    """engine.data.DataSource of `options.data`, preprocessed for this document's model."""
+    return session_of(doc).open_data(options.data, overrides=options.preprocessing or None)
+
+
+def prepare_data(doc: Document, options: Any) -> Any:
+    """engine.data.RunData (calibration + evaluation sets): the CLI's split, exactly."""
+    return session_of(doc).prepare_data(options)
+
+
+def _loader_of(source: Any, n: int) -> Any:
+    from engine.data import make_loader, subset
+
+    return make_loader(subset(source, n), batch_size=32)
+
+
+def _demo_data(split: str) -> Any:
+    """The demo's own digits (train: calibration, heldout: evaluation) as a DataSource."""
+    from engine.data import open_data as engine_open_data
+    from engine.models.digits_net import DEMO_DIR
+
+    return engine_open_data(DEMO_DIR / f"digits_{split}.npz")
 
 
 def _demo_digits() -> tuple[Any, Any]:
     """Held-out digits shipped with the demo (x: N,1,8,8 float32 in [0,1]; y: labels)."""
-    import numpy as np
     import torch
 
-    from engine.models.digits_net import DEMO_DIR
+    from engine.data.digits import load_split
 
-    data = np.load(DEMO_DIR / "digits_heldout.npz")
-    return torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
-
-
-def _demo_training_digits(n: int) -> tuple[Any, Any]:
-    """The first `n` digits of the demo's TRAINING split, so calibration never touches the
-    held-out digits that measure accuracy; falls back to none when sklearn is missing."""
-    import numpy as np
-    import torch
-
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise ModelLoadFailed(
-            "calibrating on the demo digits needs scikit-learn; pick random inputs instead"
-        ) from None
-    digits = load_digits()
-    x = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
-    y = digits.target.astype(np.int64)
-    x_tr, _, y_tr, _ = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
-    return torch.from_numpy(x_tr[:n]), torch.from_numpy(y_tr[:n])
+    x, y = load_split("heldout")
+    return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def _first_tensor(out: Any) -> Any:
-    import torch
+def make_calibration(
+    doc: Document, kind: str, folder: str = "", data: Any = None
+) -> Callable[[Any], Any] | None:
+    """A calibration for gradient/activation criteria; None means the engine's random inputs.
 
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        for o in out:
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    logits = getattr(out, "logits", None)
-    return logits if isinstance(logits, torch.Tensor) else None
+    "data": the calibration set of the data panel's DataOptions (engine.data.prepare_data,
+    as `arborist prune --data`); "folder": a folder chosen in the settings; "demo": 64 demo
+    training digits. All go through engine.plan.calibration.data_calibration.
+    """
+    from engine.plan.calibration import data_calibration
 
-
-def _pseudo_label_loss(out: Any) -> Any:
-    """Cross-entropy against the model's own predictions (images without labels)."""
-    import torch.nn.functional as F
-
-    t = _first_tensor(out)
-    if t is None:
-        raise ModelLoadFailed("the model returned no tensor to compute a calibration loss on")
-    if t.dim() >= 2 and t.shape[1] > 1:
-        return F.cross_entropy(t, t.detach().argmax(1))
-    return t.float().pow(2).mean()
-
-
-def load_image_folder(folder: str, example: Any, limit: int = 32) -> Any:
-    """Up to `limit` images from a folder as a batch shaped like the example input."""
-    import torch
-    from PIL import Image
-
-    if not hasattr(example, "shape") or example.dim() != 4:
-        raise ModelLoadFailed("an image folder can only calibrate models with one N,C,H,W input")
-    _, c, h, w = example.shape
-    exts = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(exts))[
-        :limit
-    ]
-    if not files:
-        raise ModelLoadFailed(f"no images (png, jpg, bmp, …) in {folder}")
-    batch = []
-    for path in files:
-        with Image.open(path) as im:
-            im = im.convert("L" if c == 1 else "RGB").resize((w, h))
-            t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).float() / 255.0
-        t = t.view(h, w, -1).permute(2, 0, 1)
-        if c == 3:
-            mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-            std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-            t = (t - mean) / std
-        batch.append(t[:c] if t.shape[0] >= c else t.expand(c, h, w))
-    return torch.stack(batch).to(example.dtype)
-
-
-def make_calibration(doc: Document, kind: str, folder: str = "") -> Callable[[Any], Any] | None:
-    """A `(model) -> loss` for gradient criteria; None means the engine's random inputs."""
-    import torch.nn.functional as F
-
+    if kind == "data" and data is not None:
+        return Session.calibration(prepare_data(doc, data))
+    if kind == "folder" and folder:
+        source = session_of(doc).open_data(folder)
+        return data_calibration(_loader_of(source, FOLDER_CALIBRATION), description=folder)
     if kind == "demo":
-        x, y = _demo_training_digits(DEMO_CALIBRATION)
-        return lambda model: F.cross_entropy(model(x), y)
-    if kind == "folder":
-        images = load_image_folder(folder, doc.example_inputs)
-        return lambda model: _pseudo_label_loss(model(images))
+        loader = _loader_of(_demo_data("train"), DEMO_CALIBRATION)
+        return data_calibration(loader, description="demo training digits")
     return None
+
+
+def evaluation_data(doc: Document, data: Any) -> tuple[Any, str]:
+    """(batches to measure before -> after on, their description), or (None, "")."""
+    from engine.data import make_loader
+
+    if data is not None:
+        run = prepare_data(doc, data)
+        if run.evaluation is not None:
+            how = run.evaluation.notes[-1] if run.evaluation.notes else "all of it"
+            return run.evaluation_loader(), f"{run.evaluation.path}, {how}"
+    if doc.source == DEMO_SOURCE:
+        return make_loader(_demo_data("heldout"), batch_size=128), "360 held-out demo digits"
+    return None, ""
 
 
 @dataclass(frozen=True)
@@ -454,11 +411,7 @@ def attention_summary(model: Any) -> AttentionSummary:
 
 def make_previewer(doc: Document, calibration: Callable[[Any], Any] | None = None) -> Any:
     """The engine's Previewer for the document (scores cached; preview() is then cheap)."""
-    from engine.plan import Previewer
-
-    return Previewer(
-        doc.model, doc.example_inputs, dependency_graph=doc.graph, calibration=calibration
-    )
+    return session_of(doc).previewer(calibration)
 
 
 def preview(previewer: Any, plan: Any) -> Any:
@@ -476,215 +429,83 @@ def solve(previewer: Any, plan: Any, target: str, keep: float) -> Any:
 # ----------------------------------------------------------------------------- pruning
 
 
-class PruneCancelled(Exception):
-    """The user cancelled pruning; the original model was never touched."""
-
-
-@dataclass(frozen=True)
-class LayerChange:
-    name: str
-    kind: str
-    in_before: int | None
-    in_after: int | None
-    out_before: int | None
-    out_after: int | None
-    params_before: int
-    params_after: int
-
-
 @dataclass
 class PruneResult:
-    """A pruned copy and everything the result view shows; the original is not in here."""
+    """The engine's PruneReport plus the pruned copy as a Document (the original is not
+    in here); report fields (macs_before, layers, latency, ...) read through."""
 
     document: Document  # the pruned copy, traced, ready to become the open document
-    macs_before: int
-    macs_after: int
-    params_before: int
-    params_after: int
-    steps_done: int
-    layers: list[LayerChange]
-    output_shape_before: tuple[int, ...] | None
-    output_shape_after: tuple[int, ...] | None
-    max_abs_diff: float | None  # pruned vs original output on the example input
-    output_scale: float | None = None  # max |original output|: the scale of max_abs_diff
-    accuracy_before: float | None = None  # demo only: held-out digits
-    accuracy_after: float | None = None
+    report: PruneReport
     calibration_note: str = ""
-    latency: LatencyCheck | None = None  # None: not measured (prune_copy always measures)
+    evaluation_note: str = ""  # what the metrics were measured on ("" : not measured)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in {f.name for f in dataclasses.fields(PruneReport)}:
+            return getattr(self.report, name)
+        raise AttributeError(name)
+
+    @property
+    def accuracy_before(self) -> float | None:
+        m = self.report.metrics_before
+        return None if m is None else m.accuracy
+
+    @property
+    def accuracy_after(self) -> float | None:
+        m = self.report.metrics_after
+        return None if m is None else m.accuracy
 
 
-def _width(module: Any, which: str) -> int | None:
-    names = (
-        ("in_channels", "in_features", "num_features", "embed_dim", "normalized_shape")
-        if which == "in"
-        else ("out_channels", "out_features", "num_features", "embed_dim", "normalized_shape")
-    )
-    for n in names:
-        v = getattr(module, n, None)
-        if isinstance(v, int):
-            return v
-        if isinstance(v, (tuple, list)) and v and isinstance(v[-1], int):
-            return v[-1]
-    return None
+def layer_table(
+    model: Any, example_inputs: Any
+) -> dict[str, tuple[str, int | None, int | None, int]]:
+    """name -> (type, in width, out width, own params), widths from the engine's graph."""
+    widths = Session(model, example_inputs).layer_widths()
+    return {n: (w.kind, w.in_channels, w.out_channels, w.params) for n, w in widths.items()}
 
 
-def layer_table(model: Any) -> dict[str, tuple[str, int | None, int | None, int]]:
-    """name -> (type, in width, out width, own params) for every module with parameters."""
-    rows = {}
-    for name, m in model.named_modules():
-        own = sum(p.numel() for p in m.parameters(recurse=False))
-        if own:
-            rows[name] = (type(m).__name__, _width(m, "in"), _width(m, "out"), own)
-    return rows
-
-
-def demo_accuracy(model: Any) -> float:
-    """Top-1 accuracy on the demo's 360 held-out digits."""
-    import torch
-
-    x, y = _demo_digits()
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        acc = float((model(x).argmax(1) == y).float().mean())
-    model.train(was)
-    return acc
-
-
-def _run(model: Any, inputs: Any) -> Any:
-    import torch
-
-    from engine.io.input_spec import call_with
-
-    with torch.no_grad():
-        return _first_tensor(call_with(model, inputs))
-
-
-def copy_model(model: Any) -> Any:
-    """A deep copy to prune, so the open model stays untouched until the user accepts."""
-    import copy
-
-    return copy.deepcopy(model)
+def layer_widths(doc: Document) -> dict[str, tuple[int | None, int | None]]:
+    """name -> (in, out) channels as the engine counts them (Embedding, LSTM included)."""
+    return {
+        n: (w.in_channels, w.out_channels) for n, w in session_of(doc).layer_widths().items()
+    }
 
 
 def prune_copy(
     doc: Document,
     plan: Any,
-    model_copy: Any,
-    calibration: Callable[[Any], Any] | None,
+    calibration: Callable[[Any], Any] | None = None,
     progress: Progress = lambda f, m: None,
     cancel: CancelFlag = lambda: False,
+    eval_data: Any = None,
+    evaluation_note: str = "",
 ) -> PruneResult:
-    """Prune `model_copy` (a copy of doc.model) by the plan, then measure and re-trace it."""
-    from engine.plan import Cancelled, apply_plan
-
-    _check_prune(cancel)
-    before = layer_table(doc.model)
-    progress(0.02, "Pruning…")
-
-    def on_step(done: int, total: int, message: str) -> None:
-        progress(0.05 + 0.7 * done / max(total, 1), message or f"step {done}/{total}")
-
-    try:
-        outcome = apply_plan(
-            model_copy,
-            doc.example_inputs,
-            plan,
-            progress=on_step,
-            cancel=cancel,
-            calibration=calibration,
-        )
-    except Cancelled:
-        raise PruneCancelled() from None
-    _check_prune(cancel)
-    progress(0.8, "Checking outputs…")
-    model_copy.eval()
-    ref = _run(doc.model, doc.example_inputs)
-    out = _run(model_copy, doc.example_inputs)
-    diff = None
-    if ref is not None and out is not None and ref.shape == out.shape:
-        diff = float((ref.float() - out.float()).abs().max())
-    scale = float(ref.float().abs().max()) if ref is not None else None
-    after = layer_table(model_copy)
-    layers = [
-        LayerChange(
-            name,
-            kind,
-            cin,
-            after.get(name, (kind, None, None, 0))[1],
-            cout,
-            after.get(name, (kind, None, None, 0))[2],
-            params,
-            after.get(name, (kind, None, None, 0))[3],
-        )
-        for name, (kind, cin, cout, params) in before.items()
-    ]
-    _check_prune(cancel)
-    progress(0.82, "Timing the original and the pruned model…")
-    # the output check has just run both models on these inputs: that was the warm-up
-    latency = check_latency(
-        doc.model, model_copy, doc.example_inputs, warmup_rounds=0, cancel=cancel
+    """Session.prune (a copy; the open model is untouched), then trace the pruned copy."""
+    result = session_of(doc).prune(
+        plan, calibration=calibration, eval_data=eval_data, latency=True,
+        progress=progress, cancel=cancel,
     )
-    acc_before = acc_after = None
-    if doc.source == DEMO_SOURCE:
-        progress(0.85, "Measuring digits accuracy…")
-        acc_before, acc_after = demo_accuracy(doc.model), demo_accuracy(model_copy)
-    _check_prune(cancel)
-    progress(0.9, "Tracing the pruned model…")
-    graph = trace(model_copy, doc.example_inputs)
-    pruned_doc = dataclasses.replace(
-        doc,
-        title=f"{doc.title} (pruned)",
-        summary=summarize(graph),
-        notes=[],
-        model=model_copy,
-        graph=graph,
-        pruned=True,
-        pruning_history=list(doc.pruning_history) + list(outcome.history),
-    )
+    progress(0.96, "Tracing the pruned model…")
+    pruned = result.session
+    pruned.trace(cancel=cancel)
+    pruned_doc = document_of(pruned, doc.source, f"{doc.title} (pruned)", pruned=True)
     return PruneResult(
-        document=pruned_doc,
-        macs_before=outcome.macs_before,
-        macs_after=outcome.macs_after,
-        params_before=outcome.params_before,
-        params_after=outcome.params_after,
-        steps_done=outcome.steps_done,
-        layers=layers,
-        output_shape_before=tuple(ref.shape) if ref is not None else None,
-        output_shape_after=tuple(out.shape) if out is not None else None,
-        max_abs_diff=diff,
-        output_scale=scale,
-        accuracy_before=acc_before,
-        accuracy_after=acc_after,
-        latency=latency,
+        pruned_doc, result.report,
+        evaluation_note=evaluation_note if eval_data is not None else "",
     )
-
-
-def _check_prune(cancel: CancelFlag) -> None:
-    if cancel():
-        raise PruneCancelled()
 
 
 # ----------------------------------------------------------------------------- export
 
 
-class ExportCancelled(Exception):
-    """The user cancelled an export; nothing was written."""
-
-
 class ExportFailed(Exception):
-    """An export could not be written or validated; the message is shown to the user."""
+    """An export could not be written; the message is shown to the user."""
 
 
 @dataclass
 class ExportResult:
     path: str
-    format: str  # "onnx" | "pytorch" | "pt2" | "checkpoint"
-    report: Any = None  # engine.io.ValidationReport for ONNX
-
-
-def _source_path(doc: Document) -> str | None:
-    return None if is_zoo_spec(doc.source) else doc.source
+    format: str  # "onnx" | "pytorch" | "checkpoint" | "pt2"
+    report: ExportReport  # every format is read back and validated
 
 
 def export_model(
@@ -696,49 +517,17 @@ def export_model(
     progress: Progress = lambda f, m: None,
     cancel: CancelFlag = lambda: False,
 ) -> ExportResult:
-    """Write the document's model to `path`: ONNX (validated with ONNX Runtime), a full
-    PyTorch pickle, or a weights-only checkpoint.
+    """Session.export: staged beside `path`, validated (every format), moved into place;
+    a cancel or failure never leaves a partial file; the source file is refused."""
+    from engine.io.errors import ExportError
 
-    The engine writes into a private folder next to `path`; only when the export (and its
-    validation) finished without a cancel is the file moved onto `path`, so a cancel or a
-    failure never leaves a partial file and never replaces an existing one. The model's
-    source file is refused outright.
-    """
-    import shutil
-    import tempfile
-
-    source = _source_path(doc)
-    if source and same_file_path(path, source):
-        raise ExportFailed(f"{path} is the model's source file; choose another name")
-    if fmt == "checkpoint" and not doc.arch:
-        raise ExportFailed(
-            "a weights-only checkpoint needs a known architecture (a zoo or demo model); "
-            "save a full PyTorch model instead"
+    try:
+        report = session_of(doc).export(
+            path, fmt, opset=opset, dynamic_batch=dynamic_batch, progress=progress, cancel=cancel
         )
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ExportFailed(f"the folder {folder} does not exist")
-    if cancel():
-        raise ExportCancelled()
-    progress(0.1, f"Writing {os.path.basename(path)}…")
-    try:
-        staging = tempfile.mkdtemp(prefix=".arborist-export-", dir=folder)
-    except OSError as exc:
-        raise ExportFailed(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    try:
-        staged = os.path.join(staging, os.path.basename(path))
-        result = _export_to(doc, staged, fmt, opset, dynamic_batch, source)
-        if cancel():
-            raise ExportCancelled()
-        progress(0.95, "Moving the file into place…")
-        os.replace(staged, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    result.path = path
-    if result.report is not None:
-        result.report.path = path
-    progress(1.0, "Exported")
-    return result
+    except ExportError as exc:
+        raise ExportFailed(str(exc)) from None
+    return ExportResult(path, fmt, report)
 
 
 def same_file_path(a: str, b: str) -> bool:
@@ -747,101 +536,8 @@ def same_file_path(a: str, b: str) -> bool:
     return same_file(a, b)
 
 
-def _export_to(
-    doc: Document, path: str, fmt: str, opset: int, dynamic_batch: bool, source: str | None
-) -> ExportResult:
-    from engine.io import ExportError, export_onnx, export_pytorch, export_safe_checkpoint
-
-    try:
-        if fmt == "onnx":
-            report = export_onnx(
-                doc.model,
-                doc.example_inputs,
-                path,
-                opset=opset,
-                dynamic_batch=dynamic_batch,
-                source=source,
-            )
-            return ExportResult(path, fmt, report)
-        if fmt == "checkpoint":
-            export_safe_checkpoint(
-                doc.model,
-                path,
-                arch=doc.arch,
-                pruning_history=doc.pruning_history,
-                example_input_spec=doc.input_spec,
-                source=source,
-            )
-            return ExportResult(path, fmt)
-        if fmt == "pt2":
-            from engine.io import export_pt2
-
-            export_pt2(doc.model, doc.example_inputs, path, source=source)
-            return ExportResult(path, fmt, round_trip_pt2(doc, path))
-        from engine.io.export import torch_save_bytes
-
-        data = torch_save_bytes(doc.model)
-        export_pytorch(doc.model, path, source=source, data=data)
-        return ExportResult(path, fmt, round_trip_pickle(doc, data))
-    except ExportError as exc:
-        raise ExportFailed(str(exc)) from None
-
-
-@dataclass
-class RoundTripReport:
-    """A written PyTorch file read back and run on the example input, against the model."""
-
-    ok: bool
-    max_abs_diff: float | None
-    output_scale: float | None  # max |output| of the model: what the difference is relative to
-    tolerance: float
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def relative_diff(self) -> float | None:
-        if self.max_abs_diff is None or not self.output_scale:
-            return None
-        return self.max_abs_diff / self.output_scale
-
-
-def _compare(doc: Document, reloaded: Any, tolerance: float = 1e-5) -> RoundTripReport:
-    try:
-        ref = _run(doc.model, doc.example_inputs)
-        out = _run(reloaded, doc.example_inputs)
-    except Exception as exc:  # noqa: BLE001 - reported, the file stays for inspection
-        return RoundTripReport(False, None, None, tolerance, [f"running the reloaded model: {exc}"])
-    if ref is None or out is None or tuple(ref.shape) != tuple(out.shape):
-        return RoundTripReport(False, None, None, tolerance, ["outputs differ in shape"])
-    diff = float((ref.float() - out.float()).abs().max())
-    scale = float(ref.float().abs().max())
-    return RoundTripReport(diff <= tolerance * max(1.0, scale), diff, scale, tolerance)
-
-
-def round_trip_pickle(doc: Document, data: bytes) -> RoundTripReport:
-    """Unpickle the bytes we wrote (never the file, which others may replace) and compare."""
-    import io
-
-    import torch
-
-    was = doc.model.training
-    doc.model.eval()
-    try:
-        reloaded = torch.load(io.BytesIO(data), weights_only=False)
-        reloaded.eval()
-        return _compare(doc, reloaded)
-    finally:
-        doc.model.train(was)
-
-
-def round_trip_pt2(doc: Document, path: str) -> RoundTripReport:
-    import torch
-
-    was = doc.model.training
-    doc.model.eval()
-    try:
-        program = torch.export.load(path)
-        return _compare(doc, program.module())
-    except Exception as exc:  # noqa: BLE001
-        return RoundTripReport(False, None, None, 1e-5, [f"reading the .pt2 back: {exc}"])
-    finally:
-        doc.model.train(was)
+__all__ = [
+    "Cancelled", "LoadCancelled", "PruneCancelled", "ExportCancelled", "ModelLoadFailed",
+    "TrustRequired", "InputShapeRequired", "LayerChange", "PruneResult", "ExportResult",
+    "ExportFailed",
+]

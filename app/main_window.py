@@ -46,12 +46,15 @@ from app.canvas.scene import GraphScene
 from app.canvas.search import LayerSearch
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
+from app.dialogs.arch_picker import ArchPickerDialog
 from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
 from app.dialogs.input_shape import InputShapeDialog
+from app.dialogs.model_code import ModelCodeDialog
 from app.dialogs.prune_result import PruneResultDialog
 from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
+from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
 from app.panels.module_tree import ModuleTreePanel
 from app.panels.preview import PreviewPanel
@@ -139,6 +142,8 @@ class MainWindow(QMainWindow):
         self.versions_panel = VersionsPanel(self, workbench=wb)
         self.versions_panel.exportRequested.connect(self.open_export_dialog)
         self.module_tree = ModuleTreePanel(self, workbench=wb)
+        self.data_panel = DataPanel(self)
+        self.data_panel.dataChanged.connect(self._on_data_changed)
         right, left = Qt.RightDockWidgetArea, Qt.LeftDockWidgetArea
         self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, right)
         self.props_dock = self._dock("Properties", "propertiesDock", self.properties, right)
@@ -148,9 +153,12 @@ class MainWindow(QMainWindow):
         self.preview_dock = self._dock("Preview", "previewDock", self.preview_panel, left)
         self.tree_dock = self._dock("Modules", "modulesDock", self.module_tree, left)
         self.versions_dock = self._dock("Versions", "versionsDock", self.versions_panel, right)
+        self.data_dock = self._dock("Data", "dataDock", self.data_panel, left)
         self.tabifyDockWidget(self.settings_dock, self.tree_dock)
+        self.tabifyDockWidget(self.preview_dock, self.data_dock)
         self.tabifyDockWidget(self.props_dock, self.versions_dock)
         self.settings_dock.raise_()
+        self.preview_dock.raise_()
         self.props_dock.raise_()
 
         wb.events.document_changed.connect(self._on_document_change)
@@ -173,6 +181,9 @@ class MainWindow(QMainWindow):
         self._build_statusbar()
         self.set_theme(theme, save=False)
         self._restore_window()
+        from app.sensitivity import install as install_sensitivity  # scan, heat, planner
+
+        install_sensitivity(self)
         if auto_open and self.prefs.first_launch():
             QTimer.singleShot(0, self.open_demo)
         self.prefs.mark_launched()
@@ -258,6 +269,7 @@ class MainWindow(QMainWindow):
             self.preview_dock,
             self.tree_dock,
             self.versions_dock,
+            self.data_dock,
         ):
             panels.addAction(dock.toggleViewAction())
         panels.addAction(self.act_minimap)
@@ -414,7 +426,13 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def open_source(
-        self, source: str, input_spec: str | None = None, trust: bool = False, ask: bool = True
+        self,
+        source: str,
+        input_spec: str | None = None,
+        trust: bool = False,
+        ask: bool = True,
+        arch: str | None = None,
+        code: str | None = None,
     ) -> bool:
         """Load `source` in the background; the current document stays until it succeeds."""
         if ask and self.document is not None and not self.confirm_discard("opening another model"):
@@ -422,10 +440,17 @@ class MainWindow(QMainWindow):
         if input_spec is None:
             input_spec = self.workbench.remembered_input_spec(source)
         loader = self.loader
+        code = code or self.prefs.model_code(source)  # remembered per file; used after trust
+        extra = {k: v for k, v in (("arch", arch), ("code", code)) if v}
 
         def job(progress, cancelled) -> LoadResult:
             doc = loader(
-                source, input_spec=input_spec, trust=trust, progress=progress, cancel=cancelled
+                source,
+                input_spec=input_spec,
+                trust=trust,
+                progress=progress,
+                cancel=cancelled,
+                **extra,
             )
             if cancelled():
                 raise engine_api.LoadCancelled()
@@ -487,6 +512,29 @@ class MainWindow(QMainWindow):
             box.finished.connect(decided)
             box.open()
             return
+        if isinstance(exc, engine_api.ArchRequired):  # weights only: which model are they?
+            picker = ArchPickerDialog(self, source, failure.message, exc.candidates)
+            self.last_dialog = picker
+            picker.accepted.connect(
+                lambda: self.open_source(source, spec, trust, ask=False, arch=picker.arch())
+            )
+            picker.rejected.connect(
+                lambda: self.status_label.setText("Not loaded: no architecture")
+            )
+            picker.open()
+            return
+        if isinstance(exc, engine_api.CodeRequired):  # after trust: where is the model's code?
+            asked = ModelCodeDialog(self, source, exc.module, failure.message)
+            self.last_dialog = asked
+
+            def code_chosen() -> None:
+                self.prefs.set_model_code(source, asked.path())
+                self.open_source(source, spec, trust, ask=False, code=asked.path())
+
+            asked.accepted.connect(code_chosen)
+            asked.rejected.connect(lambda: self.status_label.setText("Not loaded: no model code"))
+            asked.open()
+            return
         if isinstance(exc, engine_api.InputShapeRequired):
             self.status_label.setText("Waiting for an input shape (see the dialog)")
             dialog = InputShapeDialog(
@@ -533,6 +581,7 @@ class MainWindow(QMainWindow):
             self.counts_label.setText("")
             return
         self.completer.model().setStringList([n.name for n in doc.summary.nodes])
+        self.data_panel.set_document(doc)
         version = self.workbench.version
         vname = version.name if version is not None else ""
         self.setWindowTitle(f"{doc.title} [{vname}] — Arborist")
@@ -551,6 +600,11 @@ class MainWindow(QMainWindow):
         )
         self.view.setFocus()  # keyboard shortcuts (F, M) go to the canvas, not the search box
         self.documentChanged.emit()
+
+    def _on_data_changed(self, choice) -> None:
+        """The data panel's dataset feeds calibration (via the settings) and evaluation."""
+        self.pruning.set_data(choice)
+        self.settings_panel.set_data_path(choice.data if choice is not None else "")
 
     def _on_preview_change(self, done) -> None:
         if done is not None and self.workbench.version is not None:
@@ -753,6 +807,8 @@ class MainWindow(QMainWindow):
     def accept_pruned(self, result, view: PreparedView) -> None:
         """Keep: a new version in the history with a fresh plan at ratio 0; the original
         stays one click away in Versions."""
+        if self.document is not None and not self.document.pruned:
+            self.recover_teacher = self.document  # the teacher of "Recover accuracy"
         version = self.workbench.keep_pruned(result, view)
         self.status_label.setText(
             f"Showing version “{version.name}”: {len(result.document.summary.nodes)} nodes; "
@@ -769,6 +825,11 @@ class MainWindow(QMainWindow):
         self.workbench.job_ended("prune")
         self.act_prune.setEnabled(True)
         self.status_label.setText("Pruning cancelled; the model is unchanged")
+
+    def open_recover_dialog(self):
+        from app.dialogs.recover import open_recover_dialog
+
+        return open_recover_dialog(self)
 
     def open_export_dialog(self, version_name: str | None = None) -> ExportDialog | None:
         wb = self.workbench

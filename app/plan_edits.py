@@ -8,9 +8,10 @@ testable on their own and lets undo/redo be exact by construction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from engine.graph.summary import GroupInfo
 from engine.plan import PruningPlan, UserScope
+from engine.plan.ratios import RatioSource, resolve_ratio
 
 
 def _unignored(plan: PruningPlan, names: Iterable[str]) -> list[str]:
@@ -121,26 +122,19 @@ def set_options(plan: PruningPlan, **changes: object) -> PruningPlan:
     return plan.replace(**changes)
 
 
-@dataclass(frozen=True)
-class RatioSource:
-    """Which plan entry decides a group's ratio, for display: the preview shows the result."""
-
-    ratio: float | None  # None when the root layer is ignored
-    origin: str  # "default", "group", "layer", "scope NAME", "ignored"
+def ratio_of(plan: PruningPlan, root: str, out_layers: Iterable[str] | None = None) -> RatioSource:
+    """What the group rooted at `root` gets: the engine's own resolver (no copy of its rules).
+    Pass the group's out-channel members so container layer ratios and scopes match."""
+    return resolve_ratio(plan, root, out_layers)
 
 
-def ratio_of(plan: PruningPlan, root: str) -> RatioSource:
-    """The plan entry that most specifically targets the group rooted at `root`."""
-    if root in plan.ignored_layers:
-        return RatioSource(None, "ignored")
-    for s in plan.scopes:
-        if root in s.layers:
-            return RatioSource(s.ratio, f"scope {s.name}")
-    if root in plan.group_ratios:
-        return RatioSource(plan.group_ratios[root], "group")
-    if root in plan.layer_ratios:
-        return RatioSource(plan.layer_ratios[root], "layer")
-    return RatioSource(plan.pruning_ratio, "default")
+def group_ratios_shown(plan: PruningPlan, groups: Iterable[GroupInfo]) -> dict[str, RatioSource]:
+    """root -> RatioSource for the groups table, each group matched by its out-channel
+    members exactly as the pruner matches it."""
+    return {
+        g.root: ratio_of(plan, g.root, [m.node for m in g.members if m.kind == "out"])
+        for g in groups
+    }
 
 
 def scope_of(plan: PruningPlan, layer: str) -> UserScope | None:

@@ -55,6 +55,7 @@ class PruningController(QObject):
         self.editor = PlanEditor(self)
         self.document: Document | None = None
         self.calibration: tuple[str, str] = ("random", "")
+        self.data: Any = None  # the data panel's engine.data.DataOptions, or None
         self.last_preview: PreviewDone | None = None
         self._previewers: dict[tuple, Any] = {}  # written by the (single) preview thread
         self._lock = threading.Lock()
@@ -99,6 +100,16 @@ class PruningController(QObject):
         if (kind, folder) != self.calibration:
             self.calibration = (kind, folder)
             self.request_preview()
+
+    def set_data(self, choice: Any) -> None:
+        """The data panel's dataset: its calibration split feeds data-driven criteria
+        (unless the settings pick another source), its evaluation split the metrics."""
+        if choice != self.data:
+            self.data = choice
+            if choice is not None:
+                self.set_calibration("data", choice.data)
+            elif self.calibration[0] == "data":
+                self.set_calibration("random", "")
 
     # ------------------------------------------------------------------ edits (undoable)
 
@@ -188,8 +199,8 @@ class PruningController(QObject):
 
     def _previewer_job(self) -> Any:
         """A function for the preview thread that returns (building once) the Previewer."""
-        doc, cal = self.document, self.calibration
-        key = (id(doc), cal)
+        doc, cal, data = self.document, self.calibration, self.data
+        key = (id(doc), cal, engine_api.data_key(data))
         cache, lock = self._previewers, self._lock
 
         def get(progress) -> Any:
@@ -197,7 +208,7 @@ class PruningController(QObject):
                 pv = cache.get(key)
             if pv is None:
                 progress(0.1, "Scoring channels…")
-                calibration = engine_api.make_calibration(doc, *cal)
+                calibration = engine_api.make_calibration(doc, *cal, data=data)
                 pv = engine_api.make_previewer(doc, calibration)
                 with lock:
                     cache[key] = pv
@@ -275,16 +286,18 @@ class PruningController(QObject):
         doc = self.document
         if doc is None or self.prunes.busy:
             return False
-        plan, cal = self.plan.replace(), self.calibration
+        plan, cal, data = self.plan.replace(), self.calibration, self.data
 
         def job(progress, cancelled):
             from app.canvas.hierarchy import auto_collapse
             from app.canvas.prepare import AUTO_COLLAPSE_OVER, AUTO_COLLAPSE_TARGET, prepare_view
 
-            progress(0.01, "Copying the model…")
-            model_copy = engine_api.copy_model(doc.model)
-            calibration = engine_api.make_calibration(doc, *cal)
-            result = engine_api.prune_copy(doc, plan, model_copy, calibration, progress, cancelled)
+            progress(0.01, "Reading the data…")
+            calibration = engine_api.make_calibration(doc, *cal, data=data)
+            eval_data, eval_note = engine_api.evaluation_data(doc, data)
+            result = engine_api.prune_copy(
+                doc, plan, calibration, progress, cancelled, eval_data, eval_note
+            )
             result.calibration_note = _calibration_note(plan, cal)
             progress(0.95, "Laying out the pruned graph…")
             s = result.document.summary
@@ -309,6 +322,6 @@ def _calibration_note(plan: Any, cal: tuple[str, str]) -> str:
     kind, folder = cal
     if kind == "demo":
         return f"{engine_api.DEMO_CALIBRATION} demo training digits"
-    if kind == "folder":
-        return f"images from {folder}"
+    if kind in ("folder", "data"):
+        return f"calibration samples of {folder}"
     return "random inputs (no data given): the ranking is close to arbitrary"

@@ -69,6 +69,15 @@ class Preferences:
     def mark_launched(self) -> None:
         self.qs.setValue("launched", True)
 
+    # per model file: where its own model code lives (a .py file or a folder)
+
+    def model_code(self, source: str) -> str | None:
+        value = self.qs.value(f"model_code/{_key(source)}", "")
+        return str(value) if value else None
+
+    def set_model_code(self, source: str, path: str) -> None:
+        self.qs.setValue(f"model_code/{_key(source)}", path)
+
 
 def _key(source: str) -> str:
     """A QSettings-safe key for a path or zoo spec (slashes and colons would nest groups)."""

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.canvas.hierarchy import ViewNode
 from app.canvas.style import CanvasTheme, kind_family
+from app.panels.heat import heat_color
 
 # Level-of-detail thresholds (1.0 = 100 % zoom).
 LOD_SHAPES_ONLY = 0.22  # below: flat filled boxes, no border, no text
@@ -120,6 +121,7 @@ class NodeItem(QGraphicsItem):
         self._static: tuple[QStaticText, QStaticText] | None = None
         self._text_w = text_w
         self.kept: float | None = None  # planned out-channels / current, None = unchanged
+        self.heat: float | None = None  # sensitivity from a scan (0 robust .. 1 fragile)
         # Ops whose name already says what they are ("block.add") get one line.
         self.two_lines = (
             node.is_layer or node.is_block or node.kind.lower() not in node.name.lower()
@@ -146,6 +148,11 @@ class NodeItem(QGraphicsItem):
         self._static = None
         self.setToolTip(f"{node.name}\n{text}")
         self.update()
+
+    def set_heat(self, heat: float | None) -> None:
+        if heat != self.heat:
+            self.heat = heat
+            self.update()
 
     def set_block_totals(self, totals: tuple[int, int, int, int] | None) -> None:
         """A collapsed block's before → after MACs and params under the plan."""
@@ -213,6 +220,10 @@ class NodeItem(QGraphicsItem):
             painter.fillRect(
                 QRectF(bar.left(), bar.top(), bar.width() * self.kept, 3), st.theme.accent
             )
+        if self.heat is not None:  # sensitivity: a heat-coloured corner badge
+            painter.setPen(st.border_pen)
+            painter.setBrush(heat_color(self.heat))
+            painter.drawEllipse(QRectF(r.right() - 13, r.top() + 3, 10, 10))
         if self.highlighted or self.current:
             painter.setPen(st.current_pen if self.current else st.accent_pen)
             painter.setBrush(st.no_brush)

@@ -69,6 +69,11 @@ class GraphScene(QGraphicsScene):
             if not item.node.is_block:
                 item.set_planned(widths.get(item.node.name))
 
+    def show_heat(self, heat: dict[str, float]) -> None:
+        """Sensitivity heat (0..1) by layer name as a corner mark; {} clears it."""
+        for item in self.node_items.values():
+            item.set_heat(None if item.node.is_block else heat.get(item.node.name))
+
     def highlight(self, ids: Iterable[int]) -> frozenset[int]:
         """Emphasise these view nodes and the edges between them; dim the rest."""
         new = frozenset(i for i in ids if i in self.node_items)

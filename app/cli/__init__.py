@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None, *, freeze_gc: bool = False) -> int:
         return EXIT_INTERNAL
     if args.debug:
         _print_debug(noise)
+    from .recovery_args import is_main_rank
+
+    if not is_main_rank():  # the other processes of a torchrun launch print nothing
+        return EXIT_ERROR if report.get("error") else EXIT_OK
     if args.json:
         sys.stdout.write(json_text(report) + "\n")
     else:

@@ -33,6 +33,12 @@ COMMANDS: tuple[Command, ...] = (
         "Prune MODEL and write it to OUT. Flags given explicitly override the fields of a "
         "--plan file; --ignore adds to the plan's ignored layers.",
     ),
+    Command("evaluate", "evaluate_cmd", "measure a model on your data (accuracy, agreement, ...)"),
+    Command("recover", "recover_cmd", "recover a pruned model's accuracy on your data",
+            "Train PRUNED_FILE on --data (distilled from --teacher, the original model) and "
+            "write it to OUT."),
+    Command("scan", "scan_cmd", "measure how much each group can lose (sensitivity curves)"),
+    Command("plan", "plan_cmd", "choose per-group ratios for a MACs, params or latency target"),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)

@@ -8,7 +8,7 @@ Anything unexpected still gets one line plus a hint that ``--debug`` shows more.
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_ERROR = 1  # bad input: model file, input shape, plan, output path
+EXIT_ERROR = 1  # bad input: model file, input shape, plan, output path, data
 EXIT_USAGE = 2  # bad command-line syntax (argparse's convention)
 EXIT_INTERNAL = 3  # a bug or an unforeseen failure; --debug prints the traceback
 
@@ -19,9 +19,12 @@ class CliError(Exception):
 
 def _known_error_types() -> tuple[type[BaseException], ...]:
     """Engine error classes whose messages are meant for users (lazily: keeps startup fast)."""
+    from engine.data import DataError
     from engine.io import ExportError, InputSpecError, ModelLoadError
 
-    types: list[type[BaseException]] = [CliError, ModelLoadError, InputSpecError, ExportError]
+    types: list[type[BaseException]] = [
+        CliError, ModelLoadError, InputSpecError, ExportError, DataError
+    ]
     try:
         from engine.plan import PlanError
 
@@ -57,6 +60,8 @@ def cli_wording(text: str) -> str:
     """Name the CLI flags where engine messages name keyword arguments."""
     return (
         text.replace("pass trust=True (--trust)", "pass --trust")
+        .replace("pass arch= ", "pass --arch ")
+        .replace("pass code= (--code PATH)", "pass --code PATH")
         .replace("pass arch=,", "pass --arch,")
         .replace("pass arch=", "pass --arch ")
     )

@@ -1,4 +1,4 @@
-"""The ``arborist inspect|prune`` argument parser.
+"""The ``arborist inspect|prune|evaluate`` argument parser.
 
 Plan-related flags default to None so the prune command can tell "given on the
 command line" (overrides a ``--plan`` file) from "not given" (keep the plan's value).
@@ -10,9 +10,13 @@ import argparse
 import sys
 from typing import NoReturn
 
+from .data_args import add_data_arguments
 from .errors import EXIT_USAGE
 
-IMPORTANCE_HELP = "magnitude (default), taylor, hessian, bn_scale, lamp, random"
+IMPORTANCE_HELP = (
+    "magnitude (default), taylor, hessian, activation (these three read --data), fpgm, "
+    "bn_scale, lamp, random"
+)
 OUTPUT_FORMATS_HELP = (
     "the suffix picks the format: .onnx (validated with ONNX Runtime), .pt2 (torch.export), "
     ".safe.pt (weights + pruning history, loads without --trust; zoo/--arch models only), "
@@ -52,6 +56,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="architecture of a weights-only state dict (.pt, .safetensors), "
         "e.g. torchvision:resnet18",
+    )
+    p.add_argument(
+        "--code",
+        metavar="PATH",
+        help="where the classes of a pickled model are defined: a .py file or a folder to "
+        "import from (imported only with --trust: importing it RUNS it)",
     )
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -140,3 +150,7 @@ def add_prune_arguments(prune: argparse.ArgumentParser) -> None:
         help="also time the original and the pruned model on the example input, "
         "interleaved (keeps a copy of the original; about 2 s more)",
     )
+    add_data_arguments(prune)
+    from .recovery_args import add_recovery_arguments
+
+    add_recovery_arguments(prune)

@@ -71,3 +71,22 @@ class Progress:
             yield callback
         finally:
             bar.close()
+
+    @contextmanager
+    def fraction(self, label: str) -> Iterator[Callable[[float, str], None]]:
+        """A bar driven by the engine's shared ``callback(fraction, message)``."""
+        if not self.enabled:
+            yield lambda fraction, message: None
+            return
+        shape = "{desc}: {percentage:3.0f}%|{bar}|{postfix}"
+        bar = self._bar(total=100, desc=label, bar_format=shape)
+
+        def callback(fraction: float, message: str) -> None:
+            bar.n = int(100 * min(max(fraction, 0.0), 1.0))
+            bar.set_postfix_str(message[:60], refresh=False)
+            bar.refresh()
+
+        try:
+            yield callback
+        finally:
+            bar.close()

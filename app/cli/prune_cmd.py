@@ -10,15 +10,27 @@ plan's ignored_layers. A plan's ``input_spec`` is used unless ``--input-shape`` 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
 
+from .data_args import calibration_of, measure, open_run_data
 from .errors import CliError, one_line
 from .parser import add_prune_arguments as add_arguments
 from .progress import Progress
-from .session import count, is_flat_pt2, open_model, trace
+from .recovery_args import (
+    capped_for_calibration,
+    check_recovery_flags,
+    format_recovery,
+    is_main_rank,
+    open_recovery_data,
+    recovery_config,
+    recovery_section,
+    run_recovery,
+    wants_recovery,
+)
+from .session import is_flat_pt2, open_model, trace
 from .writers import check_format_possible, check_writable, output_format, write_model
 
 MAX_LISTED = 12  # changed layers shown in the terminal summary
@@ -60,8 +72,8 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Prune (or with --dry-run only predict) and return the JSON-ready report."""
-    from engine.plan import Previewer, apply_plan, preview_plan, solve_ratio
-    from engine.utils.latency import check_latency
+    from engine.plan import Previewer, preview_plan, solve_ratio
+    from engine.plan.criteria import DATA_CRITERIA
 
     fmt = _check_output(args)
     with warnings.catch_warnings(record=True) as early:
@@ -78,8 +90,14 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         check_format_possible(fmt, opened.loaded.arch)
     model, inputs = opened.model, opened.example_inputs
     dg = trace(opened, progress)
-    macs0, params0 = count(model, inputs)
-    widths0 = _layer_widths(dg)
+    recovery = recovery_config(args)  # None unless a --recover-* budget is given
+    if recovery is not None:  # recovery trains on all of --data; criteria read a capped subset
+        run_data = open_recovery_data(args, opened, progress)
+        calibration = calibration_of(capped_for_calibration(run_data))
+    else:
+        run_data = open_run_data(args, opened, progress)  # --data / --eval-data, else None
+        calibration = calibration_of(run_data)
+    macs0, params0 = opened.session.counts()
     from .inspect_cmd import locked_layers
 
     outputs = [x["name"] for x in locked_layers(dg) if x["reason"] == "model output"]
@@ -92,13 +110,19 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         "before": {"macs": macs0, "params": params0},
         "output_layers": outputs,  # locked by the engine (lock_outputs=True): never pruned
     }
+    if run_data is not None:
+        report["data"] = run_data.describe()
+        report["metrics"] = {"before": None, "pruned": None}
+        if args.dry_run:  # a real run measures both models inside Session.prune
+            report["metrics"]["before"] = measure(model, run_data, progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         previewer = None
         target = _solve_target(args)
         if target is not None:
             with progress.stage(f"searching the ratio that keeps {target[1]:g} of the {target[0]}"):
-                previewer = Previewer(model, inputs, dependency_graph=dg)
+                previewer = Previewer(model, inputs, dependency_graph=dg,
+                                      calibration=calibration)
                 solved = solve_ratio(previewer, plan, target=target[0], keep=target[1])
             plan = plan.replace(pruning_ratio=solved.ratio)
             report["plan"] = plan.to_dict()
@@ -113,26 +137,52 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 if previewer is not None:
                     preview = previewer.preview(plan)
                 else:
-                    preview = preview_plan(model, inputs, plan, dependency_graph=dg)
+                    preview = preview_plan(model, inputs, plan, dependency_graph=dg,
+                                           calibration=calibration)
             report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
             report["layers"] = _preview_changes(preview)
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
-            _carry_history(opened)
-            original = copy.deepcopy(model) if args.latency else None
-            with progress.counter("pruning") as callback:
-                outcome = apply_plan(model, inputs, plan, dependency_graph=dg, progress=callback)
-            macs1, params1 = count(model, inputs)
-            report["after"] = {"macs": macs1, "params": params1}
-            report["layers"] = _width_changes(widths0, _layer_widths(dg))
-            report["steps_done"] = outcome.steps_done
-            if original is not None:
-                with progress.stage("timing the original and the pruned model"):
-                    report["latency"] = check_latency(original, model, inputs).to_dict()
-                del original
+            teacher = opened.model  # the Session prunes a copy: the opened model stays original
+            reports: list[Any] = []
+            iterative = recovery is not None and plan.iterative_steps > 1
+            after_step = None
+            if iterative:
+                after_step = _recover_between_steps(teacher, run_data, recovery, args, progress,
+                                                    plan.iterative_steps, report, reports)
+                report["metrics"]["before"] = measure(teacher, run_data, progress)
+            eval_data = None
+            if run_data is not None and not iterative:
+                eval_data = run_data.evaluation_loader()
+            with progress.fraction("pruning") as callback:
+                result = opened.session.prune(
+                    plan, calibration=calibration, eval_data=eval_data,
+                    latency=bool(args.latency), progress=callback, after_step=after_step,
+                )
+            pruned, done = result.session, result.report
+            report["after"] = {"macs": done.macs_after, "params": done.params_after}
+            report["layers"] = [c.widths_dict() for c in done.changed_layers]
+            report["steps_done"] = done.steps_done
+            if done.metrics_after is not None:
+                report["metrics"]["before"] = done.metrics_before.as_dict()
+                report["metrics"]["pruned"] = done.metrics_after.as_dict()
+            if done.latency is not None:
+                report["latency"] = done.latency.to_dict()
+            if recovery is not None:
+                if not reports:
+                    reports.append(run_recovery(pruned.model, teacher, run_data, recovery, args,
+                                                progress))
+                report["recovery"] = recovery_section(reports)
+                if run_data.evaluation is not None:
+                    report["metrics"]["recovered"] = measure(pruned.model, run_data, progress,
+                                                             teacher)
     report["warnings"] = sorted(
         {_cli_note(one_line(str(w.message), 300)) for w in [*early, *caught]}
     )
+    if calibration is not None and plan.importance not in DATA_CRITERIA:
+        report["warnings"].append(
+            f"importance {plan.importance!r} does not read data: --data only evaluates; "
+            "choose taylor, hessian or activation for scores from your data")
     if not report["layers"]:
         report["warnings"].append(nothing_pruned_hint(is_flat_pt2(opened.loaded)))
     report["output"] = None if args.dry_run else args.output
@@ -141,18 +191,21 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     report["saved_plan"] = None
     if args.dry_run:
         return report
+    if not is_main_rank():  # torchrun / accelerate launch: process 0 alone writes
+        report["output"] = None
+        return report
     if args.save_plan:  # first: a plan that cannot be written must not cost the model
         _save_plan(plan, args.save_plan)
         report["saved_plan"] = args.save_plan
     with progress.stage(f"writing {args.output}"):
         report["validation"] = write_model(
             fmt,
-            model,
+            pruned.model,
             inputs,
             args.output,
             source=args.model,
-            arch=opened.loaded.arch,
-            history=_history(model),
+            arch=pruned.arch,
+            history=pruned.pruning_history,
             input_spec=opened.input_spec,
         )
     problem = report["validation"].get("problem")
@@ -197,8 +250,7 @@ def _cli_note(text: str) -> str:
     """Engine warnings suggest Python arguments; say what applies on the command line."""
     return text.replace(
         "pass calibration=(model) -> loss",
-        "the CLI has no calibration data: use the Python API (calibration=) for data-driven "
-        "scores, or a magnitude criterion",
+        "pass --data PATH (images, tensors or text) for scores from your data",
     )
 
 
@@ -220,8 +272,29 @@ def nothing_pruned_hint(flat_pt2: bool) -> str:
     return hint
 
 
+def _recover_between_steps(teacher: Any, run_data: Any, config: Any,
+                           args: argparse.Namespace, progress: Progress, steps: int,
+                           report: dict[str, Any], reports: list[Any]) -> Any:
+    """Session.prune's after_step: recover the copy after each of the plan's iterative steps."""
+
+    def after_step(step: int, model: Any) -> None:
+        cfg = config
+        if config.checkpoint:
+            cfg = dataclasses.replace(config, checkpoint=f"{config.checkpoint}.step{step}")
+        if step == steps and run_data.evaluation is not None:
+            report["metrics"]["pruned"] = measure(model, run_data, progress, teacher)
+        reports.append(run_recovery(model, teacher, run_data, cfg, args, progress,
+                                    label=f"recovering after step {step}/{steps}"))
+
+    return after_step
+
+
 def _check_output(args: argparse.Namespace) -> str | None:
     """Validate -o / --save-plan up front, so a typo never costs a full prune."""
+    check_recovery_flags(args)
+    if args.dry_run and wants_recovery(args):
+        raise CliError("--dry-run only predicts the pruned model; recovery needs a real prune "
+                       "(drop --dry-run)")
     if args.dry_run and args.latency:
         raise CliError("--latency times the pruned model, which --dry-run never builds")
     if args.dry_run:
@@ -247,51 +320,6 @@ def _save_plan(plan: Any, path: str) -> None:
         raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
 
 
-def _carry_history(opened: Any) -> None:
-    """A model reopened from a safe checkpoint keeps its earlier pruning steps on export."""
-    from engine.pruner.serialization import HISTORY_ATTR
-
-    earlier = list(opened.loaded.pruning_history or [])
-    if earlier and not getattr(opened.model, HISTORY_ATTR, None):
-        opened.model.__dict__[HISTORY_ATTR] = [(n, bool(o), list(i)) for n, o, i in earlier]
-
-
-def _history(model: Any) -> list[Any]:
-    from engine.pruner.serialization import HISTORY_ATTR
-
-    return [[n, bool(o), list(i)] for n, o, i in getattr(model, HISTORY_ATTR, [])]
-
-
-def _layer_widths(dg: Any) -> dict[str, tuple[int | None, int | None]]:
-    from torch import nn
-
-    return {
-        node.name: (dg.get_in_channels(node.module), dg.get_out_channels(node.module))
-        for node in dg.nodes
-        if isinstance(node.module, nn.Module)
-    }
-
-
-def _width_changes(
-    before: dict[str, tuple[int | None, int | None]],
-    after: dict[str, tuple[int | None, int | None]],
-) -> list[dict[str, Any]]:
-    changed = []
-    for name, (in0, out0) in before.items():
-        in1, out1 = after.get(name, (in0, out0))
-        if (in0, out0) != (in1, out1):
-            changed.append(
-                {
-                    "name": name,
-                    "in_before": in0,
-                    "in_after": in1,
-                    "out_before": out0,
-                    "out_after": out1,
-                }
-            )
-    return changed
-
-
 def _preview_changes(preview: Any) -> list[dict[str, Any]]:
     return [
         {
@@ -304,6 +332,31 @@ def _preview_changes(preview: Any) -> list[dict[str, Any]]:
         for lp in preview.layers
         if (lp.in_before, lp.out_before) != (lp.in_after, lp.out_after)
     ]
+
+
+def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
+    """'accuracy 99.44% -> 97.50%' lines on the evaluation data (before -> pruned)."""
+    from .evaluate_cmd import METRIC_LABELS
+
+    if not metrics or not metrics.get("before"):
+        return []
+    before, after = metrics["before"], metrics.get("pruned") or {}
+    skipped = f", {before['skipped']} unreadable skipped" if before.get("skipped") else ""
+    lines = [f"  on {before['samples']} evaluation samples{skipped}:"]
+    def show(value: Any, percent: bool) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.2%}" if percent else f"{value:.4g}"
+
+    for key, label, percent in METRIC_LABELS:
+        if key not in before and key not in after:
+            continue
+        arrow = f" -> {show(after.get(key), percent)}" if after else ""
+        lines.append(f"    {label:<36} {show(before.get(key), percent)}{arrow}")
+    if len(lines) == 1:
+        lines.append("    no metric applies: the data has no labels (agreement and KL with the "
+                     "original are measured after pruning)")
+    return lines
 
 
 def format_prune(report: dict[str, Any]) -> str:
@@ -338,6 +391,8 @@ def format_prune(report: dict[str, Any]) -> str:
             if lat["after_ms"]
             else f"  latency not measured: {lat['error']}"
         )
+    lines.extend(format_metrics_change(report.get("metrics")))
+    lines.extend(format_recovery(report.get("recovery")))
     v = report.get("validation")
     if v:
         diff = v.get("max_abs_diff")

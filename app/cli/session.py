@@ -1,4 +1,8 @@
-"""Steps shared by inspect and prune: load the model, run it once, trace its graph."""
+"""The CLI's side of engine.workflow.Session: open with the CLI's wording, trace, count.
+
+The workflow itself (trust gate, run-once check, tracing, counting) is the Session's,
+the same code the GUI runs; this module only maps flags in and messages out.
+"""
 
 from __future__ import annotations
 
@@ -12,46 +16,55 @@ from .progress import Progress
 
 @dataclass
 class OpenedModel:
-    """A loaded model with inputs it provably runs on, and where it came from."""
+    """An opened Session plus the LoadedModel facts the commands print."""
 
-    loaded: Any  # engine.io.LoadedModel
-    example_inputs: Any
-    input_spec: str
-    reference_output: Any
+    session: Any  # engine.workflow.Session
 
     @property
     def model(self) -> Any:
-        return self.loaded.model
+        return self.session.model
+
+    @property
+    def example_inputs(self) -> Any:
+        return self.session.example_inputs
+
+    @property
+    def input_spec(self) -> str:
+        return self.session.input_spec
+
+    @property
+    def reference_output(self) -> Any:
+        return self.session.reference_output
+
+    @property
+    def loaded(self) -> Any:  # description, arch, source_kind, pruning_history
+        return self.session
 
 
 def open_model(args: argparse.Namespace, progress: Progress) -> OpenedModel:
-    """Load ``args.model`` (trust gate included) and check it runs on its example inputs."""
-    import torch
-
-    from engine.io import InputSpec, load_model
+    """Session.open for ``args.model`` (trust gate included), run once on its inputs."""
+    from engine.workflow import InputsDoNotRun, InputsUnknown, Session
 
     # zoo models are built from a fixed seed (engine.io.zoo), so a --dry-run of a zoo spec
     # predicts the real run exactly
     with progress.stage(f"loading {args.model}"):
-        loaded = load_model(
-            args.model, trust=args.trust, arch=args.arch, input_spec=args.input_shape
-        )
-    if loaded.example_inputs is None:
-        raise CliError(
-            f"cannot tell what inputs {args.model} takes; pass --input-shape, e.g. 1,3,224,224"
-        )
-    spec = loaded.input_spec or InputSpec.from_inputs(loaded.example_inputs)
-    spec_text = spec.to_string()
-    with progress.stage("running the model once"), torch.no_grad():
         try:
-            output = _call(loaded.model, loaded.example_inputs)
-        except Exception as exc:
+            session = Session.open(
+                args.model,
+                trust=args.trust,
+                arch=args.arch,
+                input_spec=args.input_shape,
+                code=getattr(args, "code", None),
+            )
+        except InputsUnknown:
             raise CliError(
-                f"the model does not run on example inputs {spec_text}: "
-                f"{type(exc).__name__}: {one_line(str(exc), 160)}; "
-                f"pass the shape it expects with --input-shape"
+                f"cannot tell what inputs {args.model} takes; pass --input-shape, e.g. 1,3,224,224"
             ) from None
-    return OpenedModel(loaded, loaded.example_inputs, spec_text, output)
+        except InputsDoNotRun as exc:
+            text = one_line(str(exc), 300)
+            flag = "pass the shape it expects with --input-shape"
+            raise CliError(text.replace("give the input shape it expects", flag)) from None
+    return OpenedModel(session)
 
 
 def is_flat_pt2(loaded: Any) -> bool:
@@ -61,23 +74,14 @@ def is_flat_pt2(loaded: Any) -> bool:
     return loaded.source_kind == "pt2" and not is_lifted(loaded.model)
 
 
-def _call(model: Any, inputs: Any) -> Any:
-    from engine.io import call_with
-
-    return call_with(model, inputs)
-
-
 def trace(opened: OpenedModel, progress: Progress) -> Any:
     """Build the dependency graph (the output layer's channels are locked by default)."""
-    from engine import DependencyGraph
-
     with progress.stage("tracing the dependency graph"):
-        return DependencyGraph().build_dependency(opened.model, opened.example_inputs)
+        return opened.session.trace()
 
 
 def count(model: Any, example_inputs: Any) -> tuple[int, int]:
     """(MACs, params) with the engine's counter (Torch-Pruning's conventions)."""
-    from engine.utils import count_ops_and_params
+    from engine.workflow import Session
 
-    macs, params = count_ops_and_params(model, example_inputs)
-    return int(macs), int(params)
+    return Session(model, example_inputs).counts()

@@ -1,5 +1,7 @@
 """What a pruning run produced, before the user decides to keep it: totals, the output
-check against the original, the demo's digits accuracy, and every layer before/after."""
+check against the original, metrics before -> after on the evaluation data (any model
+with data: the data panel's evaluation split, or the demo's held-out digits), and every
+layer before/after."""
 
 from __future__ import annotations
 
@@ -41,6 +43,37 @@ def output_check_text(r: PruneResult) -> str:
     return text
 
 
+METRIC_ROWS = (  # Metrics field, row label, shown as a percentage
+    ("accuracy", "Accuracy", True),
+    ("top5", "Top-5 accuracy", True),
+    ("agreement", "Agreement with the original", True),
+    ("kl", "KL to the original (nats)", False),
+    ("cosine", "Cosine to the original", False),
+    ("relative_error", "Relative error vs the original", False),
+    ("perplexity", "Perplexity", False),
+)
+
+
+def metric_rows(r: PruneResult) -> dict[str, str]:
+    """Row label -> "before → after" for every metric measured on the evaluation data."""
+    before, after = r.metrics_before, r.metrics_after
+    if after is None:
+        return {}
+    rows = {}
+    for name, label, percent in METRIC_ROWS:
+        b, a = getattr(before, name, None), getattr(after, name, None)
+        if a is None:
+            continue
+        show = (lambda v: f"{100 * v:.2f} %") if percent else (lambda v: f"{v:.4g}")
+        rows[label] = f"{show(b)} → {show(a)}" if b is not None else show(a)
+    rows["Evaluated on"] = (
+        f"{r.evaluation_note} ({after.samples} samples"
+        + (f", {after.skipped} unreadable skipped" if after.skipped else "")
+        + ", no fine-tuning)"
+    )
+    return rows
+
+
 def latency_text(r: PruneResult) -> str | None:
     """'12.3 ms → 4.1 ms (3.00× faster; MACs 3.80× fewer), median of 9 interleaved runs …'."""
     lat = r.latency
@@ -80,11 +113,9 @@ class PruneResultDialog(QDialog):
         }
         if r.latency is not None:
             self.rows[f"Latency ({r.latency.device.upper()})"] = latency_text(r)
-        if r.accuracy_before is not None and r.accuracy_after is not None:
-            self.rows["Digits accuracy"] = (
-                f"{100 * r.accuracy_before:.2f} % → {100 * r.accuracy_after:.2f} % "
-                "(360 held-out digits, no fine-tuning)"
-            )
+        self.rows.update(metric_rows(r))
+        if r.metrics_after is None:
+            self.rows["Accuracy"] = "not measured: choose evaluation data in the Data panel"
         if r.calibration_note:
             self.rows["Importance data"] = r.calibration_note
         for key, value in self.rows.items():

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.heat import heat_color
 from app.canvas.names import common_prefix, drop_prefix
 from app.panels.spin import StrictDoubleSpinBox
 from app.plan_edits import RatioSource
@@ -63,6 +64,7 @@ class GroupTableModel(QAbstractTableModel):
         self.ratios: dict[str, RatioSource] = {}  # root -> where its ratio comes from
         self.prefix = ""  # the dotted prefix every root shares, not shown
         self.planned: dict[str, int] = {}  # root -> channels after the planned step(s)
+        self.heat: dict[str, float] = {}  # root -> sensitivity (0 robust .. 1 fragile), scan
 
     def set_groups(self, groups: list[GroupInfo]) -> None:
         self.beginResetModel()
@@ -71,6 +73,12 @@ class GroupTableModel(QAbstractTableModel):
         # 200 rows of "features.densebloc…" look alike: drop what they all share instead
         self.prefix = common_prefix([g.root for g in self.groups]) if len(self.groups) > 1 else ""
         self.endResetModel()
+
+    def set_heat(self, heat: dict[str, float]) -> None:
+        """Sensitivity heat per root (app/panels/sensitivity.py), shown behind "#"/root."""
+        self.heat = dict(heat)
+        if self.groups:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.groups) - 1, 1))
 
     def set_plan_info(self, ratios: dict[str, RatioSource], planned: dict[str, int]) -> None:
         self.ratios, self.planned = ratios, planned
@@ -106,6 +114,8 @@ class GroupTableModel(QAbstractTableModel):
             return "ignored"
         if src.origin == "default":
             return ratio_text(src.ratio)
+        if src.origin == "layer" and src.key != root:  # set on a container layer
+            return f"{ratio_text(src.ratio)} (layer {src.key or 'model'})"
         return f"{ratio_text(src.ratio)} ({src.origin.removeprefix('scope ')})"
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
@@ -134,6 +144,8 @@ class GroupTableModel(QAbstractTableModel):
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == Qt.ForegroundRole and col == RATIO_COL and src and src.origin == "default":
             return QColor(128, 128, 128)
+        if role == Qt.BackgroundRole and col in (0, 1) and g.root in self.heat:
+            return heat_color(self.heat[g.root])
         if role == Qt.UserRole:
             return g.id
         return None
@@ -233,7 +245,7 @@ class GroupsPanel(QWidget):
         self.set_groups(doc.summary.groups if doc is not None else [])
 
     def _on_plan_change(self, *_: object) -> None:
-        from app.plan_edits import ratio_of
+        from app.plan_edits import group_ratios_shown
 
         doc, plan, done = self.wb.document, self.wb.plan, self.wb.last_preview
         if doc is None or plan is None:
@@ -242,7 +254,7 @@ class GroupsPanel(QWidget):
         if done is not None:
             planned = {lp.name: lp.out_after for lp in done.preview.layers}
         self.model.set_plan_info(
-            {g.root: ratio_of(plan, g.root) for g in doc.summary.groups}, planned
+            group_ratios_shown(plan, doc.summary.groups), planned
         )
 
     def _on_selection_change(self, sel) -> None:

@@ -42,7 +42,12 @@ LABELS: dict[str, str] = {
     "random": "Random (baseline)",
 }
 MODES = ("local", "global", "isomorphic")
-CALIBRATION = {"demo": "Demo digits", "folder": "Image folder…", "random": "Random inputs"}
+CALIBRATION = {
+    "data": "Data panel (calibration split)",
+    "demo": "Demo digits",
+    "folder": "Image folder…",
+    "random": "Random inputs",
+}
 
 
 def _spin(lo: float, hi: float, step: float, decimals: int = 3) -> QDoubleSpinBox:
@@ -63,6 +68,7 @@ class SettingsPanel(QWidget):
     def __init__(self, criteria: list[Criterion], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.folder: str = ""
+        self.data_path: str = ""  # the data panel's choice ("" : none)
         self.is_demo = False
         self.criteria = {c.name: c for c in criteria}
         self.wb = None
@@ -76,6 +82,8 @@ class SettingsPanel(QWidget):
         self.calibration = QComboBox(self)
         for key, label in CALIBRATION.items():
             self.calibration.addItem(label, key)
+        self._enable_data_item()
+        self.calibration.setCurrentIndex(self.calibration.findData("random"))
         self.data_warning = QLabel(self)
         self.data_warning.setWordWrap(True)
         self.data_warning.setStyleSheet("color: #b45309;")
@@ -292,8 +300,29 @@ class SettingsPanel(QWidget):
         i = self.calibration.findData("demo")
         self.calibration.model().item(i).setEnabled(is_demo)
         want = "demo" if is_demo else ("folder" if self.folder else "random")
+        if self.data_path:
+            want = "data"
+        self._enable_data_item()
         self.calibration.setCurrentIndex(self.calibration.findData(want))
         self._update_data_row()
+
+    def set_data_path(self, path: str) -> None:
+        """The data panel chose (or, with "", dropped) a dataset: calibrate on it."""
+        self.data_path = path
+        self._enable_data_item()
+        if path:
+            want = "data"
+        elif self.calibration.currentData() == "data":
+            want = "demo" if self.is_demo else ("folder" if self.folder else "random")
+        else:
+            want = self.calibration.currentData()
+        self.calibration.setCurrentIndex(self.calibration.findData(want))
+        self._update_data_row()
+        self.calibrationChanged.emit()
+
+    def _enable_data_item(self) -> None:
+        i = self.calibration.findData("data")
+        self.calibration.model().item(i).setEnabled(bool(self.data_path))
 
     # ------------------------------------------------------------------ widgets -> edits
 
@@ -339,8 +368,9 @@ class SettingsPanel(QWidget):
         self.calibrationChanged.emit()
 
     def calibration_source(self) -> tuple[str, str]:
-        """("demo" | "folder" | "random", folder path)."""
-        return self.calibration.currentData(), self.folder
+        """("data" | "demo" | "folder" | "random", the path it reads)."""
+        kind = self.calibration.currentData()
+        return kind, self.data_path if kind == "data" else self.folder
 
     def _update_data_row(self) -> None:
         crit = self.criterion.currentData()
@@ -353,10 +383,12 @@ class SettingsPanel(QWidget):
         elif kind == "random":
             text = (
                 "⚠ No data: gradients come from random inputs, so the ranking is close to "
-                "arbitrary. Pick the demo digits or an image folder."
+                "arbitrary. Choose data in the Data panel (or the demo digits)."
             )
+        elif kind == "data":
+            text = f"Gradients from the calibration split of {self.data_path}"
         elif kind == "folder":
-            text = f"Up to 32 images from {self.folder}" if self.folder else "Choose a folder"
+            text = f"64 images from {self.folder}" if self.folder else "Choose a folder"
         else:
             text = "Gradients from 64 demo digits (cross-entropy on their labels)"
         self.data_warning.setText(text)

@@ -18,16 +18,29 @@ Inputs = torch.Tensor | dict[str, torch.Tensor]
 
 @dataclass
 class Batch:
-    """`inputs` go to the model (a tensor, or keyword tensors for HF models); `labels` may be None."""
+    """`inputs` go to the model (a tensor, or keyword tensors for HF models); `labels` may be None.
+
+    `skipped` counts the samples of this batch that could not be read (a corrupt image):
+    loaders drop them and say so here, so evaluation can report them.
+    """
 
     inputs: Inputs
     labels: torch.Tensor | None = None
+    skipped: int = 0
 
     def __len__(self) -> int:
         return batch_size(self.inputs)
 
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(move(self.inputs, device), None if self.labels is None else self.labels.to(device))
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        labels = None if self.labels is None else self.labels.to(device, non_blocking=non_blocking)
+        return Batch(move(self.inputs, device, non_blocking), labels, self.skipped)
+
+    def pin_memory(self) -> Batch:
+        """Called by DataLoader(pin_memory=True) so host-to-GPU copies can overlap."""
+        inputs = ({k: v.pin_memory() for k, v in self.inputs.items()}
+                  if isinstance(self.inputs, Mapping) else self.inputs.pin_memory())
+        labels = None if self.labels is None else self.labels.pin_memory()
+        return Batch(inputs, labels, self.skipped)
 
 
 def batch_size(inputs: Inputs) -> int:
@@ -37,10 +50,10 @@ def batch_size(inputs: Inputs) -> int:
     return int(inputs.shape[0])
 
 
-def move(inputs: Inputs, device: torch.device | str) -> Inputs:
+def move(inputs: Inputs, device: torch.device | str, non_blocking: bool = False) -> Inputs:
     if isinstance(inputs, Mapping):
-        return {k: v.to(device) for k, v in inputs.items()}
-    return inputs.to(device)
+        return {k: v.to(device, non_blocking=non_blocking) for k, v in inputs.items()}
+    return inputs.to(device, non_blocking=non_blocking)
 
 
 def as_batch(item: Any) -> Batch:

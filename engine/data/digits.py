@@ -49,7 +49,7 @@ def write_image_folders(root: Path, *, labeled: bool = True) -> DigitFolders:
     for split in SPLITS:
         x, y = load_split(split)
         base = root / split
-        for i, (image, label) in enumerate(zip(to_uint8(x[:, 0]), y)):
+        for i, (image, label) in enumerate(zip(to_uint8(x[:, 0]), y, strict=True)):
             folder = base / str(int(label)) if labeled else base
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image, mode="L").save(folder / f"{split}_{i:04d}.png")

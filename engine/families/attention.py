@@ -79,9 +79,18 @@ def _gpt2(m: nn.Module) -> tuple[int, int, int] | None:
     return w // (3 * d), w // (3 * d), d
 
 
+def fused_names(m: nn.Module) -> tuple[str, str]:
+    """(fused projection, head count) attribute names: timm/torchvision `qkv`/`num_heads`,
+    torchvision MaxViT `to_qkv`/`n_heads`."""
+    if isinstance(getattr(m, "to_qkv", None), nn.Linear) and _int_attr(m, "n_heads"):
+        return "to_qkv", "n_heads"
+    return "qkv", "num_heads"
+
+
 def _fused(m: nn.Module) -> tuple[int, int, int] | None:
-    qkv = getattr(m, "qkv", None)
-    h = _int_attr(m, "num_heads")
+    proj_name, heads_name = fused_names(m)
+    qkv = getattr(m, proj_name, None)
+    h = _int_attr(m, heads_name)
     w = _out(qkv)
     if h is None or w is None or not isinstance(qkv, nn.Linear) or w % (3 * h):
         return None
@@ -99,7 +108,7 @@ def _projections(kind: str, m: nn.Module, h: int, hkv: int) -> dict[nn.Module, i
     if kind == "gpt2":
         return {m.c_attn: h}
     if kind == "fused":
-        return {m.qkv: h}
+        return {getattr(m, fused_names(m)[0]): h}
     return {m: h}
 
 

@@ -11,8 +11,13 @@ every value from the pruned weights.
 Which way a projection shrank (fewer heads or narrower heads) is decided by the
 head count stored on the module: whole-head pruning (engine/graph/heads.py)
 updates it before calling us, so a shrink it does not explain narrowed every
-head. Llama-style blocks store no head count; RoPE fixes their head_dim (the
-graph never offers head-dim units there), so their heads changed.
+head. Llama- and DETR-style blocks store only `head_dim` and reshape with
+`view(..., -1, head_dim)`: read from the widths alone, narrower heads would look
+like fewer heads (DETR: 4 heads of 16 pruned to 4 of 8 would become 2 of 16, and
+each new head would mix two old ones, with unchanged shapes). So
+`record_head_counts` stamps their head counts on them before any pruning (the
+dependency graph calls it when it is built), and whole-head pruning lowers the
+stamp like any stored count.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, head_layout
+from .attention import _int_attr, _out, find_attention, fused_names, head_layout
 
-__all__ = ["RefreshReport", "refresh_attributes"]
+__all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
+           "refresh_attributes"]
+
+HEAD_COUNT_ATTR = "_arborist_num_heads"  # stamped where a block stores no head count
+KV_COUNT_ATTR = "_arborist_num_kv_heads"
 
 
 @dataclasses.dataclass
@@ -156,7 +165,7 @@ def _widths(m: nn.Module, kind: str) -> tuple[int, int, int] | None:
     elif kind == "bert":
         ws = [_out(getattr(m, n, None)) for n in ("query", "key", "value")]
     else:
-        w = _out(getattr(m, "c_attn" if kind == "gpt2" else "qkv", None))
+        w = _out(getattr(m, "c_attn" if kind == "gpt2" else fused_names(m)[0], None))
         ws = [w // 3] * 3 if w is not None and w % 3 == 0 else [None]
     return tuple(ws) if all(ws) else None  # type: ignore[return-value]
 
@@ -172,13 +181,13 @@ def _layout_now(m: nn.Module, kind: str) -> tuple[int, int, int] | str:
     if widths is None:
         return "its q/k/v widths cannot be read"
     wq, wk, wv = widths
-    h = _int_attr(m, "num_heads", "num_attention_heads")
+    h = _int_attr(m, "num_heads", "num_attention_heads", "n_heads", HEAD_COUNT_ATTR)
     if h is not None:
         if wq % h:
             return f"q width {wq} does not split into its {h} heads"
         d = wq // h
         groups = _int_attr(m, "num_key_value_groups") or 1
-        hkv = _int_attr(m, "num_key_value_heads") or max(h // groups, 1)
+        hkv = _int_attr(m, "num_key_value_heads", KV_COUNT_ATTR) or max(h // groups, 1)
     else:
         d = _int_attr(m, "head_dim") or 0
         if not d or wq % d or wk % d:
@@ -187,6 +196,26 @@ def _layout_now(m: nn.Module, kind: str) -> tuple[int, int, int] | str:
     if wk != hkv * d or wv != hkv * d or h % hkv:
         return f"q/k/v widths {wq}/{wk}/{wv} do not fit {h} heads and {hkv} KV heads of {d}"
     return h, hkv, d
+
+
+def record_head_counts(model: nn.Module) -> int:
+    """Stamp (heads, kv_heads) on every q/k/v block that stores only `head_dim`, from its
+    current (unpruned) widths; blocks already stamped or storing counts are left alone.
+    Returns how many were stamped. Call before pruning: afterwards the widths lie."""
+    stamped = 0
+    for m in model.modules():
+        if not m._modules or _kind_of(m) != "split":
+            continue
+        if _int_attr(m, "num_heads", "num_attention_heads", HEAD_COUNT_ATTR) is not None:
+            continue
+        widths = _widths(m, "split")
+        d = _int_attr(m, "head_dim")
+        if widths is None or not d or any(w % d for w in widths) or widths[1] != widths[2]:
+            continue
+        setattr(m, HEAD_COUNT_ATTR, widths[0] // d)
+        setattr(m, KV_COUNT_ATTR, widths[1] // d)
+        stamped += 1
+    return stamped
 
 
 def _kind_of(m: nn.Module) -> str | None:
@@ -203,7 +232,8 @@ def _kind_of(m: nn.Module) -> str | None:
         return "bert"
     if hasattr(m, "c_attn") and _int_attr(m, "split_size") and getattr(m, "q_attn", None) is None:
         return "gpt2"
-    if isinstance(getattr(m, "qkv", None), nn.Linear) and _int_attr(m, "num_heads"):
+    proj_name, heads_name = fused_names(m)
+    if isinstance(getattr(m, proj_name, None), nn.Linear) and _int_attr(m, heads_name):
         return "fused"
     return None
 
@@ -232,7 +262,7 @@ def _apply_layout(
         rep.note(name, m, "split_size", h * d)
         rep.note(name, m, "embed_dim", h * d)
     else:
-        rep.note(name, m, "num_heads", h)
+        rep.note(name, m, fused_names(m)[1], h)
         if _int_attr(m, "head_dim"):
             rep.note(name, m, "head_dim", d)
         if _int_attr(m, "attn_dim"):

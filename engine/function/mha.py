@@ -6,12 +6,17 @@ input column, the q/k/v rows and the out-projection row and column at once.
 `embed_dim` is `num_heads` blocks of `head_dim`; the graph keeps the blocks equal
 (`get_out_channel_groups`), and the indices given here decide which attribute
 shrinks: the same positions in every head -> `head_dim`; whole blocks -> `num_heads`.
+
+MHA scales q.k by 1/sqrt(head_dim) read at every forward, so narrower heads would
+change every attention score; the q rows are rescaled by sqrt(new/old head_dim) so
+the kept dims compute exactly what they computed before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from .base import BasePruningFunc, keep_indices, normalize_idxs, prune_tensor_
@@ -41,6 +46,18 @@ def head_layout_after(num_heads: int, head_dim: int, removed: Sequence[int]) -> 
     return num_heads - per_head.count(head_dim), head_dim - rest.pop()
 
 
+def _rescale_queries(layer: nn.MultiheadAttention, factor: float) -> None:
+    """Multiply the q projection (rows 0..E-1 of the packed weight, and its bias) in place."""
+    e = layer.embed_dim
+    with torch.no_grad():
+        if layer._qkv_same_embed_dim:
+            layer.in_proj_weight[:e] *= factor
+        else:
+            layer.q_proj_weight *= factor
+        if layer.in_proj_bias is not None:
+            layer.in_proj_bias[:e] *= factor
+
+
 class MultiheadAttentionPruner(BasePruningFunc):
     """Embed-dim pruning of nn.MultiheadAttention; input and output channels are one axis."""
 
@@ -58,6 +75,8 @@ class MultiheadAttentionPruner(BasePruningFunc):
         keep = keep_indices(e, removed, "embed dims")
         heads, head_dim = head_layout_after(layer.num_heads, layer.head_dim, removed)
         rows = keep + [i + e for i in keep] + [i + 2 * e for i in keep]
+        if head_dim != layer.head_dim:
+            _rescale_queries(layer, (head_dim / layer.head_dim) ** 0.5)
         if layer._qkv_same_embed_dim:
             prune_tensor_(layer.in_proj_weight, 0, rows)
             prune_tensor_(layer.in_proj_weight, 1, keep)

@@ -24,6 +24,8 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.outputs import output_transform_for
+from ..families.lift import lift_attention
+from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
 from ..function.attributes import AttributeRefresher
 from ..function.hf_conv1d import lazy_types
@@ -35,7 +37,7 @@ from .forward import eval_mode, flatten_outputs, run_forward, runner, to_meta
 from .group import Dependency, Derivation, Group, GroupItem, Node, module_type_name
 from .heads import HEADS_PREFIX, replay_heads
 from .leaf import leaf_rule
-from .probe import Prober, last_unit_class, unit_ports
+from .probe import Prober, is_cached_tensor, last_unit_class, unit_ports
 from .tracer import ANN_ATTR, ChannelTracer, OpRecord, Port
 
 DEFAULT_ROOT_TYPES: tuple[type, ...] = (
@@ -97,6 +99,8 @@ class DependencyGraph:
         Torch-Pruning: tracing must not depend on dropout or on batch statistics.
         """
         self.model = model
+        record_head_counts(model)  # before any pruning: the widths say it only now
+        lift_attention(model)  # Swin / MaxViT: head width read from the projections
         self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)
@@ -120,6 +124,8 @@ class DependencyGraph:
             )
             tracer.install_hooks()
             saved = _attribute_snapshot(model) if on_meta else []
+            if on_meta:
+                _tensor_attributes_to_meta(saved)
             try:
                 with torch.no_grad(), tracer:
                     if on_meta:
@@ -158,6 +164,9 @@ class DependencyGraph:
             self._param_names = {id(info.real): info for info in tracer.params.values()}
             couple_shared_head_size(model, tracer)  # q/k/v read one head size (BERT, HF ViT)
             labels, fine = tracer.slots.resolve_both()  # frees the unite pairs
+            reps = [r[r > 0] for r in tracer.head_reps]
+            head_rep_classes = (np.unique(labels[np.concatenate(reps)]) if reps
+                                else np.zeros(0, dtype=np.int64))
             self.lock_reasons = tracer.slots.lock_reasons
             if tracer.output_slots:
                 self.lock_reasons.append("model output")
@@ -170,9 +179,43 @@ class DependencyGraph:
             del labels, fine, tracer
             if validate and traced_on_meta:
                 self._fix_groups_the_code_cannot_absorb(
-                    model, example_inputs, runner(forward_fn, output_transform), expected
+                    model, example_inputs, runner(forward_fn, output_transform), expected,
+                    head_rep_classes,
                 )
         return self
+
+    def _fix_head_rep_units(self, prober: Prober, classes: np.ndarray) -> None:
+        """The head-dim unit holding each head's first dim also holds what a head's scores
+        read per head (Swin's relative position bias table): removing it alone would take
+        every head's column. Probed alone (the group probe tries only last units); units
+        that break are fixed, which leaves whole heads (fine classes) removable."""
+        keep = self.index.must_keep()
+        ports = self.index.ports
+        cls = []
+        for c in (int(c) for c in classes if not keep[c]):
+            by_port = self.index.positions_by_port(np.asarray([c]))
+            emptied = [ports[k].alive[pos].sum() >= ports[k].width() for k, pos in by_port.items()]
+            if any(emptied) and not all(emptied):
+                # it would take every column of the bias table but not the heads: never a
+                # head-dim unit (a unit that empties all its layers is the whole attention)
+                self._index.fix(np.asarray([c], dtype=np.int64))
+            elif not any(emptied):
+                cls.append(c)
+
+        def search(cs: list[int]) -> None:
+            ports = unit_ports(self.index, cs) if cs else {}
+            if not ports or prober.passes_ports(ports):
+                return
+            if len(cs) == 1:
+                self._index.fix(np.asarray(cs, dtype=np.int64))
+                self.lock_reasons.append(
+                    "a head-dim unit that also holds per-head tensors (a relative position "
+                    "bias): those go with whole heads only")
+                return
+            search(cs[: len(cs) // 2])
+            search(cs[len(cs) // 2:])
+
+        search(cls)
 
     def _fix_groups_the_code_cannot_absorb(
         self,
@@ -180,11 +223,14 @@ class DependencyGraph:
         example_inputs: Any,
         run: Callable[[nn.Module, Any], Any],
         expected: list[tuple[int, ...]],
+        head_rep_classes: np.ndarray | None = None,
     ) -> None:
         # only each group's last unit, classes and name: whole groups (index lists of every
         # member, 28672-wide MLPs in a 70B Llama) are never built, not even one at a time
         roots = list(self.group_roots(None, (object,)))
         prober = Prober(self.index, model, example_inputs, run, expected, self.meta_kernels)
+        if head_rep_classes is not None and head_rep_classes.size:
+            self._fix_head_rep_units(prober, head_rep_classes)
         # the usual case first: every unit at once, straight from the slot table
         picked = [last_unit_class(state, classes) for state, classes in roots]
         at_once = unit_ports(self.index, [c for c in picked if c is not None])
@@ -660,6 +706,16 @@ def _attribute_snapshot(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any
     return [
         (m, {k: v for k, v in vars(m).items() if k not in skip}) for m in model.modules()
     ]
+
+
+def _tensor_attributes_to_meta(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    """Plain tensor attributes (caches a forward left behind, e.g. ultralytics' Detect
+    anchors) as meta tensors for the meta trace; `_restore_attributes` puts them back.
+    Small ones (strides, scales) stay: their elements are read as Python numbers."""
+    for m, attrs in saved:
+        for k, v in attrs.items():
+            if is_cached_tensor(v):
+                setattr(m, k, meta_like(v))
 
 
 def _restore_attributes(saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:

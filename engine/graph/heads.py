@@ -17,6 +17,7 @@ stream) are one unit.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -33,8 +34,10 @@ from .group import Dependency, Group, GroupItem, GroupOwner
 from .probe import meta_copy
 
 HEADS_PREFIX = "heads:"  # pruning-history entries that removed whole heads
-_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
-_KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")
+# the stamps are engine.families.refresh's HEAD_COUNT_ATTR / KV_COUNT_ATTR
+_Q_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads",
+            "_arborist_num_heads")
+_KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads", "_arborist_num_kv_heads")
 
 
 @dataclasses.dataclass
@@ -104,13 +107,13 @@ def _one_unit_per_class(fine: np.ndarray, unit: np.ndarray) -> bool:
 def _fused_qkv(dg: HeadGraph, parent: str, module: nn.Module) -> bool:
     """`module` is the fused q|k|v projection of a known attention family (timm `qkv`,
     GPT-2's Conv1D `c_attn`): its in width says nothing once the hidden dim is pruned."""
-    from ..families.attention import head_layout  # lazy: families imports engine.function
+    from ..families.attention import fused_names, head_layout  # lazy: families imports function
 
     owner = dict(dg.model.named_modules()).get(parent) if dg.model is not None else None
     layout = head_layout(owner) if owner is not None else None
     if layout is None or layout[0] not in ("gpt2", "fused"):
         return False
-    return module is getattr(owner, "c_attn" if layout[0] == "gpt2" else "qkv", None)
+    return module is getattr(owner, "c_attn" if layout[0] == "gpt2" else fused_names(owner)[0], None)
 
 
 def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:
@@ -367,30 +370,49 @@ def scopes_that_break(
 ) -> list[int]:
     """Indices of scopes whose whole-head removal breaks the forward, found like the graph's
     probe: remove one unit of every scope on a weightless copy, run it, bisect failures.
-    (E.g. `num_heads` declared for q_proj only: its v/o heads would be left behind.)"""
-    inputs = to_meta(example_inputs)
+    (E.g. `num_heads` declared for q_proj only: its v/o heads would be left behind.)
+
+    A forward that cannot run on the meta device at all (Hugging Face's mask code reads
+    the values of an attention_mask) is checked on real copies instead: otherwise every
+    head would be refused for a reason that has nothing to do with heads."""
+    meta_inputs = to_meta(example_inputs)
+
+    def baseline_on_meta() -> bool:
+        try:
+            with torch.no_grad():
+                run(meta_copy(model), meta_inputs)
+            return True
+        except Exception:
+            return False
+
+    on_meta = baseline_on_meta()
+    inputs = meta_inputs if on_meta else example_inputs
+
+    def clone_of(copies: dict[int, Any]) -> nn.Module:
+        if on_meta:
+            return meta_copy(model, copies)
+        return copy.deepcopy(model, copies)  # type: ignore[arg-type]
 
     def passes(idx: list[int]) -> bool:
         copies: dict[int, Any] = {}  # id(original layer or parameter) -> its copy
-        clone = meta_copy(model, copies)
+        clone = clone_of(copies)
         blocks = dict(clone.named_modules(remove_duplicate=False))  # parents, by name
         try:
             with torch.no_grad():
                 expected = output_shapes(run(clone, inputs))
-            for i in idx:
-                scope = scopes[i]
-                for state, mask in _positions(dg, scope.units[-1].fine):
-                    target = copies[id(state.node.module)]
-                    cur = state.current_rank()[mask].tolist()
-                    if state.node.pruning_dim is not None:
-                        state.handler(target, cur, dim=state.node.pruning_dim)
-                    else:
-                        state.handler(target, cur)
-                for parent in {mb.parent for mb in scope.members}:
-                    group = [mb for mb in scope.members if mb.parent == parent]
-                    _set_counts(blocks.get(parent), group, 1)
-            refresh_attributes(clone)
-            with torch.no_grad():
+                for i in idx:
+                    scope = scopes[i]
+                    for state, mask in _positions(dg, scope.units[-1].fine):
+                        target = copies[id(state.node.module)]
+                        cur = state.current_rank()[mask].tolist()
+                        if state.node.pruning_dim is not None:
+                            state.handler(target, cur, dim=state.node.pruning_dim)
+                        else:
+                            state.handler(target, cur)
+                    for parent in {mb.parent for mb in scope.members}:
+                        group = [mb for mb in scope.members if mb.parent == parent]
+                        _set_counts(blocks.get(parent), group, 1)
+                refresh_attributes(clone)
                 return output_shapes(run(clone, inputs)) == expected
         except Exception:
             return False

@@ -88,10 +88,19 @@ def _clone_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
             copied[key] = value
         elif type(value) in (dict, OrderedDict, list, set) and not value:
             copied[key] = type(value)()
+        elif is_cached_tensor(value):  # a cache a forward left (ultralytics anchors)
+            copied[key] = meta_like(value)
         else:
             copied[key] = copy.deepcopy(value, memo)
     new.__setstate__(copied)
     return new
+
+
+def is_cached_tensor(value: Any) -> bool:
+    """A plain (not Parameter/buffer) tensor attribute big enough to be a cache of a past
+    forward (anchor grids); small ones (strides, scales) are constants read as numbers."""
+    return (type(value) is torch.Tensor and value.device.type != "meta"
+            and value.numel() > 32)
 
 
 class Prober:

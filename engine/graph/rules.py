@@ -86,10 +86,12 @@ def merge_broadcast(
     placed: list[Axis] = []
     shapes: list[tuple[int, ...]] = []
     anns: list[Annotation] = []
+    strides: list[tuple[int, ...]] = []
     for x in inputs:
         shape = tuple(x.shape)
         ann = t.ann(x)
         shapes.append(shape)
+        strides.append(tuple(x.stride()) if x.layout == torch.strided else (1,) * x.dim())
         anns.append(ann)
         off = nd - len(shape)
         if off < 0:
@@ -125,12 +127,12 @@ def merge_broadcast(
     kept: list[Axis] = []
     for ax in final:
         clash: set[int] = set()
-        for shape, ann in zip(shapes, anns, strict=True):
+        for shape, ann, stride in zip(shapes, anns, strides, strict=True):
             off = nd - len(shape)
             for d in ax.dims:
                 di = d - off
-                if di < 0 or shape[di] == 1:
-                    continue
+                if di < 0 or shape[di] == 1 or stride[di] == 0:
+                    continue  # broadcast or expanded (F.normalize's norm): one value
                 if axis_at(ann, di) is None:
                     clash.add(d)
         if clash and len(ax.dims) > 1:
@@ -153,13 +155,27 @@ def _keep_size(t: ChannelTracer, ax: Axis, dim: int) -> None:
     t.slots.unite(rows, rows[0:1])
 
 
+def head_representatives(joint: Axis, dim: int) -> np.ndarray:
+    """The slots of a joint (heads x head_dim) axis along `dim`, taken at position 0 of
+    every other dim: one slot per head, which stands for that whole head."""
+    arr = np.moveaxis(joint.slots, joint.dims.index(dim), 0)
+    return arr.reshape(arr.shape[0], -1)[:, 0]
+
+
 def _absorb_single(t: ChannelTracer, a: Axis, b: Axis, reason: str) -> Axis | None:
     """A joint axis meeting a 1-dim axis on its free dim (q * cos, where cos comes from
-    RoPE's inv_freq buffer): the joint axis keeps that dim's size, the 1-dim one is locked."""
+    RoPE's inv_freq buffer): the joint axis keeps that dim's size, the 1-dim one is locked.
+    On its heads dim instead (attention probabilities, whose heads axis `_contract` made
+    of head representatives, times v): the per-head slots join each head's first dim."""
     for joint, single in ((a, b), (b, a)):
         if len(joint.dims) > 1 and single.dims == (joint.free,):
             _keep_size(t, joint, joint.free)
             t.slots.lock(single.slots, f"{reason}: sized by a joint channel layout")
+            return joint
+        if (len(joint.dims) == 2 and len(single.dims) == 1 and single.dims[0] in joint.dims
+                and single.dims[0] != joint.free
+                and single.slots.shape[0] == joint.slots.shape[joint.dims.index(single.dims[0])]):
+            t.slots.unite(single.slots, head_representatives(joint, single.dims[0]))
             return joint
     return None
 
@@ -254,6 +270,13 @@ def reshape_annotation(
         index = tuple(slice(None) if d in dims_sorted else None for d in cin)
         comp = np.broadcast_to(arr[index], [in_shape[d] for d in cin])
         comp = np.ascontiguousarray(comp).reshape([out_shape[d] for d in cout])
+        cout = list(cout)
+        for i in reversed(range(len(cout) - 1)):
+            # an out dim along which the slots repeat is a broadcast (bmm's (B * H) batch
+            # split back into (B, H)): it carries no channel of its own
+            if (comp == comp.take([0], axis=i)).all():
+                comp = comp.take(0, axis=i)
+                del cout[i]
         if len(cout) > 1:
             # only the innermost dim may shrink; the outer ones are structural
             rows = comp.reshape(-1, comp.shape[-1])
@@ -455,6 +478,16 @@ def _cat_joint(t: ChannelTracer, tensors: Sequence[torch.Tensor], dim: int) -> A
     return Axis(first.dims, slots, first.free)
 
 
+def _heads_meet_joint(a: Axis, b: Axis) -> Axis | None:
+    """The joint axis, if one of `a`, `b` is a 1-dim axis on the other's heads dim."""
+    for joint, single in ((a, b), (b, a)):
+        if (len(joint.dims) == 2 and len(single.dims) == 1 and single.dims[0] in joint.dims
+                and single.dims[0] != joint.free
+                and single.slots.shape[0] == joint.slots.shape[joint.dims.index(single.dims[0])]):
+            return joint
+    return None
+
+
 def _merge_axes(t: ChannelTracer, axes: list[Axis], reason: str) -> list[Axis]:
     result: list[Axis] = []
     for ax in axes:
@@ -463,6 +496,10 @@ def _merge_axes(t: ChannelTracer, axes: list[Axis], reason: str) -> list[Axis]:
                 if set(ax.dims) == set(other.dims) and ax.slots.size == other.slots.size:
                     perm = [ax.dims.index(d) for d in other.dims]
                     t.slots.unite(other.slots, np.transpose(ax.slots, perm))
+                elif (joint := _heads_meet_joint(ax, other)) is not None:
+                    # probabilities (one representative slot per head, see _contract) @ v:
+                    # the heads are already tied to q/k upstream; v keeps its own layout
+                    result[result.index(other)] = joint
                 else:
                     t.slots.lock(ax.slots, reason)
                     t.slots.lock(other.slots, reason)
@@ -736,6 +773,12 @@ def _reduce(t, func, args, kwargs, out):
             arr = np.moveaxis(ax.slots, pos, -1).reshape(-1, ax.slots.shape[pos])[0]
             d = ax.free
             res.append(Axis.single(d if keep else d - sum(1 for r in red if r < d), arr))
+        elif red & set(ax.dims) == {ax.free} and len(ax.dims) == 2:
+            # reduced head_dim of (heads x head_dim), e.g. the norm in F.normalize(q): one
+            # value per head remains, carried by the head representatives (as in _contract)
+            (d,) = [x for x in ax.dims if x != ax.free]
+            res.append(Axis.single(d if keep else d - sum(1 for r in red if r < d),
+                                   head_representatives(ax, d)))
         # channels reduced away: pruning them changes values, not structure
     for o in outs:
         t.set_ann(o, tuple(res) if o.dim() == (nd if keep else nd - len(red)) else EMPTY)
@@ -835,7 +878,8 @@ def _axis_slots(t: ChannelTracer, x: torch.Tensor, dim: int) -> np.ndarray | Non
     return ax.slots if ax is not None and len(ax.dims) == 1 else None
 
 
-def _contract(t: ChannelTracer, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> Annotation:
+def _contract(t: ChannelTracer, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
+              scores_seen: bool = True) -> Annotation:
     """Batched matrix product a @ b: unite the contracted dims, carry the rest."""
     ra, rb, ro = a.dim(), b.dim(), out.dim()
     ann_a, ann_b = t.ann(a), t.ann(b)
@@ -886,6 +930,15 @@ def _contract(t: ChannelTracer, a: torch.Tensor, b: torch.Tensor, out: torch.Ten
         matched_b.add(k)
         perm = [bx.dims.index(m) for m in mapped]
         t.slots.unite(ax.slots, np.transpose(bx.slots, perm))
+        rest = [d for d in ax.dims if d != ka]
+        if ax.free == ka and len(rest) == 1 and a_to_out(rest[0]) is not None:
+            # q @ k^T over head_dim: the scores keep a heads axis, one representative slot
+            # per head, so per-head tensors added to them (Swin's relative position bias)
+            # follow whole heads
+            reps = head_representatives(ax, rest[0])
+            if scores_seen:  # (fused sdpa never shows its scores to per-head tensors)
+                t.head_reps.append(reps)
+            out_axes.append(Axis.single(a_to_out(rest[0]), reps))
     for k, bx in enumerate(ann_b):
         if k in matched_b:
             continue
@@ -1043,7 +1096,7 @@ def _prelu(t, func, args, kwargs, out):
 def _sdpa(t, func, args, kwargs, out):
     q, k, v = args[0], args[1], args[2]
     nd = q.dim()
-    _contract(t, q, _transposed_view(t, k), q)  # unites the channels of q and k
+    _contract(t, q, _transposed_view(t, k), q, scores_seen=False)  # unites q's and k's channels
     outs = _tensors(out)
     v_ann = tuple(ax for ax in t.ann(v) if nd - 2 not in ax.dims)
     t.set_ann(outs[0], v_ann)

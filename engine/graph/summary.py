@@ -29,6 +29,7 @@ class GroupMember:
     node: str  # NodeInfo.name
     handler: str  # pruning function name, e.g. "prune_conv_out_channels"
     channels: int  # how many channels of this member the group touches
+    kind: str = "out"  # "out": the group prunes its out-channels (what ratio scopes match)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def summarize(dg: Any, ignored_layers: Any = None) -> GraphSummary:
     groups: list[GroupInfo] = []
     for k, group in enumerate(dg.get_all_groups(ignored_layers=ignored_layers)):
         members = tuple(
-            GroupMember(dep.target.name, handler_name(dep.handler), len(idxs))
+            GroupMember(dep.target.name, handler_name(dep.handler), len(idxs), dep.kind)
             for dep, idxs in group
         )
         groups.append(GroupInfo(k, group[0].dep.target.name, len(group[0].idxs), members))

@@ -142,6 +142,9 @@ class ChannelTracer(TorchDispatchMode):
         self.warnings: list[str] = []
         self.output_shapes: list[tuple[int, ...]] = []
         self.output_slots: list[np.ndarray] = []  # slots that reach a model output
+        # one slot per head of each attention score tensor (rules._contract): per-head
+        # tensors added to the scores join these, so their units are probed alone
+        self.head_reps: list[np.ndarray] = []
         self._hooks: list[Any] = []
         self._index_state_tensors(stand_ins or {})
 

@@ -19,6 +19,30 @@ class UntrustedPickleError(ModelLoadError):
     """
 
 
+class MissingCodeError(ModelLoadError):
+    """A trusted pickle names a class whose module cannot be imported here.
+
+    ``module`` is the missing module's name when the unpickler said it (``__main__`` for
+    classes defined in a notebook or a script): the caller may retry with ``code=``.
+    """
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+class ArchRequiredError(ModelLoadError):
+    """A weights-only file was opened without saying which architecture it fills.
+
+    ``candidates`` ranks zoo entries by how well their tensor names and shapes match the
+    file (``engine.io.arch_match.ArchCandidate``, best first), for a picker to offer.
+    """
+
+    def __init__(self, message: str, candidates: list | None = None) -> None:
+        super().__init__(message)
+        self.candidates = list(candidates or [])
+
+
 class InputSpecError(ValueError):
     """An input specification string (e.g. ``"1,3,224,224"``) is malformed."""
 

@@ -18,11 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .arch_match import checkpoint_hints, closest_message, rank_architectures
 from .checkpoint import is_safe_checkpoint, parse_safe_checkpoint
-from .errors import InputSpecError, ModelLoadError, short_reason
+from .errors import ArchRequiredError, InputSpecError, ModelLoadError, short_reason
 from .guess import guess_example_inputs, guess_input_spec
 from .input_spec import InputSpec
-from .onnx_import import load_onnx
+from .onnx_import import import_onnx
 from .pt2_lift import Pt2LiftWarning, is_lifted, lift_with_report
 from .pt2_reader import read_pt2
 from .torch_files import (
@@ -32,6 +33,7 @@ from .torch_files import (
     load_state_dict_strict,
     read_torch_file,
 )
+from .torchscript import is_torchscript, load_torchscript
 from .zoo import build_zoo_model, is_zoo_spec
 
 __all__ = ["LoadedModel", "load_model", "guess_example_inputs", "guess_input_spec"]
@@ -69,8 +71,12 @@ def load_model(
     trust: bool = False,
     arch: str | None = None,
     input_spec: str | None = None,
+    code: str | Path | None = None,
 ) -> LoadedModel:
     """Load ``source``; ``input_spec`` overrides the default example inputs.
+
+    ``code`` (a .py file or a folder) is where the classes of a pickled model are defined;
+    it is imported only for a trusted file that needs it (see ``engine.io.user_code``).
 
     Raises ModelLoadError (UntrustedPickleError for pickles needing
     ``trust=True``) or InputSpecError, each with a one-line message.
@@ -82,7 +88,9 @@ def load_model(
         if isinstance(source, str) and is_zoo_spec(text) and not path.exists():
             loaded = _load_zoo(text)
         else:
-            loaded = _load_file(path, trust=trust, arch=arch, spec_override=spec_override)
+            loaded = _load_file(
+                path, trust=trust, arch=arch, spec_override=spec_override, code=code
+            )
     except OSError as exc:  # name too long, permission denied, I/O error...
         shown = text if len(text) <= 120 else text[:117] + "..."
         raise ModelLoadError(f"cannot read {shown}: {exc.strerror or exc}") from None
@@ -112,7 +120,12 @@ def _load_zoo(spec: str) -> LoadedModel:
 
 
 def _load_file(
-    path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None
+    path: Path,
+    *,
+    trust: bool,
+    arch: str | None,
+    spec_override: InputSpec | None,
+    code: str | Path | None = None,
 ) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".pt2":
@@ -121,17 +134,28 @@ def _load_file(
         return _load_safetensors(path, arch=arch)
     if suffix == ".onnx":
         check_readable_file(path)
-        module, spec = load_onnx(path, spec_override=spec_override)
+        onnx_model = import_onnx(path, spec_override=spec_override)
+        spec = onnx_model.spec
         return LoadedModel(
-            module, spec.make(), spec, "onnx", f"{path.name} (ONNX converted with onnx2torch)"
+            onnx_model.module, spec.make(), spec, "onnx", onnx_model.describe(path.name)
         )
-    return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override)
+    check_readable_file(path)
+    if is_torchscript(path):
+        script = load_torchscript(path, trust=trust, spec_override=spec_override)
+        spec = script.spec
+        return LoadedModel(script.module, spec.make(), spec, "torchscript", script.description)
+    return _load_torch_file(path, trust=trust, arch=arch, spec_override=spec_override, code=code)
 
 
 def _load_torch_file(
-    path: Path, *, trust: bool, arch: str | None, spec_override: InputSpec | None
+    path: Path,
+    *,
+    trust: bool,
+    arch: str | None,
+    spec_override: InputSpec | None,
+    code: str | Path | None = None,
 ) -> LoadedModel:
-    obj = read_torch_file(path, trust=trust)
+    obj = read_torch_file(path, trust=trust, code=code)
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), nn.Module):
         obj = obj["model"]  # training checkpoints that pickle the module itself
     if isinstance(obj, nn.Module):
@@ -149,10 +173,7 @@ def _load_torch_file(
     state_dict = find_state_dict(obj)
     if state_dict is not None:
         if not arch:
-            raise ModelLoadError(
-                f"{path.name} holds only weights (a state dict of {len(state_dict)} tensors); "
-                f"pass arch=, e.g. 'torchvision:resnet18', to say which model they belong to"
-            )
+            raise _arch_required(path, state_dict, checkpoint_hints(obj))
         model, spec = _build_arch(arch)
         load_state_dict_strict(model, state_dict, what=path.name, arch=arch)
         return LoadedModel(
@@ -186,10 +207,7 @@ def _load_safetensors(path: Path, *, arch: str | None) -> LoadedModel:
     if not state_dict:
         raise ModelLoadError(f"{path.name} holds no tensors")
     if not arch:
-        raise ModelLoadError(
-            f"{path.name} holds only weights (a state dict of {len(state_dict)} tensors); "
-            f"pass arch=, e.g. 'torchvision:resnet18', to say which model they belong to"
-        )
+        raise _arch_required(path, state_dict, _safetensors_hints(path))
     model, spec = _build_arch(arch)
     load_state_dict_strict(model, state_dict, what=path.name, arch=arch)
     return LoadedModel(
@@ -202,10 +220,35 @@ def _load_safetensors(path: Path, *, arch: str | None) -> LoadedModel:
     )
 
 
+def _arch_required(
+    path: Path, state_dict: Mapping[str, Any], hints: list[str]
+) -> ArchRequiredError:
+    """The missing-arch error, naming the zoo entries whose tensors fit the file best."""
+    candidates = rank_architectures(state_dict, path=path, hints=hints)
+    return ArchRequiredError(
+        f"{path.name} holds only weights (a state dict of {len(state_dict)} tensors); "
+        f"pass arch= to say which model they belong to; {closest_message(candidates)}",
+        candidates,
+    )
+
+
+def _safetensors_hints(path: Path) -> list[str]:
+    """Architecture names in a safetensors header's metadata (timm writes none; others do)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception:
+        return []
+    return checkpoint_hints(meta)
+
+
 def _build_arch(arch: str) -> tuple[nn.Module, InputSpec]:
     if not is_zoo_spec(arch):
         raise ModelLoadError(
-            f"arch {arch!r} is not a model spec; use e.g. 'torchvision:resnet18' or 'arborist:demo'"
+            f"arch {arch!r} is not a model spec; use e.g. 'torchvision:resnet18', "
+            "'timm:NAME', 'hf:FOLDER' or 'arborist:demo'"
         )
     zoo = build_zoo_model(arch)
     return zoo.model, zoo.input_spec

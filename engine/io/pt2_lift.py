@@ -181,9 +181,7 @@ def _safe_sites(graph: fx.Graph, sites: list[_Site]) -> list[_Site]:
     return [s for s in keep if s.key not in dropped]
 
 
-def _replace(
-    graph: fx.Graph, site: _Site, name: str, replaced: dict[fx.Node, fx.Node]
-) -> fx.Node:
+def _replace(graph: fx.Graph, site: _Site, name: str, replaced: dict[fx.Node, fx.Node]) -> fx.Node:
     """Swap the op call for a call of layer ``name``; ``replaced`` maps earlier swaps."""
     node = site.node
     inputs = tuple(replaced.get(n, n) for n in site.inputs)
@@ -355,13 +353,28 @@ def _conv(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
         if transposed:
             cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
             return cls(
-                shape[0], shape[1] * groups, shape[2:], stride, padding, output_padding,
-                groups, has_bias, dilation, device="meta",
+                shape[0],
+                shape[1] * groups,
+                shape[2:],
+                stride,
+                padding,
+                output_padding,
+                groups,
+                has_bias,
+                dilation,
+                device="meta",
             )
         cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
         return cls(
-            shape[1] * groups, shape[0], shape[2:], stride, padding, dilation, groups,
-            has_bias, device="meta",
+            shape[1] * groups,
+            shape[0],
+            shape[2:],
+            stride,
+            padding,
+            dilation,
+            groups,
+            has_bias,
+            device="meta",
         )
 
     key = _key(node, state, transposed, stride, padding, dilation, groups, output_padding)
@@ -374,8 +387,12 @@ def _linear(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
     out_f, in_f = _shape(weight, gm)
     has_bias = "bias" in state
     return _Site(
-        node, _key(node, state), lambda: nn.Linear(in_f, out_f, has_bias, device="meta"),
-        (_input_node(b["input"]),), state, _owner(weight),
+        node,
+        _key(node, state),
+        lambda: nn.Linear(in_f, out_f, has_bias, device="meta"),
+        (_input_node(b["input"]),),
+        state,
+        _owner(weight),
     )
 
 
@@ -384,9 +401,13 @@ def _matmul_linear(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
     if b.get("beta", 1) != 1 or b.get("alpha", 1) != 1:
         raise _Skip
     x, wt = (b["mat1"], b["mat2"]) if "mat1" in b else (b["self"], b["mat2"])
-    is_t = isinstance(wt, fx.Node) and wt.op == "call_function" and (
-        wt.target in (aten.t.default, aten.numpy_T.default)
-        or (wt.target == aten.permute.default and list(wt.args[1]) == [1, 0])
+    is_t = (
+        isinstance(wt, fx.Node)
+        and wt.op == "call_function"
+        and (
+            wt.target in (aten.t.default, aten.numpy_T.default)
+            or (wt.target == aten.permute.default and list(wt.args[1]) == [1, 0])
+        )
     )
     if not is_t:
         raise _Skip
@@ -399,8 +420,13 @@ def _matmul_linear(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
         raise _Skip  # a broadcast bias is not nn.Linear's
     has_bias = "bias" in state
     return _Site(
-        node, _key(node, state), lambda: nn.Linear(in_f, out_f, has_bias, device="meta"),
-        (_input_node(x),), state, _owner(weight), absorbed=(wt,),
+        node,
+        _key(node, state),
+        lambda: nn.Linear(in_f, out_f, has_bias, device="meta"),
+        (_input_node(x),),
+        state,
+        _owner(weight),
+        absorbed=(wt,),
     )
 
 
@@ -444,7 +470,11 @@ def _layer_norm(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
         return nn.LayerNorm(shape, eps, True, has_bias, device="meta")
 
     return _Site(
-        node, _key(node, state, shape, eps), build, (_input_node(b["input"]),), state,
+        node,
+        _key(node, state, shape, eps),
+        build,
+        (_input_node(b["input"]),),
+        state,
         _owner(state["weight"]),
     )
 
@@ -460,7 +490,11 @@ def _group_norm(node: fx.Node, b: dict[str, Any], gm: nn.Module) -> _Site:
         return nn.GroupNorm(groups, channels, eps, True, device="meta")
 
     return _Site(
-        node, _key(node, state, groups, eps), build, (_input_node(b["input"]),), state,
+        node,
+        _key(node, state, groups, eps),
+        build,
+        (_input_node(b["input"]),),
+        state,
         _owner(state["weight"]),
     )
 

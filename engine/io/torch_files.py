@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from .errors import ModelLoadError, UntrustedPickleError
+from .errors import MissingCodeError, ModelLoadError, UntrustedPickleError
+from .user_code import check_code_path, importable, missing_module
 from .zip_guard import check_torch_zip
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
@@ -52,11 +53,15 @@ def check_readable_file(path: Path) -> None:
         raise ModelLoadError(f"not a PyTorch file or corrupt: {path.name} is empty (0 bytes)")
 
 
-def read_torch_file(path: Path, *, trust: bool = False) -> Any:
-    """Return the object stored in a torch.save (or plain pickle) file; see module docstring."""
+def read_torch_file(path: Path, *, trust: bool = False, code: str | Path | None = None) -> Any:
+    """Return the object stored in a torch.save (or plain pickle) file; see module docstring.
+
+    ``code`` (a .py file or folder, see ``user_code``) is imported only after the trust
+    gate, and only when the file needs unpickling.
+    """
     check_readable_file(path)
     if is_plain_pickle(path):
-        return _read_plain_pickle(path, trust=trust)
+        return _read_plain_pickle(path, trust=trust, code=code)
     if zipfile.is_zipfile(path):  # torch's reader checks neither CRCs nor inflated sizes
         check_torch_zip(path, what=path.name)
     try:
@@ -69,10 +74,14 @@ def read_torch_file(path: Path, *, trust: bool = False) -> Any:
         raise _corrupt(path, exc) from None
     if not trust:
         raise _untrusted(path, needs)
+    code_path = check_code_path(code) if code is not None else None
     try:
-        return _torch_load(path, weights_only=False)
+        with importable(code_path) as pickle_module:
+            return _torch_load(path, weights_only=False, pickle_module=pickle_module)
+    except ModelLoadError:
+        raise
     except Exception as exc:
-        raise _trusted_failure(path, exc) from None
+        raise _trusted_failure(path, exc, code_path) from None
 
 
 def _untrusted(path: Path, needs: str) -> UntrustedPickleError:
@@ -82,11 +91,14 @@ def _untrusted(path: Path, needs: str) -> UntrustedPickleError:
     )
 
 
-def _trusted_failure(path: Path, exc: BaseException) -> ModelLoadError:
+def _trusted_failure(path: Path, exc: BaseException, code: Path | None = None) -> ModelLoadError:
     if isinstance(exc, (AttributeError, ImportError)):
-        return ModelLoadError(
-            f"{path.name} needs Python code that is not importable here ({pickle_reason(exc)}); "
-            f"install or put on sys.path the package that defines the model class"
+        where = f" (not in {code.name} either)" if code is not None else ""
+        return MissingCodeError(
+            f"{path.name} needs Python code that is not importable here ({pickle_reason(exc)})"
+            f"{where}; pass code= (--code PATH): the .py file or folder that defines the "
+            f"model class, or install its package",
+            module=missing_module(exc),
         )
     return _corrupt(path, exc)
 
@@ -123,17 +135,20 @@ _LEGACY_MAGIC_OPS = {
 }
 
 
-def _read_plain_pickle(path: Path, *, trust: bool) -> Any:
+def _read_plain_pickle(path: Path, *, trust: bool, code: str | Path | None = None) -> Any:
     found = scan_pickle_globals(path)
     if found is None:
         raise ModelLoadError(f"not a PyTorch file or corrupt: {path.name} (damaged pickle stream)")
     if found and not trust:
         raise _untrusted(path, ", ".join(found[:3]))
+    code_path = check_code_path(code) if code is not None and found else None
     try:
-        with open(path, "rb") as fh:  # no globals (safe), or trusted by the caller
-            return pickle.load(fh)  # noqa: S301
+        with importable(code_path) as pickle_module, open(path, "rb") as fh:
+            return pickle_module.load(fh)  # no globals (safe), or trusted by the caller
+    except ModelLoadError:
+        raise
     except Exception as exc:
-        raise _trusted_failure(path, exc) from None
+        raise _trusted_failure(path, exc, code_path) from None
 
 
 def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
@@ -149,10 +164,11 @@ def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
     return ModelLoadError(f"not a PyTorch file or corrupt: {path.name} ({reason})")
 
 
-def _torch_load(path: Path, *, weights_only: bool) -> Any:
+def _torch_load(path: Path, *, weights_only: bool, pickle_module: Any = None) -> Any:
+    extra = {"pickle_module": pickle_module} if pickle_module is not None else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pickle-protocol / deprecation chatter
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
+        return torch.load(path, map_location="cpu", weights_only=weights_only, **extra)
 
 
 _GLOBAL_OPS = {"GLOBAL", "INST"}

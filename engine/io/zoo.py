@@ -1,4 +1,9 @@
-"""Model-zoo specs: ``torchvision:NAME``, ``timm:NAME`` and ``arborist:demo``.
+"""Model-zoo specs: ``torchvision:NAME``, ``timm:NAME``, ``ultralytics:CFG.yaml``, ``hf:FOLDER``
+and ``arborist:demo``.
+
+``hf:FOLDER`` builds the Hugging Face model a local ``config.json`` describes (its first
+``architectures`` entry), never reading anything but that file and never running code
+from it (``trust_remote_code`` stays off).
 
 Models are always built with random weights (``weights=None``): the workbench
 never downloads anything, and pruning structure does not depend on weights.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +24,7 @@ from torch import nn
 from .errors import ModelLoadError
 from .input_spec import InputSpec
 
-ZOO_PREFIXES = ("torchvision", "timm", "arborist")
+ZOO_PREFIXES = ("torchvision", "timm", "ultralytics", "arborist", "hf")
 
 # Default inputs by family; image sides are kept modest so tracing is quick on CPU.
 _DETECTION_SPEC = "1,3,320,320"  # detection transforms resize internally anyway
@@ -66,6 +72,10 @@ def _build_zoo_model(spec: str) -> ZooModel:
         return _build_timm(name)
     if prefix == "arborist":
         return _build_arborist(name)
+    if prefix == "hf":
+        return _build_hf(name)
+    if prefix == "ultralytics":
+        return _build_ultralytics(name)
     raise ModelLoadError(
         f"unknown model zoo {prefix!r} in {spec!r}; use one of: {', '.join(ZOO_PREFIXES)}"
     )
@@ -194,6 +204,22 @@ def _build_timm(name: str) -> ZooModel:
     return ZooModel(model.eval(), spec, f"timm:{name} (random weights, {_params(model)})")
 
 
+def _build_ultralytics(name: str) -> ZooModel:
+    """A YOLO from ultralytics' own yaml (yolov8n.yaml, yolo11n-seg.yaml, ...): no weights."""
+    from ..families.yolo import build_yolo
+
+    try:
+        model = build_yolo(name)
+    except (ImportError, ValueError) as exc:
+        raise ModelLoadError(str(exc)) from None
+    except Exception as exc:
+        raise ModelLoadError(
+            f"ultralytics could not build {name!r}: {type(exc).__name__}: {exc}") from None
+    side = 224 if "-cls" in name else 320
+    spec = InputSpec.parse(f"1,3,{side},{side}")
+    return ZooModel(model, spec, f"ultralytics:{name} (random weights, {_params(model)})")
+
+
 # ----------------------------------------------------------------------- arborist
 
 
@@ -230,3 +256,54 @@ def _unpack_demo(result: Any) -> tuple[nn.Module, Any]:
             inputs = (InputSpec.parse(spec) if isinstance(spec, str) else spec).make()
         return model, inputs
     raise ModelLoadError(f"load_demo() returned {type(result).__name__}, expected an nn.Module")
+
+
+# --------------------------------------------------------------------- Hugging Face
+
+
+def build_hf_from_config(folder: Path) -> nn.Module:
+    """The model ``folder/config.json`` describes, with random weights; local files only."""
+    try:
+        import transformers
+        from transformers import AutoConfig, AutoModel
+    except ImportError:
+        raise ModelLoadError(
+            "hf: models need the transformers package; pip install transformers"
+        ) from None
+    config_file = folder / "config.json" if folder.is_dir() else folder
+    if not config_file.is_file():
+        raise ModelLoadError(f"hf:{folder} has no config.json")
+    try:
+        config = AutoConfig.from_pretrained(str(config_file.parent), local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"hf:{folder}: config.json is not a usable Hugging Face config "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+        ) from None
+    names = list(getattr(config, "architectures", None) or [])
+    cls = getattr(transformers, names[0], None) if names else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if cls is None:
+            return AutoModel.from_config(config)
+        return cls(config)
+
+
+def _hf_input_spec(model: nn.Module) -> InputSpec:
+    config = getattr(model, "config", None)
+    main = getattr(model, "main_input_name", "input_ids")
+    if main == "pixel_values":
+        side = getattr(config, "image_size", 224)
+        side = side[0] if isinstance(side, (list, tuple)) else int(side)
+        channels = int(getattr(config, "num_channels", 3))
+        return InputSpec.parse(f"pixel_values=1,{channels},{side},{side}")
+    return InputSpec.parse(f"{main}=1,16:int64")
+
+
+def _build_hf(name: str) -> ZooModel:
+    model = build_hf_from_config(Path(name).expanduser())
+    return ZooModel(
+        model.eval(),
+        _hf_input_spec(model),
+        f"hf:{name} ({type(model).__name__}, random weights, {_params(model)})",
+    )

@@ -12,12 +12,14 @@ from typing import Any
 
 from torch import nn
 
+from ..families.report import AttentionReport, attention_report, attention_widths
 from ..graph import DependencyGraph
 from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
+from ..utils.progress import Cancelled  # the shared one; apply_plan leaves its model partly pruned
 from .build import build_pruner
-from .calibration import Calibration, clear_grads, compute_grads, resolve
-from .criteria import GRADIENT_CRITERIA
+from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
+from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
 from .preview import exact_number
 from .schema import PlanError, PruningPlan
 
@@ -47,10 +49,6 @@ class _Units:
             self.progress(self.done, self.total, message)
 
 
-class Cancelled(Exception):
-    """Raised by apply_plan when `cancel()` turned True; the model is partly pruned."""
-
-
 @dataclasses.dataclass
 class PruneOutcome:
     macs_before: int
@@ -59,6 +57,8 @@ class PruneOutcome:
     params_after: int
     steps_done: int
     history: list  # (root layer name, out-channel pruning?, removed idxs), Torch-Pruning's format
+    # attention layers pruned / total and why the rest kept full width (None: no attention)
+    attention: AttentionReport | None = None
 
 
 @dataclasses.dataclass
@@ -68,6 +68,7 @@ class RunRecord:
     applied: list[GroupPlan] = dataclasses.field(default_factory=list)
     steps_done: int = 0
     history: list = dataclasses.field(default_factory=list)
+    lock_reasons: list[str] = dataclasses.field(default_factory=list)  # graph + head planner
 
 
 def run_plan(
@@ -81,6 +82,7 @@ def run_plan(
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
     record: RunRecord | None = None,
+    after_step: Callable[[int], None] | None = None,
     units: _Units | None = None,
 ) -> list[GroupPlan]:
     """Prune `model` in place; returns the GroupPlans applied, over all steps.
@@ -94,6 +96,8 @@ def run_plan(
         raise PlanError(f"expected a PruningPlan, got {type(plan).__name__}")
     pruner = build_pruner(model, example_inputs, plan, dependency_graph=dependency_graph,
                           num_heads=num_heads)
+    heads = getattr(pruner, "_heads", None)
+    record.lock_reasons = list(pruner.DG.lock_reasons) + list(getattr(heads, "problems", []))
     n_groups = len(pruner._groups())
     per_step = 2 * n_groups
     standalone = units is None
@@ -105,15 +109,19 @@ def run_plan(
     base = units.done
     _report_scoring(pruner, units, n_groups, cancel)
     needs_grad = plan.importance in GRADIENT_CRITERIA
-    calib = resolve(calibration, example_inputs, plan.importance) if needs_grad else None
+    needs_acts = plan.importance in ACTIVATION_CRITERIA
+    calib = (resolve(calibration, example_inputs, plan.importance)
+             if needs_grad or needs_acts else None)
     steps = plan.iterative_steps
     try:
         for step in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled before step {step + 1} of {steps}")
-            if calib is not None:
+            if needs_grad:
                 compute_grads(model, calib)  # re-scored on the current weights every step
             units.scoring_step, units.scored = step + 1, 0
+            if needs_acts:  # statistics of the current structure, every step
+                collect_activations(model, pruner.importance, calib)
             plans = pruner.plan_step()
             # groups the criterion skipped (no score) still count as scored
             units.done = max(units.done, base + step * per_step + n_groups)
@@ -136,8 +144,10 @@ def run_plan(
                 groups.close()  # the pruner records its history now, even when cancelled
             record.steps_done = step + 1
             units.done = max(units.done, base + (step + 1) * per_step)
+            if after_step is not None:
+                after_step(step + 1)  # e.g. recover accuracy before the next step scores
     finally:
-        if calib is not None:
+        if needs_grad:
             clear_grads(model)
         record.history = pruner.pruning_history()
     if standalone and progress is not None:
@@ -178,10 +188,12 @@ def apply_plan(
     cancel: Callable[[], bool] | None = None,
     calibration: Calibration | None = None,
     num_heads: dict[nn.Module, int] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> PruneOutcome:
     """Prune `model` IN PLACE as `plan` says (callers copy first); Cancelled if cancel().
 
     `num_heads` ({attention layer: heads}) is passed to the pruner for head-aware plans.
+    `after_step(step)` runs after each iterative step (1-based): where recovery goes.
     """
     plan.validate(model)  # before the (slower) counting below
     units = _Units(progress, 3)
@@ -189,12 +201,14 @@ def apply_plan(
         progress(0, 3, "counting MACs and parameters")
     macs_before, params_before = count_ops_and_params(model, example_inputs)
     units.done = 1  # reported with the next tick, once the number of groups is known
+    widths = attention_widths(model)
     record = RunRecord()
     run_plan(model, example_inputs, plan, dependency_graph=dependency_graph, progress=progress,
              cancel=cancel, calibration=calibration, num_heads=num_heads, record=record,
-             units=units)
+             after_step=after_step, units=units)
     macs_after, params_after = count_ops_and_params(model, example_inputs)
     units.done = units.total - 1
     units.tick("done")
+    attention = attention_report(widths, model, record.lock_reasons) if widths else None
     return PruneOutcome(exact_number(macs_before), exact_number(macs_after), int(params_before),
-                        int(params_after), record.steps_done, record.history)
+                        int(params_after), record.steps_done, record.history, attention)

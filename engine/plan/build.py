@@ -1,13 +1,8 @@
 """Turn a name-based PruningPlan into an engine BasePruner.
 
-Precedence when several entries cover the same group (first match wins in
-BasePruner's `pruning_ratio_dict`, so the dict is built in this order):
-
-1. `scopes`      : a tuple key; its layers' groups share one ranking and one ratio;
-2. `group_ratios`: the group rooted at that module path;
-3. `layer_ratios`: the group(s) whose out-channels the layer (or, for a container,
-   any layer inside it) owns; a more specific path wins over its ancestor;
-4. `pruning_ratio`: every other group.
+The ratio precedence (scope > group > layer > default) is engine.plan.ratios's:
+BasePruner's `pruning_ratio_dict` is first-match-wins, so the dict is built in the
+order of `ratio_entries`; a scope becomes a tuple key (one shared ranking).
 """
 
 from __future__ import annotations
@@ -19,6 +14,7 @@ from torch import nn
 from ..graph import DependencyGraph
 from ..pruner import BasePruner
 from .criteria import make_criterion
+from .ratios import ratio_entries
 from .schema import PruningPlan
 from .validation import validate_plan
 
@@ -28,12 +24,11 @@ def ratio_dict(plan: PruningPlan, model: nn.Module,
     """`pruning_ratio_dict` for BasePruner, ordered by the documented precedence."""
     modules = modules if modules is not None else dict(model.named_modules())
     out: dict[Any, float] = {}
-    for scope in plan.scopes:
-        out[tuple(modules[n] for n in scope.layers)] = scope.ratio
-    for name, ratio in plan.group_ratios.items():
-        out.setdefault(modules[name], ratio)
-    for name in sorted(plan.layer_ratios, key=lambda n: -n.count(".") - (n != "")):
-        out.setdefault(modules[name], plan.layer_ratios[name])
+    for entry in ratio_entries(plan):
+        if entry.origin.startswith("scope"):
+            out[tuple(modules[n] for n in entry.keys)] = entry.ratio
+        else:
+            out.setdefault(modules[entry.keys[0]], entry.ratio)
     return out
 
 

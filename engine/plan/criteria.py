@@ -18,11 +18,17 @@ CRITERIA: dict[str, type] = {
     "group_hessian": imp.GroupHessianImportance,
     "bn_scale": imp.BNScaleImportance,
     "lamp": imp.LAMPImportance,
+    "fpgm": imp.FPGMImportance,
+    "activation": imp.ActivationImportance,
     "random": imp.RandomImportance,
 }
 
 # Criteria that read `.grad` (filled by a calibration backward pass).
 GRADIENT_CRITERIA = frozenset({"taylor", "group_taylor", "hessian", "group_hessian"})
+# Criteria that read activation statistics (filled by calibration forwards).
+ACTIVATION_CRITERIA = frozenset({"activation"})
+# Criteria whose scores depend on data (the calibration batches).
+DATA_CRITERIA = GRADIENT_CRITERIA | ACTIVATION_CRITERIA
 # Options that only make sense from Python (not JSON-serializable).
 _PYTHON_ONLY = frozenset({"target_types"})
 

@@ -58,7 +58,7 @@ from ..utils import count_ops_and_params
 from ..utils.meta_kernels import MetaKernels
 from .build import module_list, pruner_kwargs
 from .calibration import Calibration, resolve
-from .criteria import GRADIENT_CRITERIA, make_criterion
+from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA, make_criterion
 from .schema import PlanError, PruningPlan
 from .validation import validate_plan
 
@@ -275,6 +275,7 @@ class Previewer:
         self._head_scopes: dict[tuple, tuple] = {}
         self._sub_groups: dict[tuple, Group] = {}
         self._grads: dict[int, torch.Tensor | None] | None = None
+        self._activations: dict[str, Any] = {}  # options -> ActivationImportance with stats
         self._specs = [
             _LayerSpec(name, type(m).__name__, pruner)
             for name, m in model.named_modules()
@@ -311,8 +312,7 @@ class Previewer:
         cache = PlanCache(self.dg, groups=groups, rankings=self._ranks_for(plan),
                           head_scopes=self._head_scopes, sub_groups=self._sub_groups)
         pruner = BasePruner(
-            self.model, self.example_inputs, make_criterion(plan.importance,
-                                                            plan.importance_options),
+            self.model, self.example_inputs, self._criterion(plan),
             dependency_graph=self.dg, plan_cache=cache,
             **pruner_kwargs(plan, self.model, modules=self._modules))
         with self._gradients(plan):
@@ -336,6 +336,22 @@ class Previewer:
         """Forget cached rankings/gradients: call after changing the model's weights."""
         self._ranks.clear()
         self._grads = None
+        self._activations.clear()
+
+    def _criterion(self, plan: PruningPlan) -> Any:
+        """The plan's criterion; an activation criterion keeps its statistics (one
+        collection over the calibration data per Previewer, like the gradients)."""
+        if plan.importance not in ACTIVATION_CRITERIA:
+            return make_criterion(plan.importance, plan.importance_options)
+        key = json.dumps(plan.importance_options, sort_keys=True)
+        if key not in self._activations:
+            from .calibration import collect_activations
+
+            crit = make_criterion(plan.importance, plan.importance_options)
+            collect_activations(self.model, crit, resolve(self.calibration, self.example_inputs,
+                                                          plan.importance))
+            self._activations[key] = crit
+        return self._activations[key]
 
     # --------------------------------------------------------------- helpers
     def _groups_for(self, plan: PruningPlan) -> list[Group]:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..pruner.validation import MAX_ITERATIVE_STEPS
 from .criteria import criterion_problems
+from .ratios import RatioResolver
 from .schema import _FIELD_TYPES, PLAN_VERSION, PlanError, PruningPlan, UserScope, _is
 
 
@@ -203,7 +204,7 @@ def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
     owner = {}  # member layer -> root of the group that prunes its out channels
     for root_name, g in roots.items():
         for item in g:
-            if getattr(item.dep.handler, "__name__", "") == "prune_out_channels":
+            if item.dep.kind == "out":
                 owner.setdefault(dg.module2name.get(item.dep.target.module, ""), root_name)
     for name in plan.group_ratios:
         if name in modules and name not in roots:
@@ -225,26 +226,17 @@ def graph_problems(plan: PruningPlan, dg: Any, model: nn.Module,
     return problems
 
 
-def _covering_key(path: str, keys: dict[str, float]) -> str | None:
-    """The most specific layer_ratios key covering `path` (itself or an ancestor)."""
-    while True:
-        if path in keys:
-            return path
-        if "." not in path:
-            return "" if "" in keys else None
-        path = path.rsplit(".", 1)[0]
-
-
 def _coupling_problems(plan: PruningPlan, group: Any, root_name: str, dg: Any,
                        modules: dict[str, nn.Module]) -> list[str]:
+    resolver = RatioResolver(plan)
     asked: dict[str, float] = {}
     for item in group:
-        if getattr(item.dep.handler, "__name__", "") != "prune_out_channels":
+        if item.dep.kind != "out":
             continue
         target = item.dep.target.module
         if not isinstance(target, nn.Module):
             continue
-        key = _covering_key(dg.module2name.get(target, ""), plan.layer_ratios)
+        key = resolver.layer_key(dg.module2name.get(target, ""))
         if key is not None:
             asked[key] = plan.layer_ratios[key]
     if len(set(asked.values())) > 1:

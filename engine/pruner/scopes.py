@@ -12,12 +12,29 @@ A group belongs to the first user scope holding one of its out-channel-pruned la
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from torch import nn
 
 from ..function import handler_name
 from ..graph import Group
+
+
+E = TypeVar("E")
+M = TypeVar("M")
+
+
+def first_covering(
+    entries: Sequence[E], members: Iterable[M], covers: Callable[[E, M], bool]
+) -> E | None:
+    """The first entry (precedence order) that covers any member: the one matching rule
+    of ratio scopes, shared by the pruner (module ids) and the plan (module paths)."""
+    members = list(members)
+    for entry in entries:
+        if any(covers(entry, m) for m in members):
+            return entry
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,11 +82,11 @@ class ScopeResolver:
     max_pruning_ratio: float
 
     def resolve(self, group: Group, root_name: str, sig: tuple, iso_ids: dict[tuple, int]) -> Scope:
-        for us in self.user_scopes:
-            if any(it.dep.kind == "out" and id(it.dep.target.module) in us.module_ids
-                   for it in group):
-                name = f"user{us.index}" if us.shared else f"user{us.index}:{root_name}"
-                return Scope(name, self._cap(us.schedule, pooled=us.shared))
+        out_ids = [id(it.dep.target.module) for it in group if it.dep.kind == "out"]
+        us = first_covering(self.user_scopes, out_ids, lambda s, i: i in s.module_ids)
+        if us is not None:
+            name = f"user{us.index}" if us.shared else f"user{us.index}:{root_name}"
+            return Scope(name, self._cap(us.schedule, pooled=us.shared))
         if self.isomorphic:
             k = iso_ids.setdefault(sig, len(iso_ids))
             return Scope(f"isomorphic{k}", self.default_schedule)

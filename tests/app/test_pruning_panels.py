@@ -102,20 +102,27 @@ def test_missing_calibration_folder_is_explained_and_the_app_lives(
     assert preview.macs_after < preview.macs_before
 
 
-def test_image_folder_becomes_a_batch_shaped_like_the_input(tmp_path) -> None:
+def test_a_calibration_folder_goes_through_engine_data(tmp_path, digit_folders) -> None:
+    """The settings' "Image folder" calibrates through engine.data (the CLI's reader): a
+    labeled folder of 30 digits gives exactly the cross-entropy computed by hand on them."""
+    import shutil
+
+    import numpy as np
+    import torch.nn.functional as F
     from PIL import Image
 
-    Image.new("RGB", (10, 12), (255, 255, 255)).save(tmp_path / "white.png")
-    Image.new("RGB", (10, 12), (0, 0, 0)).save(tmp_path / "black.jpg")
-    (tmp_path / "notes.txt").write_text("not an image")
-    gray = engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 1, 8, 8))
-    assert gray.shape == (2, 1, 8, 8)
-    assert gray[0].min() == 0.0 and gray[1].max() == 1.0  # black.jpg sorts first
-    rgb = engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 3, 16, 16))
-    assert rgb.shape == (2, 3, 16, 16)
-    assert rgb[1, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-5)
-    with pytest.raises(engine_api.ModelLoadFailed, match="one N,C,H,W input"):
-        engine_api.load_image_folder(str(tmp_path), torch.zeros(1, 8))
+    xs, ys = [], []
+    for label in range(3):
+        (tmp_path / str(label)).mkdir()
+        for png in sorted((digit_folders.heldout / str(label)).iterdir())[:10]:
+            shutil.copy(png, tmp_path / str(label) / png.name)
+            xs.append(np.asarray(Image.open(png), dtype=np.float32)[None] / 255.0)
+            ys.append(label)
+    doc = engine_api.load_and_trace("arborist:demo")
+    loss = engine_api.make_calibration(doc, "folder", str(tmp_path))
+    with torch.no_grad():
+        by_hand = F.cross_entropy(doc.model(torch.from_numpy(np.stack(xs))), torch.tensor(ys))
+        assert float(loss(doc.model)) == pytest.approx(float(by_hand), rel=1e-5)
 
 
 def test_iterative_pruning_reports_every_step_and_matches_its_preview(qtbot, demo_window):

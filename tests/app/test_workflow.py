@@ -87,9 +87,9 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
         preview.params_before,
         preview.params_after,
     )
-    pruned = dict(result.document.model.named_modules())
+    pruned = engine_api.layer_widths(result.document)
     for lp in preview.layers:
-        assert engine_api._width(pruned[lp.name], "out") == lp.out_after, lp.name
+        assert pruned[lp.name][1] == lp.out_after, lp.name
     for k, v in doc.model.state_dict().items():
         assert torch.equal(v, original[k]), k
     assert result.output_shape_after == (1, 10)
@@ -99,7 +99,8 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
     assert lat.device == "cpu" and not lat.error
     assert lat.rounds >= 3 and lat.before_s > 0 and lat.after_s > 0
     dialog = win.result_dialog
-    assert dialog.rows["Digits accuracy"].startswith("99.44 % → ")
+    assert dialog.rows["Accuracy"].startswith("99.44 % → ")
+    assert dialog.rows["Evaluated on"].startswith("360 held-out demo digits (360 samples")
     assert f"median of {lat.rounds} interleaved runs on the example input" in (
         dialog.rows["Latency (CPU)"]
     )
@@ -141,14 +142,14 @@ def test_cancel_during_pruning_leaves_the_model_and_ui_usable(
     doc = win.document
     before = {k: v.clone() for k, v in doc.model.state_dict().items()}
     entered, release = threading.Event(), threading.Event()
-    real_copy = engine_api.copy_model
+    real_evaluation_data = engine_api.evaluation_data
 
-    def slow_copy(model):  # holds the job inside pruning until the test has pressed Cancel
+    def slow_copy(*args, **kwargs):  # holds the job inside pruning until Cancel is pressed
         entered.set()
         release.wait(20)
-        return real_copy(model)
+        return real_evaluation_data(*args, **kwargs)
 
-    monkeypatch.setattr(engine_api, "copy_model", slow_copy)
+    monkeypatch.setattr(engine_api, "evaluation_data", slow_copy)
     win.act_prune.trigger()
     assert win.cancel_button.isVisible() and not win.act_prune.isEnabled()
     assert entered.wait(20)
@@ -165,7 +166,7 @@ def test_cancel_during_pruning_leaves_the_model_and_ui_usable(
     # Still usable: edit, preview, and a real prune afterwards.
     win.pruning.set_group_ratio("stem.0", 0.5)
     preview = wait_preview(qtbot, win)
-    monkeypatch.setattr(engine_api, "copy_model", real_copy)
+    monkeypatch.setattr(engine_api, "evaluation_data", real_evaluation_data)
     with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as blocker:
         win.prune()
     assert blocker.args[0][0].macs_after == preview.macs_after
@@ -239,12 +240,13 @@ def test_cancelled_export_keeps_the_existing_file(qtbot, demo_window, tmp_path, 
 def test_safe_checkpoint_of_the_pruned_demo_reloads_with_the_same_outputs(tmp_path) -> None:
     doc = engine_api.load_and_trace(DEMO_SOURCE)
     plan = engine_api.new_plan(doc).replace(pruning_ratio=0.25)
-    copy = engine_api.copy_model(doc.model)
-    result = engine_api.prune_copy(doc, plan, copy, None)
+    result = engine_api.prune_copy(doc, plan, None)
     path = tmp_path / "demo_pruned.pt"
     engine_api.export_model(result.document, str(path), "checkpoint")
     again = engine_api.load_model(str(path))
     x = engine_api._demo_digits()[0][:5]
     with torch.no_grad():
         torch.testing.assert_close(again.model(x), result.document.model(x), rtol=0, atol=1e-6)
-    assert engine_api.layer_table(again.model) == engine_api.layer_table(result.document.model)
+    assert engine_api.layer_table(again.model, x) == engine_api.layer_table(
+        result.document.model, x
+    )

@@ -1,0 +1,153 @@
+"""Depth pruning: remove whole residual blocks, the unit width pruning cannot offer.
+
+A block whose output is `x + f(x)` on an unchanged residual stream (a ResNet block
+without downsampling, a ViT encoder block, a Llama-style decoder layer) can go as a
+whole: the stream then skips it. ShortGPT and Minitron show LLMs tolerate this well
+when the blocks that change their input least go first, so a block's importance is
+1 - cos(input, output) of its hidden states, averaged over calibration batches
+(`engine.data.batch.Batch` items or plain inputs). A `DepthGroup` is one removable
+block; `prune()` drops it (an nn.Identity in its place, or out of a Hugging Face layer
+list with `config.num_hidden_layers`, `layer_types` and every `layer_idx` renumbered,
+so `save_pretrained` / `from_pretrained` rebuild the shallower model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.batch import as_batch
+from .io.input_spec import call_with
+
+__all__ = ["DepthGroup", "block_importance", "find_depth_groups"]
+
+_TORCHVISION_BLOCKS = ("BasicBlock", "Bottleneck", "EncoderBlock")
+
+
+@dataclasses.dataclass
+class DepthGroup:
+    """One removable residual block of `model`, by dotted name."""
+
+    model: nn.Module
+    name: str
+    in_layer_list: bool  # a Hugging Face decoder/encoder layer list entry (removed, renumbered)
+
+    @property
+    def module(self) -> nn.Module:
+        return dict(self.model.named_modules())[self.name]
+
+    def prune(self) -> None:
+        parent_name, _, child = self.name.rpartition(".")
+        parent = dict(self.model.named_modules())[parent_name] if parent_name else self.model
+        if not self.in_layer_list:
+            setattr(parent, child, nn.Identity())
+            return
+        assert isinstance(parent, nn.ModuleList)
+        del parent[int(child)]
+        _renumber_layers(self.model, parent)
+
+
+def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)) and obj:
+        return _first_tensor(obj[0])
+    return None
+
+
+def _hf_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """The decoder (or encoder) layer list of a Hugging Face model: the ModuleList whose
+    length is config.num_hidden_layers."""
+    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if not isinstance(n, int):
+        return None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.ModuleList) and len(m) == n and n > 1 and name.endswith("layers"):
+            return name, m
+    return None
+
+
+def _identity_shortcut(block: nn.Module) -> bool:
+    """torchvision ResNet blocks keep the stream only without a downsample branch; ViT
+    EncoderBlocks always do."""
+    if type(block).__name__ == "EncoderBlock":
+        return True
+    return getattr(block, "downsample", None) is None and getattr(block, "stride", 1) == 1
+
+
+def find_depth_groups(model: nn.Module) -> list[DepthGroup]:
+    """Blocks that can be removed whole without changing any width."""
+    found = _hf_layer_list(model)
+    if found is not None:
+        name, layers = found
+        return [DepthGroup(model, f"{name}.{i}", True) for i in range(len(layers))]
+    out = []
+    for name, m in model.named_modules():
+        if (type(m).__module__.startswith("torchvision.") and name
+                and type(m).__name__ in _TORCHVISION_BLOCKS and _identity_shortcut(m)):
+            conv1 = getattr(m, "conv1", None)
+            if conv1 is not None and getattr(conv1, "stride", (1, 1)) not in ((1, 1), 1):
+                continue
+            out.append(DepthGroup(model, name, False))
+    return out
+
+
+def block_importance(model: nn.Module, groups: list[DepthGroup],
+                     batches: Iterable[Any]) -> dict[str, float]:
+    """1 - cos(input, output) of each block's hidden states, flattened per sample and
+    averaged over `batches` (Batch items, (inputs, labels) pairs or plain inputs). Low
+    means the block barely changes the stream: the first to remove."""
+    sums = {g.name: 0.0 for g in groups}
+    counts = {g.name: 0 for g in groups}
+    hooks = []
+
+    def hook(name: str):
+        def fn(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+            x = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
+            y = _first_tensor(out)
+            if x is None or y is None or x.shape != y.shape:
+                return
+            cos = F.cosine_similarity(x.reshape(x.shape[0], -1).float(),
+                                      y.reshape(y.shape[0], -1).float(), dim=1)
+            sums[name] += float((1 - cos).sum())
+            counts[name] += int(cos.numel())
+        return fn
+
+    for g in groups:
+        hooks.append(g.module.register_forward_hook(hook(g.name), with_kwargs=True))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for item in batches:
+                call_with(model, as_batch(item).inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return {n: sums[n] / counts[n] for n in sums if counts[n]}
+
+
+def _renumber_layers(model: nn.Module, layers: nn.ModuleList) -> None:
+    """After removing entries: config.num_hidden_layers, per-layer config lists and each
+    layer's (and its submodules') `layer_idx`, which the KV cache indexes by."""
+    config = model.config
+    old_n = config.num_hidden_layers
+    kept_old = [getattr(layer, "_arborist_layer_idx", None) for layer in layers]
+    for i, layer in enumerate(layers):
+        for m in layer.modules():
+            if isinstance(getattr(m, "layer_idx", None), int):
+                if kept_old[i] is None:
+                    kept_old[i] = m.layer_idx
+                m.layer_idx = i
+        layer._arborist_layer_idx = i
+    config.num_hidden_layers = len(layers)
+    for attr in ("layer_types",):  # per-layer lists must shrink with the layers
+        values = getattr(config, attr, None)
+        if isinstance(values, list) and len(values) == old_n:
+            setattr(config, attr, [values[k] for k in kept_old if k is not None])

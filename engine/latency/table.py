@@ -1,0 +1,333 @@
+"""Per-layer latency lookup table (NetAdapt / HALP style), measured on the device.
+
+Every leaf module the model's forward runs is timed ALONE, rebuilt at a few widths
+(input and output channels at 25/50/75/100 %), on inputs shaped like the ones it
+sees in the model. A pruned model's latency is then predicted from the widths its
+layers end up with (bilinear interpolation in the table), scaled by how the whole
+model's measured time relates to the table's sum at full width (that factor carries
+what the table cannot see: functional adds/cats, dispatch overhead, cache effects).
+
+Why per leaf and not per group: one table serves every plan (any ratio of any
+group), and layers of identical shape are timed once (ResNet blocks repeat).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..io.input_spec import call_with
+
+GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+TABLE_VERSION = 1
+
+
+@dataclasses.dataclass
+class LeafShape:
+    """What a leaf sees in one forward: its input shape and its width variables."""
+
+    name: str
+    type: str
+    input_shape: list[int]
+    in_width: int  # channels of its input (dim 1, or the last dim for Linear/LayerNorm)
+    out_width: int  # its own output channels (= in_width for per-channel/param-free ops)
+
+
+@dataclasses.dataclass
+class LeafEntry:
+    """Measured ms at grid points: `ms[i][j]` at in GRID[i], out GRID[j] (1-var: one row)."""
+
+    name: str
+    type: str
+    in_width: int
+    out_width: int
+    two_var: bool
+    ms: list[list[float]]
+
+    def at(self, in_frac: float, out_frac: float) -> float:
+        if not self.two_var:
+            return _interp1(self.ms[0], in_frac)
+        rows = [_interp1(row, out_frac) for row in self.ms]
+        return _interp1(rows, in_frac)
+
+
+def _interp1(values: list[float], frac: float) -> float:
+    """Linear in the grid; below 25 % linear towards the 25 % point's half (never < 0)."""
+    frac = min(max(frac, 0.0), 1.0)
+    if frac <= GRID[0]:
+        lo = values[0] - (values[1] - values[0])  # extrapolate down to 0 width
+        return max(values[0] * 0.5, lo + (values[0] - lo) * frac / GRID[0])
+    for k in range(1, len(GRID)):
+        if frac <= GRID[k]:
+            t = (frac - GRID[k - 1]) / (GRID[k] - GRID[k - 1])
+            return values[k - 1] + t * (values[k] - values[k - 1])
+    return values[-1]
+
+
+@dataclasses.dataclass
+class LatencyTable:
+    """The table for one model on one device and input shape, plus the whole-model time."""
+
+    device: str
+    input_spec: str
+    threads: int
+    entries: dict[str, LeafEntry]
+    full_model_ms: float  # measured best-of of the whole, unpruned model
+    table_full_ms: float  # sum of the entries at full width
+    seconds: float = 0.0
+    version: int = TABLE_VERSION
+
+    @property
+    def scale(self) -> float:
+        return self.full_model_ms / self.table_full_ms if self.table_full_ms > 0 else 1.0
+
+    def predict_shapes(self, shapes: list[LeafShape]) -> float:
+        """Predicted ms of a model whose leaves see `shapes` (names as in the original)."""
+        total = 0.0
+        for s in shapes:
+            e = self.entries.get(s.name)
+            if e is None:
+                continue  # a leaf the original never ran (or zero-size): nothing to add
+            total += e.at(s.in_width / max(e.in_width, 1), s.out_width / max(e.out_width, 1))
+        return total * self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LatencyTable:
+        entries = {k: LeafEntry(**v) for k, v in d["entries"].items()}
+        return cls(**{**d, "entries": entries})
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        from ..io.atomic import atomic_write
+
+        text = json.dumps(self.to_dict(), allow_nan=False) + "\n"
+        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# ---------------------------------------------------------------- shapes
+_LAST_DIM = (nn.Linear, nn.LayerNorm, nn.Embedding)
+
+
+def _width_of(m: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    if isinstance(m, _LAST_DIM) or x.dim() < 2:
+        cin = int(x.shape[-1]) if x.dim() else 1
+    else:
+        cin = int(x.shape[1])
+    for attr in ("out_channels", "out_features", "num_features", "normalized_shape"):
+        v = getattr(m, attr, None)
+        if isinstance(v, int):
+            return cin, v
+        if isinstance(v, (tuple, list)) and v and isinstance(v[-1], int):
+            return cin, int(v[-1])
+    return cin, cin
+
+
+def leaf_shapes(model: nn.Module, inputs: Any) -> list[LeafShape]:
+    """Each leaf's input shape and widths in one forward (works on meta copies too)."""
+    shapes: list[LeafShape] = []
+    names = {id(m): n for n, m in model.named_modules()}
+    handles = []
+
+    def hook(m: nn.Module, args: tuple) -> None:
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            return
+        cin, cout = _width_of(m, x)
+        shapes.append(LeafShape(names[id(m)], type(m).__name__, list(x.shape), cin, cout))
+
+    for m in model.modules():
+        if not any(True for _ in m.children()):
+            handles.append(m.register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            call_with(model, inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+# ---------------------------------------------------------------- measuring
+def _scaled(n: int, frac: float, multiple: int = 1) -> int:
+    k = max(1, round(n * frac))
+    return max(multiple, int(math.ceil(k / multiple)) * multiple)
+
+
+def _rebuilt(m: nn.Module, cin: int, cout: int, device: str) -> nn.Module | None:
+    """`m` rebuilt with other widths (None: time the original module on narrower input)."""
+    if isinstance(m, nn.modules.conv._ConvNd) and not m.transposed:
+        depthwise = m.groups > 1 and m.groups == m.in_channels
+        groups = cin if depthwise else m.groups
+        if depthwise:
+            cout = cin * (m.out_channels // m.in_channels)
+        new = type(m)(cin, cout, m.kernel_size, m.stride, m.padding, m.dilation, groups,
+                      m.bias is not None, m.padding_mode)
+    elif isinstance(m, nn.Linear):
+        new = nn.Linear(cin, cout, m.bias is not None)
+    elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+        new = type(m)(cin, m.eps, m.momentum, m.affine, m.track_running_stats)
+    elif isinstance(m, nn.LayerNorm):
+        new = nn.LayerNorm(cin, m.eps, m.elementwise_affine)
+    elif isinstance(m, nn.GroupNorm):
+        g = math.gcd(m.num_groups, cin) or 1
+        new = nn.GroupNorm(g, cin, m.eps, m.affine)
+    else:
+        return None
+    return new.to(device).eval()
+
+
+def _two_var(m: nn.Module) -> bool:
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return not (m.groups > 1 and m.groups == m.in_channels)
+    return isinstance(m, nn.Linear)
+
+
+def time_call(fn: Callable[[], Any], device: str, *, min_reps: int = 5, max_reps: int = 40,
+              budget_s: float = 0.03, warmup: int = 2) -> float:
+    """Best-of ms of `fn` after `warmup` calls (CUDA synchronised).
+
+    Best-of, not the median: on a shared machine a timed call is often pre-empted, and the
+    minimum is the estimate of the layer's own cost that survives that; the whole model is
+    timed the same way (`measure_table`), so the table's scale compares like with like.
+    The first calls at a new shape also build oneDNN primitives: the warm-up absorbs them.
+    """
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    samples: list[float] = []
+    spent = 0.0
+    while len(samples) < max_reps and (len(samples) < min_reps or spent < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        dt = time.perf_counter() - t0
+        samples.append(dt * 1e3)
+        spent += dt
+    return min(samples)
+
+
+def _measure_leaf(m: nn.Module, shape: LeafShape, device: str, grid: tuple[float, ...],
+                  generator: torch.Generator) -> LeafEntry:
+    two = _two_var(m)
+    last = isinstance(m, _LAST_DIM) or len(shape.input_shape) < 2
+    groups = getattr(m, "groups", 1) if two else 1
+    rows = []
+    for a in grid:
+        row = []
+        for b in (grid if two else (1.0,)):
+            cin = _scaled(shape.in_width, a, groups)
+            cout = _scaled(shape.out_width, b, groups) if two else cin
+            module = _rebuilt(m, cin, cout, device)
+            in_shape = list(shape.input_shape)
+            in_shape[-1 if last else 1] = cin
+            if module is None:  # param-free (ReLU, pools, dropout): the layer itself
+                module = m
+            x = torch.randn(in_shape, generator=generator).to(device)
+            with torch.inference_mode():
+                row.append(time_call(lambda m=module, t=x: m(t), device))
+        rows.append(row)
+    if not two:
+        rows = [[r[0] for r in rows]]
+    return LeafEntry(shape.name, shape.type, shape.in_width, shape.out_width, two, rows)
+
+
+def _monotone(ms: list[list[float]]) -> list[list[float]]:
+    """Each point at most every point of larger (or equal) widths."""
+    out = [list(r) for r in ms]
+    for i in range(len(out) - 1, -1, -1):
+        for j in range(len(out[i]) - 1, -1, -1):
+            if j + 1 < len(out[i]):
+                out[i][j] = min(out[i][j], out[i][j + 1])
+            if i + 1 < len(out):
+                out[i][j] = min(out[i][j], out[i + 1][j])
+    return out
+
+
+def _signature(m: nn.Module, s: LeafShape) -> tuple:
+    return (repr(m), tuple(s.input_shape), s.in_width, s.out_width)
+
+
+def measure_table(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str = "cpu",
+    input_spec: str = "",
+    grid: tuple[float, ...] = GRID,
+    passes: int = 3,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> LatencyTable:
+    """Time every leaf at the grid widths, and the whole model, in `passes` sweeps.
+
+    Each grid point keeps its best time over the sweeps (a shared machine starves a
+    process for hundreds of ms at a time; sweeps spread each point over the run), and the
+    table is made monotone (a narrower layer never costs more than a wider one: what
+    remains above that is noise)."""
+    import copy
+
+    from ..utils.latency import compare_latency
+
+    t0 = time.perf_counter()
+    model = copy.deepcopy(model).to(device).eval()
+    from torch.utils._pytree import tree_map
+
+    inputs = tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, inputs)
+    shapes = leaf_shapes(model, inputs)
+    modules = dict(model.named_modules())
+    gen = torch.Generator().manual_seed(0)
+    entries: dict[str, LeafEntry] = {}
+    done: dict[tuple, LeafEntry] = {}
+    sig_of: dict[str, tuple] = {}
+    full_samples: list[float] = []
+    for sweep in range(passes):
+        swept: set[tuple] = set()  # signatures timed in this sweep
+        for k, s in enumerate(shapes):
+            if cancel is not None and cancel():
+                from ..plan.apply import Cancelled
+
+                raise Cancelled("latency measurement cancelled")
+            if s.name in sig_of:
+                continue  # a leaf called twice: one entry, counted once per call
+            m = modules[s.name]
+            sig = sig_of[s.name] = _signature(m, s)
+            if sig not in swept:
+                new = _measure_leaf(m, s, device, grid, gen)
+                old = done.get(sig)
+                done[sig] = new if old is None else dataclasses.replace(
+                    new, ms=[[min(a, b) for a, b in zip(r1, r2, strict=True)]
+                             for r1, r2 in zip(old.ms, new.ms, strict=True)])
+                swept.add(sig)
+            if progress is not None:
+                progress(sweep * len(shapes) + k + 1, passes * len(shapes),
+                         f"sweep {sweep + 1}/{passes}: timed {s.name}")
+        sig_of.clear()
+        with torch.inference_mode():
+            full = compare_latency([lambda: call_with(model, inputs)], min_rounds=5,
+                                   max_rounds=20, budget_s=0.5, max_total_s=5.0,
+                                   warmup_rounds=2)
+        full_samples += full.samples_s[0]
+    for s in shapes:
+        e = done[_signature(modules[s.name], s)]
+        entries[s.name] = dataclasses.replace(e, name=s.name, ms=_monotone(e.ms))
+    full_ms = min(full_samples) * 1e3
+    table = LatencyTable(device, input_spec, torch.get_num_threads(), entries, full_ms, 0.0)
+    table.table_full_ms = sum(entries[s.name].at(1.0, 1.0) for s in shapes if s.name in entries)
+    table.seconds = time.perf_counter() - t0
+    return table
