@@ -299,7 +299,7 @@ class PruningController(QObject):
                 doc, plan, calibration, progress, cancelled, eval_data, eval_note
             )
             result.calibration_note = _calibration_note(plan, cal)
-            progress(0.95, "Laying out the pruned graph…")
+            progress(0.98, "Laying out the pruned graph…")  # after the trace (0.96)
             s = result.document.summary
             collapsed = (
                 auto_collapse(s.nodes, AUTO_COLLAPSE_TARGET)

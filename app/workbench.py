@@ -15,7 +15,6 @@ panel writes a value it has just been sent.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -578,18 +577,15 @@ def _unique(name: str, taken: list[str]) -> str:
 def _document_for(base: Document, model: Any, name: str) -> Document:
     """Trace `model` with the base document's inputs into a new Document."""
     from app import engine_api
+    from engine.workflow import Session
 
-    graph = engine_api.trace(model, base.example_inputs)
-    root = base.title.split(" (")[0]
-    return dataclasses.replace(
-        base,
-        title=f"{root} ({name})",
-        summary=engine_api.summarize(graph),
-        notes=[],
-        model=model,
-        graph=graph,
-        pruned=True,
+    session = Session(
+        model, base.example_inputs, source=base.source, input_spec=base.input_spec,
+        description=base.description, arch=base.arch, pruning_history=base.pruning_history,
     )
+    session.trace()
+    root = base.title.split(" (")[0]
+    return engine_api.document_of(session, base.source, f"{root} ({name})", pruned=True)
 
 
 def _trim_heap() -> None:

@@ -35,7 +35,6 @@ FORMATS = {
     "pytorch": ("PyTorch model (full pickle, .pt; read back and checked)", ".pt"),
     "pt2": ("torch.export program (.pt2; read back and checked)", ".pt2"),
     "checkpoint": ("Arborist safe checkpoint (weights only, .pt)", ".pt"),
-    "pt2": ("torch.export program (.pt2)", ".pt2"),
 }
 
 

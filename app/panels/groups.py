@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.heat import heat_color
 from app.canvas.names import common_prefix, drop_prefix
+from app.panels.heat import heat_color
 from app.panels.spin import StrictDoubleSpinBox
 from app.plan_edits import RatioSource
 from engine.graph.summary import GroupInfo

@@ -232,8 +232,11 @@ def test_lock_reason_names_the_engine_reason() -> None:
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1))
     x = torch.zeros(1, 3, 8, 8)
-    graph = engine_api.trace(model, x)
-    doc = Document("m", "m", engine_api.summarize(graph), "1,3,8,8", model=model, graph=graph)
+    from engine.workflow import Session
+
+    session = Session(model, x, input_spec="1,3,8,8")
+    session.trace()
+    doc = engine_api.document_of(session, "m", "m")
     roots = {g.root for g in doc.summary.groups}
     locked = [n.name for n in doc.summary.nodes if n.is_layer and n.name not in roots]
     assert locked == ["2"]
@@ -296,7 +299,7 @@ def test_export_names_its_version_and_asks_before_overwriting(qtbot, demo_window
         dialog.start()
     assert "pruned 1" in dialog.status.text()
     assert blocker.args[0].report.ok  # .pt read back and run: same outputs
-    assert "Read back" in dialog.report.toPlainText()
+    assert "reloaded with a safe reader: yes" in dialog.report.toPlainText()
     dialog.path.setText(str(tmp_path / "missing" / "x.pt"))
     dialog.start()
     assert (
