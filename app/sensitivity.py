@@ -196,7 +196,10 @@ def install(window: Any) -> SensitivityController:
     ctl.scanReady.connect(on_scan)
     ctl.scanFailed.connect(lambda m: window.status_label.setText(f"Scan failed: {m}"))
     ctl.progress.connect(lambda f, m: window.status_label.setText(m))
-    window.groups_panel.groupSelected.connect(on_group)
+    # the workbench's selection (table row, canvas click, module tree) picks the curve
+    window.workbench.events.selection_changed.connect(
+        lambda sel: on_group(sel.group if sel.group is not None else -1)
+    )
     window.documentChanged.connect(lambda: (ctl.reset(), curve.set_scan(None),
                                             window.groups_panel.model.set_heat({}),
                                             window.scene.show_heat({})))
