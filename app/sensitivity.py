@@ -165,13 +165,18 @@ def install(window: Any) -> SensitivityController:
     scan_act.setStatusTip("Prune each group alone at 0.1…0.9 and measure fidelity on the "
                           "calibration data")
     scan_act.triggered.connect(ctl.start_scan)
+    cancel_act = QAction("Cancel Sensitivity Scan", window)
+    cancel_act.triggered.connect(ctl.jobs.cancel)
     plan_act = QAction("Plan for a &Target…", window)
     plan_act.triggered.connect(lambda: open_plan_dialog(window))
     if menu is not None:
         menu.addSeparator()
         menu.addAction(scan_act)
+        menu.addAction(cancel_act)
         menu.addAction(plan_act)
     window.act_scan, window.act_plan_target = scan_act, plan_act
+    window.act_cancel_scan = cancel_act
+    ctl.jobs.cancelled.connect(lambda: window.status_label.setText("Sensitivity scan cancelled"))
 
     def on_scan(scan: Any) -> None:
         heat = heat_of(scan)

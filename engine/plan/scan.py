@@ -50,6 +50,7 @@ from .schema import PlanError, PruningPlan, UserScope
 from .validation import validate_plan
 
 SCAN_VERSION = 1
+MAX_SCAN_BYTES = 64 << 20  # a scan of thousands of groups is a few MB
 DEFAULT_RATIOS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
 Progress = Callable[[int, int, str], None]
 
@@ -130,15 +131,21 @@ class ScanResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ScanResult:
+        """Read a scan file (regular files only, at most MAX_SCAN_BYTES); PlanError if bad."""
+        from ..io.bounded import BoundedInputError, read_regular_file
+
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = read_regular_file(path, max_bytes=MAX_SCAN_BYTES, what="scan file")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise PlanError(f"scan file {path} does not exist") from None
+        except BoundedInputError as e:
+            raise PlanError(str(e)) from None
         except (OSError, UnicodeDecodeError) as e:
             raise PlanError(f"cannot read scan file {path}: {e}") from None
         try:
             return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise PlanError(f"scan file {path} is not JSON: {e}") from None
 
 

@@ -75,9 +75,15 @@ def test_scan_heat_curve_plan_dialog_and_undo(qtbot, demo_window, tmp_path, monk
     assert win.pruning.plan == before  # one undoable edit
 
 
-def test_plan_without_scan_or_random_data_is_explained(qtbot, demo_window):
+def test_plan_without_scan_or_random_data_is_explained(qtbot, demo_window, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setenv("ARBORIST_CACHE", str(tmp_path / "cache"))
     win = demo_window
     ctl = win.sensitivity
+    with qtbot.waitSignal(ctl.jobs.cancelled, timeout=TIMEOUT):
+        win.act_scan.trigger()
+        win.act_cancel_scan.trigger()
+    assert ctl.scan is None and "cancelled" in win.status_label.text()
     with qtbot.waitSignal(ctl.planFailed, timeout=TIMEOUT) as got:
         ctl.plan_for("macs", 0.5)
     assert "scan first" in got.args[0]

@@ -191,3 +191,17 @@ def test_planner_respects_limits_and_params_target(demo, train_scan):
     assert steps.plan.iterative_steps == steps.suggested_steps >= 2
     with pytest.raises(PlanError, match="cannot be reached"):
         plan_for_target(train_scan, pv, Target("macs", 0.01))
+
+
+def test_bad_scan_files_are_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(PlanError, match="not JSON"):
+        ScanResult.load(bad)
+    bad.write_text('{"version": 99}')
+    with pytest.raises(PlanError, match="not a scan file"):
+        ScanResult.load(bad)
+    with pytest.raises(PlanError, match="does not exist"):
+        ScanResult.load(tmp_path / "none.json")
+    with pytest.raises(PlanError):
+        ScanResult.load(tmp_path)  # a folder, not a file
