@@ -238,7 +238,7 @@ def load_and_trace(
 @dataclass(frozen=True)
 class Criterion:
     name: str  # plan name ("magnitude", "taylor", ...)
-    needs_data: bool  # reads gradients from a calibration pass
+    needs_data: bool  # reads calibration data (gradients or activation statistics)
     options: tuple[str, ...]  # accepted importance_options keys
 
 
@@ -247,7 +247,7 @@ def criteria() -> list[Criterion]:
     from engine.plan import criteria as crit
 
     return [
-        Criterion(n, n in crit.GRADIENT_CRITERIA, tuple(crit.accepted_options(n)))
+        Criterion(n, n in crit.DATA_CRITERIA, tuple(crit.accepted_options(n)))
         for n in crit.CRITERIA
     ]
 
