@@ -17,17 +17,13 @@ import torch.nn.functional as F
 
 
 def logits_of(output: Any) -> torch.Tensor:
-    """The logits tensor of a model output: a tensor, `.logits` (HF) or the first item."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, Mapping) and isinstance(output.get("logits"), torch.Tensor):
-        return output["logits"]
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
+    """The logits tensor of a model output (engine.evaluate's rule); an error if none."""
+    from ..evaluate.loop import logits_of as find_logits
+
+    logits = find_logits(output)
+    if logits is None:
+        raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
+    return logits
 
 
 def distill_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
