@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QCompleter,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QToolBar,
     QWidget,
 )
@@ -148,12 +150,12 @@ class MainWindow(QMainWindow):
         self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, right)
         self.props_dock = self._dock("Properties", "propertiesDock", self.properties, right)
         self.settings_dock = self._dock(
-            "Pruning settings", "settingsDock", self.settings_panel, left
+            "Pruning settings", "settingsDock", self.settings_panel, left, scroll=True
         )
         self.preview_dock = self._dock("Preview", "previewDock", self.preview_panel, left)
         self.tree_dock = self._dock("Modules", "modulesDock", self.module_tree, left)
         self.versions_dock = self._dock("Versions", "versionsDock", self.versions_panel, right)
-        self.data_dock = self._dock("Data", "dataDock", self.data_panel, left)
+        self.data_dock = self._dock("Data", "dataDock", self.data_panel, left, scroll=True)
         self.tabifyDockWidget(self.settings_dock, self.tree_dock)
         self.tabifyDockWidget(self.preview_dock, self.data_dock)
         self.tabifyDockWidget(self.props_dock, self.versions_dock)
@@ -204,10 +206,23 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ construction
 
-    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+    def _dock(
+        self, title: str, name: str, widget: QWidget, area, scroll: bool = False
+    ) -> QDockWidget:
+        """`scroll`: tall forms scroll inside their dock instead of overlapping the next one
+        when the window is shorter than all stacked docks want."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        if scroll:
+            box = QScrollArea(dock)
+            box.setWidgetResizable(True)
+            box.setFrameShape(QFrame.NoFrame)
+            box.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # only height is short
+            box.setWidget(widget)
+            box.setMinimumWidth(widget.minimumSizeHint().width() + 18)  # room for the bar
+            dock.setWidget(box)
+        else:
+            dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
