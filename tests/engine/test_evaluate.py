@@ -193,14 +193,14 @@ def test_calibration_passes_report_each_batch_and_compute_the_same():
         seen: list[tuple[int, int, str]] = []
         observed = apply_plan(copy.deepcopy(net), xs[:1], plan,
                               calibration=data_calibration(data),
-                              progress=lambda d, t, m: seen.append((d, t, m)))
+                              progress=lambda d, t, m, seen=seen: seen.append((d, t, m)))
         plain = apply_plan(copy.deepcopy(net), xs[:1], plan, calibration=data_calibration(data))
         assert observed.history == plain.history, criterion
         cal = [m for _, _, m in seen if "calibration batch" in m]
         assert cal == [f"step {s}/2: calibration batch {k}/4 ({what})"
                        for s in (1, 2) for k in (1, 2, 3, 4)]
         done = [d / t for d, t, _ in seen]
-        assert all(a < b for a, b in zip(done, done[1:])), (criterion, seen)
+        assert all(a < b for a, b in zip(done, done[1:], strict=False)), (criterion, seen)
 
 
 def test_label_free_loss_uses_the_original_predictions_and_lm_next_token(text_corpus):

@@ -176,7 +176,7 @@ def test_prune_reports_calibration_and_evaluation_per_batch(demo, digit_folders)
     result = demo.prune(plan, calibration=calibration(), eval_data=eval_data, latency=False,
                         progress=lambda f, m: seen.append((f, m)))
     fractions = [f for f, _ in seen]
-    assert all(a < b for a, b in zip(fractions, fractions[1:])), fractions
+    assert all(a < b for a, b in zip(fractions, fractions[1:], strict=False)), fractions
     assert 0.0 < fractions[0] and fractions[-1] <= 1.0
     messages = [m for _, m in seen]
     for step in (1, 2):
