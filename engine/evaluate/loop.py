@@ -103,11 +103,14 @@ def evaluate(
 
     `cancel()` is checked before each batch (raises engine.utils.progress.Cancelled, the same
     class as engine.plan.Cancelled); `progress(done, total, message)` after each (total is
-    0 when the number of samples is unknown).
+    0 when the number of samples is unknown), its message "batch k/n" (n when the loader
+    has a length).
     """
     totals = Totals()
     skipped = 0
     total = _total(batches)
+    n_batches = _batch_total(batches)
+    k = 0
     device = device_of(model)
     ref_device = device_of(reference) if reference is not None else device
     done = 0
@@ -129,12 +132,23 @@ def evaluate(
                 ref_output = call_with(reference, on_ref.inputs)
             _accumulate(totals, on_model, output, ref_output)
             done += len(batch)
+            k += 1
             if progress is not None:
-                progress(done, max(total, done) if total else 0, f"evaluated {done} samples")
+                of = f"/{max(n_batches, k)}" if n_batches else ""
+                progress(done, max(total, done) if total else 0,
+                         f"batch {k}{of} ({done} samples)")
     source = getattr(batches, "source", None)  # a BatchLoader knows skips after the last batch
     if source is not None and isinstance(getattr(source, "skipped", None), int):
         skipped = max(skipped, source.skipped)
     return finish(totals, skipped)
+
+
+def _batch_total(batches: Any) -> int:
+    """Batches in one pass (a DataLoader's or a list's length; 0 when unknown)."""
+    try:
+        return max(int(len(batches)), 0)
+    except TypeError:
+        return 0
 
 
 def _total(batches: Any) -> int:

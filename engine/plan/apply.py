@@ -18,7 +18,14 @@ from ..pruner import GroupPlan
 from ..utils import count_ops_and_params
 from ..utils.progress import Cancelled  # the shared one; apply_plan leaves its model partly pruned
 from .build import build_pruner
-from .calibration import Calibration, clear_grads, collect_activations, compute_grads, resolve
+from .calibration import (
+    Calibration,
+    batch_count,
+    clear_grads,
+    collect_activations,
+    compute_grads,
+    resolve,
+)
 from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA
 from .preview import exact_number
 from .schema import PlanError, PruningPlan
@@ -31,8 +38,9 @@ class _Units:
 
     Why: most of a prune's time is spent before any group is cut (counting MACs, tracing,
     scoring every group), so a bar fed only by pruned groups sits at 0 % and then jumps.
-    The units are: counting before, building the pruner, one per group scored and one per
-    group pruned in each step, counting after. Qt-free: callers map it to their own bar.
+    The units are: counting before, building the pruner, one per calibration batch (data
+    criteria on a DataCalibration), one per group scored and one per group pruned in each
+    step, counting after. Qt-free: callers map it to their own bar.
     """
 
     def __init__(self, progress: Progress | None, total: int) -> None:
@@ -88,8 +96,9 @@ def run_plan(
     """Prune `model` in place; returns the GroupPlans applied, over all steps.
 
     `record` (if given) is filled as the run goes, so it is complete even when cancelled.
-    `progress(done, total, message)` is called after building the pruner, after each group
-    is scored and after each group is pruned, so a bar moves through the whole run.
+    `progress(done, total, message)` is called after building the pruner, after each
+    calibration batch, after each group is scored and after each group is pruned, so a
+    bar moves through the whole run.
     """
     record = record if record is not None else RunRecord()
     if not isinstance(plan, PruningPlan):
@@ -99,7 +108,12 @@ def run_plan(
     heads = getattr(pruner, "_heads", None)
     record.lock_reasons = list(pruner.DG.lock_reasons) + list(getattr(heads, "problems", []))
     n_groups = len(pruner._groups())
-    per_step = 2 * n_groups
+    needs_grad = plan.importance in GRADIENT_CRITERIA
+    needs_acts = plan.importance in ACTIVATION_CRITERIA
+    calib = (resolve(calibration, example_inputs, plan.importance)
+             if needs_grad or needs_acts else None)
+    n_batches = batch_count(calib)  # 0: no batch-wise pass, or its length is unknown
+    per_step = n_batches + 2 * n_groups
     standalone = units is None
     if units is None:
         units = _Units(progress, 1 + per_step * plan.iterative_steps)
@@ -108,23 +122,23 @@ def run_plan(
     units.tick("built the dependency graph")
     base = units.done
     _report_scoring(pruner, units, n_groups, cancel)
-    needs_grad = plan.importance in GRADIENT_CRITERIA
-    needs_acts = plan.importance in ACTIVATION_CRITERIA
-    calib = (resolve(calibration, example_inputs, plan.importance)
-             if needs_grad or needs_acts else None)
     steps = plan.iterative_steps
     try:
         for step in range(steps):
             if cancel is not None and cancel():
                 raise Cancelled(f"cancelled before step {step + 1} of {steps}")
-            if needs_grad:
-                compute_grads(model, calib)  # re-scored on the current weights every step
+            on_batch = _batch_ticks(units, step + 1, steps, n_batches,
+                                    "gradients" if needs_grad else "activations")
+            if needs_grad:  # re-scored on the current weights every step
+                compute_grads(model, calib, on_batch=on_batch)
             units.scoring_step, units.scored = step + 1, 0
             if needs_acts:  # statistics of the current structure, every step
-                collect_activations(model, pruner.importance, calib)
+                collect_activations(model, pruner.importance, calib, on_batch=on_batch)
+            # batches a loader dropped (empty) still count as read
+            units.done = max(units.done, base + step * per_step + n_batches)
             plans = pruner.plan_step()
             # groups the criterion skipped (no score) still count as scored
-            units.done = max(units.done, base + step * per_step + n_groups)
+            units.done = max(units.done, base + step * per_step + n_batches + n_groups)
             names: dict[str, list[GroupPlan]] = {}
             for p in plans:
                 names.setdefault(p.root_name, []).append(p)
@@ -158,6 +172,19 @@ def run_plan(
 def per_step_share(n_groups: int, n_cut: int) -> int:
     """Units one cut group stands for, so a step's cuts fill its n_groups prune units."""
     return max(1, n_groups // max(n_cut, 1))
+
+
+def _batch_ticks(units: _Units, step: int, steps: int, n_batches: int,
+                 what: str) -> Callable[[int, int], None]:
+    """The calibration pass's per-batch callback: one unit per budgeted batch; a batch
+    beyond the budget (length unknown) only updates the message."""
+
+    def on_batch(done: int, of: int) -> None:
+        label = f"batch {done}/{of}" if of else f"batch {done}"
+        units.tick(f"step {step}/{steps}: calibration {label} ({what})",
+                   1 if done <= n_batches else 0)
+
+    return on_batch
 
 
 def _report_scoring(pruner: Any, units: _Units, n_groups: int,

@@ -22,6 +22,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from ..data.batch import as_batch
 
 Calibration = Callable[[nn.Module], torch.Tensor]
+BatchDone = Callable[[int, int], None]  # (batches done, batches in the pass; 0 = unknown)
 
 _SEED = 0
 
@@ -69,10 +70,23 @@ def resolve(calibration: Calibration | None, example_inputs: Any, criterion: str
     return random_calibration(example_inputs)
 
 
-def compute_grads(model: nn.Module, calibration: Calibration) -> None:
+def batch_count(calibration: Any) -> int:
+    """Batches one pass of a DataCalibration reads (0: unknown, or not batch-wise), so a
+    progress bar can budget them before the pass starts."""
+    if not isinstance(calibration, DataCalibration):
+        return 0
+    try:
+        return max(int(len(calibration.batches)), 0)  # type: ignore[arg-type]
+    except TypeError:
+        return 0
+
+
+def compute_grads(model: nn.Module, calibration: Calibration,
+                  on_batch: BatchDone | None = None) -> None:
     """Fill `.grad` of every parameter from the calibration loss (eval mode: no BN stat
     updates). A calibration with a `backward(model)` method (DataCalibration) runs its
-    batches one backward at a time, so memory stays that of one batch."""
+    batches one backward at a time, so memory stays that of one batch; `on_batch` then
+    hears of each finished batch (it observes only: the gradients are the same)."""
     training = {m: m.training for m in model.modules()}
     try:
         model.eval()
@@ -81,7 +95,10 @@ def compute_grads(model: nn.Module, calibration: Calibration) -> None:
         with torch.enable_grad():
             backward = getattr(calibration, "backward", None)
             if callable(backward):
-                backward(model)
+                if on_batch is not None and isinstance(calibration, DataCalibration):
+                    calibration.backward(model, on_batch=on_batch)
+                else:
+                    backward(model)
                 return
             loss = calibration(model)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -92,16 +109,21 @@ def compute_grads(model: nn.Module, calibration: Calibration) -> None:
             m.training = flag
 
 
-def collect_activations(model: nn.Module, importance: Any, calibration: Calibration) -> None:
+def collect_activations(model: nn.Module, importance: Any, calibration: Calibration,
+                        on_batch: BatchDone | None = None) -> None:
     """Run the calibration forwards inside `importance.compute_importance(model)` (activation
-    statistics), in eval mode without gradients; training flags restored."""
+    statistics), in eval mode without gradients; training flags restored. `on_batch` hears
+    of each finished batch of a DataCalibration."""
     training = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with importance.compute_importance(model), torch.no_grad():
             forward = getattr(calibration, "forward", None)
             if callable(forward):
-                forward(model)
+                if on_batch is not None and isinstance(calibration, DataCalibration):
+                    calibration.forward(model, on_batch=on_batch)
+                else:
+                    forward(model)
             else:
                 calibration(model)
     finally:
@@ -198,14 +220,18 @@ class DataCalibration:
         n = len(batch)
         return sum(o.float().pow(2).mean() for o in leaves) * n, None
 
-    def backward(self, model: nn.Module) -> None:
+    def backward(self, model: nn.Module, on_batch: BatchDone | None = None) -> None:
         """Gradients of the mean loss over all samples, one batch in memory at a time: the
         summed losses are backpropagated and the gradients divided by the number of
-        samples actually read (unreadable images are not counted)."""
+        samples actually read (unreadable images are not counted). `on_batch(done, of)`
+        after each batch's backward (of = batch_count(self), 0 when unknown)."""
         total = 0
-        for loss, n in self._losses(model):
+        of = batch_count(self) if on_batch is not None else 0
+        for done, (loss, n) in enumerate(self._losses(model), 1):
             loss.backward()
             total += n
+            if on_batch is not None:
+                on_batch(done, of)
         if total == 0:
             raise ValueError(f"no calibration samples in {self.description}")
         with torch.no_grad():
@@ -213,15 +239,21 @@ class DataCalibration:
                 if p.grad is not None:
                     p.grad.div_(total)
 
-    def forward(self, model: nn.Module) -> None:
-        """Run every batch once (activation statistics are recorded by hooks)."""
+    def forward(self, model: nn.Module, on_batch: BatchDone | None = None) -> None:
+        """Run every batch once (activation statistics are recorded by hooks);
+        `on_batch(done, of)` after each non-empty batch."""
         from ..io import call_with
 
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        of = batch_count(self) if on_batch is not None else 0
+        done = 0
         for item in self.batches:
             batch = as_batch(item)
             if len(batch):
                 call_with(model, batch.to(device).inputs)
+                done += 1
+                if on_batch is not None:
+                    on_batch(done, of)
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
         """The mean loss as one tensor (holds every batch's graph: small data only)."""

@@ -23,6 +23,6 @@ def evaluate_model(
     batches = make_loader(data) if isinstance(data, DataSource) else data
 
     def on_batch(done: int, total: int, message: str) -> None:
-        progress(done / total if total else 0.0, message or f"{done} samples")
+        progress(min(done / total, 1.0) if total else 0.0, message or f"{done} samples")
 
     return evaluate(model, batches, reference=reference, progress=on_batch, cancel=cancel)

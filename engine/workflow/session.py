@@ -25,6 +25,7 @@ from ..utils.progress import (
     never_cancel,
     no_progress,
     step_progress,
+    sub_progress,
 )
 from .errors import InputsDoNotRun, InputsUnknown
 from .export import export_validated
@@ -213,14 +214,16 @@ class Session:
             pruned.__dict__[HISTORY_ATTR] = earlier
         before = self.layer_widths()
         check_cancel(cancel)
-        progress(0.05, "Pruning…")
+        # with evaluation data, its two passes take a share of the bar (per batch)
+        prune_end = 0.6 if eval_data is not None else 0.7
+        progress(0.04, "Pruning…")  # apply_plan reports from 0.05 on
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             outcome = apply_plan(
                 pruned,
                 self.example_inputs,
                 plan,
-                progress=step_progress(progress, 0.05, 0.7),
+                progress=step_progress(progress, 0.05, prune_end),
                 cancel=cancel,
                 calibration=calibration,
                 after_step=None if after_step is None else lambda step: after_step(step, pruned),
@@ -228,7 +231,7 @@ class Session:
         for w in caught:  # recorded for the report, and still shown to Python callers
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         check_cancel(cancel)
-        progress(0.72, "Checking outputs…")
+        progress(prune_end + 0.02, "Checking outputs…")
         pruned.eval()
         child = Session(
             pruned,
@@ -274,17 +277,21 @@ class Session:
             from ..utils.latency import check_latency
 
             check_cancel(cancel)
-            progress(0.78, "Timing the original and the pruned model…")
+            progress(prune_end + 0.05, "Timing the original and the pruned model…")
             # the output check has just run both models on these inputs: the warm-up
             report.latency = check_latency(
                 self.model, pruned, self.example_inputs, warmup_rounds=0, cancel=cancel
             )
         if eval_data is not None:
             check_cancel(cancel)
-            progress(0.85, "Evaluating the original model…")
-            report.metrics_before = self.evaluate(eval_data, cancel=cancel)
-            progress(0.9, "Evaluating the pruned model…")
-            report.metrics_after = child.evaluate(eval_data, reference=self.model, cancel=cancel)
+            progress(0.7, "Evaluating the original model…")
+            report.metrics_before = self.evaluate(
+                eval_data, cancel=cancel,
+                progress=_stage(progress, 0.7, 0.81, "evaluating the original model"))
+            progress(0.82, "Evaluating the pruned model…")
+            report.metrics_after = child.evaluate(
+                eval_data, reference=self.model, cancel=cancel,
+                progress=_stage(progress, 0.82, 0.93, "evaluating the pruned model"))
         check_cancel(cancel)
         progress(0.95, "Pruned")
         return PruneResult(report, child)
@@ -402,6 +409,17 @@ def layer_widths(model: Any, graph: Any) -> dict[str, LayerWidth]:
             own,
         )
     return rows
+
+
+def _stage(progress: ProgressFn, start: float, end: float, what: str) -> ProgressFn:
+    """A per-batch stage on (start, end] of the bar, its messages led by `what`: the
+    first batch lands above `start`, so the stage's opening message stays below it."""
+    scaled = sub_progress(progress, start, end)
+
+    def report(fraction: float, message: str) -> None:
+        scaled(fraction, f"{what}: {message}" if message else what)
+
+    return report
 
 
 def _run_once(model: Any, inputs: Any, spec: str, guessed: bool) -> Any:

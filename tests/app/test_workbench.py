@@ -327,6 +327,39 @@ def test_progress_moves_during_a_prune(qtbot, demo_window) -> None:
     assert len(set(bar)) >= 6 and max(bar) >= 90
 
 
+def test_progress_moves_through_calibration_and_evaluation_batches(
+    qtbot, demo_window, digit_folders
+) -> None:
+    """With the data panel's digits, a data criterion's calibration pass and both
+    evaluations move the bar batch by batch (they used to sit on one value)."""
+    win = demo_window
+    sp = win.settings_panel
+    sp.criterion.setCurrentIndex(sp.criterion.findData("taylor"))
+    with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
+        win.data_panel.open_path(str(digit_folders.heldout))
+    assert win.pruning.calibration == ("data", str(digit_folders.heldout))
+    seen: list[tuple[int, str]] = []  # (bar value, status text) as the user sees them
+    win.workbench.events.job_changed.connect(
+        lambda job: seen.append((win.progress.value(), win.status_label.text()))
+        if job.running else None)
+    with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as done:
+        win.prune()
+    win.result_dialog.close()
+    report = done.args[0][0].report
+    assert report.metrics_after is not None
+    values = [v for v, _ in seen]
+    assert values == sorted(values)
+    n = -(-report.metrics_after.samples // 32)  # the 20 % evaluation split, batches of 32
+    assert n >= 3
+    for which in ("original", "pruned"):
+        rows = [(v, t) for v, t in seen if f"evaluating the {which} model: batch" in t]
+        assert [t.split(": batch ")[1].split(" ")[0] for _, t in rows] == [
+            f"{k}/{n}" for k in range(1, n + 1)]
+        assert len({v for v, _ in rows}) == n, rows  # the bar moves with every batch
+    cal = [v for v, t in seen if "calibration batch" in t and "(gradients)" in t]
+    assert len(cal) == 8 and len(set(cal)) >= 4  # 256 calibration samples / 32
+
+
 # ------------------------------------------------------------------ input shape
 
 

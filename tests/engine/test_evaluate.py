@@ -148,8 +148,10 @@ def test_cancel_and_progress():
     model = Fixed(torch.randn(30, 4))
     seen = []
     batches = [Batch(torch.arange(i, i + 10)) for i in (0, 10, 20)]
-    evaluate(model, batches, progress=lambda d, t, msg: seen.append(d))
+    messages = []
+    evaluate(model, batches, progress=lambda d, t, msg: (seen.append(d), messages.append(msg)))
     assert seen == [10, 20, 30]
+    assert messages == [f"batch {k}/3 ({10 * k} samples)" for k in (1, 2, 3)]
     with pytest.raises(Cancelled):
         evaluate(model, batches, cancel=lambda: True)
     assert Metrics(samples=3).as_dict() == {"samples": 3, "skipped": 0}
@@ -169,6 +171,36 @@ def test_batchwise_backward_equals_whole_set_loss():
     F.cross_entropy(model(x), y).backward()
     for g, want in zip(got, [p.grad for p in model.parameters()], strict=True):
         torch.testing.assert_close(g, want, rtol=1e-5, atol=1e-7)
+
+
+def test_calibration_passes_report_each_batch_and_compute_the_same():
+    """Observing a pass (on_batch, apply_plan's progress) changes no gradient and no cut."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 4))
+    x, y = torch.randn(23, 5), torch.randint(0, 4, (23,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=6)
+    compute_grads(model, data_calibration(loader))
+    quiet = [p.grad.clone() for p in model.parameters()]
+    ticks: list[tuple[int, int]] = []
+    compute_grads(model, data_calibration(loader), on_batch=lambda k, n: ticks.append((k, n)))
+    assert ticks == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    for g, want in zip([p.grad for p in model.parameters()], quiet, strict=True):
+        assert torch.equal(g, want)
+    net, xs, ys = dead_unit_net()
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xs, ys), batch_size=16)
+    for criterion, what in (("activation", "activations"), ("taylor", "gradients")):
+        plan = PruningPlan(importance=criterion, pruning_ratio=0.5, iterative_steps=2)
+        seen: list[tuple[int, int, str]] = []
+        observed = apply_plan(copy.deepcopy(net), xs[:1], plan,
+                              calibration=data_calibration(data),
+                              progress=lambda d, t, m, seen=seen: seen.append((d, t, m)))
+        plain = apply_plan(copy.deepcopy(net), xs[:1], plan, calibration=data_calibration(data))
+        assert observed.history == plain.history, criterion
+        cal = [m for _, _, m in seen if "calibration batch" in m]
+        assert cal == [f"step {s}/2: calibration batch {k}/4 ({what})"
+                       for s in (1, 2) for k in (1, 2, 3, 4)]
+        done = [d / t for d, t, _ in seen]
+        assert all(a < b for a, b in zip(done, done[1:], strict=False)), (criterion, seen)
 
 
 def test_label_free_loss_uses_the_original_predictions_and_lm_next_token(text_corpus):

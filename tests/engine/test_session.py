@@ -155,3 +155,40 @@ def test_prune_reports_metrics_on_evaluation_data_equal_to_a_forward_pass(demo, 
     assert before.accuracy == pytest.approx(0.9944, abs=1e-4)  # digits_net.json's figure
     assert after.accuracy == pytest.approx(direct[1], abs=1e-12)
     assert after.agreement is not None and 0.0 <= after.agreement <= 1.0  # vs the original
+
+
+def test_prune_reports_calibration_and_evaluation_per_batch(demo, digit_folders) -> None:
+    """Honest progress (#20): the data calibration's backward passes and both evaluations
+    move the bar batch by batch, and the result is what an unobserved run computes."""
+    from engine.data import make_loader
+    from engine.plan.calibration import data_calibration
+
+    source = demo.open_data(str(digit_folders.heldout))
+    eval_data = make_loader(source, batch_size=32, num_workers=0)  # 360 samples: 12 batches
+    n_eval = len(eval_data)
+    assert n_eval == 12
+
+    def calibration():
+        return data_calibration(make_loader(source, batch_size=64, num_workers=0))  # 6 batches
+
+    plan = PruningPlan(pruning_ratio=0.25, importance="taylor", iterative_steps=2)
+    seen: list[tuple[float, str]] = []
+    result = demo.prune(plan, calibration=calibration(), eval_data=eval_data, latency=False,
+                        progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert all(a < b for a, b in zip(fractions, fractions[1:], strict=False)), fractions
+    assert 0.0 < fractions[0] and fractions[-1] <= 1.0
+    messages = [m for _, m in seen]
+    for step in (1, 2):
+        cal = [m for m in messages if m.startswith(f"step {step}/2: calibration batch")]
+        assert cal == [f"step {step}/2: calibration batch {k}/6 (gradients)" for k in range(1, 7)]
+    for which in ("original", "pruned"):
+        batches = [m for m in messages if m.startswith(f"evaluating the {which} model: batch")]
+        assert len(batches) == n_eval
+        assert batches[2].startswith(f"evaluating the {which} model: batch 3/{n_eval} (")
+    # observing changes nothing: the same plan without a progress callback prunes alike
+    quiet = demo.prune(plan, calibration=calibration(), eval_data=eval_data, latency=False)
+    for k, v in quiet.session.model.state_dict().items():
+        assert torch.equal(result.session.model.state_dict()[k], v), k
+    assert result.report.metrics_after == quiet.report.metrics_after
+    assert result.report.metrics_before == quiet.report.metrics_before
