@@ -163,6 +163,8 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["after"] = {"macs": done.macs_after, "params": done.params_after}
             report["layers"] = [c.widths_dict() for c in done.changed_layers]
             report["steps_done"] = done.steps_done
+            if done.attention is not None:  # did q/k/v shrink, and why not where they did not
+                report["attention"] = done.attention.to_dict()
             if done.metrics_after is not None:
                 report["metrics"]["before"] = done.metrics_before.as_dict()
                 report["metrics"]["pruned"] = done.metrics_after.as_dict()
@@ -359,6 +361,18 @@ def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def format_attention(attention: dict[str, Any] | None) -> list[str]:
+    """The attention summary line, and every lock reason the summary had no room for."""
+    if not attention:
+        return []
+    lines = [f"  {attention['summary']}"]
+    shown = 3  # AttentionReport.summary names the first three reasons
+    if attention["pruned"] < attention["total"]:
+        for reason in attention["reasons"][shown:]:
+            lines.append(f"    also locked: {reason}")
+    return lines
+
+
 def format_prune(report: dict[str, Any]) -> str:
     """Human-readable summary for a terminal."""
     from .inspect_cmd import human
@@ -382,6 +396,7 @@ def format_prune(report: dict[str, Any]) -> str:
         )
     if len(report["layers"]) > MAX_LISTED:
         lines.append(f"    ... and {len(report['layers']) - MAX_LISTED} more (--json lists all)")
+    lines.extend(format_attention(report.get("attention")))
     lat = report.get("latency")
     if lat:
         lines.append(

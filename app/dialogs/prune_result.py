@@ -111,6 +111,9 @@ class PruneResultDialog(QDialog):
             "Steps": str(r.steps_done),
             "Output check": output_check_text(r),
         }
+        attention = getattr(r, "attention", None)
+        if attention is not None:  # a prune that left attention at full width says so
+            self.rows["Attention"] = attention.summary()
         if r.latency is not None:
             self.rows[f"Latency ({r.latency.device.upper()})"] = latency_text(r)
         self.rows.update(metric_rows(r))

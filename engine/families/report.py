@@ -50,6 +50,17 @@ class AttentionReport:
                 line += f" ({why})"
         return line
 
+    def to_dict(self) -> dict[str, object]:
+        """The CLI's `attention` JSON object (plain types only)."""
+        return {
+            "pruned": self.pruned,
+            "total": self.total,
+            "full_width": list(self.full_width),
+            "reasons": list(self.reasons),
+            "all_full_width": self.all_full_width,
+            "summary": self.summary(),
+        }
+
 
 def attention_widths(model: nn.Module) -> dict[str, int]:
     """Total q/k/v output width of every recognised attention block, by name."""
