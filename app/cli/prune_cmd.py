@@ -141,6 +141,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                                            calibration=calibration)
             report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
             report["layers"] = _preview_changes(preview)
+            attention = _predicted_attention(model, preview, dg)
+            if attention is not None:
+                report["attention"] = attention
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
             teacher = opened.model  # the Session prunes a copy: the opened model stays original
@@ -320,6 +323,19 @@ def _save_plan(plan: Any, path: str) -> None:
         shown = path if len(path) <= 120 else path[:117] + "..."
         reason = exc.strerror or exc
         raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
+
+
+def _predicted_attention(model: Any, preview: Any, dg: Any) -> dict[str, Any] | None:
+    """The real run's `attention` object, from the preview's widths and the graph's locks
+    (the head planner's own refusals are only known once the prune runs)."""
+    from engine.families.report import attention_widths, compare_attention
+
+    before = attention_widths(model)
+    if not before:
+        return None
+    planned = {lp.name: lp.out_after for lp in preview.layers}
+    after = attention_widths(model, planned)
+    return compare_attention(before, after, getattr(dg, "lock_reasons", ())).to_dict()
 
 
 def _preview_changes(preview: Any) -> list[dict[str, Any]]:

@@ -9,13 +9,13 @@ pruning, `attention_report` after.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from torch import nn
 
 from .attention import find_attention
 
-__all__ = ["AttentionReport", "attention_report", "attention_widths"]
+__all__ = ["AttentionReport", "attention_report", "attention_widths", "compare_attention"]
 
 _ATTENTION_WORDS = ("head", "attention", "q/k", "qkv", "matmul", "reshape", "rotary", "rope",
                     "breaks the model's forward", "fixed-size", "joint")
@@ -62,18 +62,30 @@ class AttentionReport:
         }
 
 
-def attention_widths(model: nn.Module) -> dict[str, int]:
-    """Total q/k/v output width of every recognised attention block, by name."""
+def attention_widths(model: nn.Module,
+                     out_widths: Mapping[str, int | None] | None = None) -> dict[str, int]:
+    """Total q/k/v output width of every recognised attention block, by name.
+
+    `out_widths` (layer name -> output width, e.g. a dry-run preview's) replaces the widths
+    the weights have now: what the blocks would keep, before anything is pruned.
+    """
+    names = {id(m): n for n, m in model.named_modules()} if out_widths is not None else {}
+
+    def width(layer: nn.Module, now: int) -> int:
+        planned = out_widths.get(names.get(id(layer), "")) if out_widths is not None else None
+        return now if planned is None else int(planned)
+
     out: dict[str, int] = {}
     for info in find_attention(model):
         if info.kind == "mha":
-            out[info.name] = int(info.module.embed_dim) * 3
+            out[info.name] = width(info.module, int(info.module.embed_dim)) * 3
             continue
         total = 0
         for layer in info.projections:
             w = getattr(layer, "weight", None)
             if w is not None:
-                total += int(w.shape[0] if isinstance(layer, nn.Linear) else w.shape[-1])
+                total += width(layer, int(w.shape[0] if isinstance(layer, nn.Linear)
+                                          else w.shape[-1]))
         out[info.name] = total
     return out
 
@@ -81,7 +93,12 @@ def attention_widths(model: nn.Module) -> dict[str, int]:
 def attention_report(before: dict[str, int], model: nn.Module,
                      lock_reasons: Iterable[str] = ()) -> AttentionReport:
     """Compare `attention_widths` now with `before`; keep the lock reasons about attention."""
-    after = attention_widths(model)
+    return compare_attention(before, attention_widths(model), lock_reasons)
+
+
+def compare_attention(before: dict[str, int], after: dict[str, int],
+                      lock_reasons: Iterable[str] = ()) -> AttentionReport:
+    """Blocks whose q/k/v width shrank from `before` to `after`, and the attention locks."""
     full = [n for n, w in before.items() if after.get(n, w) >= w]
     reasons = list(dict.fromkeys(
         r for r in lock_reasons if any(word in r.lower() for word in _ATTENTION_WORDS)))

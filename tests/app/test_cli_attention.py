@@ -76,3 +76,22 @@ def test_no_attention_no_attention_section(capsys, tmp_path):
                          "-o", str(tmp_path / "d.safe.pt"), "--json")
     assert code == 0, err
     assert "attention" not in json.loads(out)
+
+
+@pytest.mark.parametrize("kind", ["bert", "locked"])
+def test_dry_run_predicts_the_attention_section(capsys, tmp_path, kind):
+    if kind == "bert":
+        flags = [f"hf:{tiny_bert_folder(tmp_path / 'bert')}"]
+    else:
+        flags = [locked_attention_file(tmp_path / "enc.pt"), "--trust", "--input-shape", "1,6,8"]
+    flags = ["prune", *flags, "--ratio", "0.5", "--json"]
+    code, out, err = run(capsys, *flags, "--dry-run")
+    assert code == 0, err
+    dry = json.loads(out)["attention"]
+    code, out, err = run(capsys, *flags, "-o", str(tmp_path / "m.pt"))
+    assert code == 0, err
+    real = json.loads(out)["attention"]
+    for key in ("pruned", "total", "full_width", "all_full_width"):
+        assert dry[key] == real[key], key
+    if kind == "locked":  # the graph's lock is known before pruning
+        assert "MultiheadAttention: fixed input channels" in dry["reasons"]
