@@ -381,10 +381,11 @@ def format_attention(attention: dict[str, Any] | None) -> list[str]:
     """The attention summary line, and every lock reason the summary had no room for."""
     if not attention:
         return []
+    from engine.families.report import SUMMARY_REASONS
+
     lines = [f"  {attention['summary']}"]
-    shown = 3  # AttentionReport.summary names the first three reasons
     if attention["pruned"] < attention["total"]:
-        for reason in attention["reasons"][shown:]:
+        for reason in attention["reasons"][SUMMARY_REASONS:]:
             lines.append(f"    also locked: {reason}")
     return lines
 

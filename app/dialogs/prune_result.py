@@ -113,7 +113,9 @@ class PruneResultDialog(QDialog):
         }
         attention = getattr(r, "attention", None)
         if attention is not None:  # a prune that left attention at full width says so
-            self.rows["Attention"] = attention.summary()
+            more = attention.unsummarised_reasons
+            self.rows["Attention"] = attention.summary() + (
+                f"; also locked: {'; '.join(more)}" if more else "")
         if r.latency is not None:
             self.rows[f"Latency ({r.latency.device.upper()})"] = latency_text(r)
         self.rows.update(metric_rows(r))

@@ -17,6 +17,8 @@ from .attention import find_attention
 
 __all__ = ["AttentionReport", "attention_report", "attention_widths", "compare_attention"]
 
+SUMMARY_REASONS = 3  # lock reasons named in the one-line summary
+
 _ATTENTION_WORDS = ("head", "attention", "q/k", "qkv", "matmul", "reshape", "rotary", "rope",
                     "breaks the model's forward", "fixed-size", "joint")
 
@@ -34,16 +36,22 @@ class AttentionReport:
     def all_full_width(self) -> bool:
         return self.total > 0 and self.pruned == 0
 
+    @property
+    def unsummarised_reasons(self) -> list[str]:
+        """The lock reasons `summary()` had no room for (it names the first three)."""
+        return self.reasons[SUMMARY_REASONS:] if self.pruned < self.total else []
+
     def summary(self) -> str:
         if self.total == 0:
             return "no attention layers recognised"
         line = f"attention layers pruned: {self.pruned} / {self.total}"
         if self.all_full_width:
-            why = "; ".join(self.reasons[:3]) or "no group or head of theirs was selected"
+            why = ("; ".join(self.reasons[:SUMMARY_REASONS])
+                   or "no group or head of theirs was selected")
             line = (f"all {self.total} attention layers stayed at full width "
                     f"(q/k/v and heads unchanged): {why}")
         elif self.full_width:
-            why = "; ".join(self.reasons[:3])
+            why = "; ".join(self.reasons[:SUMMARY_REASONS])
             line += f"; at full width: {', '.join(self.full_width[:3])}" + (
                 f" and {len(self.full_width) - 3} more" if len(self.full_width) > 3 else "")
             if why:

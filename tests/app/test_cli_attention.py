@@ -95,3 +95,16 @@ def test_dry_run_predicts_the_attention_section(capsys, tmp_path, kind):
         assert dry[key] == real[key], key
     if kind == "locked":  # the graph's lock is known before pruning
         assert "MultiheadAttention: fixed input channels" in dry["reasons"]
+
+
+def test_text_lists_every_lock_reason_beyond_the_summary():
+    from app.cli.prune_cmd import format_attention
+    from engine.families.report import AttentionReport
+
+    reasons = [f"reshape lock {i}" for i in range(5)]
+    lines = format_attention(AttentionReport(2, 0, ["a", "b"], reasons).to_dict())
+    assert lines[0].startswith("  all 2 attention layers stayed at full width")
+    assert "reshape lock 2" in lines[0] and "reshape lock 3" not in lines[0]
+    assert lines[1:] == ["    also locked: reshape lock 3", "    also locked: reshape lock 4"]
+    assert format_attention(AttentionReport(2, 2, [], reasons).to_dict()) == [
+        "  attention layers pruned: 2 / 2"]

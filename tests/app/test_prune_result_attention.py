@@ -54,3 +54,21 @@ def test_no_attention_row_without_attention(qtbot):
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
     dialog = _dialog(qtbot, model, torch.randn(2, 8), PruningPlan(pruning_ratio=0.5))
     assert "Attention" not in dialog.rows
+
+
+def test_dialog_names_every_lock_reason(qtbot):
+    from engine.families.report import AttentionReport
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.TransformerEncoderLayer(8, 2, 64, dropout=0.0, batch_first=True),
+                          nn.Linear(8, 10))
+    session = Session(model.eval(), torch.randn(1, 6, 8), source="net")
+    session.trace()
+    result = engine_api.prune_copy(engine_api.document_of(session, "net", "Net"),
+                                   PruningPlan(pruning_ratio=0.5))
+    reasons = [f"reshape lock {i}" for i in range(5)]
+    result.report.attention = AttentionReport(1, 0, ["0.self_attn"], reasons)
+    dialog = PruneResultDialog(result)
+    qtbot.addWidget(dialog)
+    line = dialog.rows["Attention"]
+    assert all(r in line for r in reasons) and "also locked: reshape lock 3" in line
