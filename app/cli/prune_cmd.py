@@ -141,6 +141,9 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                                            calibration=calibration)
             report["after"] = {"macs": int(preview.macs_after), "params": int(preview.params_after)}
             report["layers"] = _preview_changes(preview)
+            attention = _predicted_attention(model, preview, dg)
+            if attention is not None:
+                report["attention"] = attention
             report["groups_pruned"] = sum(1 for g in preview.groups if g.n_removed)
         else:
             teacher = opened.model  # the Session prunes a copy: the opened model stays original
@@ -163,6 +166,8 @@ def run_prune(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             report["after"] = {"macs": done.macs_after, "params": done.params_after}
             report["layers"] = [c.widths_dict() for c in done.changed_layers]
             report["steps_done"] = done.steps_done
+            if done.attention is not None:  # did q/k/v shrink, and why not where they did not
+                report["attention"] = done.attention.to_dict()
             if done.metrics_after is not None:
                 report["metrics"]["before"] = done.metrics_before.as_dict()
                 report["metrics"]["pruned"] = done.metrics_after.as_dict()
@@ -320,6 +325,19 @@ def _save_plan(plan: Any, path: str) -> None:
         raise CliError(f"cannot write the plan to {shown} (--save-plan): {reason}") from None
 
 
+def _predicted_attention(model: Any, preview: Any, dg: Any) -> dict[str, Any] | None:
+    """The real run's `attention` object, from the preview's widths and the graph's locks
+    (the head planner's own refusals are only known once the prune runs)."""
+    from engine.families.report import attention_widths, compare_attention
+
+    before = attention_widths(model)
+    if not before:
+        return None
+    planned = {lp.name: lp.out_after for lp in preview.layers}
+    after = attention_widths(model, planned)
+    return compare_attention(before, after, getattr(dg, "lock_reasons", ())).to_dict()
+
+
 def _preview_changes(preview: Any) -> list[dict[str, Any]]:
     return [
         {
@@ -359,6 +377,19 @@ def format_metrics_change(metrics: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def format_attention(attention: dict[str, Any] | None) -> list[str]:
+    """The attention summary line, and every lock reason the summary had no room for."""
+    if not attention:
+        return []
+    from engine.families.report import SUMMARY_REASONS
+
+    lines = [f"  {attention['summary']}"]
+    if attention["pruned"] < attention["total"]:
+        for reason in attention["reasons"][SUMMARY_REASONS:]:
+            lines.append(f"    also locked: {reason}")
+    return lines
+
+
 def format_prune(report: dict[str, Any]) -> str:
     """Human-readable summary for a terminal."""
     from .inspect_cmd import human
@@ -382,6 +413,7 @@ def format_prune(report: dict[str, Any]) -> str:
         )
     if len(report["layers"]) > MAX_LISTED:
         lines.append(f"    ... and {len(report['layers']) - MAX_LISTED} more (--json lists all)")
+    lines.extend(format_attention(report.get("attention")))
     lat = report.get("latency")
     if lat:
         lines.append(

@@ -111,6 +111,11 @@ class PruneResultDialog(QDialog):
             "Steps": str(r.steps_done),
             "Output check": output_check_text(r),
         }
+        attention = getattr(r, "attention", None)
+        if attention is not None:  # a prune that left attention at full width says so
+            more = attention.unsummarised_reasons
+            self.rows["Attention"] = attention.summary() + (
+                f"; also locked: {'; '.join(more)}" if more else "")
         if r.latency is not None:
             self.rows[f"Latency ({r.latency.device.upper()})"] = latency_text(r)
         self.rows.update(metric_rows(r))

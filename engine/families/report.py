@@ -9,13 +9,15 @@ pruning, `attention_report` after.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from torch import nn
 
 from .attention import find_attention
 
-__all__ = ["AttentionReport", "attention_report", "attention_widths"]
+__all__ = ["AttentionReport", "attention_report", "attention_widths", "compare_attention"]
+
+SUMMARY_REASONS = 3  # lock reasons named in the one-line summary
 
 _ATTENTION_WORDS = ("head", "attention", "q/k", "qkv", "matmul", "reshape", "rotary", "rope",
                     "breaks the model's forward", "fixed-size", "joint")
@@ -34,35 +36,64 @@ class AttentionReport:
     def all_full_width(self) -> bool:
         return self.total > 0 and self.pruned == 0
 
+    @property
+    def unsummarised_reasons(self) -> list[str]:
+        """The lock reasons `summary()` had no room for (it names the first three)."""
+        return self.reasons[SUMMARY_REASONS:] if self.pruned < self.total else []
+
     def summary(self) -> str:
         if self.total == 0:
             return "no attention layers recognised"
         line = f"attention layers pruned: {self.pruned} / {self.total}"
         if self.all_full_width:
-            why = "; ".join(self.reasons[:3]) or "no group or head of theirs was selected"
+            why = ("; ".join(self.reasons[:SUMMARY_REASONS])
+                   or "no group or head of theirs was selected")
             line = (f"all {self.total} attention layers stayed at full width "
                     f"(q/k/v and heads unchanged): {why}")
         elif self.full_width:
-            why = "; ".join(self.reasons[:3])
+            why = "; ".join(self.reasons[:SUMMARY_REASONS])
             line += f"; at full width: {', '.join(self.full_width[:3])}" + (
                 f" and {len(self.full_width) - 3} more" if len(self.full_width) > 3 else "")
             if why:
                 line += f" ({why})"
         return line
 
+    def to_dict(self) -> dict[str, object]:
+        """The CLI's `attention` JSON object (plain types only)."""
+        return {
+            "pruned": self.pruned,
+            "total": self.total,
+            "full_width": list(self.full_width),
+            "reasons": list(self.reasons),
+            "all_full_width": self.all_full_width,
+            "summary": self.summary(),
+        }
 
-def attention_widths(model: nn.Module) -> dict[str, int]:
-    """Total q/k/v output width of every recognised attention block, by name."""
+
+def attention_widths(model: nn.Module,
+                     out_widths: Mapping[str, int | None] | None = None) -> dict[str, int]:
+    """Total q/k/v output width of every recognised attention block, by name.
+
+    `out_widths` (layer name -> output width, e.g. a dry-run preview's) replaces the widths
+    the weights have now: what the blocks would keep, before anything is pruned.
+    """
+    names = {id(m): n for n, m in model.named_modules()} if out_widths is not None else {}
+
+    def width(layer: nn.Module, now: int) -> int:
+        planned = out_widths.get(names.get(id(layer), "")) if out_widths is not None else None
+        return now if planned is None else int(planned)
+
     out: dict[str, int] = {}
     for info in find_attention(model):
         if info.kind == "mha":
-            out[info.name] = int(info.module.embed_dim) * 3
+            out[info.name] = width(info.module, int(info.module.embed_dim)) * 3
             continue
         total = 0
         for layer in info.projections:
             w = getattr(layer, "weight", None)
             if w is not None:
-                total += int(w.shape[0] if isinstance(layer, nn.Linear) else w.shape[-1])
+                total += width(layer, int(w.shape[0] if isinstance(layer, nn.Linear)
+                                          else w.shape[-1]))
         out[info.name] = total
     return out
 
@@ -70,7 +101,12 @@ def attention_widths(model: nn.Module) -> dict[str, int]:
 def attention_report(before: dict[str, int], model: nn.Module,
                      lock_reasons: Iterable[str] = ()) -> AttentionReport:
     """Compare `attention_widths` now with `before`; keep the lock reasons about attention."""
-    after = attention_widths(model)
+    return compare_attention(before, attention_widths(model), lock_reasons)
+
+
+def compare_attention(before: dict[str, int], after: dict[str, int],
+                      lock_reasons: Iterable[str] = ()) -> AttentionReport:
+    """Blocks whose q/k/v width shrank from `before` to `after`, and the attention locks."""
     full = [n for n, w in before.items() if after.get(n, w) >= w]
     reasons = list(dict.fromkeys(
         r for r in lock_reasons if any(word in r.lower() for word in _ATTENTION_WORDS)))

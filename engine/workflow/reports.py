@@ -69,6 +69,9 @@ class PruneReport:
     latency: Any = None  # engine.utils.latency.LatencyCheck, or None (not asked for)
     history: list[Any] = field(default_factory=list)  # pruning history, plain lists
     warnings: list[str] = field(default_factory=list)  # engine warnings during the run
+    # engine.families.report.AttentionReport: attention layers pruned / total and the lock
+    # reasons of the rest (None: the model has no recognised attention)
+    attention: Any = None
 
     @property
     def changed_layers(self) -> list[LayerChange]:

@@ -272,6 +272,7 @@ class Session:
             output_scale=float(ref.float().abs().max()) if ref is not None else None,
             history=child.pruning_history,
             warnings=sorted({str(w.message) for w in caught}),
+            attention=outcome.attention,
         )
         if latency:
             from ..utils.latency import check_latency

@@ -53,3 +53,22 @@ def test_apply_plan_outcome_carries_the_attention_report():
     out = apply_plan(model, x, plan)
     assert out.attention is not None and out.attention.total == 2
     assert out.attention.pruned == 2 and out.attention.full_width == []
+
+
+def test_session_prune_report_carries_the_attention_report():
+    from engine.plan import PruningPlan
+    from engine.workflow import Session
+
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=64,
+        num_classes=10).eval()
+    session = Session(model, torch.randn(1, 3, 32, 32))
+    report = session.prune(PruningPlan(pruning_ratio=0.5, ignored_layers=["heads.head"]),
+                           latency=False).report
+    assert report.attention is not None
+    assert report.attention.to_dict()["pruned"] == report.attention.to_dict()["total"] == 2
+    assert report.attention.summary() == "attention layers pruned: 2 / 2"
+    mlp = Session(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval(),
+                  torch.randn(2, 8))
+    assert mlp.prune(PruningPlan(pruning_ratio=0.5), latency=False).report.attention is None
