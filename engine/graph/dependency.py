@@ -23,8 +23,8 @@ from torch.utils._pytree import tree_flatten
 
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
-from ..families.outputs import output_transform_for
 from ..families.lift import lift_attention
+from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
 from ..function.attributes import AttributeRefresher

@@ -113,7 +113,8 @@ def _fused_qkv(dg: HeadGraph, parent: str, module: nn.Module) -> bool:
     layout = head_layout(owner) if owner is not None else None
     if layout is None or layout[0] not in ("gpt2", "fused"):
         return False
-    return module is getattr(owner, "c_attn" if layout[0] == "gpt2" else fused_names(owner)[0], None)
+    name = "c_attn" if layout[0] == "gpt2" else fused_names(owner)[0]
+    return module is getattr(owner, name, None)
 
 
 def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:

@@ -20,7 +20,6 @@ from torch import nn
 from ..function import handler_name
 from ..graph import Group
 
-
 E = TypeVar("E")
 M = TypeVar("M")
 
