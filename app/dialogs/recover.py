@@ -403,6 +403,18 @@ def open_recover_dialog(window: Any) -> RecoverDialog | None:
     data = panel.path.text().strip() if panel is not None else ""
     eval_data = panel.eval_path.text().strip() if panel is not None else ""
     dialog = RecoverDialog(original, doc, window, data=data, eval_data=eval_data)
+    workbench = getattr(window, "workbench", None)
+    if workbench is not None:  # the recovered copy joins the version history
+        dialog.recovered.connect(lambda outcome: add_recovered_version(workbench, outcome))
     window.last_dialog = dialog
     dialog.open()
     return dialog
+
+
+def add_recovered_version(workbench: Any, outcome: RecoveryOutcome) -> Any:
+    """A finished recovery becomes version "recovered" (not switched to: the dialog stays
+    on the pruned document it was opened for; Versions switches, compares and exports)."""
+    measured = outcome.metrics.get("recovered") or {}
+    metrics = {k: float(v) for k, v in measured.items()
+               if k in ("accuracy", "agreement", "kl", "perplexity") and v is not None}
+    return workbench.add_version("recovered", outcome.model, metrics, switch=False)

@@ -92,6 +92,13 @@ def test_prune_recover_cancel_resume_export(qtbot, demo_window, digit_folders, t
     assert dialog.result.item(0, 0).text() == "accuracy"
     xs, _ = dialog.metric_curve.getData()
     assert len(xs) == len([p for p in report.curve if p.metric is not None])
+    # the recovered copy joined the version history, after original and the kept prune
+    names = [v.name for v in win.workbench.versions]
+    assert names[0] == "original" and names[-1] == "recovered" and len(names) == 3
+    recovered = win.workbench.version_named("recovered")
+    assert recovered.document.model is outcome.model
+    assert recovered.metrics["accuracy"] == pytest.approx(metrics["recovered"]["accuracy"])
+    assert win.workbench.version.name != "recovered"  # not switched under the dialog
     # the open (pruned) document was not trained: recovery worked on a copy
     for k, v in win.document.model.state_dict().items():
         assert torch.equal(v, pruned_state[k]), k
