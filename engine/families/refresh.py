@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, fused_names, head_layout
+from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
            "refresh_attributes"]
@@ -94,7 +94,8 @@ def _is_layer(m: nn.Module) -> bool:
 
 def _is_mlp(m: nn.Module) -> bool:
     return type(m).__name__.endswith("Intermediate") or any(
-        getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc"))
+        getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc", "wi",
+                                                  "wi_0"))
 
 
 def module_index(model: nn.Module) -> _Index:
@@ -164,6 +165,8 @@ def _widths(m: nn.Module, kind: str) -> tuple[int, int, int] | None:
         ws = [_out(getattr(m, n, None)) for n in ("q_proj", "k_proj", "v_proj")]
     elif kind == "bert":
         ws = [_out(getattr(m, n, None)) for n in ("query", "key", "value")]
+    elif kind == "t5":
+        ws = [_out(getattr(m, n, None)) for n in ("q", "k", "v")]
     else:
         w = _out(getattr(m, "c_attn" if kind == "gpt2" else fused_names(m)[0], None))
         ws = [w // 3] * 3 if w is not None and w % 3 == 0 else [None]
@@ -228,6 +231,8 @@ def _kind_of(m: nn.Module) -> str | None:
 
     if has("q_proj", "k_proj", "v_proj") and _int_attr(m, "head_dim"):
         return "split"
+    if is_t5(m):
+        return "t5"
     if has("query", "key", "value") and _int_attr(m, "attention_head_size"):
         return "bert"
     if hasattr(m, "c_attn") and _int_attr(m, "split_size") and getattr(m, "q_attn", None) is None:
@@ -251,6 +256,10 @@ def _apply_layout(
                 rep.note(name, m, attr, h)
         if _int_attr(m, "num_key_value_heads"):
             rep.note(name, m, "num_key_value_heads", hkv)
+    elif kind == "t5":
+        rep.note(name, m, "key_value_proj_dim", d)
+        rep.note(name, m, "n_heads", h)
+        rep.note(name, m, "inner_dim", h * d)
     elif kind == "bert":
         rep.note(name, m, "attention_head_size", d)
         rep.note(name, m, "num_attention_heads", h)
@@ -325,7 +334,7 @@ def _hidden_size(model: nn.Module) -> int | None:
 
 def _intermediate_size(m: nn.Module) -> int | None:
     """First projection of a transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
-    for attr in ("gate_proj", "up_proj", "fc1", "c_fc"):
+    for attr in ("gate_proj", "up_proj", "fc1", "c_fc", "wi", "wi_0"):  # wi: T5
         w = _out(getattr(m, attr, None))
         if w is not None:
             return w
@@ -392,7 +401,7 @@ def _refresh_config(
     sizes = [w for w in index.mlp_table.values() if w is not None]
     if sizes:
         value = _uniform(sizes)
-        attr = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
+        attr = next((a for a in ("n_inner", "d_ff") if hasattr(config, a)), "intermediate_size")
         if value is None:
             rep.problems.append(
                 f"config.{attr}: layers now differ ({sorted(set(sizes))}); left unchanged"
