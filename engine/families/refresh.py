@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
+from .t5 import fold_decoder_output_scale
 from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
@@ -450,5 +451,6 @@ def refresh_attributes(
     _refresh_layers(index, rep, only)
     _refresh_heads(index, rep, only)
     _refresh_config(model, index, rep, only)
+    fold_decoder_output_scale(model, rep)  # T5: d_model**-0.5 before lm_head
     _refresh_model_widths(model, rep)
     return rep

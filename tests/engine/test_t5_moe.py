@@ -1,0 +1,164 @@
+"""T5 (relative attention bias, inferred heads) and Mixtral (fused experts) prune and still work.
+
+Tiny configs, random weights. The oracle is the one of test_attention_equivalence:
+zero exactly what will be pruned, prune, and the outputs must not move (1e-5).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from engine import families
+from engine.families.refresh import RefreshReport
+from engine.families.t5 import fold_decoder_output_scale
+from engine.importance import MagnitudeImportance
+from engine.pruner import BasePruner
+
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+
+IDS = torch.randint(0, 128, (1, 8), generator=torch.Generator().manual_seed(0))
+T5_IN = {"input_ids": IDS, "decoder_input_ids": IDS[:, :5]}
+SHARPEN = 30.0
+
+
+def _t5(encoder_only: bool = False) -> nn.Module:
+    torch.manual_seed(0)
+    cfg = transformers.T5Config(
+        vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
+        num_heads=4, decoder_start_token_id=0, dropout_rate=0.0)
+    cls = transformers.T5EncoderModel if encoder_only else transformers.T5ForConditionalGeneration
+    model = cls(cfg).eval()
+    with torch.no_grad():  # sharp attention: a re-split of heads would show in the outputs
+        for info in families.find_attention(model):
+            info.module.q.weight.mul_(SHARPEN)
+    return model
+
+
+def _inputs(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {"input_ids": IDS} if isinstance(model, transformers.T5EncoderModel) else T5_IN
+
+
+def _outputs(model: nn.Module, inputs: Any) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = model(**inputs)
+    return [v for v in out.values() if isinstance(v, torch.Tensor)]
+
+
+def _prune(model: nn.Module, inputs: Any, **kw: Any) -> BasePruner:
+    args = families.pruner_kwargs(model)
+    args.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = BasePruner(model, inputs, MagnitudeImportance(), **args)
+        pruner.step()
+    return pruner
+
+
+def _t5_layouts(model: nn.Module) -> list[tuple[int, int, int]]:
+    return [(m.n_heads, m.key_value_proj_dim, m.inner_dim) for m in model.modules()
+            if isinstance(m, transformers.models.t5.modeling_t5.T5Attention)]
+
+
+def _zero_t5_dims(model: nn.Module, dims: list[int]) -> None:
+    """Zero head dims `dims` of every head of every T5 attention (q/k/v rows, o columns)."""
+    with torch.no_grad():
+        for info in families.find_attention(model):
+            m, h, d = info.module, info.heads, info.head_dim
+            pos = [i * d + j for i in range(h) for j in dims]
+            for layer in (m.q, m.k, m.v):
+                layer.weight[pos] = 0
+            m.o.weight[:, pos] = 0
+
+
+# --------------------------------------------------------------------- T5
+@pytest.mark.parametrize("encoder_only", [False, True])
+def test_t5_zeroed_head_dims_pruned_outputs_unchanged(encoder_only):
+    model = _t5(encoder_only)
+    inputs = _inputs(model)
+    before_layout = _t5_layouts(model)
+    _zero_t5_dims(model, list(range(1, 16, 2)))
+    before = _outputs(model, inputs)
+    ratios = {info.module.q: 0.5 for info in families.find_attention(model)}
+    _prune(model, inputs, pruning_ratio=0.0, pruning_ratio_dict=ratios)
+    # heads stay. One dim of each head stands for the head itself (the relative bias has
+    # one column per head and follows whole heads), so 15 of 16 dims are prunable and
+    # ratio 0.5 removes 7 of them: every removed dim is a zeroed one
+    assert _t5_layouts(model) == [(h, d - 7, h * (d - 7)) for h, d, _ in before_layout]
+    assert model.config.d_kv == 9 and model.config.num_heads == 4
+    bias = model.encoder.block[0].layer[0].SelfAttention.relative_attention_bias
+    assert bias.weight.shape[1] == 4
+    after = _outputs(model, inputs)
+    assert len(after) == len(before)
+    for a, b in zip(after, before, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def _zero_t5_heads(model: nn.Module, heads: list[int]) -> None:
+    """Zero whole heads `heads` of every T5 attention, and their relative-bias columns."""
+    with torch.no_grad():
+        for info in families.find_attention(model):
+            m, d = info.module, info.head_dim
+            pos = [i * d + j for i in heads for j in range(d)]
+            for layer in (m.q, m.k, m.v):
+                layer.weight[pos] = 0
+            m.o.weight[:, pos] = 0
+            if m.has_relative_attention_bias:
+                m.relative_attention_bias.weight[:, heads] = 0
+
+
+@pytest.mark.parametrize("encoder_only", [False, True])
+def test_t5_zeroed_whole_heads_pruned_outputs_unchanged(encoder_only):
+    """The relative bias of layer 0 is shared by every layer of its stack: a head goes from
+    all of them and from the bias's columns, and `n_heads` follows. Cross-attention layers
+    share one zero bias of `n_heads` made by the first of them: its heads stay, with a reason."""
+    model = _t5(encoder_only)
+    inputs = _inputs(model)
+    _zero_t5_heads(model, [1, 3])
+    before = _outputs(model, inputs)
+    pruner = _prune(model, inputs, pruning_ratio=0.0, prune_num_heads=True,
+                    prune_head_dims=False, head_pruning_ratio=0.5)
+    got = {n: (m.n_heads, m.key_value_proj_dim, m.inner_dim) for n, m in model.named_modules()
+           if isinstance(m, transformers.models.t5.modeling_t5.T5Attention)}
+    assert {v for n, v in got.items() if "SelfAttention" in n} == {(2, 16, 32)}
+    cross = [n for n in got if "EncDecAttention" in n]
+    assert {got[n] for n in cross} == ({(4, 16, 64)} if cross else set())
+    if cross:
+        # the zero bias is a fixed-size tensor: the graph locks the heads it meets
+        assert any("locked" in p for p in pruner._heads.problems)
+    else:
+        assert model.config.num_heads == 2  # every layer agrees: the config follows
+    bias = model.encoder.block[0].layer[0].SelfAttention.relative_attention_bias
+    assert bias.weight.shape == (32, 2)
+    for a, b in zip(_outputs(model, inputs), before, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_t5_decoder_output_scale_is_folded_when_d_model_changes():
+    """What a rebuilt model computes (d_model**-0.5) is made to equal the original."""
+    model = _t5()
+    before = _outputs(model, T5_IN)[0]
+    model.config.d_model = 32  # as the refresh writes it after the residual width halves
+    report = RefreshReport()
+    fold_decoder_output_scale(model, report)
+    assert model.model_dim == 32 and report.changed == ["model_dim: 64 -> 32"]
+    torch.testing.assert_close(_outputs(model, T5_IN)[0], before, atol=1e-5, rtol=0)
+
+
+def test_t5_pruned_round_trips_through_save_pretrained(tmp_path):
+    model = _t5()
+    _prune(model, T5_IN, pruning_ratio=0.5)
+    expect = _outputs(model, T5_IN)
+    model.save_pretrained(tmp_path)
+    again = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert again.config.d_model == model.config.d_model < 64
+    assert again.config.d_ff == model.config.d_ff < 128
+    for a, b in zip(_outputs(again, T5_IN), expect, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        assert again.generate(IDS, max_new_tokens=3, do_sample=False).shape[0] == 1
