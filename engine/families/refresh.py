@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
+from .moe import expert_width, is_fused_experts
 from .t5 import fold_decoder_output_scale
 from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
 
@@ -94,7 +95,7 @@ def _is_layer(m: nn.Module) -> bool:
 
 
 def _is_mlp(m: nn.Module) -> bool:
-    return type(m).__name__.endswith("Intermediate") or any(
+    return type(m).__name__.endswith("Intermediate") or is_fused_experts(m) or any(
         getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc", "wi",
                                                   "wi_0"))
 
@@ -335,6 +336,8 @@ def _hidden_size(model: nn.Module) -> int | None:
 
 def _intermediate_size(m: nn.Module) -> int | None:
     """First projection of a transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
+    if is_fused_experts(m):  # Mixtral: every expert has the same width
+        return expert_width(m)
     for attr in ("gate_proj", "up_proj", "fc1", "c_fc", "wi", "wi_0"):  # wi: T5
         w = _out(getattr(m, attr, None))
         if w is not None:

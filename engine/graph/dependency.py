@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.lift import lift_attention
+from ..families.moe import FusedExperts, FusedExpertsPruner, lift_experts
 from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
@@ -101,10 +102,12 @@ class DependencyGraph:
         self.model = model
         record_head_counts(model)  # before any pruning: the widths say it only now
         lift_attention(model)  # Swin / MaxViT: head width read from the projections
+        lift_experts(model)  # Mixtral-style fused experts: a leaf over the residual width
         self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)
-        customized_pruners = {**self._registered_layers, **(customized_pruners or {})}
+        customized_pruners = {FusedExperts: FusedExpertsPruner(), **self._registered_layers,
+                              **(customized_pruners or {})}
         self.registry = PrunerRegistry(customized_pruners)
         custom_types = tuple(k for k in customized_pruners if isinstance(k, type))
         self.module2name = {m: n for n, m in model.named_modules(remove_duplicate=False)}
