@@ -174,3 +174,19 @@ def prune_expert_widths(model: nn.Module, ratio: float,
         _set(m, "intermediate_size", target)
         done[name] = (width, target)
     return done
+
+
+def refresh_moe(named: list[tuple[str, nn.Module]], report) -> None:
+    """`hidden_dim` of routers (weight E x H, `reshape(-1, self.hidden_dim)`) and experts,
+    from their pruned weights."""
+    for name, m in named:
+        if not isinstance(getattr(m, "hidden_dim", None), int):
+            continue
+        if is_fused_experts(m):
+            report.note(name, m, "hidden_dim", int(m.gate_up_proj.shape[2]))
+            continue
+        w = getattr(m, "weight", None)
+        n = getattr(m, "num_experts", None)
+        if isinstance(w, torch.Tensor) and w.dim() == 2 and isinstance(n, int) and \
+                w.shape[0] == n:
+            report.note(name, m, "hidden_dim", int(w.shape[1]))

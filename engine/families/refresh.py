@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .moe import expert_width, is_fused_experts
+from .moe import expert_width, is_fused_experts, refresh_moe
 from .t5 import fold_decoder_output_scale
 from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
 
@@ -453,6 +453,7 @@ def refresh_attributes(
     index = index if index is not None else module_index(model)
     _refresh_layers(index, rep, only)
     _refresh_heads(index, rep, only)
+    refresh_moe(index.named, rep)  # Mixtral routers' and experts' hidden_dim
     _refresh_config(model, index, rep, only)
     fold_decoder_output_scale(model, rep)  # T5: d_model**-0.5 before lm_head
     _refresh_model_widths(model, rep)
