@@ -162,3 +162,96 @@ def test_t5_pruned_round_trips_through_save_pretrained(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     with torch.no_grad():
         assert again.generate(IDS, max_new_tokens=3, do_sample=False).shape[0] == 1
+
+
+# ---------------------------------------------------------------- Mixtral
+def _mixtral() -> nn.Module:
+    torch.manual_seed(0)
+    cfg = transformers.MixtralConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
+        num_local_experts=4, num_experts_per_tok=2)
+    model = transformers.MixtralForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for info in families.find_attention(model):
+            info.module.q_proj.weight.mul_(SHARPEN)
+            info.module.k_proj.weight.mul_(SHARPEN)
+    return model
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _experts(model: nn.Module) -> list[nn.Module]:
+    return [layer.mlp.experts for layer in model.model.layers]
+
+
+def _logits(model: nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def test_mixtral_ratio_half_prunes_residual_and_experts_and_generates():
+    model = _mixtral()
+    n0 = _params(model)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5)
+    kept = _params(model) / n0
+    assert kept < 0.35  # was 1.0: the residual and every expert were locked
+    for experts in _experts(model):
+        assert experts.gate_up_proj.shape == (4, 128, 32)  # E stays, 2I = 128, H = 32
+        assert experts.down_proj.shape == (4, 32, 64)
+    for layer in model.model.layers:
+        attn = layer.self_attn  # q/k/v agree with 8 heads and 2 KV heads of 8
+        assert (attn.q_proj.out_features, attn.k_proj.out_features,
+                attn.v_proj.out_features) == (64, 16, 16)
+        assert layer.mlp.gate.weight.shape == (4, 32)  # the router keeps every expert
+    cfg = model.config
+    assert (cfg.hidden_size, cfg.intermediate_size, cfg.num_local_experts) == (32, 64, 4)
+    assert _logits(model).shape == (1, 8, 128)
+    with torch.no_grad():
+        out = model.generate(IDS, max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, 11)
+    rebuilt = transformers.MixtralForCausalLM(model.config)
+    assert _params(rebuilt) == _params(model)  # the config describes the pruned model
+
+
+def test_mixtral_zeroed_expert_channels_pruned_outputs_unchanged():
+    """Each expert loses its own zeroed half (different channels per expert)."""
+    from engine.families.moe import prune_expert_widths
+
+    model = _mixtral()
+    with torch.no_grad():
+        for experts in _experts(model):
+            i = experts.down_proj.shape[2]
+            for e in range(experts.num_experts):
+                gone = [c for c in range(i) if (c // (e + 1)) % 2 == 1][: i // 2]
+                gone += [c for c in range(i) if c not in gone][: i // 2 - len(gone)]
+                experts.gate_up_proj[e, gone] = 0
+                experts.gate_up_proj[e, [i + c for c in gone]] = 0
+                experts.down_proj[e, :, gone] = 0
+    before = _logits(model)
+    done = prune_expert_widths(model, 0.5)
+    assert sorted(done.values()) == [(128, 64), (128, 64)]
+    torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
+
+
+def test_mixtral_zeroed_whole_kv_head_pruned_outputs_unchanged():
+    """Whole heads under GQA: KV head 1 with its 4 query heads goes, in every layer."""
+    model = _mixtral()
+    with torch.no_grad():
+        for info in families.find_attention(model):
+            m, d = info.module, info.head_dim
+            q_pos = [h * d + j for h in range(4, 8) for j in range(d)]
+            kv_pos = [d + j for j in range(d)]
+            m.q_proj.weight[q_pos] = 0
+            m.k_proj.weight[kv_pos] = 0
+            m.v_proj.weight[kv_pos] = 0
+            m.o_proj.weight[:, q_pos] = 0
+    before = _logits(model)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.0, prune_num_heads=True,
+           prune_head_dims=False, head_pruning_ratio=0.5)
+    assert [(i.heads, i.kv_heads, i.head_dim) for i in families.find_attention(model)] == [
+        (4, 1, 8)] * 2
+    assert (model.config.num_attention_heads, model.config.num_key_value_heads) == (4, 1)
+    torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
