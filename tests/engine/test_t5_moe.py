@@ -255,3 +255,31 @@ def test_mixtral_zeroed_whole_kv_head_pruned_outputs_unchanged():
         (4, 1, 8)] * 2
     assert (model.config.num_attention_heads, model.config.num_key_value_heads) == (4, 1)
     torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
+
+
+def test_mixtral_pruned_round_trips_through_save_pretrained(tmp_path):
+    model = _mixtral()
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5)
+    expect = _logits(model)
+    model.save_pretrained(tmp_path)
+    again = transformers.MixtralForCausalLM.from_pretrained(tmp_path).eval()
+    assert again.model.layers[0].mlp.experts.down_proj.shape == (4, 32, 64)
+    torch.testing.assert_close(_logits(again), expect, atol=1e-5, rtol=0)
+
+
+def test_lifted_experts_pickle_in_a_fresh_process(tmp_path):
+    """torch.save(model) of a pruned model names the lifted class; it must resolve again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model = _mixtral()
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5)
+    torch.save(model, tmp_path / "m.pt")
+    root = Path(__file__).resolve().parents[2]
+    code = ("import torch; m = torch.load(%r, weights_only=False); "
+            "print(type(m.model.layers[0].mlp.experts).__name__)" % str(tmp_path / "m.pt"))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "LiftedMixtralExperts"
