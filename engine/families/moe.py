@@ -41,12 +41,24 @@ def expert_width(m: nn.Module) -> int | None:
     return int(m.down_proj.shape[2]) if is_fused_experts(m) else None
 
 
+def grouped_mm_aligned(m: nn.Module) -> bool:
+    """transformers' default CPU/GPU experts kernel (`torch._grouped_mm`) needs every row
+    stride to be a multiple of 16 bytes: widths pruned to e.g. 45 floats break it."""
+    size = m.gate_up_proj.element_size()
+    return all(w * size % 16 == 0 for w in (m.gate_up_proj.shape[2], m.down_proj.shape[2]))
+
+
 class FusedExperts(nn.Module):
-    """Mixin of lifted experts modules: a leaf whose forward on meta returns the shape."""
+    """Mixin of lifted experts modules: a leaf whose forward on meta returns the shape, and
+    that runs transformers' eager loop where pruned widths break `grouped_mm`."""
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs):  # type: ignore[override]
         if hidden_states.is_meta:  # routing needs values; the graph only needs the shape
             return torch.empty_like(hidden_states)
+        impl = getattr(getattr(self, "config", None), "_experts_implementation", None)
+        eager = getattr(super().forward, "__wrapped__", None)  # the class's own loop
+        if impl not in (None, "eager") and eager is not None and not grouped_mm_aligned(self):
+            return eager(self, hidden_states, *args, **kwargs)
         return super().forward(hidden_states, *args, **kwargs)
 
 
@@ -184,6 +196,11 @@ def refresh_moe(named: list[tuple[str, nn.Module]], report) -> None:
             continue
         if is_fused_experts(m):
             report.note(name, m, "hidden_dim", int(m.gate_up_proj.shape[2]))
+            if not m.gate_up_proj.is_meta and not grouped_mm_aligned(m):
+                report.problems.append(
+                    f"{name}: widths {m.gate_up_proj.shape[2]}/{m.down_proj.shape[2]} are not "
+                    "multiples of 4; the pruned model runs the eager experts loop, a reloaded "
+                    "one needs model.set_experts_implementation('eager') (or round_to=4)")
             continue
         w = getattr(m, "weight", None)
         n = getattr(m, "num_experts", None)

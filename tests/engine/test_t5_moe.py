@@ -283,3 +283,19 @@ def test_lifted_experts_pickle_in_a_fresh_process(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "LiftedMixtralExperts"
+
+
+def test_mixtral_odd_widths_fall_back_to_the_eager_experts_loop():
+    """Ratio 0.3 leaves 45 / 90 wide experts, which `torch._grouped_mm` refuses (16-byte
+    strides): the lifted experts run transformers' eager loop and say so."""
+    model = _mixtral()
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.3)
+    experts = _experts(model)[0]
+    assert experts.down_proj.shape[1:] == (45, 90)
+    assert _logits(model).shape == (1, 8, 128)
+    problems = families.refresh_attributes(model).problems
+    assert any("set_experts_implementation('eager')" in p for p in problems)
+    model.set_experts_implementation("eager")
+    again = _logits(model)
+    model.set_experts_implementation("grouped_mm")
+    torch.testing.assert_close(_logits(model), again, atol=1e-5, rtol=0)
