@@ -25,8 +25,10 @@ from torch import nn
 
 from ..function.base import BasePruningFunc, keep_indices, normalize_idxs, prune_tensor_
 
-__all__ = ["FusedExperts", "FusedExpertsPruner", "expert_width", "is_fused_experts",
-           "lift_experts", "prune_expert_widths"]
+EXPERTS_PREFIX = "experts:"  # pruning-history entries: per-expert removed channels
+
+__all__ = ["EXPERTS_PREFIX", "FusedExperts", "FusedExpertsPruner", "expert_width", "is_fused_experts",
+           "lift_experts", "prune_expert_widths", "replay_experts"]
 
 
 def is_fused_experts(m: nn.Module) -> bool:
@@ -153,20 +155,34 @@ def _gather(t: torch.Tensor, dim: int, keep: torch.Tensor) -> None:
     t.data = data
 
 
-def prune_expert_widths(model: nn.Module, ratio: float,
-                        ignored: set[int] | None = None) -> dict[str, tuple[int, int]]:
+def _narrow(m: nn.Module, keep: torch.Tensor) -> None:
+    """Keep channels `keep` (E, k), sorted per expert, of every expert of `m`."""
+    width = int(m.down_proj.shape[2])
+    with torch.no_grad():
+        gu_keep = torch.cat([keep, keep + width], dim=1)  # gate rows, then up rows
+        _gather(m.gate_up_proj, 1, gu_keep)
+        _gather(m.down_proj, 2, keep)
+        bias = getattr(m, "gate_up_proj_bias", None)
+        if isinstance(bias, torch.Tensor) and bias.dim() == 2:
+            _gather(bias, 1, gu_keep)
+    target = int(keep.shape[1])
+    _set(m, "intermediate_dim", target)
+    _set(m, "intermediate_size", target)
+
+
+def prune_expert_widths(model: nn.Module, ratio: float, ignored: set[int] | None = None
+                        ) -> dict[str, tuple[int, int, list[int]]]:
     """Narrow every fused experts module to round(I_orig * (1 - ratio)) channels per expert.
 
     `ratio` is cumulative against the width first seen (kept on the module), so repeated
-    steps of one schedule land where the schedule says. Returns name -> (old, new) width.
+    steps of one schedule land where the schedule says. Returns name -> (old width, new
+    width, removed channels of every expert, expert by expert: a history entry).
     """
-    done: dict[str, tuple[int, int]] = {}
+    done: dict[str, tuple[int, int, list[int]]] = {}
     if ratio <= 0:
         return done
     for name, m in model.named_modules():
-        if not is_fused_experts(m) or id(m) in (ignored or set()):
-            continue
-        if m.gate_up_proj.is_meta:
+        if not is_fused_experts(m) or id(m) in (ignored or set()) or m.gate_up_proj.is_meta:
             continue
         width = int(m.down_proj.shape[2])
         orig = getattr(m, "_arborist_orig_intermediate", None) or width
@@ -174,18 +190,30 @@ def prune_expert_widths(model: nn.Module, ratio: float,
         target = max(1, round(orig * (1.0 - ratio)))
         if target >= width:
             continue
-        with torch.no_grad():
-            keep = _expert_scores(m).topk(target, dim=1).indices.sort(dim=1).values
-            gu_keep = torch.cat([keep, keep + width], dim=1)  # gate rows, then up rows
-            _gather(m.gate_up_proj, 1, gu_keep)
-            _gather(m.down_proj, 2, keep)
-            bias = getattr(m, "gate_up_proj_bias", None)
-            if isinstance(bias, torch.Tensor) and bias.dim() == 2:
-                _gather(bias, 1, gu_keep)
-        _set(m, "intermediate_dim", target)
-        _set(m, "intermediate_size", target)
-        done[name] = (width, target)
+        keep = _expert_scores(m).topk(target, dim=1).indices.sort(dim=1).values
+        gone = torch.ones(keep.shape[0], width, dtype=torch.bool)
+        gone.scatter_(1, keep.cpu(), False)
+        removed = [int(c) for row in gone for c in row.nonzero().flatten()]
+        _narrow(m, keep)
+        done[name] = (width, target, removed)
     return done
+
+
+def replay_experts(model: nn.Module, entry: str, removed: list[int]) -> None:
+    """Apply a recorded `prune_expert_widths` entry (EXPERTS_PREFIX + name) to `model`."""
+    name = entry[len(EXPERTS_PREFIX):]
+    m = dict(model.named_modules()).get(name)
+    if m is None or not is_fused_experts(m):
+        raise ValueError(f"pruning history names experts '{name}', which this model lacks")
+    e, width = int(m.down_proj.shape[0]), int(m.down_proj.shape[2])
+    if len(removed) % e:
+        raise ValueError(f"history entry '{entry}': {len(removed)} channels for {e} experts")
+    mask = torch.ones(e, width, dtype=torch.bool)
+    rows = torch.tensor(removed, dtype=torch.long).view(e, -1)
+    mask.scatter_(1, rows, False)
+    keep = torch.stack([r.nonzero().flatten() for r in mask]).to(m.down_proj.device)
+    m._arborist_orig_intermediate = getattr(m, "_arborist_orig_intermediate", None) or width
+    _narrow(m, keep)
 
 
 def refresh_moe(named: list[tuple[str, nn.Module]], report) -> None:

@@ -24,7 +24,13 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.lift import lift_attention
-from ..families.moe import FusedExperts, FusedExpertsPruner, lift_experts
+from ..families.moe import (
+    EXPERTS_PREFIX,
+    FusedExperts,
+    FusedExpertsPruner,
+    lift_experts,
+    replay_experts,
+)
 from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
@@ -675,6 +681,11 @@ class DependencyGraph:
         for name, is_out, idxs in pruning_history:
             if name.startswith(HEADS_PREFIX):  # whole attention heads (engine/graph/heads.py)
                 replay_heads(self, name, list(idxs))
+                continue
+            if name.startswith(EXPERTS_PREFIX):  # MoE experts' own widths (families.moe)
+                replay_experts(self.model, name, list(idxs))
+                self.record_pruning(name, bool(is_out), list(idxs))
+                self.refresh_attributes()
                 continue
             target = modules.get(name, params.get(name))
             if target is None:

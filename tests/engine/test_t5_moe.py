@@ -221,6 +221,7 @@ def test_mixtral_zeroed_expert_channels_pruned_outputs_unchanged():
     from engine.families.moe import prune_expert_widths
 
     model = _mixtral()
+    zeroed: list[int] = []
     with torch.no_grad():
         for experts in _experts(model):
             i = experts.down_proj.shape[2]
@@ -230,9 +231,12 @@ def test_mixtral_zeroed_expert_channels_pruned_outputs_unchanged():
                 experts.gate_up_proj[e, gone] = 0
                 experts.gate_up_proj[e, [i + c for c in gone]] = 0
                 experts.down_proj[e, :, gone] = 0
+                zeroed += sorted(gone) if experts is _experts(model)[0] else []
     before = _logits(model)
     done = prune_expert_widths(model, 0.5)
-    assert sorted(done.values()) == [(128, 64), (128, 64)]
+    assert sorted(v[:2] for v in done.values()) == [(128, 64), (128, 64)]
+    assert done["model.layers.0.mlp.experts"][2] == zeroed  # each expert its own channels
+    assert len({tuple(zeroed[k * 64:(k + 1) * 64]) for k in range(4)}) == 4
     torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
 
 
@@ -299,3 +303,21 @@ def test_mixtral_odd_widths_fall_back_to_the_eager_experts_loop():
     again = _logits(model)
     model.set_experts_implementation("grouped_mm")
     torch.testing.assert_close(_logits(model), again, atol=1e-5, rtol=0)
+
+
+def test_mixtral_history_replays_onto_a_fresh_model():
+    """engine.state_dict keeps the pruning history, the experts' own widths included."""
+    import engine
+
+    model = _mixtral()
+    pruner = _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+                    prune_head_dims=False, head_pruning_ratio=0.5)
+    assert any(n.startswith("experts:") for n, _, _ in pruner.pruning_history())
+    torch.manual_seed(1)
+    fresh = transformers.MixtralForCausalLM(model.config.__class__(
+        **{**model.config.to_dict(), "hidden_size": 64, "intermediate_size": 128,
+           "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 8})).eval()
+    engine.load_state_dict(fresh, engine.state_dict(model), example_inputs={"input_ids": IDS})
+    assert _experts(fresh)[0].down_proj.shape == _experts(model)[0].down_proj.shape
+    assert fresh.config.to_dict() == model.config.to_dict()
+    torch.testing.assert_close(_logits(fresh), _logits(model), atol=1e-5, rtol=0)
