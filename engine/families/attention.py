@@ -138,7 +138,9 @@ def head_layout(m: nn.Module) -> tuple[str, int, int, int] | None:
     """(kind, heads, kv_heads, head_dim) of an attention module, from its current widths."""
     if isinstance(m, nn.MultiheadAttention):
         return "mha", m.num_heads, m.num_heads, m.head_dim
-    for kind, read in (("split", _split), ("t5", _t5), ("bert", _bert), ("gpt2", _gpt2), ("fused", _fused)):
+    readers = (("split", _split), ("t5", _t5), ("bert", _bert), ("gpt2", _gpt2),
+               ("fused", _fused))
+    for kind, read in readers:
         got = read(m)
         if got is not None:
             return (kind, *got)

@@ -27,7 +27,8 @@ from ..function.base import BasePruningFunc, keep_indices, normalize_idxs, prune
 
 EXPERTS_PREFIX = "experts:"  # pruning-history entries: per-expert removed channels
 
-__all__ = ["EXPERTS_PREFIX", "FusedExperts", "FusedExpertsPruner", "expert_width", "is_fused_experts",
+__all__ = ["EXPERTS_PREFIX", "FusedExperts", "FusedExpertsPruner", "expert_width",
+           "is_fused_experts",
            "lift_experts", "prune_expert_widths", "replay_experts"]
 
 

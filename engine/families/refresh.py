@@ -27,9 +27,9 @@ from collections.abc import Iterable
 
 from torch import nn
 
+from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
 from .moe import expert_width, is_fused_experts, refresh_moe
 from .t5 import fold_decoder_output_scale
-from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
            "refresh_attributes"]

@@ -281,8 +281,9 @@ def test_lifted_experts_pickle_in_a_fresh_process(tmp_path):
     _prune(model, {"input_ids": IDS}, pruning_ratio=0.5)
     torch.save(model, tmp_path / "m.pt")
     root = Path(__file__).resolve().parents[2]
-    code = ("import torch; m = torch.load(%r, weights_only=False); "
-            "print(type(m.model.layers[0].mlp.experts).__name__)" % str(tmp_path / "m.pt"))
+    path = str(tmp_path / "m.pt")
+    code = (f"import torch; m = torch.load({path!r}, weights_only=False); "
+            "print(type(m.model.layers[0].mlp.experts).__name__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": str(root)},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
