@@ -402,10 +402,13 @@ def _refresh_config(
                 )
                 continue
             rep.note("config", config, attr, value)
-    sizes = [w for w in index.mlp_table.values() if w is not None]
-    if sizes:
+    plain = next((a for a in ("n_inner", "d_ff") if hasattr(config, a)), "intermediate_size")
+    by_attr: dict[str, list[int]] = {}
+    for i, w in index.mlp_table.items():
+        if w is not None:
+            by_attr.setdefault(_mlp_config_attr(config, index, i, plain), []).append(w)
+    for attr, sizes in by_attr.items():
         value = _uniform(sizes)
-        attr = next((a for a in ("n_inner", "d_ff") if hasattr(config, a)), "intermediate_size")
         if value is None:
             rep.problems.append(
                 f"config.{attr}: layers now differ ({sorted(set(sizes))}); left unchanged"
@@ -414,6 +417,19 @@ def _refresh_config(
             pass  # GPT-2's None means 4 * hidden, which still holds
         elif hasattr(config, attr):
             rep.note("config", config, attr, value)
+
+
+def _mlp_config_attr(config: object, index: _Index, mlp_id: int, plain: str) -> str:
+    """The config field an MLP's width is built from: MoE experts read
+    `moe_intermediate_size` where the config has one (Qwen-MoE; Mixtral: intermediate_size),
+    shared experts `shared_expert_intermediate_size`."""
+    m = index.by_id.get(mlp_id)
+    if m is not None and is_fused_experts(m) and hasattr(config, "moe_intermediate_size"):
+        return "moe_intermediate_size"
+    if "shared_expert" in index.names.get(mlp_id, "").rpartition(".")[2] and hasattr(
+            config, "shared_expert_intermediate_size"):
+        return "shared_expert_intermediate_size"
+    return plain
 
 
 # -------------------------------------------------------------- timm/torch
