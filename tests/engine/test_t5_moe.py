@@ -355,3 +355,19 @@ def test_other_fused_moe_families_prune_and_their_config_rebuilds_them(name):
     rebuilt = type(model)(model.config)
     assert {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()} == {
         k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_t5_encoder_whole_heads_round_trip_through_save_pretrained(tmp_path):
+    """Every layer agrees on 2 heads: config.num_heads says so and the relative bias's
+    2 columns reload."""
+    model = _t5(encoder_only=True)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+           head_pruning_ratio=0.5)
+    assert model.config.num_heads == 2
+    expect = _outputs(model, {"input_ids": IDS})
+    model.save_pretrained(tmp_path)
+    again = transformers.T5EncoderModel.from_pretrained(tmp_path).eval()
+    bias = again.encoder.block[0].layer[0].SelfAttention.relative_attention_bias
+    assert bias.weight.shape[1] == 2
+    for a, b in zip(_outputs(again, {"input_ids": IDS}), expect, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
