@@ -43,6 +43,8 @@ def _hf(name: str, cfg: str, model: str, **kw: Any) -> Callable[[], nn.Module]:
 
 _DEC = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
             num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64)
+_T5 = dict(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
+           num_heads=4, decoder_start_token_id=0)
 _ENC = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
             num_attention_heads=4, max_position_embeddings=64)
 
@@ -119,6 +121,12 @@ CASES: dict[str, Case] = {
                                num_attention_heads=4, image_size=32, patch_size=8),
                      torch.randn(1, 3, 32, 32)),
     "detr": Case("hf", _detr, {"pixel_values": torch.randn(1, 3, 64, 64)}),
+    "t5": Case("hf", _hf("t5", "T5Config", "T5ForConditionalGeneration", **_T5),
+               {"input_ids": IDS, "decoder_input_ids": IDS[:, :5]}),
+    "t5 (encoder)": Case("hf", _hf("t5e", "T5Config", "T5EncoderModel", **_T5),
+                         {"input_ids": IDS}),
+    "mixtral": Case("hf", _hf("mixtral", "MixtralConfig", "MixtralForCausalLM",
+                              num_local_experts=4, num_experts_per_tok=2, **_DEC), IDS),
     "swin_t": Case("torchvision", _tv("swin_t"), PIX, ignored="head"),
     "swin_v2_t": Case("torchvision", _tv("swin_v2_t"), PIX, ignored="head"),
     "maxvit_t": Case("torchvision", _tv("maxvit_t"), PIX, slow=True, ignored="classifier"),

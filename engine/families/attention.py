@@ -21,6 +21,7 @@ class AttentionInfo:
     """One attention block: how its heads are laid out right now.
 
     kind: "split" (q_proj/k_proj/v_proj with head_dim: Llama, Qwen2, Mistral, HF ViT),
+    "t5" (q/k/v/o with n_heads and key_value_proj_dim: T5, mT5, UMT5),
     "bert" (query/key/value with attention_head_size), "gpt2" (fused Conv1D c_attn),
     "fused" (timm/torchvision qkv Linear with num_heads), "mha" (nn.MultiheadAttention).
     """
@@ -61,6 +62,25 @@ def _split(m: nn.Module) -> tuple[int, int, int] | None:
     if wq % d or wk % d:
         return None
     return wq // d, wk // d, d
+
+
+def is_t5(m: nn.Module) -> bool:
+    """T5-style attention: q/k/v/o Linears, `n_heads` and `key_value_proj_dim` (T5 reshapes
+    with `view(..., -1, key_value_proj_dim)`: heads are inferred, so the stored counts and
+    `inner_dim` must follow every prune)."""
+    return all(isinstance(getattr(m, n, None), nn.Linear) for n in ("q", "k", "v", "o")) and (
+        _int_attr(m, "key_value_proj_dim") is not None and _int_attr(m, "n_heads") is not None)
+
+
+def _t5(m: nn.Module) -> tuple[int, int, int] | None:
+    if not is_t5(m):
+        return None
+    h = _int_attr(m, "n_heads")
+    wq, wk, wv = (_out(getattr(m, n)) for n in ("q", "k", "v"))
+    assert h is not None and wq is not None
+    if wq % h or wq != wk or wq != wv:
+        return None
+    return h, h, wq // h
 
 
 def _bert(m: nn.Module) -> tuple[int, int, int] | None:
@@ -105,6 +125,8 @@ def _projections(kind: str, m: nn.Module, h: int, hkv: int) -> dict[nn.Module, i
         return {m.q_proj: h, m.k_proj: hkv, m.v_proj: hkv}
     if kind == "bert":
         return {m.query: h, m.key: h, m.value: h}
+    if kind == "t5":
+        return {m.q: h, m.k: h, m.v: h}
     if kind == "gpt2":
         return {m.c_attn: h}
     if kind == "fused":
@@ -116,7 +138,9 @@ def head_layout(m: nn.Module) -> tuple[str, int, int, int] | None:
     """(kind, heads, kv_heads, head_dim) of an attention module, from its current widths."""
     if isinstance(m, nn.MultiheadAttention):
         return "mha", m.num_heads, m.num_heads, m.head_dim
-    for kind, read in (("split", _split), ("bert", _bert), ("gpt2", _gpt2), ("fused", _fused)):
+    readers = (("split", _split), ("t5", _t5), ("bert", _bert), ("gpt2", _gpt2),
+               ("fused", _fused))
+    for kind, read in readers:
         got = read(m)
         if got is not None:
             return (kind, *got)

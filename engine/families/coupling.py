@@ -30,6 +30,8 @@ def shared_head_size_layers(model: nn.Module) -> list[tuple[nn.Module, ...]]:
             continue
         if info.kind == "bert":
             out.append((info.module.query, info.module.key, info.module.value))
+        elif info.kind == "t5":
+            out.append((info.module.q, info.module.k, info.module.v))
         elif info.kind == "split":
             out.append((info.module.q_proj, info.module.k_proj, info.module.v_proj))
     return out

@@ -27,7 +27,9 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, fused_names, head_layout
+from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
+from .moe import expert_width, is_fused_experts, refresh_moe
+from .t5 import fold_decoder_output_scale
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
            "refresh_attributes"]
@@ -93,8 +95,9 @@ def _is_layer(m: nn.Module) -> bool:
 
 
 def _is_mlp(m: nn.Module) -> bool:
-    return type(m).__name__.endswith("Intermediate") or any(
-        getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc"))
+    return type(m).__name__.endswith("Intermediate") or is_fused_experts(m) or any(
+        getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc", "wi",
+                                                  "wi_0"))
 
 
 def module_index(model: nn.Module) -> _Index:
@@ -164,6 +167,8 @@ def _widths(m: nn.Module, kind: str) -> tuple[int, int, int] | None:
         ws = [_out(getattr(m, n, None)) for n in ("q_proj", "k_proj", "v_proj")]
     elif kind == "bert":
         ws = [_out(getattr(m, n, None)) for n in ("query", "key", "value")]
+    elif kind == "t5":
+        ws = [_out(getattr(m, n, None)) for n in ("q", "k", "v")]
     else:
         w = _out(getattr(m, "c_attn" if kind == "gpt2" else fused_names(m)[0], None))
         ws = [w // 3] * 3 if w is not None and w % 3 == 0 else [None]
@@ -228,6 +233,8 @@ def _kind_of(m: nn.Module) -> str | None:
 
     if has("q_proj", "k_proj", "v_proj") and _int_attr(m, "head_dim"):
         return "split"
+    if is_t5(m):
+        return "t5"
     if has("query", "key", "value") and _int_attr(m, "attention_head_size"):
         return "bert"
     if hasattr(m, "c_attn") and _int_attr(m, "split_size") and getattr(m, "q_attn", None) is None:
@@ -251,6 +258,10 @@ def _apply_layout(
                 rep.note(name, m, attr, h)
         if _int_attr(m, "num_key_value_heads"):
             rep.note(name, m, "num_key_value_heads", hkv)
+    elif kind == "t5":
+        rep.note(name, m, "key_value_proj_dim", d)
+        rep.note(name, m, "n_heads", h)
+        rep.note(name, m, "inner_dim", h * d)
     elif kind == "bert":
         rep.note(name, m, "attention_head_size", d)
         rep.note(name, m, "num_attention_heads", h)
@@ -325,7 +336,9 @@ def _hidden_size(model: nn.Module) -> int | None:
 
 def _intermediate_size(m: nn.Module) -> int | None:
     """First projection of a transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
-    for attr in ("gate_proj", "up_proj", "fc1", "c_fc"):
+    if is_fused_experts(m):  # Mixtral: every expert has the same width
+        return expert_width(m)
+    for attr in ("gate_proj", "up_proj", "fc1", "c_fc", "wi", "wi_0"):  # wi: T5
         w = _out(getattr(m, attr, None))
         if w is not None:
             return w
@@ -389,10 +402,13 @@ def _refresh_config(
                 )
                 continue
             rep.note("config", config, attr, value)
-    sizes = [w for w in index.mlp_table.values() if w is not None]
-    if sizes:
+    plain = next((a for a in ("n_inner", "d_ff") if hasattr(config, a)), "intermediate_size")
+    by_attr: dict[str, list[int]] = {}
+    for i, w in index.mlp_table.items():
+        if w is not None:
+            by_attr.setdefault(_mlp_config_attr(config, index, i, plain), []).append(w)
+    for attr, sizes in by_attr.items():
         value = _uniform(sizes)
-        attr = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
         if value is None:
             rep.problems.append(
                 f"config.{attr}: layers now differ ({sorted(set(sizes))}); left unchanged"
@@ -401,6 +417,19 @@ def _refresh_config(
             pass  # GPT-2's None means 4 * hidden, which still holds
         elif hasattr(config, attr):
             rep.note("config", config, attr, value)
+
+
+def _mlp_config_attr(config: object, index: _Index, mlp_id: int, plain: str) -> str:
+    """The config field an MLP's width is built from: MoE experts read
+    `moe_intermediate_size` where the config has one (Qwen-MoE; Mixtral: intermediate_size),
+    shared experts `shared_expert_intermediate_size`."""
+    m = index.by_id.get(mlp_id)
+    if m is not None and is_fused_experts(m) and hasattr(config, "moe_intermediate_size"):
+        return "moe_intermediate_size"
+    if "shared_expert" in index.names.get(mlp_id, "").rpartition(".")[2] and hasattr(
+            config, "shared_expert_intermediate_size"):
+        return "shared_expert_intermediate_size"
+    return plain
 
 
 # -------------------------------------------------------------- timm/torch
@@ -440,6 +469,8 @@ def refresh_attributes(
     index = index if index is not None else module_index(model)
     _refresh_layers(index, rep, only)
     _refresh_heads(index, rep, only)
+    refresh_moe(index.named, rep)  # Mixtral routers' and experts' hidden_dim
     _refresh_config(model, index, rep, only)
+    fold_decoder_output_scale(model, rep)  # T5: d_model**-0.5 before lm_head
     _refresh_model_widths(model, rep)
     return rep

@@ -24,6 +24,13 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.lift import lift_attention
+from ..families.moe import (
+    EXPERTS_PREFIX,
+    FusedExperts,
+    FusedExpertsPruner,
+    lift_experts,
+    replay_experts,
+)
 from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
@@ -101,10 +108,12 @@ class DependencyGraph:
         self.model = model
         record_head_counts(model)  # before any pruning: the widths say it only now
         lift_attention(model)  # Swin / MaxViT: head width read from the projections
+        lift_experts(model)  # Mixtral-style fused experts: a leaf over the residual width
         self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)
-        customized_pruners = {**self._registered_layers, **(customized_pruners or {})}
+        customized_pruners = {FusedExperts: FusedExpertsPruner(), **self._registered_layers,
+                              **(customized_pruners or {})}
         self.registry = PrunerRegistry(customized_pruners)
         custom_types = tuple(k for k in customized_pruners if isinstance(k, type))
         self.module2name = {m: n for n, m in model.named_modules(remove_duplicate=False)}
@@ -672,6 +681,11 @@ class DependencyGraph:
         for name, is_out, idxs in pruning_history:
             if name.startswith(HEADS_PREFIX):  # whole attention heads (engine/graph/heads.py)
                 replay_heads(self, name, list(idxs))
+                continue
+            if name.startswith(EXPERTS_PREFIX):  # MoE experts' own widths (families.moe)
+                replay_experts(self.model, name, list(idxs))
+                self.record_pruning(name, bool(is_out), list(idxs))
+                self.refresh_attributes()
                 continue
             target = modules.get(name, params.get(name))
             if target is None:

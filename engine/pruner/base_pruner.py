@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..families.moe import EXPERTS_PREFIX, prune_expert_widths
 from ..function import BasePruningFunc, handler_name
 from ..graph import DependencyGraph, Group
 from ..graph.channel_sets import ChannelSets
@@ -185,10 +186,22 @@ class BasePruner:
             current = group if isinstance(group, HeadGroup) else self._current(group)
             self._before_prune(current)
             current.prune()
+        self._prune_experts()
         self._after_heads()
         self._sync_history()
         self.update_regularizer()
         return None
+
+    def _prune_experts(self) -> None:
+        """Fused MoE experts (Mixtral): each expert's intermediate width is internal to one
+        leaf of the graph, so it is narrowed here, to the step's global ratio, every expert
+        by its own weakest channels; the config is refreshed after it."""
+        ratio = self.per_step_pruning_ratio[min(self.current_step, self.iterative_steps)]
+        done = prune_expert_widths(self.model, ratio, _ignored_ids(self.ignored_layers))
+        for name, (_, _, removed) in done.items():
+            self.DG.record_pruning(EXPERTS_PREFIX + name, True, removed)
+        if done:
+            self.DG.refresh_attributes()
 
     def plan_step(self) -> list[GroupPlan]:
         """What the next step() will remove, as plain data; the model is not touched."""
