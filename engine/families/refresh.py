@@ -373,15 +373,20 @@ def _refresh_config(
             "but type(model)(model.config) would not rebuild it"
         )
     if infos:
-        for attr, vals in (
+        fields = [
             ("num_attention_heads", [i.heads for i in infos]),
             ("num_key_value_heads", [i.kv_heads for i in infos]),
             ("head_dim", [i.head_dim for i in infos]),
-        ):
+        ]
+        if hasattr(config, "num_kv_heads") and not getattr(config, "multi_query", False):
+            fields.append(("num_kv_heads", [i.kv_heads for i in infos]))  # Falcon
+        for attr, vals in fields:
             # head_dim is written for q/k/v families even when the config lacks it: they
             # fall back to hidden_size // heads, which pruning makes wrong
             if not (hasattr(config, attr) or (attr == "head_dim" and infos[0].kind == "split")):
                 continue
+            if isinstance(getattr(type(config), attr, None), property):
+                continue  # derived (Falcon's head_dim = hidden_size // heads): no field
             value = _uniform(vals)
             if value is None:
                 rep.problems.append(
