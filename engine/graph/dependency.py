@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.lift import lift_attention
+from ..families.lift_packed import lift_packed_attention
 from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
@@ -101,6 +102,7 @@ class DependencyGraph:
         self.model = model
         record_head_counts(model)  # before any pruning: the widths say it only now
         lift_attention(model)  # Swin / MaxViT: head width read from the projections
+        lift_packed_attention(model)  # Phi-3 / GPT-NeoX: q|k|v cut along a head axis
         self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)
