@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, fused_names, head_layout
+from .attention import _int_attr, _out, find_attention, fused_names, head_layout, packed_style
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
            "refresh_attributes"]
@@ -177,6 +177,11 @@ def _layout_now(m: nn.Module, kind: str) -> tuple[int, int, int] | str:
     first, so a shrink it does not explain narrowed the heads). Llama-style blocks
     store none; their head_dim is fixed by RoPE, so the heads must have changed.
     """
+    if kind == "packed":  # head_dim and the KV count are stored; the q heads follow
+        got = head_layout(m)
+        if got is None or got[0] != "packed":
+            return "its packed q|k|v width does not fit its head_dim and KV heads"
+        return got[1], got[2], got[3]
     widths = _widths(m, kind)
     if widths is None:
         return "its q/k/v widths cannot be read"
@@ -235,6 +240,8 @@ def _kind_of(m: nn.Module) -> str | None:
     proj_name, heads_name = fused_names(m)
     if isinstance(getattr(m, proj_name, None), nn.Linear) and _int_attr(m, heads_name):
         return "fused"
+    if packed_style(m) is not None:
+        return "packed"
     return None
 
 
@@ -261,6 +268,12 @@ def _apply_layout(
         rep.note(name, m, "num_heads", h)
         rep.note(name, m, "split_size", h * d)
         rep.note(name, m, "embed_dim", h * d)
+    elif kind == "packed":
+        if hasattr(m, "num_key_value_groups"):
+            rep.note(name, m, "num_key_value_groups", h // hkv)
+        for attr in ("num_heads", HEAD_COUNT_ATTR):
+            if _int_attr(m, attr):
+                rep.note(name, m, attr, h)
     else:
         rep.note(name, m, fused_names(m)[1], h)
         if _int_attr(m, "head_dim"):

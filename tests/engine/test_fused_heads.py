@@ -79,3 +79,133 @@ def test_clip_residual_width_prunes_at_ratio_half():
         out = model(**CLIP_INPUTS)
     assert out.logits_per_image.shape == (2, 2)
     assert torch.isfinite(out.logits_per_image).all()
+
+
+# ----------------------------------------------------- packed q|k|v decoders
+IDS = torch.randint(0, 128, (1, 8), generator=torch.Generator().manual_seed(0))
+SHARPEN = 30.0  # HF's init gives near-uniform softmax, under which mixed heads look alike
+
+
+def _phi3() -> nn.Module:
+    return transformers.Phi3ForCausalLM(transformers.Phi3Config(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
+        pad_token_id=0))
+
+
+def _falcon(**kw: Any) -> nn.Module:
+    return transformers.FalconForCausalLM(transformers.FalconConfig(
+        vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=8,
+        ffn_hidden_size=128, **kw))
+
+
+def _neox() -> nn.Module:
+    return transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=8, max_position_embeddings=64))
+
+
+# name -> (builder, (heads, kv heads, head_dim) before)
+PACKED = {
+    "phi3_gqa": (_phi3, (8, 2, 8)),
+    "falcon": (lambda: _falcon(multi_query=False), (8, 8, 8)),
+    "falcon_new_arch": (lambda: _falcon(new_decoder_architecture=True, num_kv_heads=2),
+                        (8, 2, 8)),
+    "gpt_neox": (_neox, (8, 8, 8)),
+}
+
+
+def _build(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = PACKED[name][0]().eval()
+    with torch.no_grad():
+        for info in families.find_attention(model):
+            next(iter(info.projections)).weight.mul_(SHARPEN)
+    return model
+
+
+def _logits(model: nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def _out_proj(block: nn.Module) -> nn.Linear:
+    return block.o_proj if hasattr(block, "o_proj") else block.dense
+
+
+def _zero_half_the_units(model: nn.Module) -> None:
+    """Zero every other removable unit (a KV head with its q heads) of every block:
+    its rows of the packed projection and its q heads' columns of the output one."""
+    for info in families.find_attention(model):
+        proj = next(iter(info.projections))
+        unit, n_units, per_unit = families.attention.packed_units(
+            info.module, proj.weight.shape[0])
+        d = info.head_dim
+        with torch.no_grad():
+            for j in range(1, n_units, 2):
+                rows = torch.from_numpy(unit == j)
+                proj.weight[rows] = 0
+                if proj.bias is not None:
+                    proj.bias[rows] = 0
+                cols = [h * d + i for h in range(j * per_unit, (j + 1) * per_unit)
+                        for i in range(d)]
+                _out_proj(info.module).weight[:, cols] = 0
+
+
+def _layouts(model: nn.Module) -> list[tuple[int, int, int]]:
+    return [(i.heads, i.kv_heads, i.head_dim) for i in families.find_attention(model)]
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_packed_heads_are_detected(name):
+    model = _build(name)
+    infos = families.find_attention(model)
+    assert len(infos) == 2 and {i.kind for i in infos} == {"packed"}
+    assert _layouts(model) == [PACKED[name][1]] * 2
+    heads = families.detect_num_heads(model)
+    assert len(heads) == 2 and set(heads.values()) == {8}
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_zeroed_whole_heads_pruned_outputs_unchanged(name):
+    """Semantic equivalence: the zeroed half of the heads goes, logits stay to 1e-5, and
+    the modules' and config's head counts follow."""
+    model = _build(name)
+    h, hkv, d = PACKED[name][1]
+    _zero_half_the_units(model)
+    before = _logits(model)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.0, prune_num_heads=True,
+           prune_head_dims=False, head_pruning_ratio=0.5)
+    assert _layouts(model) == [(h // 2, hkv // 2, d)] * 2
+    torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
+    cfg = model.config
+    assert cfg.num_attention_heads == h // 2
+    for info in families.find_attention(model):
+        proj = next(iter(info.projections))
+        assert proj.out_features == proj.weight.shape[0] == (h // 2 + 2 * (info.kv_heads)) * d
+        assert _out_proj(info.module).in_features == h // 2 * d
+        groups = getattr(info.module, "num_key_value_groups", None)
+        assert groups in (None, info.heads // info.kv_heads)
+
+
+@pytest.mark.parametrize("name", ["phi3_gqa", "gpt_neox"])
+def test_oracle_sees_heads_that_were_not_zeroed(name):
+    """The oracle can fail: pruning half the heads without zeroing them moves the logits."""
+    model = _build(name)
+    before = _logits(model)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.0, prune_num_heads=True,
+           prune_head_dims=False, head_pruning_ratio=0.5)
+    assert _layouts(model)[0][0] == 4
+    assert (_logits(model) - before).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_ratio_half_prunes_attention_and_runs(name):
+    """Params kept at ratio 0.5 with whole heads: attention shrinks with the rest."""
+    model = _build(name)
+    n0 = _params(model)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+           head_pruning_ratio=0.5)
+    assert _params(model) / n0 < 0.45
+    assert all(i.heads == 4 for i in families.find_attention(model))
+    assert _logits(model).shape == (1, 8, 128)
