@@ -126,7 +126,7 @@ def packed_style(m: nn.Module) -> str | None:
         return None
     if _int_attr(m, "head_size") and not hasattr(m, "num_kv_heads"):
         return "interleaved"  # GPT-NeoX
-    if not (_int_attr(m, "head_dim") and _int_attr(m, "num_heads") and _int_attr(m, "num_kv_heads")):
+    if not all(_int_attr(m, a) for a in ("head_dim", "num_heads", "num_kv_heads")):
         return None
     if getattr(m, "new_decoder_architecture", False):
         return "groups"

@@ -27,7 +27,14 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, fused_names, head_layout, packed_style
+from .attention import (
+    _int_attr,
+    _out,
+    find_attention,
+    fused_names,
+    head_layout,
+    packed_style,
+)
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
            "refresh_attributes"]
@@ -94,7 +101,8 @@ def _is_layer(m: nn.Module) -> bool:
 
 def _is_mlp(m: nn.Module) -> bool:
     return type(m).__name__.endswith("Intermediate") or any(
-        getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc"))
+        getattr(m, a, None) is not None
+        for a in ("gate_proj", "up_proj", "fc1", "c_fc", "dense_h_to_4h", "gate_up_proj"))
 
 
 def module_index(model: nn.Module) -> _Index:
@@ -338,10 +346,13 @@ def _hidden_size(model: nn.Module) -> int | None:
 
 def _intermediate_size(m: nn.Module) -> int | None:
     """First projection of a transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
-    for attr in ("gate_proj", "up_proj", "fc1", "c_fc"):
+    for attr in ("gate_proj", "up_proj", "fc1", "c_fc", "dense_h_to_4h"):
         w = _out(getattr(m, attr, None))
         if w is not None:
             return w
+    fused = _out(getattr(m, "gate_up_proj", None))  # Phi-3: gate | up in one Linear
+    if fused is not None and fused % 2 == 0:
+        return fused // 2
     dense = getattr(m, "dense", None)
     if type(m).__name__.endswith("Intermediate") and _out(dense) is not None:
         return _out(dense)
@@ -379,7 +390,9 @@ def _refresh_config(
     assert index.head_table is not None and index.mlp_table is not None
     infos = [i for i in index.head_table.values() if i is not None]
     width = getattr(config, "hidden_size", None)
-    odd = sorted({i.heads * i.head_dim for i in infos if i.kind in ("bert", "gpt2")} - {width})
+    derived = ("bert", "gpt2", "packed") if getattr(config, "model_type", "") in (
+        "falcon", "gpt_neox") else ("bert", "gpt2")  # their head size is hidden // heads
+    odd = sorted({i.heads * i.head_dim for i in infos if i.kind in derived} - {width})
     if odd:  # these configs derive head_dim = hidden_size // heads: no field to say otherwise
         rep.problems.append(
             f"config: attention width {odd} != hidden_size {width}; the pruned model runs, "
@@ -391,12 +404,14 @@ def _refresh_config(
             ("num_key_value_heads", [i.kv_heads for i in infos]),
             ("head_dim", [i.head_dim for i in infos]),
         ]
-        if hasattr(config, "num_kv_heads") and not getattr(config, "multi_query", False):
+        if hasattr(config, "num_kv_heads") and (getattr(config, "new_decoder_architecture", False)
+                                                or not getattr(config, "multi_query", False)):
             fields.append(("num_kv_heads", [i.kv_heads for i in infos]))  # Falcon
         for attr, vals in fields:
             # head_dim is written for q/k/v families even when the config lacks it: they
             # fall back to hidden_size // heads, which pruning makes wrong
-            if not (hasattr(config, attr) or (attr == "head_dim" and infos[0].kind == "split")):
+            derives_head_dim = attr == "head_dim" and infos[0].kind in ("split", "packed")
+            if not (hasattr(config, attr) or derives_head_dim):
                 continue
             if isinstance(getattr(type(config), attr, None), property):
                 continue  # derived (Falcon's head_dim = hidden_size // heads): no field
@@ -410,7 +425,8 @@ def _refresh_config(
     sizes = [w for w in index.mlp_table.values() if w is not None]
     if sizes:
         value = _uniform(sizes)
-        attr = "n_inner" if hasattr(config, "n_inner") else "intermediate_size"
+        attr = "n_inner" if hasattr(config, "n_inner") else (
+            "ffn_hidden_size" if hasattr(config, "ffn_hidden_size") else "intermediate_size")
         if value is None:
             rep.problems.append(
                 f"config.{attr}: layers now differ ({sorted(set(sizes))}); left unchanged"

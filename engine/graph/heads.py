@@ -125,7 +125,8 @@ def _packed_units(
     from ..families.attention import packed_units  # lazy: families imports function
 
     owner = dict(dg.model.named_modules()).get(parent) if dg.model is not None else None
-    if owner is None or module is not getattr(owner, "qkv_proj", getattr(owner, "query_key_value", None)):
+    packed = getattr(owner, "qkv_proj", getattr(owner, "query_key_value", None))
+    if owner is None or module is not packed:
         return None
     return packed_units(owner, width)
 

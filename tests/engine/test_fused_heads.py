@@ -209,3 +209,15 @@ def test_ratio_half_prunes_attention_and_runs(name):
     assert _params(model) / n0 < 0.45
     assert all(i.heads == 4 for i in families.find_attention(model))
     assert _logits(model).shape == (1, 8, 128)
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_pruned_config_rebuilds_the_same_model(name):
+    """Residual, MLP and heads halved: `type(model)(model.config)` takes the pruned weights
+    (head counts, KV heads, head_dim and the MLP width are all written to the config)."""
+    model = _build(name)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+           prune_head_dims=False, head_pruning_ratio=0.5)
+    rebuilt = type(model)(model.config).eval()
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    torch.testing.assert_close(_logits(rebuilt), _logits(model), atol=1e-5, rtol=0)
