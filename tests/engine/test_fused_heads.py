@@ -221,3 +221,19 @@ def test_pruned_config_rebuilds_the_same_model(name):
     rebuilt = type(model)(model.config).eval()
     rebuilt.load_state_dict(model.state_dict(), strict=True)
     torch.testing.assert_close(_logits(rebuilt), _logits(model), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["phi3_gqa", "falcon_new_arch"])
+def test_pruned_model_saves_and_reloads(name, tmp_path):
+    """save_pretrained / from_pretrained (the stock classes, not lifted) and a pickle of
+    the lifted model both give back the pruned model's logits."""
+    model = _build(name)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+           prune_head_dims=False, head_pruning_ratio=0.5)
+    expected = _logits(model)
+    model.save_pretrained(tmp_path / "hf")
+    reloaded = type(model).from_pretrained(tmp_path / "hf").eval()
+    torch.testing.assert_close(_logits(reloaded), expected, atol=1e-5, rtol=0)
+    torch.save(model, tmp_path / "model.pt")
+    unpickled = torch.load(tmp_path / "model.pt", weights_only=False).eval()
+    torch.testing.assert_close(_logits(unpickled), expected, atol=1e-5, rtol=0)
