@@ -237,3 +237,34 @@ def test_pruned_model_saves_and_reloads(name, tmp_path):
     torch.save(model, tmp_path / "model.pt")
     unpickled = torch.load(tmp_path / "model.pt", weights_only=False).eval()
     torch.testing.assert_close(_logits(unpickled), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["phi3_gqa", "gpt_neox", "falcon"])
+def test_whole_heads_go_with_an_attention_mask(name):
+    """The all-ones mask the README recommends does not stop whole-head pruning."""
+    model = _build(name)
+    inputs = {"input_ids": IDS, "attention_mask": torch.ones_like(IDS)}
+    _zero_half_the_units(model)
+    with torch.no_grad():
+        before = model(**inputs).logits
+    _prune(model, inputs, pruning_ratio=0.0, prune_num_heads=True, prune_head_dims=False,
+           head_pruning_ratio=0.5)
+    assert [i.heads for i in families.find_attention(model)] == [4, 4]
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, before, atol=1e-5, rtol=0)
+
+
+def test_gqa_sdpa_without_repeat_kv_keeps_whole_heads():
+    """With a mask the trace runs for real and HF's sdpa gets k/v with 2 KV heads for
+    8 q heads (enable_gqa): the sdpa rule repeats the KV heads instead of failing (which
+    locked every head). Llama, the same as Phi-3."""
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64)).eval()
+    inputs = {"input_ids": IDS, "attention_mask": torch.ones_like(IDS)}
+    _prune(model, inputs, pruning_ratio=0.0, prune_num_heads=True, prune_head_dims=False,
+           head_pruning_ratio=0.5)
+    assert [(i.heads, i.kv_heads) for i in families.find_attention(model)] == [(4, 1)] * 2
+    with torch.no_grad():
+        assert model(**inputs).logits.shape == (1, 8, 128)
