@@ -268,3 +268,19 @@ def test_gqa_sdpa_without_repeat_kv_keeps_whole_heads():
     assert [(i.heads, i.kv_heads) for i in families.find_attention(model)] == [(4, 1)] * 2
     with torch.no_grad():
         assert model(**inputs).logits.shape == (1, 8, 128)
+
+
+@pytest.mark.parametrize("name", list(PACKED))
+def test_history_replays_onto_a_fresh_model(name):
+    """engine.state_dict's pruning history (whole heads included) replays onto a fresh
+    model of the original architecture: same layouts, config and logits."""
+    import engine
+
+    model = _build(name)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+           prune_head_dims=False, head_pruning_ratio=0.5)
+    fresh = PACKED[name][0]().eval()
+    engine.load_state_dict(fresh, engine.state_dict(model), example_inputs={"input_ids": IDS})
+    assert _layouts(fresh) == _layouts(model)
+    assert fresh.config.to_dict() == model.config.to_dict()
+    torch.testing.assert_close(_logits(fresh), _logits(model), atol=1e-5, rtol=0)
