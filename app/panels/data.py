@@ -40,6 +40,11 @@ NO_DATA = (
     "⚠ No data chosen: data-driven criteria (Taylor, Hessian) score channels on random "
     "inputs, and a prune shows no accuracy. Choose a folder of images or a tensor file."
 )
+DEMO_DATA = (
+    "The demo brings its own digits: a prune reports accuracy on its held-out split, and the "
+    "settings' \"Demo digits\" calibrates on its training split. Choose a folder or file to "
+    "use your own data."
+)
 
 
 @dataclass
@@ -226,6 +231,8 @@ class DataPanel(QWidget):
         """A new model: its own preprocessing applies, so the current data is re-read."""
         self.document = doc
         current = self.choice
+        if self.info is None:
+            self._show_no_data()  # the demo's own digits, or no data at all
         if doc is not None and current is not None:  # the new model's own preprocessing
             self._load(dataclasses.replace(current, preprocessing={}))
 
@@ -304,6 +311,12 @@ class DataPanel(QWidget):
     # ------------------------------------------------------------------ widgets
 
     def _show_no_data(self) -> None:
+        from app.document import DEMO_SOURCE
+
+        if self.document is not None and self.document.source == DEMO_SOURCE:
+            self.status.setStyleSheet("")
+            self.status.setText(DEMO_DATA)
+            return
         self.status.setStyleSheet("color: #b45309;")
         self.status.setText(NO_DATA)
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from app import engine_api
-from app.panels.data import NO_DATA, DataPanel
+from app.panels.data import DEMO_DATA, NO_DATA, DataPanel
 from tests.app.helpers import TIMEOUT
 
 
@@ -31,6 +31,8 @@ def _open(qtbot, panel: DataPanel, path):
 
 
 def test_without_data_the_random_input_warning_is_shown(panel) -> None:
+    assert panel.status.text() == DEMO_DATA  # the demo brings its own digits
+    panel.set_document(None)
     assert panel.status.text() == NO_DATA and "random" in NO_DATA
     assert panel.choice is None and not panel.apply_split.isEnabled()
 
@@ -105,7 +107,7 @@ def test_the_window_warns_about_random_inputs_until_data_is_chosen(
     sp.calibration.setCurrentIndex(sp.calibration.findData("random"))
     sp._calibration_activated()  # as a user's pick does  # noqa: SLF001
     assert sp.data_warning.isVisible() and "random inputs" in sp.data_warning.text()
-    assert win.data_panel.status.text() == NO_DATA
+    assert win.data_panel.status.text() == DEMO_DATA
     assert win.pruning.calibration == ("random", "")
     with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
         win.data_panel.open_path(str(digit_folders.heldout))
@@ -115,4 +117,4 @@ def test_the_window_warns_about_random_inputs_until_data_is_chosen(
     with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
         win.data_panel.clear()
     assert win.pruning.data is None and win.pruning.calibration == ("demo", "")
-    assert win.data_panel.status.text() == NO_DATA
+    assert win.data_panel.status.text() == DEMO_DATA
