@@ -140,13 +140,18 @@ def _packed(m: nn.Module) -> tuple[int, int, int] | None:
     w = _out(_packed_proj(m))
     if style is None or w is None:
         return None
+    hkv = _int_attr(m, "num_key_value_heads", "num_kv_heads") or 1
+    stored = _int_attr(m, "num_heads", "_arborist_num_heads")  # Falcon; Phi-3 once lifted
+    if stored is not None:  # the truth (whole-head pruning updates it first): d follows
+        per_d = 3 * stored if style == "interleaved" else stored + 2 * hkv
+        if w % per_d == 0 and stored % hkv == 0:
+            return stored, stored if style == "interleaved" else hkv, w // per_d
     d = _int_attr(m, "head_dim", "head_size")
     if d is None or w % d:
         return None
     slots = w // d
     if style == "interleaved":
         return (slots // 3, slots // 3, d) if slots % 3 == 0 else None
-    hkv = _int_attr(m, "num_key_value_heads", "num_kv_heads") or 1
     h = slots - 2 * hkv
     return (h, hkv, d) if h > 0 and h % hkv == 0 else None
 

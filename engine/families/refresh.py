@@ -277,6 +277,9 @@ def _apply_layout(
         rep.note(name, m, "split_size", h * d)
         rep.note(name, m, "embed_dim", h * d)
     elif kind == "packed":
+        for attr in ("head_dim", "head_size"):
+            if _int_attr(m, attr):
+                rep.note(name, m, attr, d)
         if hasattr(m, "num_key_value_groups"):
             rep.note(name, m, "num_key_value_groups", h // hkv)
         for attr in ("num_heads", HEAD_COUNT_ATTR):

@@ -284,3 +284,29 @@ def test_history_replays_onto_a_fresh_model(name):
     assert _layouts(fresh) == _layouts(model)
     assert fresh.config.to_dict() == model.config.to_dict()
     torch.testing.assert_close(_logits(fresh), _logits(model), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kw", [dict(multi_query=False, alibi=True),
+                                dict(new_decoder_architecture=True, num_kv_heads=2, alibi=True)])
+def test_falcon_alibi_zeroed_head_dims_pruned_outputs_unchanged(kw):
+    """No RoPE (ALiBi): the same dims of every head may go; head_dim is refreshed from the
+    stored head count, heads stay, logits unchanged to 1e-5."""
+    torch.manual_seed(0)
+    model = _falcon(**kw).eval()
+    infos = families.find_attention(model)
+    with torch.no_grad():
+        for info in infos:
+            proj = next(iter(info.projections))
+            proj.weight.mul_(SHARPEN)
+            d = info.head_dim
+            proj.weight[[r for r in range(proj.weight.shape[0]) if r % d % 2]] = 0
+            info.module.dense.weight[:, [c for c in range(info.heads * d) if c % d % 2]] = 0
+    before = _logits(model)
+    layout = _layouts(model)
+    _prune(model, {"input_ids": IDS}, pruning_ratio=0.0,
+           pruning_ratio_dict={next(iter(i.projections)): 0.5 for i in infos})
+    after = _layouts(model)
+    assert [(h, kv) for h, kv, _ in after] == [(h, kv) for h, kv, _ in layout]
+    assert all(d < 8 for _, _, d in after)
+    assert all(i.module.head_dim == i.head_dim for i in families.find_attention(model))
+    torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
