@@ -223,7 +223,7 @@ def test_pruned_config_rebuilds_the_same_model(name):
     torch.testing.assert_close(_logits(rebuilt), _logits(model), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["phi3_gqa", "falcon_new_arch"])
+@pytest.mark.parametrize("name", ["phi3_gqa", "falcon_new_arch", "gpt_neox"])
 def test_pruned_model_saves_and_reloads(name, tmp_path):
     """save_pretrained / from_pretrained (the stock classes, not lifted) and a pickle of
     the lifted model both give back the pruned model's logits."""
@@ -234,6 +234,10 @@ def test_pruned_model_saves_and_reloads(name, tmp_path):
     model.save_pretrained(tmp_path / "hf")
     reloaded = type(model).from_pretrained(tmp_path / "hf").eval()
     torch.testing.assert_close(_logits(reloaded), expected, atol=1e-5, rtol=0)
+    with torch.no_grad():  # the lifted forward's cache path: same tokens as the stock class
+        gen = [m.generate(IDS, max_new_tokens=4, do_sample=False, pad_token_id=0)
+               for m in (model, reloaded)]
+    assert gen[0].shape == (1, 12) and torch.equal(gen[0], gen[1])
     torch.save(model, tmp_path / "model.pt")
     unpickled = torch.load(tmp_path / "model.pt", weights_only=False).eval()
     torch.testing.assert_close(_logits(unpickled), expected, atol=1e-5, rtol=0)
