@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from torch import nn
 
-__all__ = ["AttentionInfo", "find_attention", "detect_num_heads", "head_layout"]
+__all__ = ["AttentionInfo", "find_attention", "detect_num_heads", "head_layout", "packed_units",
+           "packed_style"]
 
 
 @dataclasses.dataclass
@@ -23,7 +25,9 @@ class AttentionInfo:
     kind: "split" (q_proj/k_proj/v_proj with head_dim: Llama, Qwen2, Mistral, HF ViT),
     "t5" (q/k/v/o with n_heads and key_value_proj_dim: T5, mT5, UMT5),
     "bert" (query/key/value with attention_head_size), "gpt2" (fused Conv1D c_attn),
-    "fused" (timm/torchvision qkv Linear with num_heads), "mha" (nn.MultiheadAttention).
+    "fused" (timm/torchvision qkv Linear with num_heads), "mha" (nn.MultiheadAttention),
+    "packed" (one q|k|v Linear of a decoder, laid out as `packed_layout` says: Phi-3's
+    `qkv_proj`, Falcon's and GPT-NeoX's `query_key_value`).
     """
 
     name: str
@@ -120,6 +124,79 @@ def _fused(m: nn.Module) -> tuple[int, int, int] | None:
     return h, h, d
 
 
+def _packed_proj(m: nn.Module) -> nn.Linear | None:
+    for name in ("qkv_proj", "query_key_value"):
+        layer = getattr(m, name, None)
+        if isinstance(layer, nn.Linear):
+            return layer
+    return None
+
+
+def packed_style(m: nn.Module) -> str | None:
+    """How a decoder packs q, k and v into one projection, from attribute names alone:
+    "blocks" (Phi-3, Falcon's multi-query: all q heads, then all k, then all v),
+    "groups" (Falcon's new decoder architecture: per KV head its q heads, its k, its v),
+    "interleaved" (Falcon's classic layout, GPT-NeoX: q, k, v of each head in turn)."""
+    if isinstance(getattr(m, "qkv_proj", None), nn.Linear) and _int_attr(m, "head_dim") \
+            and _int_attr(m, "num_key_value_heads") and isinstance(getattr(m, "o_proj", None),
+                                                                    nn.Module):
+        return "blocks"
+    if not isinstance(getattr(m, "query_key_value", None), nn.Linear) or \
+            not isinstance(getattr(m, "dense", None), nn.Module):
+        return None
+    if _int_attr(m, "head_size") and not hasattr(m, "num_kv_heads"):
+        return "interleaved"  # GPT-NeoX
+    if not all(_int_attr(m, a) for a in ("head_dim", "num_heads", "num_kv_heads")):
+        return None
+    if getattr(m, "new_decoder_architecture", False):
+        return "groups"
+    return "blocks" if getattr(m, "multi_query", False) else "interleaved"
+
+
+def _packed(m: nn.Module) -> tuple[int, int, int] | None:
+    """(heads, kv_heads, head_dim) of a packed q|k|v decoder block, from its current width:
+    head_dim is fixed (RoPE), the KV head count is stored, the q heads follow."""
+    style = packed_style(m)
+    w = _out(_packed_proj(m))
+    if style is None or w is None:
+        return None
+    hkv = _int_attr(m, "num_key_value_heads", "num_kv_heads") or 1
+    stored = _int_attr(m, "num_heads", "_arborist_num_heads")  # Falcon; Phi-3 once lifted
+    if stored is not None:  # the truth (whole-head pruning updates it first): d follows
+        per_d = 3 * stored if style == "interleaved" else stored + 2 * hkv
+        if w % per_d == 0 and stored % hkv == 0:
+            return stored, stored if style == "interleaved" else hkv, w // per_d
+    d = _int_attr(m, "head_dim", "head_size")
+    if d is None or w % d:
+        return None
+    slots = w // d
+    if style == "interleaved":
+        return (slots // 3, slots // 3, d) if slots % 3 == 0 else None
+    h = slots - 2 * hkv
+    return (h, hkv, d) if h > 0 and h % hkv == 0 else None
+
+
+def packed_units(m: nn.Module, width: int) -> tuple[np.ndarray, int, int] | None:
+    """For each of `width` output positions of a packed projection: the removable unit it
+    belongs to (a KV head with its q heads; -1: shared by all units, Falcon's single
+    multi-query k/v head), with the unit count and the q heads per unit."""
+    got = _packed(m)
+    style = packed_style(m)
+    if got is None or style is None or _out(_packed_proj(m)) != width:
+        return None
+    h, hkv, d = got
+    slot = np.arange(width) // d
+    if style == "interleaved":
+        return slot // 3, h, 1
+    if style == "groups":
+        return slot // (h // hkv + 2), hkv, h // hkv
+    rep = h // hkv
+    if hkv == 1 and h > 1:  # multi-query: each q head alone; k and v stay
+        return np.where(slot < h, slot, -1), h, 1
+    unit = np.where(slot < h, slot // rep, (slot - h) % hkv)
+    return unit, hkv, rep
+
+
 def _projections(kind: str, m: nn.Module, h: int, hkv: int) -> dict[nn.Module, int]:
     if kind == "split":
         return {m.q_proj: h, m.k_proj: hkv, m.v_proj: hkv}
@@ -131,6 +208,8 @@ def _projections(kind: str, m: nn.Module, h: int, hkv: int) -> dict[nn.Module, i
         return {m.c_attn: h}
     if kind == "fused":
         return {getattr(m, fused_names(m)[0]): h}
+    if kind == "packed":
+        return {_packed_proj(m): h}
     return {m: h}
 
 
@@ -139,7 +218,7 @@ def head_layout(m: nn.Module) -> tuple[str, int, int, int] | None:
     if isinstance(m, nn.MultiheadAttention):
         return "mha", m.num_heads, m.num_heads, m.head_dim
     readers = (("split", _split), ("t5", _t5), ("bert", _bert), ("gpt2", _gpt2),
-               ("fused", _fused))
+               ("fused", _fused), ("packed", _packed))
     for kind, read in readers:
         got = read(m)
         if got is not None:

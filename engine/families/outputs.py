@@ -22,11 +22,15 @@ DEFAULT_ROOT_TYPES: tuple[type, ...] = (nn.modules.conv._ConvNd, nn.Linear, nn.L
 
 
 def model_output(out: Any) -> Any:
-    """`logits` of a Hugging Face output if it has them, else `last_hidden_state`, else `out`.
+    """`logits` of a Hugging Face output if it has them (CLIP-style dual encoders:
+    `logits_per_image`), else `last_hidden_state`, else `out`.
 
+    CLIP's output holds both towers' hidden states; returned whole, each tower's
+    residual width would count as a model output and lock. Its image-text logits
+    contract the embeddings, so every width behind them stays prunable.
     A module-level function (not a lambda) so plans and pickles can refer to it.
     """
-    for attr in ("logits", "last_hidden_state"):
+    for attr in ("logits", "logits_per_image", "last_hidden_state"):
         value = getattr(out, attr, None)
         if value is not None:
             return value

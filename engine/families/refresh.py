@@ -27,7 +27,15 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .attention import _int_attr, _out, find_attention, fused_names, head_layout, is_t5
+from .attention import (
+    _int_attr,
+    _out,
+    find_attention,
+    fused_names,
+    head_layout,
+    is_t5,
+    packed_style,
+)
 from .moe import expert_width, is_fused_experts, refresh_moe
 from .t5 import fold_decoder_output_scale
 
@@ -96,8 +104,9 @@ def _is_layer(m: nn.Module) -> bool:
 
 def _is_mlp(m: nn.Module) -> bool:
     return type(m).__name__.endswith("Intermediate") or is_fused_experts(m) or any(
-        getattr(m, a, None) is not None for a in ("gate_proj", "up_proj", "fc1", "c_fc", "wi",
-                                                  "wi_0"))
+        getattr(m, a, None) is not None
+        for a in ("gate_proj", "up_proj", "fc1", "c_fc", "wi", "wi_0", "dense_h_to_4h",
+                  "gate_up_proj"))
 
 
 def module_index(model: nn.Module) -> _Index:
@@ -182,6 +191,11 @@ def _layout_now(m: nn.Module, kind: str) -> tuple[int, int, int] | str:
     first, so a shrink it does not explain narrowed the heads). Llama-style blocks
     store none; their head_dim is fixed by RoPE, so the heads must have changed.
     """
+    if kind == "packed":  # head_dim and the KV count are stored; the q heads follow
+        got = head_layout(m)
+        if got is None or got[0] != "packed":
+            return "its packed q|k|v width does not fit its head_dim and KV heads"
+        return got[1], got[2], got[3]
     widths = _widths(m, kind)
     if widths is None:
         return "its q/k/v widths cannot be read"
@@ -242,6 +256,8 @@ def _kind_of(m: nn.Module) -> str | None:
     proj_name, heads_name = fused_names(m)
     if isinstance(getattr(m, proj_name, None), nn.Linear) and _int_attr(m, heads_name):
         return "fused"
+    if packed_style(m) is not None:
+        return "packed"
     return None
 
 
@@ -272,6 +288,15 @@ def _apply_layout(
         rep.note(name, m, "num_heads", h)
         rep.note(name, m, "split_size", h * d)
         rep.note(name, m, "embed_dim", h * d)
+    elif kind == "packed":
+        for attr in ("head_dim", "head_size"):
+            if _int_attr(m, attr):
+                rep.note(name, m, attr, d)
+        if hasattr(m, "num_key_value_groups"):
+            rep.note(name, m, "num_key_value_groups", h // hkv)
+        for attr in ("num_heads", HEAD_COUNT_ATTR):
+            if _int_attr(m, attr):
+                rep.note(name, m, attr, h)
     else:
         rep.note(name, m, fused_names(m)[1], h)
         if _int_attr(m, "head_dim"):
@@ -338,10 +363,13 @@ def _intermediate_size(m: nn.Module) -> int | None:
     """First projection of a transformer MLP (Llama gate/up, BERT intermediate, fc1, c_fc)."""
     if is_fused_experts(m):  # Mixtral: every expert has the same width
         return expert_width(m)
-    for attr in ("gate_proj", "up_proj", "fc1", "c_fc", "wi", "wi_0"):  # wi: T5
+    for attr in ("gate_proj", "up_proj", "fc1", "c_fc", "wi", "wi_0", "dense_h_to_4h"):  # wi: T5
         w = _out(getattr(m, attr, None))
         if w is not None:
             return w
+    fused = _out(getattr(m, "gate_up_proj", None))  # Phi-3: gate | up in one Linear
+    if fused is not None and fused % 2 == 0:
+        return fused // 2
     dense = getattr(m, "dense", None)
     if type(m).__name__.endswith("Intermediate") and _out(dense) is not None:
         return _out(dense)
@@ -379,22 +407,31 @@ def _refresh_config(
     assert index.head_table is not None and index.mlp_table is not None
     infos = [i for i in index.head_table.values() if i is not None]
     width = getattr(config, "hidden_size", None)
-    odd = sorted({i.heads * i.head_dim for i in infos if i.kind in ("bert", "gpt2")} - {width})
+    derived = ("bert", "gpt2", "packed") if getattr(config, "model_type", "") in (
+        "falcon", "gpt_neox") else ("bert", "gpt2")  # their head size is hidden // heads
+    odd = sorted({i.heads * i.head_dim for i in infos if i.kind in derived} - {width})
     if odd:  # these configs derive head_dim = hidden_size // heads: no field to say otherwise
         rep.problems.append(
             f"config: attention width {odd} != hidden_size {width}; the pruned model runs, "
             "but type(model)(model.config) would not rebuild it"
         )
     if infos:
-        for attr, vals in (
+        fields = [
             ("num_attention_heads", [i.heads for i in infos]),
             ("num_key_value_heads", [i.kv_heads for i in infos]),
             ("head_dim", [i.head_dim for i in infos]),
-        ):
+        ]
+        if hasattr(config, "num_kv_heads") and (getattr(config, "new_decoder_architecture", False)
+                                                or not getattr(config, "multi_query", False)):
+            fields.append(("num_kv_heads", [i.kv_heads for i in infos]))  # Falcon
+        for attr, vals in fields:
             # head_dim is written for q/k/v families even when the config lacks it: they
             # fall back to hidden_size // heads, which pruning makes wrong
-            if not (hasattr(config, attr) or (attr == "head_dim" and infos[0].kind == "split")):
+            derives_head_dim = attr == "head_dim" and infos[0].kind in ("split", "packed")
+            if not (hasattr(config, attr) or derives_head_dim):
                 continue
+            if isinstance(getattr(type(config), attr, None), property):
+                continue  # derived (Falcon's head_dim = hidden_size // heads): no field
             value = _uniform(vals)
             if value is None:
                 rep.problems.append(
@@ -402,7 +439,8 @@ def _refresh_config(
                 )
                 continue
             rep.note("config", config, attr, value)
-    plain = next((a for a in ("n_inner", "d_ff") if hasattr(config, a)), "intermediate_size")
+    plain = next((a for a in ("n_inner", "d_ff", "ffn_hidden_size") if hasattr(config, a)),
+                 "intermediate_size")
     by_attr: dict[str, list[int]] = {}
     for i, w in index.mlp_table.items():
         if w is not None:

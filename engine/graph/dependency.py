@@ -31,6 +31,7 @@ from ..families.moe import (
     lift_experts,
     replay_experts,
 )
+from ..families.lift_packed import lift_packed_attention
 from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
@@ -109,6 +110,7 @@ class DependencyGraph:
         record_head_counts(model)  # before any pruning: the widths say it only now
         lift_attention(model)  # Swin / MaxViT: head width read from the projections
         lift_experts(model)  # Mixtral-style fused experts: a leaf over the residual width
+        lift_packed_attention(model)  # Phi-3 / GPT-NeoX: q|k|v cut along a head axis
         self._refresher = AttributeRefresher(model)
         if output_transform is None:  # HF models: their logits, not the generation cache
             output_transform = output_transform_for(model)

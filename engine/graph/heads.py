@@ -49,6 +49,7 @@ class HeadMember:
     parent: str
     n_heads: int
     per_unit: int = 1  # heads of this layer that one unit removes (q heads per KV head)
+    shared: int = 0  # positions in no unit (Falcon multi-query's one k/v head)
 
 
 @dataclasses.dataclass
@@ -117,6 +118,19 @@ def _fused_qkv(dg: HeadGraph, parent: str, module: nn.Module) -> bool:
     return module is getattr(owner, name, None)
 
 
+def _packed_units(
+    dg: HeadGraph, parent: str, module: nn.Module, width: int
+) -> tuple[np.ndarray, int, int] | None:
+    """Units of a packed q|k|v projection (`engine.families.attention.packed_units`)."""
+    from ..families.attention import packed_units  # lazy: families imports function
+
+    owner = dict(dg.model.named_modules()).get(parent) if dg.model is not None else None
+    packed = getattr(owner, "qkv_proj", getattr(owner, "query_key_value", None))
+    if owner is None or module is not packed:
+        return None
+    return packed_units(owner, width)
+
+
 def declared_heads(model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[nn.Module, int]:
     """`num_heads` plus every nn.MultiheadAttention (its head count is known); when none are
     declared at all, the attention of known families too (Hugging Face, timm: a no-code tool
@@ -165,13 +179,19 @@ def find_head_scopes(
                 continue
             mb.per_unit = h // hkv if mb.n_heads == h else 1
             unit = heads // mb.per_unit
+            n_units = hkv
             fine_here = state.fine[orig]
-            if len(members) == 1 and not _one_unit_per_class(fine_here, unit):
+            packed = _packed_units(dg, parent, mb.module, orig.size) if len(members) == 1 \
+                else None
+            if packed is not None:  # Phi-3, Falcon, GPT-NeoX: q|k|v in one layer, GQA too
+                unit, n_units, mb.per_unit = packed
+                mb.shared = int((unit < 0).sum())
+            elif len(members) == 1 and not _one_unit_per_class(fine_here, unit):
                 # an unknown fused q|k|v projection: q and k of one head share a fine class
                 stacked = _head_of_positions(mb.module, orig.size, mb.n_heads, True, True)
                 if stacked is not None and _one_unit_per_class(fine_here, stacked):
                     unit = stacked
-            for j in range(hkv):
+            for j in range(n_units):
                 key = (parent, j)
                 if key not in node_of:
                     node_of[key] = len(node_of)  # ids index parent_of below
@@ -228,7 +248,7 @@ def _units_are_whole(dg: HeadGraph, scope: HeadScope) -> bool:
     for mb in scope.members:
         state = _out_state(dg, mb.module)
         sizes = {int((state.alive & np.isin(state.fine, u.fine)).sum()) for u in scope.units}
-        width = int(state.alive.sum())
+        width = int(state.alive.sum()) - mb.shared
         if len(sizes) != 1 or sizes.pop() * len(scope.units) != width:
             return False
     return True
@@ -352,8 +372,10 @@ def _set_counts(owner: nn.Module | None, members: list[HeadMember], n: int) -> N
     if owner is None or any(isinstance(mb.module, nn.MultiheadAttention) for mb in members):
         return  # the MHA pruner updates num_heads itself
     h = max(mb.n_heads for mb in members)
-    hkv = min(mb.n_heads for mb in members)
     per_q = max(mb.per_unit for mb in members)
+    hkv = min(mb.n_heads for mb in members)
+    if len(members) == 1 and per_q > 1:  # a packed q|k|v layer: its units are KV heads
+        hkv = h // per_q
     for attr in _Q_NAMES:
         if getattr(owner, attr, None) == h and isinstance(getattr(owner, attr), int):
             setattr(owner, attr, h - per_q * n)

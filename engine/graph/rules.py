@@ -1092,10 +1092,31 @@ def _prelu(t, func, args, kwargs, out):
     _norm_op(t, x, 1 if x.dim() > 1 else 0, [w], out)
 
 
+def _repeat_kv_heads(t: ChannelTracer, x: torch.Tensor, heads: int) -> torch.Tensor:
+    """sdpa's enable_gqa: KV head g serves q heads g*rep .. (g+1)*rep-1, as repeat_kv's
+    expand + reshape would; a stand-in whose heads dim is repeated, slots and all."""
+    nd, hd = x.dim(), x.dim() - 3
+    if nd < 3 or x.shape[hd] == heads or heads % x.shape[hd]:
+        return x
+    rep = heads // x.shape[hd]
+    shape = list(x.shape)
+    shape[hd] = heads
+    stand_in = torch.empty(shape, device="meta")
+    axes = []
+    for ax in t.ann(x):
+        if hd in ax.dims:
+            ax = Axis(ax.dims, np.repeat(ax.slots, rep, axis=ax.dims.index(hd)), ax.free)
+        axes.append(ax)
+    t.set_ann(stand_in, tuple(axes))
+    return stand_in
+
+
 @rule("_sdpa")
 def _sdpa(t, func, args, kwargs, out):
     q, k, v = args[0], args[1], args[2]
     nd = q.dim()
+    if nd >= 3:  # grouped-query attention without repeat_kv (enable_gqa=True)
+        k, v = _repeat_kv_heads(t, k, q.shape[-3]), _repeat_kv_heads(t, v, q.shape[-3])
     _contract(t, q, _transposed_view(t, k), q, scores_seen=False)  # unites q's and k's channels
     outs = _tensors(out)
     v_ann = tuple(ax for ax in t.ann(v) if nd - 2 not in ax.dims)
