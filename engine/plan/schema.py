@@ -127,7 +127,9 @@ class PruningPlan:
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
-                problems.append(f"{key}: unknown field (known fields: {', '.join(sorted(known))})")
+                problems.append(
+                    f"{_field_name(key)}: unknown field (known fields: {', '.join(sorted(known))})"
+                )
         version = d.get("version", PLAN_VERSION)
         if _is(version, (int,)) and version != PLAN_VERSION:
             problems.append(f"version: {version} is not supported (this Arborist reads version "
@@ -230,6 +232,12 @@ class PruningPlan:
         validate_plan(self, model)
 
 
+def _field_name(key: Any) -> str:
+    """A key as it can appear in a one-line problem (a hostile key may hold newlines)."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
+
+
 def _scope_from_dict(s: Any, where: str, problems: list[str]) -> UserScope | None:
     if isinstance(s, UserScope):
         return s
@@ -239,7 +247,8 @@ def _scope_from_dict(s: Any, where: str, problems: list[str]) -> UserScope | Non
     ok = True
     for key in s:
         if key not in ("layers", "ratio", "name"):
-            problems.append(f"{where}.{key}: unknown field (known: layers, ratio, name)")
+            name = _field_name(key)
+            problems.append(f"{where}.{name}: unknown field (known: layers, ratio, name)")
             ok = False
     layers = s.get("layers")
     if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
