@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten
 from .. import function as F
 from ..families.coupling import couple_shared_head_size
 from ..families.lift import lift_attention
+from ..families.lift_packed import lift_packed_attention
 from ..families.moe import (
     EXPERTS_PREFIX,
     FusedExperts,
@@ -31,7 +32,6 @@ from ..families.moe import (
     lift_experts,
     replay_experts,
 )
-from ..families.lift_packed import lift_packed_attention
 from ..families.outputs import output_transform_for
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
