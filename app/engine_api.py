@@ -94,13 +94,9 @@ def parse_input_spec(text: str) -> Any:
 
 
 def describe_inputs(inputs: Any) -> str:
-    from engine.io.input_spec import InputSpec
+    from engine.workflow.session import describe_inputs as describe
 
-    try:
-        return InputSpec.from_inputs(inputs).to_string()
-    except Exception:
-        shape = getattr(inputs, "shape", None)
-        return ",".join(str(d) for d in shape) if shape is not None else type(inputs).__name__
+    return describe(inputs)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -309,12 +309,7 @@ class Previewer:
                           "reproducible plan", stacklevel=2)
         if plan.iterative_steps > 1 or self._shadow is None:
             return self._simulate(plan)
-        cache = PlanCache(self.dg, groups=groups, rankings=self._ranks_for(plan),
-                          head_scopes=self._head_scopes, sub_groups=self._sub_groups)
-        pruner = BasePruner(
-            self.model, self.example_inputs, self._criterion(plan),
-            dependency_graph=self.dg, plan_cache=cache,
-            **pruner_kwargs(plan, self.model, modules=self._modules))
+        pruner = self._planning_pruner(plan, groups)
         with self._gradients(plan):
             plans, planned = pruner.planned()
         shadow = self._shadow
@@ -425,6 +420,15 @@ class Previewer:
             layers.append(LayerPreview(spec.name, spec.type, b[0], a[0], b[1], a[1],
                                        b[2], a[2], b[3], a[3]))
         return Preview(self.macs_before, macs, self.params_before, params, layers, plans)
+
+    def _planning_pruner(self, plan: PruningPlan, groups: list[Group]) -> BasePruner:
+        """A pruner over this previewer's cached groups and rankings: it plans, never cuts."""
+        cache = PlanCache(self.dg, groups=groups, rankings=self._ranks_for(plan),
+                          head_scopes=self._head_scopes, sub_groups=self._sub_groups)
+        return BasePruner(
+            self.model, self.example_inputs, self._criterion(plan),
+            dependency_graph=self.dg, plan_cache=cache,
+            **pruner_kwargs(plan, self.model, modules=self._modules))
 
     def _simulate(self, plan: PruningPlan) -> Preview:
         """Prune a deep copy for real (iterative plans, models without a meta forward)."""

@@ -40,10 +40,7 @@ from ..data.batch import Batch, as_batch
 from ..function.attributes import AttributeRefresher
 from ..graph import DependencyGraph, Group
 from ..io.input_spec import call_with
-from ..pruner import BasePruner
-from ..pruner.plan_cache import PlanCache
 from .apply import Cancelled
-from .build import pruner_kwargs
 from .calibration import Calibration
 from .preview import Previewer, _Shadow
 from .schema import PlanError, PruningPlan, UserScope
@@ -204,13 +201,7 @@ class ScanPreviewer(Previewer):
 
     def planned_groups(self, plan: PruningPlan) -> list[Group]:
         validate_plan(plan, self.model, modules=self._modules)
-        groups = self._groups_for(plan)
-        cache = PlanCache(self.dg, groups=groups, rankings=self._ranks_for(plan),
-                          head_scopes=self._head_scopes, sub_groups=self._sub_groups)
-        pruner = BasePruner(
-            self.model, self.example_inputs, self._criterion(plan),
-            dependency_graph=self.dg, plan_cache=cache,
-            **pruner_kwargs(plan, self.model, modules=self._modules))
+        pruner = self._planning_pruner(plan, self._groups_for(plan))
         with self._gradients(plan):
             return pruner.planned()[1]
 

@@ -55,7 +55,7 @@ class Session:
         self.model = model
         self.example_inputs = example_inputs
         self.source = source
-        self.input_spec = input_spec or _describe(example_inputs)
+        self.input_spec = input_spec or describe_inputs(example_inputs)
         self.description = description or type(model).__name__
         self.arch = arch
         self.source_kind = source_kind
@@ -104,7 +104,7 @@ class Session:
                 f"cannot tell what inputs {source} takes; give an input shape, e.g. 1,3,224,224"
             )
         known = loaded.input_spec is not None and not guessed
-        spec = loaded.input_spec.to_string() if known else _describe(inputs)
+        spec = loaded.input_spec.to_string() if known else describe_inputs(inputs)
         progress(0.35, "Running the model once…")
         output = _run_once(loaded.model, inputs, spec, guessed)
         check_cancel(cancel)
@@ -441,7 +441,8 @@ def _run_once(model: Any, inputs: Any, spec: str, guessed: bool) -> Any:
         ) from None
 
 
-def _describe(inputs: Any) -> str:
+def describe_inputs(inputs: Any) -> str:
+    """An input spec string for example inputs ("1,3,224,224"), or a best-effort label."""
     from ..io.input_spec import InputSpec
 
     try:
