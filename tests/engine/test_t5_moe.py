@@ -79,7 +79,9 @@ def _zero_t5_dims(model: nn.Module, dims: list[int]) -> None:
 # --------------------------------------------------------------------- T5
 @pytest.mark.parametrize("encoder_only", [False, True])
 def test_t5_zeroed_head_dims_pruned_outputs_unchanged(encoder_only):
-    model = _t5(encoder_only)
+    # float64: random-init T5's activations are large enough that float32 summation
+    # order alone moves outputs by ~1.5e-5; in double the check is exact to 1e-5 honestly
+    model = _t5(encoder_only).double()
     inputs = _inputs(model)
     before_layout = _t5_layouts(model)
     _zero_t5_dims(model, list(range(1, 16, 2)))
