@@ -4,14 +4,18 @@ Random-weight torchvision ResNet-50 (no downloads) on seeded random images; the 
 is run with and without prefix replay (same numbers: tests/engine/test_scan_planner.py
 checks that), and one full forward of the calibration set is timed for scale.
 
+`--units isomorphic` scans one unit per isomorphic class (engine/plan/scan.py); every
+point's elapsed time is printed, so a run cut short still gives a per-point rate.
+
 Usage: python -m benchmarks.scan_speed [--samples 256] [--size 224] [--no-baseline]
-       [--json out.json]
+       [--units groups|isomorphic] [--stop-at-chance] [--threads N] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -28,6 +32,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--no-baseline", action="store_true", help="skip the run without replay")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--units", choices=("groups", "isomorphic"), default="groups")
+    ap.add_argument("--stop-at-chance", action="store_true",
+                    help="skip a unit's higher ratios once its agreement is at ~chance")
     ap.add_argument("--json")
     args = ap.parse_args()
     if args.threads:
@@ -47,17 +54,28 @@ def main() -> None:
     pv = ScanPreviewer(model, ex)
     setup_s = time.perf_counter() - t
     out = {"samples": args.samples, "size": args.size, "forward_s": forward_s,
-           "previewer_s": setup_s, "threads": torch.get_num_threads()}
+           "previewer_s": setup_s, "threads": torch.get_num_threads(), "units_mode": args.units,
+           "stop_at_chance": args.stop_at_chance, "loadavg_start": os.getloadavg()}
+    print(json.dumps(out), flush=True)
     for skip in ((True,) if args.no_baseline else (True, False)):
         t = time.perf_counter()
+        every = 1 if args.units == "isomorphic" else 20
+
+        def show(done: int, total: int, msg: str, t0: float = t, every: int = every) -> None:
+            if done % every == 0:
+                print(f"{time.perf_counter() - t0:8.1f} s  {done}/{total} {msg}  "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+
+        settings = ScanSettings(max_samples=args.samples, skip_prefix=skip, units=args.units,
+                                stop_at_chance=args.stop_at_chance)
         res = sensitivity_scan(model, ex, data, PruningPlan(), previewer=pv, cache_dir="",
-                               settings=ScanSettings(max_samples=args.samples, skip_prefix=skip),
-                               progress=lambda d, t, m: print(f"{d}/{t} {m}", flush=True)
-                               if d % 20 == 0 else None)
+                               settings=settings, progress=show)
         key = "scan_s" if skip else "scan_no_replay_s"
         out[key] = time.perf_counter() - t
         out["units"] = len(res.curves)
         out["points"] = res.points_evaluated
+        out["skipped_points"] = res.skipped_points
+        out["loadavg_end"] = os.getloadavg()
         print(json.dumps(out), flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -34,6 +34,11 @@ def add_scan_options(p: argparse.ArgumentParser, *, required_data: bool = True) 
                    help="never remove more than R of any group")
     p.add_argument("--ignore", nargs="+", action="extend", default=None, metavar="LAYER",
                    help="module paths to leave unpruned")
+    p.add_argument("--units", choices=("groups", "isomorphic"), default="groups",
+                   help="scan each group alone (default) or each isomorphic class of groups "
+                        "as one unit (far fewer points; members then share one ratio)")
+    p.add_argument("--stop-at-chance", action="store_true",
+                   help="skip a unit's higher ratios once its agreement is at ~chance")
     p.add_argument("--no-cache", action="store_true", help="scan again even if cached")
 
 
@@ -87,7 +92,9 @@ def scan_from_args(args: argparse.Namespace, opened: Any, dg: Any, previewer: An
     samples = args.samples or DEFAULT_SAMPLES
     if samples < 1 or args.batch_size < 1:
         raise CliError("--samples and --batch-size must be at least 1")
-    settings = ScanSettings(ratios=parse_ratios(args.ratios), max_samples=samples)
+    settings = ScanSettings(ratios=parse_ratios(args.ratios), max_samples=samples,
+                            units=getattr(args, "units", "groups"),
+                            stop_at_chance=getattr(args, "stop_at_chance", False))
     base = base_plan(args, opened.input_spec)
     base.validate(opened.model)
     data = calibration_loader(args, opened)
@@ -125,11 +132,13 @@ def report_of(args: argparse.Namespace, scan: Any) -> dict[str, Any]:
         "samples": scan.samples,
         "seconds": scan.seconds,
         "points": scan.points_evaluated,
+        "units": scan.units,
+        "skipped_points": scan.skipped_points,
         "accuracy_before": scan.accuracy_before,
         "macs_before": scan.macs_before,
         "params_before": scan.params_before,
         "curves": [
-            {"name": c.name, "kind": c.kind, "channels": c.channels,
+            {"name": c.name, "kind": c.kind, "channels": c.channels, "layers": c.layers,
              "points": [{"ratio": p.ratio, "channels_after": p.channels_after,
                          "macs_ratio": p.macs / scan.macs_before, "kl": p.kl,
                          "agreement": p.agreement, "accuracy": p.accuracy}

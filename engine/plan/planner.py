@@ -100,6 +100,8 @@ def plan_from_ratios(base: PruningPlan, scan: ScanResult, ratios: dict[str, floa
         r = ratios.get(curve.name, 0.0)
         if curve.kind == "scope":
             scopes.append(UserScope(list(curve.layers), r, curve.name))
+        elif curve.kind == "class" and r > 0:  # an isomorphic class: each member at r
+            group_ratios.update({root: r for root in curve.layers})
         elif r > 0:
             group_ratios[curve.name] = r
     return base.replace(pruning_ratio=0.0, layer_ratios={}, group_ratios=group_ratios,

@@ -19,6 +19,14 @@ Why it is exact and fast:
 
 Results are cached on disk per model digest + data digest + criterion + settings
 (atomic write), and the scan reports progress and can be cancelled between points.
+
+`units="isomorphic"` scans one unit per isomorphic class instead of per group: the
+groups with the same topology signature (`engine.pruner.scopes.signature`, the one the
+pruner's `isomorphic=True` ranking pools by) are pruned TOGETHER, each at the ratio, and
+the class curve stands for every member (`ScanResult.curve(member)`,
+`ScanResult.group_curves()`). ResNet-50 has 37 groups but far fewer classes, so the
+scan costs a fraction of the points; the price is that the planner can only move a
+class as a whole (its members keep one ratio).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from ..data.batch import Batch, as_batch
 from ..function.attributes import AttributeRefresher
 from ..graph import DependencyGraph, Group
 from ..io.input_spec import call_with
+from ..pruner.scopes import signature
 from .apply import Cancelled
 from .calibration import Calibration
 from .preview import Previewer, _Shadow
@@ -47,6 +56,8 @@ from .schema import PlanError, PruningPlan, UserScope
 from .validation import validate_plan
 
 SCAN_VERSION = 1
+UNIT_MODES = ("groups", "isomorphic")
+CHANCE_FACTOR = 2.0  # stop_at_chance: a unit whose agreement is <= 2/classes is done
 MAX_SCAN_BYTES = 64 << 20  # a scan of thousands of groups is a few MB
 DEFAULT_RATIOS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
 Progress = Callable[[int, int, str], None]
@@ -68,11 +79,12 @@ class ScanPoint:
 
 @dataclasses.dataclass
 class ScanCurve:
-    """A unit's curve: `name` is the group's root layer or the scope's name."""
+    """A unit's curve: `name` is the group's root layer, the scope's name, or (isomorphic
+    class) its first member's root layer followed by the member count."""
 
     name: str
-    kind: str  # "group" | "scope"
-    layers: list[str]  # scope layers, or the group's root layer
+    kind: str  # "group" | "scope" | "class"
+    layers: list[str]  # scope layers, the group's root layer, or the class members' roots
     channels: int
     points: list[ScanPoint]
 
@@ -98,13 +110,30 @@ class ScanResult:
     seconds: float = 0.0
     points_evaluated: int = 0
     base_plan: dict[str, Any] = dataclasses.field(default_factory=dict)  # criterion, round_to..
+    units: str = "groups"  # "groups" | "isomorphic" (older files: groups)
+    skipped_points: int = 0  # stop_at_chance: points not measured (unit already at chance)
     version: int = SCAN_VERSION
 
     def curve(self, name: str) -> ScanCurve:
+        """The unit's curve; a member group's root layer finds its isomorphic class's."""
         for c in self.curves:
             if c.name == name:
                 return c
+        for c in self.curves:
+            if c.kind == "class" and name in c.layers:
+                return c
         raise KeyError(name)
+
+    def group_curves(self) -> dict[str, ScanCurve]:
+        """Per group root layer (and per scope name): the curve that describes it, for
+        per-group overlays. Class curves repeat for each member, so do not sum these."""
+        out: dict[str, ScanCurve] = {}
+        for c in self.curves:
+            if c.kind == "class":
+                out.update({root: c for root in c.layers})
+            else:
+                out[c.name] = c
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,11 +215,14 @@ class ScanUnit:
     channels: int
 
     def plan_at(self, base: PruningPlan, ratio: float) -> PruningPlan:
-        """The base plan with only this unit pruned, at `ratio`."""
+        """The base plan with only this unit pruned, at `ratio` (a class: each member at
+        `ratio`, ranked in its own group, which is the plan the planner writes for it)."""
         common = dict(pruning_ratio=0.0, layer_ratios={}, group_ratios={}, scopes=[],
                       global_pruning=False, isomorphic=False, iterative_steps=1)
         if self.kind == "scope":
             common["scopes"] = [UserScope(list(self.layers), ratio, self.name)]
+        elif self.kind == "class":
+            common["group_ratios"] = {root: ratio for root in self.layers}
         else:
             common["group_ratios"] = {self.name: ratio}
         return base.replace(**common)
@@ -213,8 +245,12 @@ class ScanPreviewer(Previewer):
         return out
 
 
-def scan_units(previewer: ScanPreviewer, base: PruningPlan) -> list[ScanUnit]:
-    """The base plan's user scopes, then every other prunable group by root layer."""
+def scan_units(previewer: ScanPreviewer, base: PruningPlan,
+               mode: str = "groups") -> list[ScanUnit]:
+    """The base plan's user scopes, then every other prunable group by root layer
+    (`mode="groups"`) or every isomorphic class of them (`mode="isomorphic"`)."""
+    if mode not in UNIT_MODES:
+        raise ValueError(f"scan units {mode!r}: choose one of {', '.join(UNIT_MODES)}")
     units: list[ScanUnit] = []
     modules = previewer._modules
     scoped: set[int] = set()
@@ -222,10 +258,20 @@ def scan_units(previewer: ScanPreviewer, base: PruningPlan) -> list[ScanUnit]:
         ids = {id(sub) for n in s.layers for sub in modules[n].modules()}
         scoped |= ids
         units.append(ScanUnit(s.name or f"scope{i}", "scope", list(s.layers), 0))
+    classes: dict[tuple, list[str]] = {}
+    width: dict[tuple, int] = {}
     for root, group in previewer.group_roots(base):
         if any(it.dep.kind == "out" and id(it.dep.target.module) in scoped for it in group):
             continue
-        units.append(ScanUnit(root, "group", [root], len(group[0].idxs)))
+        if mode == "groups":
+            units.append(ScanUnit(root, "group", [root], len(group[0].idxs)))
+        else:
+            sig = signature(group)
+            classes.setdefault(sig, []).append(root)
+            width[sig] = len(group[0].idxs)
+    for sig, roots in classes.items():  # first-seen order, like the pruner's class ids
+        name = roots[0] if len(roots) == 1 else f"{roots[0]} (+{len(roots) - 1} isomorphic)"
+        units.append(ScanUnit(name, "class", roots, width[sig]))
     return units
 
 
@@ -426,6 +472,10 @@ class ScanSettings:
     max_samples: int = 256
     prefix_cache_bytes: int = 1 << 30
     skip_prefix: bool = True
+    units: str = "groups"  # "isomorphic": one unit per isomorphic class of groups
+    # skip a unit's higher ratios once its agreement is at ~chance (<= CHANCE_FACTOR /
+    # classes): deeper cuts of it cannot be better and the planner would never pick them
+    stop_at_chance: bool = False
 
 
 def scan_key(model: nn.Module, batches: list[Batch], base: PruningPlan,
@@ -435,7 +485,8 @@ def scan_key(model: nn.Module, batches: list[Batch], base: PruningPlan,
         "importance": base.importance, "options": base.importance_options,
         "round_to": base.round_to, "max": base.max_pruning_ratio,
         "ignored": sorted(base.ignored_layers), "scopes": [s.to_dict() for s in base.scopes],
-        "ratios": list(settings.ratios),
+        "ratios": list(settings.ratios), "units": settings.units,
+        "stop_at_chance": settings.stop_at_chance,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -462,6 +513,8 @@ def sensitivity_scan(
     """
     base = base or PruningPlan()
     settings = settings or ScanSettings()
+    if settings.units not in UNIT_MODES:
+        raise ValueError(f"scan units {settings.units!r}: choose one of {', '.join(UNIT_MODES)}")
     batches = take_batches(data, settings.max_samples)
     key = scan_key(model, batches, base, settings)
     cache_path = None
@@ -475,7 +528,7 @@ def sensitivity_scan(
     t0 = time.perf_counter()
     model.eval()
     pv = previewer or ScanPreviewer(model, example_inputs, dependency_graph, calibration)
-    units = scan_units(pv, base)
+    units = scan_units(pv, base, settings.units)
     # the points to evaluate: exact channels and MACs first (cheap), then fidelity
     todo: list[tuple[int, float, list[Group], Any]] = []
     for ui, unit in enumerate(units):
@@ -502,9 +555,15 @@ def sensitivity_scan(
     labels = [b.labels for b in batches]
     acc0 = fidelity(reference, reference, labels).accuracy
     points: dict[int, list[ScanPoint]] = {i: [] for i in range(len(units))}
+    chance = _chance(reference) if settings.stop_at_chance else None
+    at_chance: set[int] = set()
+    skipped = 0
     for k, (ui, r, groups, prev) in enumerate(todo):
         if cancel is not None and cancel():
             raise Cancelled(f"scan cancelled after {k} of {len(todo)} points")
+        if ui in at_chance:
+            skipped += 1
+            continue
         front = fronts[k] if fronts and all(m in keep for m in fronts[k]) else []
 
         def measure(copy_model: nn.Module, front: list[int] = front) -> list[torch.Tensor]:
@@ -516,6 +575,8 @@ def sensitivity_scan(
         points[ui].append(ScanPoint(
             r, root.channels_after if root is not None else 0, prev.macs_after,
             prev.params_after, fid.kl, fid.agreement, fid.accuracy))
+        if chance is not None and fid.agreement <= chance:
+            at_chance.add(ui)
         if progress is not None:
             progress(k + 1, len(todo), f"{units[ui].name} at {r:g}: agreement "
                      f"{fid.agreement:.3f}")
@@ -523,8 +584,9 @@ def sensitivity_scan(
               for i, u in enumerate(units) if points[i]]
     result = ScanResult(key, base.importance, dict(base.importance_options),
                         list(settings.ratios), sum(len(b) for b in batches), pv.macs_before,
-                        pv.params_before, acc0, curves, time.perf_counter() - t0, len(todo),
-                        base.replace(source=None).to_dict())
+                        pv.params_before, acc0, curves, time.perf_counter() - t0,
+                        len(todo) - skipped, base.replace(source=None).to_dict(),
+                        settings.units, skipped)
     if cache_path is not None:
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -532,6 +594,12 @@ def sensitivity_scan(
         except OSError:
             pass  # a read-only cache dir must not cost the user the scan
     return result
+
+
+def _chance(reference: list[torch.Tensor]) -> float | None:
+    """Agreement at ~chance: CHANCE_FACTOR / classes (None for a single-output model)."""
+    classes = reference[0].shape[-1] if reference and reference[0].dim() > 1 else 1
+    return CHANCE_FACTOR / classes if classes > 1 else None
 
 
 def _run(copy_model: nn.Module, batches: list[Batch], shadow: _RealShadow, prefix: _Prefix,

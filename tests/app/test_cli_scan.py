@@ -140,3 +140,28 @@ def test_subprocess_plan_with_data(digit_folders, tmp_path):
     report = json.loads(done.stdout)
     assert report["macs_ratio"] <= 0.6
     assert list((tmp_path / "c" / "scans").glob("*.json"))  # the scan was cached
+
+
+def test_scan_by_isomorphic_class_then_plan(digit_folders, tmp_path, capsys):
+    common = ("scan", "arborist:demo", "--data", str(digit_folders.train), "--samples", "128",
+              "--ratios", "0.3,0.6", "--no-cache")
+    out = tmp_path / "iso.json"
+    iso = run_json(capsys, *common, "--units", "isomorphic", "-o", str(out))
+    groups = run_json(capsys, *common)
+    assert iso["units"] == "isomorphic" and groups["units"] == "groups"
+    assert iso["key"] != groups["key"]
+    assert all(c["kind"] == "class" for c in iso["curves"])
+    members = sorted(r for c in iso["curves"] for r in c["layers"])
+    assert members == sorted(c["name"] for c in groups["curves"])
+    assert len(iso["curves"]) <= len(groups["curves"])
+    plan_path = tmp_path / "plan.json"
+    report = run_json(capsys, "plan", "arborist:demo", "--scan", str(out),
+                      "--keep-macs", "0.7", "-o", str(plan_path))
+    assert report["macs_ratio"] <= 0.7
+    ratios = json.loads(plan_path.read_text())["group_ratios"]
+    for c in iso["curves"]:
+        assert len({ratios.get(r, 0.0) for r in c["layers"]}) == 1
+    with pytest.raises(SystemExit) as exit_:
+        main([*common, "--units", "layers"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "--units" in err
