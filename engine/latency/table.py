@@ -3,11 +3,12 @@
 Every leaf module the model's forward runs is timed ALONE, rebuilt at a few widths
 (input and output channels at 25/50/75/100 %), on inputs shaped like the ones it
 sees in the model. A pruned model's latency is then predicted from the widths its
-layers end up with (bilinear interpolation in the table), corrected by an affine fit of whole-model measurements against table sums (the
-unpruned model and uniformly pruned copies at 25/50/75 % kept width, `calibrate`): the fit
-carries what timing leaves alone cannot see (functional adds/cats, dispatch overhead,
-cache effects, page faults of large activations), and its intercept is what a pure
-scale factor got wrong: narrow models were under-predicted by 7-20 % (docs/benchmarks.md).
+layers end up with (bilinear interpolation in the table), corrected by an affine
+fit of whole-model measurements against table sums (the unpruned model and uniformly
+pruned copies at 25/50/75 % kept width, `calibrate`): the fit carries what layers timed
+alone cannot see (functional adds/cats, dispatch overhead, cache effects, page faults
+of large activations); its intercept is what a pure scale factor got wrong (narrow
+models were under-predicted by 7-20 %, docs/benchmarks.md).
 
 Why per leaf and not per group: one table serves every plan (any ratio of any
 group), and layers of identical shape are timed once (ResNet blocks repeat).
