@@ -112,6 +112,12 @@ class SensitivityController(QObject):
                 progress(0.1, "Measuring layer latencies on this CPU (once per model)…")
                 self.table = cached_table(doc.model, doc.example_inputs)
             table = self.table
+            if target.kind == "latency":  # closed loop: the pruned copy is timed, then re-aimed
+                from engine.latency import plan_latency_budget
+
+                progress(0.5, "Planning, then timing the pruned model…")
+                return plan_latency_budget(scan, pv, table, doc.model, doc.example_inputs,
+                                           target.value, base=base).result
             return plan_for_target(scan, pv, target, base=base,
                                    latency=lambda p: predict_plan(table, pv, p))
 

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     from engine.latency import (
         cached_table,
         check_device,
+        plan_latency_budget,
         predict_plan,
         recalibrate,
         suggested_round_to,
@@ -92,10 +93,18 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     def latency(plan: Any) -> float:
         return predict_plan(table, previewer, plan)
 
+    loop = None
     with progress.counter("planning") as callback:
-        result = plan_for_target(scan, previewer, target, base=base, latency=latency,
-                                 max_unit_ratio=args.max_unit_ratio,
-                                 iterative=args.iterative, progress=callback)
+        if target.kind == "latency":  # closed loop: plan, prune a copy, time it, re-aim
+            loop = plan_latency_budget(scan, previewer, table, opened.model,
+                                       opened.example_inputs, target.value, base=base,
+                                       max_unit_ratio=args.max_unit_ratio,
+                                       iterative=args.iterative, progress=callback)
+            result = loop.result
+        else:
+            result = plan_for_target(scan, previewer, target, base=base, latency=latency,
+                                     max_unit_ratio=args.max_unit_ratio,
+                                     iterative=args.iterative, progress=callback)
     result.plan.save(args.output)
     report: dict[str, Any] = {
         "command": "plan",
@@ -110,6 +119,8 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         **result.to_dict(),
     }
     report["latency_before_ms"] = table.full_model_ms
+    if loop is not None:
+        report["latency_loop"] = loop.to_dict()
     return report
 
 
@@ -127,6 +138,9 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("predicted_latency_ms") is not None:
         lines.append(f"predicted latency {report['predicted_latency_ms']:.2f} ms on "
                      f"{report['device']} (unpruned {report['latency_before_ms']:.2f} ms)")
+    if report.get("measured_latency_ms") is not None:
+        lines.append(f"measured latency of the pruned copy {report['measured_latency_ms']:.2f} ms "
+                     f"({len(report['latency_loop']['loop'])} plan -> measure rounds)")
     for name, ratio in report["plan"]["group_ratios"].items():
         lines.append(f"  {name:<40} {ratio:g}")
     lines.append(f"suggested round_to on {report['device']}: {report['suggested_round_to']}; "

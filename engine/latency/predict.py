@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..graph.probe import meta_copy
-from .table import LatencyTable, leaf_shapes, measure_table
+from .table import TABLE_VERSION, LatencyTable, leaf_shapes, measure_table
 
 
 def predict_model(table: LatencyTable, model: nn.Module, inputs: Any) -> float:
@@ -50,7 +50,7 @@ def recalibrate(table: LatencyTable, model: nn.Module, inputs: Any, *,
     """The table with the whole model re-timed now (best-of `rounds`): on a machine whose
     load drifts, the per-layer shape of the table holds while its absolute scale does not,
     so re-timing the original before planning keeps ms budgets honest (seconds, not a
-    full re-measurement)."""
+    full re-measurement). The calibration fit's shape is kept; its level follows."""
     import dataclasses
 
     from torch.utils._pytree import tree_map
@@ -88,7 +88,9 @@ def cached_table(model: nn.Module, inputs: Any, *, device: str = "cpu", input_sp
     path = root / f"{table_key(model, inputs, device)}.json"
     if path.is_file() and not refresh:
         try:
-            return LatencyTable.load(path)
+            cached = LatencyTable.load(path)
+            if cached.version == TABLE_VERSION:  # an older table lacks the calibration
+                return cached
         except (OSError, ValueError, KeyError, TypeError):
             pass
     table = measure_table(model, inputs, device=device, input_spec=input_spec,

@@ -3,9 +3,12 @@
 Every leaf module the model's forward runs is timed ALONE, rebuilt at a few widths
 (input and output channels at 25/50/75/100 %), on inputs shaped like the ones it
 sees in the model. A pruned model's latency is then predicted from the widths its
-layers end up with (bilinear interpolation in the table), scaled by how the whole
-model's measured time relates to the table's sum at full width (that factor carries
-what the table cannot see: functional adds/cats, dispatch overhead, cache effects).
+layers end up with (bilinear interpolation in the table), corrected by an affine
+fit of whole-model measurements against table sums (the unpruned model and uniformly
+pruned copies at 25/50/75 % kept width, `calibrate`): the fit carries what layers timed
+alone cannot see (functional adds/cats, dispatch overhead, cache effects, page faults
+of large activations); its intercept is what a pure scale factor got wrong (narrow
+models were under-predicted by 7-20 %, docs/benchmarks.md).
 
 Why per leaf and not per group: one table serves every plan (any ratio of any
 group), and layers of identical shape are timed once (ResNet blocks repeat).
@@ -28,7 +31,7 @@ from torch import nn
 from ..io.input_spec import call_with
 
 GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-TABLE_VERSION = 1
+TABLE_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -74,6 +77,47 @@ def _interp1(values: list[float], frac: float) -> float:
 
 
 @dataclasses.dataclass
+class CalibrationPoint:
+    """One whole model timed in the calibration rounds, next to the table's raw sum for it."""
+
+    label: str
+    table_ms: float  # sum of the table entries at this model's widths (unscaled)
+    measured_ms: float  # best-of whole-model time, interleaved with the other points
+
+
+@dataclasses.dataclass
+class AffineFit:
+    """measured ~= slope * table_sum + intercept (least squares over calibration points)."""
+
+    slope: float
+    intercept: float
+
+    def __call__(self, table_ms: float) -> float:
+        return self.slope * table_ms + self.intercept
+
+
+def fit_calibration(points: list[CalibrationPoint]) -> AffineFit | None:
+    """Least-squares line through the points; None when it cannot be trusted.
+
+    Untrusted: fewer than two distinct table sums, or a non-positive slope (then a
+    narrower model would be predicted slower), or a line that goes negative at half the
+    smallest sum (a steep intercept extrapolates badly below the calibrated range).
+    """
+    xs = [p.table_ms for p in points]
+    ys = [p.measured_ms for p in points]
+    if len(points) < 2 or max(xs) - min(xs) <= 1e-12 * max(xs):
+        return None
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    fit = AffineFit(slope, my - slope * mx)
+    if slope <= 0 or fit(0.5 * min(xs)) <= 0:
+        return None
+    return fit
+
+
+@dataclasses.dataclass
 class LatencyTable:
     """The table for one model on one device and input shape, plus the whole-model time."""
 
@@ -85,20 +129,40 @@ class LatencyTable:
     table_full_ms: float  # sum of the entries at full width
     seconds: float = 0.0
     version: int = TABLE_VERSION
+    calibration: list[CalibrationPoint] = dataclasses.field(default_factory=list)
+    fit: AffineFit | None = None  # from `calibration`; None: a pure scale factor
 
     @property
     def scale(self) -> float:
         return self.full_model_ms / self.table_full_ms if self.table_full_ms > 0 else 1.0
 
-    def predict_shapes(self, shapes: list[LeafShape]) -> float:
-        """Predicted ms of a model whose leaves see `shapes` (names as in the original)."""
+    def correct(self, table_ms: float) -> float:
+        """Predicted ms for a raw table sum.
+
+        With a fit: the fitted line, rescaled so the unpruned model predicts exactly
+        `full_model_ms` (which `recalibrate` re-times when the machine's load drifts;
+        the fit's shape is kept, its level follows). Without: the pure scale factor.
+        """
+        if self.fit is None:
+            return table_ms * self.scale
+        at_full = self.fit(self.table_full_ms)
+        if at_full <= 0:
+            return table_ms * self.scale
+        return max(self.fit(table_ms), 0.0) * self.full_model_ms / at_full
+
+    def raw_sum(self, shapes: list[LeafShape]) -> float:
+        """Sum of the entries at these widths, uncorrected (ms of the layers alone)."""
         total = 0.0
         for s in shapes:
             e = self.entries.get(s.name)
             if e is None:
                 continue  # a leaf the original never ran (or zero-size): nothing to add
             total += e.at(s.in_width / max(e.in_width, 1), s.out_width / max(e.out_width, 1))
-        return total * self.scale
+        return total
+
+    def predict_shapes(self, shapes: list[LeafShape]) -> float:
+        """Predicted ms of a model whose leaves see `shapes` (names as in the original)."""
+        return self.correct(self.raw_sum(shapes))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,7 +170,9 @@ class LatencyTable:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LatencyTable:
         entries = {k: LeafEntry(**v) for k, v in d["entries"].items()}
-        return cls(**{**d, "entries": entries})
+        points = [CalibrationPoint(**p) for p in d.get("calibration", [])]
+        fit = AffineFit(**d["fit"]) if d.get("fit") else None
+        return cls(**{**d, "entries": entries, "calibration": points, "fit": fit})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         from ..io.atomic import atomic_write
@@ -273,8 +339,13 @@ def measure_table(
     passes: int = 3,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    calibrated: bool = True,
 ) -> LatencyTable:
     """Time every leaf at the grid widths, and the whole model, in `passes` sweeps.
+
+    `calibrated`: then time uniformly pruned copies of the whole model and fit the
+    correction (engine.latency.calibrate; a few seconds more, the accuracy of pruned
+    predictions depends on it).
 
     Each grid point keeps its best time over the sweeps (a shared machine starves a
     process for hundreds of ms at a time; sweeps spread each point over the run), and the
@@ -285,6 +356,7 @@ def measure_table(
     from ..utils.latency import compare_latency
 
     t0 = time.perf_counter()
+    original = model
     model = copy.deepcopy(model).to(device).eval()
     from torch.utils._pytree import tree_map
 
@@ -329,5 +401,9 @@ def measure_table(
     full_ms = min(full_samples) * 1e3
     table = LatencyTable(device, input_spec, torch.get_num_threads(), entries, full_ms, 0.0)
     table.table_full_ms = sum(entries[s.name].at(1.0, 1.0) for s in shapes if s.name in entries)
+    if calibrated:
+        from .calibrate import calibrate
+
+        table = calibrate(table, original, inputs)
     table.seconds = time.perf_counter() - t0
     return table

@@ -77,6 +77,7 @@ class PlanResult:
     candidates: list[Candidate]
     suggested_steps: int
     checks: int  # exact previews/predictions run
+    measured_latency_ms: float | None = None  # set by a closed-loop latency plan
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +86,9 @@ class PlanResult:
             "params_after": self.preview.params_after,
             "params_ratio": self.preview.params_ratio, "achieved": self.achieved,
             "predicted": dataclasses.asdict(self.prediction),
-            "predicted_latency_ms": self.latency_ms, "suggested_steps": self.suggested_steps,
+            "predicted_latency_ms": self.latency_ms,
+            "measured_latency_ms": self.measured_latency_ms,
+            "suggested_steps": self.suggested_steps,
             "checks": self.checks,
             "candidates": [dataclasses.asdict(c) for c in self.candidates],
         }

@@ -105,7 +105,11 @@ def test_plan_for_params_and_latency(scan_file, tmp_path, capsys, monkeypatch):
     budget = 0.95 * report["latency_before_ms"]
     lat = run_json(capsys, "plan", "arborist:demo", "--scan", str(scan_file),
                    "--latency-ms", f"{budget}", "--iterative", "-o", str(tmp_path / "l.json"))
-    assert lat["predicted_latency_ms"] <= budget
+    loop = lat["latency_loop"]["loop"]  # closed loop: the first aim is the budget itself
+    assert loop[0]["aimed_ms"] == pytest.approx(budget) and loop[0]["predicted_ms"] <= budget
+    chosen = [s for s in loop if s["measured_ms"] == lat["measured_latency_ms"]]
+    assert chosen and chosen[0]["predicted_ms"] == pytest.approx(lat["predicted_latency_ms"])
+    assert lat["measured_latency_ms"] > 0
     assert lat["plan"]["iterative_steps"] == lat["suggested_steps"]
 
 
