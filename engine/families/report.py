@@ -105,15 +105,20 @@ def attention_report(before: dict[str, int], model: nn.Module,
     report = compare_attention(before, attention_widths(model), lock_reasons)
     modules = dict(model.named_modules())
     named = [why for n in report.full_width
-             if (why := family_lock_reason(modules.get(n))) is not None]
+             if (why := family_lock_reason(n, modules.get(n))) is not None]
     report.reasons = list(dict.fromkeys(named + report.reasons))
     return report
 
 
-def family_lock_reason(block: nn.Module | None) -> str | None:
-    """Why a known attention family cannot lose heads or head dims, or None."""
+def family_lock_reason(name: str, block: nn.Module | None) -> str | None:
+    """Why a known attention family cannot lose heads (or head dims), or None."""
     if block is None:
         return None
+    if name.rpartition(".")[2] == "EncDecAttention" and hasattr(block, "n_heads"):
+        return ("T5 cross-attention (EncDecAttention): its first layer adds a zero position "
+                "bias of config.num_heads heads that every cross-attention layer shares, and "
+                "config.num_heads also sizes the self-attention, so its heads stay "
+                "(its head dims can go)")
     one_kv = getattr(block, "num_kv_heads", None) == 1 and getattr(block, "num_heads", 1) > 1
     if one_kv and hasattr(block, "query_key_value"):
         return ("Falcon with one k/v head (multi_query): every q head is scored against the one shared k/v head, "

@@ -371,3 +371,20 @@ def test_t5_encoder_whole_heads_round_trip_through_save_pretrained(tmp_path):
     assert bias.weight.shape[1] == 2
     for a, b in zip(_outputs(again, {"input_ids": IDS}), expect, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_t5_cross_attention_heads_stay_with_a_named_reason():
+    """Heads only (no head dims): self-attention loses half its heads, the cross-attention
+    keeps all 4, and the attention report names the cross-attention reason."""
+    from engine.families.report import attention_report, attention_widths
+
+    model = _t5()
+    widths = attention_widths(model)
+    pruner = _prune(model, T5_IN, pruning_ratio=0.0, prune_num_heads=True,
+                    prune_head_dims=False, head_pruning_ratio=0.5)
+    report = attention_report(widths, model, pruner.DG.lock_reasons)
+    cross = sorted(n for n in widths if n.endswith("EncDecAttention"))
+    assert len(cross) == 2 and sorted(report.full_width) == cross
+    assert report.pruned == report.total - 2 == 4
+    assert report.reasons[0].startswith("T5 cross-attention (EncDecAttention)")
+    assert "EncDecAttention" in report.summary()
