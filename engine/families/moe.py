@@ -183,13 +183,18 @@ def prune_expert_widths(model: nn.Module, ratio: float, ignored: set[int] | None
     if ratio <= 0:
         return done
     for name, m in model.named_modules():
-        if not is_fused_experts(m) or id(m) in (ignored or set()) or m.gate_up_proj.is_meta:
+        if not is_fused_experts(m) or id(m) in (ignored or set()):
             continue
         width = int(m.down_proj.shape[2])
         orig = getattr(m, "_arborist_orig_intermediate", None) or width
         m._arborist_orig_intermediate = orig
         target = max(1, round(orig * (1.0 - ratio)))
         if target >= width:
+            continue
+        if m.gate_up_proj.is_meta:  # a preview's weightless copy: only the width counts
+            keep = torch.arange(target, device="meta").expand(m.down_proj.shape[0], target)
+            _narrow(m, keep)
+            done[name] = (width, target, [])
             continue
         keep = _expert_scores(m).topk(target, dim=1).indices.sort(dim=1).values
         gone = torch.ones(keep.shape[0], width, dtype=torch.bool)

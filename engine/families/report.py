@@ -100,8 +100,30 @@ def attention_widths(model: nn.Module,
 
 def attention_report(before: dict[str, int], model: nn.Module,
                      lock_reasons: Iterable[str] = ()) -> AttentionReport:
-    """Compare `attention_widths` now with `before`; keep the lock reasons about attention."""
-    return compare_attention(before, attention_widths(model), lock_reasons)
+    """Compare `attention_widths` now with `before`; keep the lock reasons about attention,
+    led by the family reasons of the blocks that stayed at full width."""
+    report = compare_attention(before, attention_widths(model), lock_reasons)
+    modules = dict(model.named_modules())
+    named = [why for n in report.full_width
+             if (why := family_lock_reason(n, modules.get(n))) is not None]
+    report.reasons = list(dict.fromkeys(named + report.reasons))
+    return report
+
+
+def family_lock_reason(name: str, block: nn.Module | None) -> str | None:
+    """Why a known attention family cannot lose heads (or head dims), or None."""
+    if block is None:
+        return None
+    if name.rpartition(".")[2] == "EncDecAttention" and hasattr(block, "n_heads"):
+        return ("T5 cross-attention (EncDecAttention): its first layer adds a zero position "
+                "bias of config.num_heads heads that every cross-attention layer shares, and "
+                "config.num_heads also sizes the self-attention, so its heads stay "
+                "(its head dims can go)")
+    one_kv = getattr(block, "num_kv_heads", None) == 1 and getattr(block, "num_heads", 1) > 1
+    if one_kv and hasattr(block, "query_key_value"):
+        return ("Falcon with one k/v head (multi_query): every q head is scored against the one shared k/v head, "
+                "so the heads are tied together and no head or head dim can go")
+    return None
 
 
 def compare_attention(before: dict[str, int], after: dict[str, int],

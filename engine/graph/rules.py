@@ -238,7 +238,7 @@ def reshape_annotation(
     chunk_of = {d: k for k, (cin, _) in enumerate(chunks) for d in cin}
     per_chunk: dict[int, list[Axis]] = {}
     result: list[Axis] = []
-    for ax in ann:
+    for ax in (_drop_unit_dims(a, in_shape) for a in ann):
         ks = {chunk_of.get(d) for d in ax.dims}
         if None in ks:
             t.slots.lock(ax.slots, "reshape: channel dim of size 1")
@@ -283,6 +283,16 @@ def reshape_annotation(
             t.slots.unite(rows, rows[0:1], structural=True)
         result.append(Axis(tuple(cout), comp, cout[-1]))
     return tuple(result)
+
+
+def _drop_unit_dims(ax: Axis, shape: Sequence[int]) -> Axis:
+    """A joint axis without its size-1 structural dims (multi-query attention's single
+    KV head, `(B, N, 1, D)`): one slot along them, so they carry nothing. The free dim stays."""
+    keep = [i for i, d in enumerate(ax.dims) if shape[d] != 1]
+    if len(keep) in (0, len(ax.dims)) or shape[ax.free] == 1:
+        return ax
+    index = tuple(slice(None) if i in keep else 0 for i in range(len(ax.dims)))
+    return Axis(tuple(ax.dims[i] for i in keep), ax.slots[index], ax.free)
 
 
 def _reshape_joint(

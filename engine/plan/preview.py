@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from ..families.moe import prune_expert_widths
 from ..function.attributes import AttributeRefresher
 from ..graph import DependencyGraph, Group
 from ..graph.heads import HeadGroup, set_head_counts
@@ -315,6 +316,12 @@ class Previewer:
         shadow = self._shadow
 
         def measure(meta: nn.Module) -> tuple[int, int, dict]:
+            # fused MoE experts narrow outside the graph, as step() does it
+            ratio = pruner.per_step_pruning_ratio[min(1, pruner.iterative_steps)]
+            ignored = {id(s.copy_of[id(m)]) for m in pruner.ignored_layers
+                       if id(m) in s.copy_of} if (s := shadow) else set()
+            if prune_expert_widths(meta, ratio, ignored):
+                shadow.refresh()
             macs, params, layer_macs, _ = count(meta, shadow.inputs, self.kernels)
             return macs, params, self._layer_figures(shadow.modules, layer_macs)
 

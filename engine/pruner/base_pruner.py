@@ -439,6 +439,8 @@ class BasePruner:
                     self._before_prune(current)
                     yield current
                 self._sync_history()
+            self._prune_experts()  # as step() does, once every group is pruned (not on cancel)
+            self._sync_history()
         finally:
             self._after_heads()
             self._sync_history()

@@ -112,6 +112,9 @@ PACKED = {
     "falcon_new_arch": (lambda: _falcon(new_decoder_architecture=True, num_kv_heads=2),
                         (8, 2, 8)),
     "gpt_neox": (_neox, (8, 8, 8)),
+    # one q head per group: a size-1 dim the reshape rule used to lock
+    "falcon_new_arch_kv8": (lambda: _falcon(new_decoder_architecture=True, num_kv_heads=8),
+                            (8, 8, 8)),
 }
 
 
@@ -314,3 +317,25 @@ def test_falcon_alibi_zeroed_head_dims_pruned_outputs_unchanged(kw):
     assert all(d < 8 for _, _, d in after)
     assert all(i.module.head_dim == i.head_dim for i in families.find_attention(model))
     torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kw", [dict(multi_query=True),
+                                dict(new_decoder_architecture=True, num_kv_heads=1)])
+def test_falcon_single_kv_head_is_locked_with_a_named_reason(kw):
+    """One k/v head shared by all q heads ties the heads (q.k unites every head's dims):
+    the heads stay, the MLP and residual still prune, and the attention report says why."""
+    from engine.families.report import attention_report, attention_widths
+
+    torch.manual_seed(0)
+    model = _falcon(**kw).eval()
+    widths = attention_widths(model)
+    n0 = _params(model)
+    pruner = _prune(model, {"input_ids": IDS}, pruning_ratio=0.5, prune_num_heads=True,
+                    head_pruning_ratio=0.5)
+    assert [i.heads for i in families.find_attention(model)] == [8, 8]
+    assert _params(model) / n0 < 0.5  # residual and MLP went
+    report = attention_report(widths, model, pruner.DG.lock_reasons)
+    assert report.pruned == 0 and report.total == 2
+    assert report.reasons[0].startswith("Falcon with one k/v head")
+    assert "one k/v head" in report.summary()
+    assert _logits(model).shape == (1, 8, 128)

@@ -373,3 +373,51 @@ def test_t5_encoder_whole_heads_round_trip_through_save_pretrained(tmp_path):
     assert bias.weight.shape[1] == 2
     for a, b in zip(_outputs(again, {"input_ids": IDS}), expect, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_t5_cross_attention_heads_stay_with_a_named_reason():
+    """Heads only (no head dims): self-attention loses half its heads, the cross-attention
+    keeps all 4, and the attention report names the cross-attention reason."""
+    from engine.families.report import attention_report, attention_widths
+
+    model = _t5()
+    widths = attention_widths(model)
+    pruner = _prune(model, T5_IN, pruning_ratio=0.0, prune_num_heads=True,
+                    prune_head_dims=False, head_pruning_ratio=0.5)
+    report = attention_report(widths, model, pruner.DG.lock_reasons)
+    cross = sorted(n for n in widths if n.endswith("EncDecAttention"))
+    assert len(cross) == 2 and sorted(report.full_width) == cross
+    assert report.pruned == report.total - 2 == 4
+    assert report.reasons[0].startswith("T5 cross-attention (EncDecAttention)")
+    assert "EncDecAttention" in report.summary()
+
+
+@pytest.mark.parametrize("heads", [False, True])
+def test_mixtral_experts_prune_through_the_plan_path_with_an_exact_preview(heads, tmp_path):
+    """Previewer + apply_plan (what the GUI and CLI run), not BasePruner.step(): the experts
+    narrow too, the preview's MACs and params equal the pruned model's, the router keeps
+    its 4 experts, the config follows and save_pretrained / from_pretrained reloads it."""
+    from engine.plan.apply import apply_plan
+    from engine.plan.preview import Previewer
+    from engine.plan.schema import PruningPlan
+    from engine.utils import count_ops_and_params
+
+    model = _mixtral()
+    n0 = _params(model)
+    plan = PruningPlan(pruning_ratio=0.5, prune_num_heads=heads,
+                       head_pruning_ratio=0.5 if heads else 0.0)
+    inputs = {"input_ids": IDS}
+    preview = Previewer(model, inputs).preview(plan)
+    assert _params(model) == n0  # the preview touched nothing
+    apply_plan(model, inputs, plan)
+    macs, params = count_ops_and_params(model, inputs)
+    assert (preview.macs_after, preview.params_after) == (macs, params) == (macs, _params(model))
+    assert params / n0 < 0.35
+    for layer in model.model.layers:
+        assert layer.mlp.experts.down_proj.shape[2] == 64  # was 128
+        assert layer.mlp.gate.weight.shape[0] == 4
+    assert model.config.intermediate_size == 64 and model.config.num_local_experts == 4
+    expected = _logits(model)
+    model.save_pretrained(tmp_path / "hf")
+    reloaded = type(model).from_pretrained(tmp_path / "hf").eval()
+    torch.testing.assert_close(_logits(reloaded), expected, atol=1e-5, rtol=0)
