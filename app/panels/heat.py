@@ -12,10 +12,10 @@ HEAT_RATIO = 0.5  # heat = agreement lost when the group alone loses this share
 def heat_of(scan: Any, ratio: float = HEAT_RATIO) -> dict[str, float]:
     """Per unit: 1 - agreement at the scanned ratio nearest `ratio` (0 robust, 1 fragile)."""
     out: dict[str, float] = {}
-    for c in scan.curves:
+    for name, c in scan.group_curves().items():  # a class curve colours every member
         if c.points:
             p = min(c.points, key=lambda q: abs(q.ratio - ratio))
-            out[c.name] = max(0.0, min(1.0, 1.0 - p.agreement))
+            out[name] = max(0.0, min(1.0, 1.0 - p.agreement))
     return out
 
 

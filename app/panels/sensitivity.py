@@ -47,7 +47,7 @@ class CurvePanel(QWidget):
         self.plot.clear()
         if self.scan is None or name is None:
             return
-        curve = next((c for c in self.scan.curves if c.name == name), None)
+        curve = self.scan.group_curves().get(name)
         if curve is None:
             self.label.setText(f"{name}: not scanned (ignored, locked or not prunable)")
             return
