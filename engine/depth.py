@@ -27,6 +27,7 @@ from .io.input_spec import call_with
 __all__ = ["DepthGroup", "block_importance", "depth_problems", "drop_blocks", "find_depth_groups"]
 
 _TORCHVISION_BLOCKS = ("BasicBlock", "Bottleneck", "EncoderBlock")
+_DEMO_MODULE = "engine.models.digits_net"  # Arborist's own demo model
 
 
 @dataclasses.dataclass
@@ -88,6 +89,9 @@ def find_depth_groups(model: nn.Module) -> list[DepthGroup]:
         return [DepthGroup(model, f"{name}.{i}", True) for i in range(len(layers))]
     out = []
     for name, m in model.named_modules():
+        if name and type(m).__module__ == _DEMO_MODULE and type(m).__name__ == "ResidualBlock":
+            out.append(DepthGroup(model, name, False))  # the demo's relu(x + f(x)), x >= 0
+            continue
         if (type(m).__module__.startswith("torchvision.") and name
                 and type(m).__name__ in _TORCHVISION_BLOCKS and _identity_shortcut(m)):
             conv1 = getattr(m, "conv1", None)
