@@ -58,7 +58,8 @@ def test_bad_block_names_are_one_line_problems():
     with pytest.raises(PlanError) as e:
         PruningPlan(drop_blocks=["layer2.0", "layer9.1", "layer3.1", "layer3.1"]).validate(model)
     problems = e.value.problems
-    assert any(p.startswith("drop_blocks[0]: 'layer2.0' is not a removable block") for p in problems)
+    assert any(p.startswith("drop_blocks[0]: 'layer2.0' is not a removable block")
+               for p in problems)
     assert any(p.startswith("drop_blocks[1]: 'layer9.1' is no module") for p in problems)
     assert any(p.startswith("drop_blocks[3]: 'layer3.1' is listed twice") for p in problems)
     assert all("\n" not in p for p in problems)
