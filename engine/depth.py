@@ -24,9 +24,10 @@ from torch import nn
 from .data.batch import as_batch
 from .io.input_spec import call_with
 
-__all__ = ["DepthGroup", "block_importance", "find_depth_groups"]
+__all__ = ["DepthGroup", "block_importance", "depth_problems", "drop_blocks", "find_depth_groups"]
 
 _TORCHVISION_BLOCKS = ("BasicBlock", "Bottleneck", "EncoderBlock")
+_DEMO_MODULE = "engine.models.digits_net"  # Arborist's own demo model
 
 
 @dataclasses.dataclass
@@ -88,6 +89,9 @@ def find_depth_groups(model: nn.Module) -> list[DepthGroup]:
         return [DepthGroup(model, f"{name}.{i}", True) for i in range(len(layers))]
     out = []
     for name, m in model.named_modules():
+        if name and type(m).__module__ == _DEMO_MODULE and type(m).__name__ == "ResidualBlock":
+            out.append(DepthGroup(model, name, False))  # the demo's relu(x + f(x)), x >= 0
+            continue
         if (type(m).__module__.startswith("torchvision.") and name
                 and type(m).__name__ in _TORCHVISION_BLOCKS and _identity_shortcut(m)):
             conv1 = getattr(m, "conv1", None)
@@ -151,3 +155,48 @@ def _renumber_layers(model: nn.Module, layers: nn.ModuleList) -> None:
         values = getattr(config, attr, None)
         if isinstance(values, list) and len(values) == old_n:
             setattr(config, attr, [values[k] for k in kept_old if k is not None])
+
+
+def depth_problems(model: nn.Module, names: Iterable[str], where: str = "drop_blocks") -> list[str]:
+    """One line per name that is not a removable block of `model` (unknown, or a block
+    whose shortcut changes the stream's shape), naming the removable ones."""
+    names = list(names)
+    if not names:
+        return []
+    removable = [g.name for g in find_depth_groups(model)]
+    known = set(removable)
+    modules = {n for n, _ in model.named_modules()}
+    listed = ", ".join(removable) if removable else "none in this model"
+    problems = []
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(f"{where}[{i}]: {name!r} is listed twice")
+        seen.add(name)
+        if name in known:
+            continue
+        what = ("is not a removable block (its shortcut changes the shape, or it is no "
+                "residual block)" if name in modules else "is no module of this model")
+        problems.append(f"{where}[{i}]: {name!r} {what}; removable blocks: {listed}")
+    return problems
+
+
+def drop_blocks(model: nn.Module, names: Iterable[str]) -> list[str]:
+    """Remove the named blocks in place (ValueError for a name that is not removable).
+
+    Layer-list entries go from the highest index down, so each name still means the block
+    it named before any removal. Returns the names removed, in removal order."""
+    names = list(dict.fromkeys(names))
+    problems = depth_problems(model, names)
+    if problems:
+        raise ValueError(problems[0])
+    groups = {g.name: g for g in find_depth_groups(model)}
+
+    def order(name: str) -> tuple[int, int]:
+        g = groups[name]
+        return (1, -int(name.rpartition(".")[2])) if g.in_layer_list else (0, 0)
+
+    ordered = sorted(names, key=order)
+    for name in ordered:
+        groups[name].prune()
+    return ordered

@@ -39,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
             "write it to OUT."),
     Command("scan", "scan_cmd", "measure how much each group can lose (sensitivity curves)"),
     Command("plan", "plan_cmd", "choose per-group ratios for a MACs, params or latency target"),
+    Command("depth", "depth_cmd", "rank the removable residual blocks on your data (1 - cos)"),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in COMMANDS)

@@ -138,6 +138,12 @@ def add_prune_arguments(prune: argparse.ArgumentParser) -> None:
         help="module paths to leave unpruned (the output layer is already kept)",
     )
     prune.add_argument("--steps", type=int, metavar="K", help="prune in K iterative steps")
+    prune.add_argument(
+        "--drop-blocks",
+        type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
+        metavar="B,B",
+        help="also remove these whole residual blocks (see `arborist depth`)",
+    )
     prune.add_argument("--save-plan", metavar="P", help="also write the plan used as JSON")
     prune.add_argument(
         "--dry-run",

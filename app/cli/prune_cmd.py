@@ -61,6 +61,8 @@ def plan_from_args(args: argparse.Namespace) -> Any:
         changes["importance_options"] = {}  # options belonged to the plan's other criterion
     if args.ignore:
         changes["ignored_layers"] = list(dict.fromkeys([*plan.ignored_layers, *args.ignore]))
+    if getattr(args, "drop_blocks", None):
+        changes["drop_blocks"] = list(dict.fromkeys([*plan.drop_blocks, *args.drop_blocks]))
     if args.input_shape is None and plan.input_spec:
         args.input_shape = plan.input_spec
     if plan.source and plan.source != args.model:

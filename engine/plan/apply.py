@@ -160,6 +160,11 @@ def run_plan(
             units.done = max(units.done, base + (step + 1) * per_step)
             if after_step is not None:
                 after_step(step + 1)  # e.g. recover accuracy before the next step scores
+        if plan.drop_blocks:  # after width: the graph above ranked the full-depth model
+            from ..depth import drop_blocks
+
+            drop_blocks(model, plan.drop_blocks)
+            units.tick(f"removed {len(plan.drop_blocks)} block(s)", 0)
     finally:
         if needs_grad:
             clear_grads(model)

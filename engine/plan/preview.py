@@ -236,6 +236,31 @@ class _Shadow:
             self._restore(snap)
 
 
+@contextlib.contextmanager
+def _blocks_skipped(model: nn.Module, names: list[str]) -> Iterator[None]:
+    """The named (non-layer-list) blocks replaced by nn.Identity while inside; put back after."""
+    swapped = []
+    modules = dict(model.named_modules())
+    try:
+        for name in names:
+            parent_name, _, child = name.rpartition(".")
+            parent = modules[parent_name] if parent_name else model
+            swapped.append((parent, child, getattr(parent, child)))
+            setattr(parent, child, nn.Identity())
+        yield
+    finally:
+        for parent, child, block in reversed(swapped):
+            setattr(parent, child, block)
+
+
+def _without(figures: dict, dropped: list[str]) -> dict:
+    """Layer figures with the layers inside dropped blocks gone (no channels, params, MACs)."""
+    if not dropped:
+        return figures
+    return {n: f for n, f in figures.items()
+            if not any(n == d or n.startswith(d + ".") for d in dropped)}
+
+
 def exact_number(x: float) -> int | float:
     """MACs are per sample: an int unless the batch does not divide the total (then as is)."""
     return int(x) if float(x).is_integer() else float(x)
@@ -308,7 +333,7 @@ class Previewer:
             warnings.warn("importance 'random' without a seed: this preview shows one draw and "
                           "pruning will draw again; set importance_options {'seed': N} for a "
                           "reproducible plan", stacklevel=2)
-        if plan.iterative_steps > 1 or self._shadow is None:
+        if plan.iterative_steps > 1 or self._shadow is None or self._drops_layer_list(plan):
             return self._simulate(plan)
         pruner = self._planning_pruner(plan, groups)
         with self._gradients(plan):
@@ -322,8 +347,10 @@ class Previewer:
                        if id(m) in s.copy_of} if (s := shadow) else set()
             if prune_expert_widths(meta, ratio, ignored):
                 shadow.refresh()
-            macs, params, layer_macs, _ = count(meta, shadow.inputs, self.kernels)
-            return macs, params, self._layer_figures(shadow.modules, layer_macs)
+            with _blocks_skipped(meta, plan.drop_blocks):
+                macs, params, layer_macs, _ = count(meta, shadow.inputs, self.kernels)
+            return macs, params, _without(self._layer_figures(shadow.modules, layer_macs),
+                                          plan.drop_blocks)
 
         try:
             macs, params, after = shadow.measure_pruned(planned, measure)
@@ -333,6 +360,16 @@ class Previewer:
             self._shadow = None
             return self._simulate(plan)
         return self._assemble(exact_number(macs), int(params), after, plans)
+
+    def _drops_layer_list(self, plan: PruningPlan) -> bool:
+        """Dropping a Hugging Face layer-list entry renumbers the layers and the config:
+        previewed on a real copy rather than on the shared meta shadow."""
+        if not plan.drop_blocks:
+            return False
+        from ..depth import find_depth_groups
+
+        in_list = {g.name for g in find_depth_groups(self.model) if g.in_layer_list}
+        return any(n in in_list for n in plan.drop_blocks)
 
     def invalidate(self) -> None:
         """Forget cached rankings/gradients: call after changing the model's weights."""
@@ -423,7 +460,7 @@ class Previewer:
         for spec in self._specs:
             if spec.name not in self._before:
                 continue
-            b, a = self._before[spec.name], after[spec.name]
+            b, a = self._before[spec.name], after.get(spec.name, (0, 0, 0, 0))
             layers.append(LayerPreview(spec.name, spec.type, b[0], a[0], b[1], a[1],
                                        b[2], a[2], b[3], a[3]))
         return Preview(self.macs_before, macs, self.params_before, params, layers, plans)

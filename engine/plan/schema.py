@@ -64,6 +64,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "prune_num_heads": ((bool,), "true or false"),
     "head_pruning_ratio": ((int, float), "a number"),
     "head_pruning_ratio_dict": ((dict,), "an object mapping layer names to numbers"),
+    "drop_blocks": ((list,), "a list of block names"),
 }
 
 
@@ -103,6 +104,8 @@ class PruningPlan:
     prune_num_heads: bool = False
     head_pruning_ratio: float = 0.0
     head_pruning_ratio_dict: dict[str, float] = field(default_factory=dict)
+    # whole residual blocks removed after width pruning (engine.depth; names as before it)
+    drop_blocks: list[str] = field(default_factory=list)
 
     # ----------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
@@ -148,10 +151,10 @@ class PruningPlan:
                 if not _is(ratio, (int, float)):
                     problems.append(f"{key}[{name!r}]: ratio must be a number, "
                                     f"got {json.dumps(ratio)[:60]}")
-        if "ignored_layers" in kwargs:
-            for i, name in enumerate(kwargs["ignored_layers"]):
+        for key, kind in (("ignored_layers", "layer"), ("drop_blocks", "block")):
+            for i, name in enumerate(kwargs.get(key, [])):
                 if not isinstance(name, str):
-                    problems.append(f"ignored_layers[{i}]: must be a layer name (string), "
+                    problems.append(f"{key}[{i}]: must be a {kind} name (string), "
                                     f"got {json.dumps(name)[:60]}")
         if "scopes" in kwargs:
             scopes: list[UserScope] = []
@@ -168,7 +171,7 @@ class PruningPlan:
         for key in ("layer_ratios", "group_ratios", "head_pruning_ratio_dict"):
             if key in kwargs:
                 kwargs[key] = {k: float(v) for k, v in kwargs[key].items()}
-        for key in ("importance_options", "ignored_layers"):
+        for key in ("importance_options", "ignored_layers", "drop_blocks"):
             if key in kwargs:
                 kwargs[key] = type(kwargs[key])(kwargs[key])
         return cls(**kwargs)

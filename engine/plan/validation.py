@@ -79,6 +79,10 @@ def structural_problems(plan: PruningPlan) -> list[str]:
                 problems.append(f"ignored_layers[{i}]: must be a layer name, got {name!r}")
     if "scopes" not in bad_type:
         problems.extend(_scope_problems(plan))
+    if "drop_blocks" not in bad_type:
+        for i, name in enumerate(plan.drop_blocks):
+            if not isinstance(name, str):
+                problems.append(f"drop_blocks[{i}]: must be a block name, got {name!r}")
     if not {"ignored_layers", "layer_ratios", "group_ratios"} & bad_type:
         ignored = {n for n in plan.ignored_layers if isinstance(n, str)}
         for key in ("layer_ratios", "group_ratios"):
@@ -255,6 +259,10 @@ def validate_plan(plan: PruningPlan, model: nn.Module | None = None, dg: Any = N
         if modules is None:
             modules = dict(model.named_modules())
         problems += name_problems(plan, model, modules)
+        if plan.drop_blocks and all(isinstance(n, str) for n in plan.drop_blocks):
+            from ..depth import depth_problems
+
+            problems += depth_problems(model, plan.drop_blocks)
     notes: list[str] = []
     if dg is not None and model is not None and not problems:
         problems = graph_problems(plan, dg, model, groups, modules, notes)
