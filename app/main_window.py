@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
 
         self.pruning = PruningController(self)
         self.workbench = wb = Workbench(self.pruning, self.prefs)
+        wb.plans.editor.setParent(self)  # the undo stack (and its actions) close with the window
         wb.opener = self._reopen_at
         self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
         self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
@@ -237,7 +238,7 @@ class MainWindow(QMainWindow):
         self.act_dark.triggered.connect(lambda: self.set_theme("dark"))
         for act in (self.act_light, self.act_dark):
             self.theme_group.addAction(act)
-        stack = self.pruning.editor.stack
+        stack = self.workbench.plans.stack
         self.act_undo = stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts([QKeySequence(QKeySequence.Undo)])
         self.act_redo = stack.createRedoAction(self, "&Redo")
@@ -718,7 +719,7 @@ class MainWindow(QMainWindow):
         if len(roots) < 2:
             self.status_label.setText("Select two or more groups (Ctrl+click) to share a ratio")
             return
-        self._guard(self.pruning.make_scope)(roots)
+        self._guard(self.workbench.plans.make_scope)(roots)
 
     def save_plan_dialog(self) -> None:
         if self.document is None:
@@ -730,7 +731,7 @@ class MainWindow(QMainWindow):
 
     def save_plan(self, path: str) -> None:
         try:
-            self.pruning.save_plan(path)
+            self.workbench.plans.save(path)
         except OSError as exc:
             self._show_error("Could not save the plan", str(exc))
             return
@@ -769,12 +770,12 @@ class MainWindow(QMainWindow):
 
     def _plan_read(self, path: str, plan, problems: list[str]) -> bool:
         if plan is not None and self.document is not None:
-            problems = self.pruning.use_plan(plan)
+            problems = self.workbench.plans.use(plan, self.document)
         return self._report_plan(path, problems)
 
     def open_plan(self, path: str) -> bool:
         """Read and apply a plan at once (scripts, tests); the GUI itself uses read_plan."""
-        return self._report_plan(path, self.pruning.open_plan(path))
+        return self._report_plan(path, self.workbench.plans.open(path, self.document))
 
     def _report_plan(self, path: str, problems: list[str]) -> bool:
         if self.document is None:
@@ -787,7 +788,7 @@ class MainWindow(QMainWindow):
             )
             self.last_dialog.setInformativeText("\n".join(problems[:8]))
             return False
-        made_for = self.pruning.plan.source
+        made_for = self.workbench.plan.source
         other = (
             f"; it was made for {made_for}" if made_for and made_for != self.document.source else ""
         )

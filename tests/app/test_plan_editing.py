@@ -142,7 +142,7 @@ def test_settings_panel_edits_are_undoable_and_follow_undo(qtbot, window) -> Non
 def test_plan_file_round_trip_and_bad_plan_is_explained(qtbot, window, tmp_path) -> None:
     open_and_wait(qtbot, window, "net.pt")
     g = window.document.summary.groups[0]
-    window.pruning.set_group_ratio(g.root, 0.25)
+    window.workbench.plans.set_group_ratio(g.root, 0.25)
     path = tmp_path / "plan.json"
     window.save_plan(str(path))
     saved = window.pruning.plan

@@ -98,7 +98,7 @@ def test_a_fifo_plan_never_blocks_the_window(qtbot, window, tmp_path):
 def test_a_good_plan_read_in_the_background_is_applied(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, "net.pt")
     g = window.document.summary.groups[0]
-    window.pruning.set_group_ratio(g.root, 0.25)
+    window.workbench.plans.set_group_ratio(g.root, 0.25)
     path = tmp_path / "plan.json"
     window.save_plan(str(path))
     saved = window.pruning.plan
