@@ -63,6 +63,7 @@ from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
 from app.panels.settings import SettingsPanel
 from app.panels.versions import VersionsPanel
+from app.plan_files import PLAN_FILTER, PlanFiles
 from app.pruning import PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
@@ -71,7 +72,6 @@ from app.workers import JobFailure, JobRunner
 
 Loader = Callable[..., Document]
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.bin *.ckpt *.onnx *.safetensors);;All files (*)"
-PLAN_FILTER = "Pruning plans (*.json);;All files (*)"
 
 
 class LoadResult:
@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.pruning = PruningController(self)
         self.workbench = wb = Workbench(self.pruning, self.prefs)
         wb.plans.editor.setParent(self)  # the undo stack (and its actions) close with the window
+        self.plan_files = PlanFiles(self)
         wb.opener = self._reopen_at
         self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
         self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
@@ -401,7 +402,7 @@ class MainWindow(QMainWindow):
             )
             if not path:
                 return False
-            self.save_plan(path)
+            self.plan_files.save(path)
         return True
 
     # ------------------------------------------------------------------ opening
@@ -720,80 +721,6 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Select two or more groups (Ctrl+click) to share a ratio")
             return
         self._guard(self.workbench.plans.make_scope)(roots)
-
-    def save_plan_dialog(self) -> None:
-        if self.document is None:
-            return
-        start = os.path.join(self.prefs.last_folder("plan"), "plan.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save pruning plan", start, PLAN_FILTER)
-        if path:
-            self.save_plan(path)
-
-    def save_plan(self, path: str) -> None:
-        try:
-            self.workbench.plans.save(path)
-        except OSError as exc:
-            self._show_error("Could not save the plan", str(exc))
-            return
-        self.prefs.set_last_folder(path, "plan")
-        self.workbench.mark_saved()
-        self.status_label.setText(f"Plan saved to {path}")
-
-    def open_plan_dialog(self) -> None:
-        if self.document is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open pruning plan", self.prefs.last_folder("plan"), PLAN_FILTER
-        )
-        if path:
-            self.prefs.set_last_folder(path, "plan")
-            self.read_plan(path)
-
-    def read_plan(self, path: str) -> None:
-        """Read and check the plan file on a worker (a FIFO or a huge file never blocks the
-        window); it is applied, or its problems shown, when the worker is done."""
-        runner = self.__dict__.get("plan_reads")
-        if runner is None:
-            runner = self.plan_reads = JobRunner(self)
-            runner.finished.connect(lambda done: self._plan_read(*done))
-            runner.failed.connect(
-                lambda f: self._show_error("Could not read the plan", f.message, f.details)
-            )
-
-        def job(progress, cancelled):
-            try:
-                return path, engine_api.load_plan(path), []
-            except engine_api.PlanFileError as exc:
-                return path, None, list(exc.problems)
-
-        runner.submit(job, f"Reading {os.path.basename(path)}…")
-
-    def _plan_read(self, path: str, plan, problems: list[str]) -> bool:
-        if plan is not None and self.document is not None:
-            problems = self.workbench.plans.use(plan, self.document)
-        return self._report_plan(path, problems)
-
-    def open_plan(self, path: str) -> bool:
-        """Read and apply a plan at once (scripts, tests); the GUI itself uses read_plan."""
-        return self._report_plan(path, self.workbench.plans.open(path, self.document))
-
-    def _report_plan(self, path: str, problems: list[str]) -> bool:
-        if self.document is None:
-            return False
-        if problems:
-            self._show_error(
-                "Could not use this plan",
-                f"{os.path.basename(path)} does not fit {self.document.title}:",
-                "\n".join(problems),
-            )
-            self.last_dialog.setInformativeText("\n".join(problems[:8]))
-            return False
-        made_for = self.workbench.plan.source
-        other = (
-            f"; it was made for {made_for}" if made_for and made_for != self.document.source else ""
-        )
-        self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo){other}")
-        return True
 
     # ------------------------------------------------------------------ prune, keep, export
 
