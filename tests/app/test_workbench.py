@@ -556,3 +556,31 @@ def test_one_panel_follows_plan_events_of_a_bare_workbench(qtbot) -> None:
     assert panel.model.data(cell) != "0.30 (group)"
     wb.plans.stack.redo()
     assert panel.model.data(cell) == "0.30 (group)"
+
+
+def test_first_taylor_preview_reports_each_calibration_batch(
+    qtbot, demo_window, digit_folders
+) -> None:
+    """The preview's first gradient pass over the data panel's digits says how far it is,
+    batch by batch, on the preview state the panel shows (it used to sit on one line)."""
+    import re
+
+    win = demo_window
+    with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
+        win.data_panel.open_path(str(digit_folders.heldout))
+    wait_preview(qtbot, win)
+    states: list[str] = []
+    win.workbench.events.preview_state.connect(states.append)
+    sp = win.settings_panel
+    sp.criterion.setCurrentIndex(sp.criterion.findData("taylor"))
+    qtbot.waitUntil(lambda: win.pruning.plan.importance == "taylor", timeout=TIMEOUT)
+    wait_preview(qtbot, win)
+    batches = [
+        (int(m[1]), int(m[2]))
+        for s in states
+        if (m := re.search(r"gradients on the calibration data: batch (\d+) of (\d+)", s))
+    ]
+    assert len(batches) >= 2, states
+    total = batches[0][1]
+    assert [d for d, _ in batches] == list(range(1, total + 1))
+    assert {t for _, t in batches} == {total}
