@@ -53,9 +53,9 @@ from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
 from app.dialogs.input_shape import InputShapeDialog
 from app.dialogs.model_code import ModelCodeDialog
-from app.dialogs.prune_result import PruneResultDialog
 from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
+from app.export_flow import open_export_dialog
 from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
 from app.panels.module_tree import ModuleTreePanel
@@ -64,6 +64,7 @@ from app.panels.properties import PropertiesPanel
 from app.panels.settings import SettingsPanel
 from app.panels.versions import VersionsPanel
 from app.plan_files import PLAN_FILTER, PlanFiles
+from app.prune_flow import PruneFlow
 from app.pruning import PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
@@ -103,7 +104,7 @@ class MainWindow(QMainWindow):
         self.prefs = Preferences(settings if settings is not None else default_settings())
         self.loader: Loader = loader or engine_api.load_and_trace
         self.last_dialog: QWidget | None = None
-        self.result_dialog: PruneResultDialog | None = None
+        self.result_dialog: QWidget | None = None  # the last PruneResultDialog
         self.export_dialog: ExportDialog | None = None
         self.ask = lambda title, text, buttons, default: ask_user(
             self, title, text, buttons, default
@@ -115,6 +116,7 @@ class MainWindow(QMainWindow):
         self.workbench = wb = Workbench(self.pruning, self.prefs)
         wb.plans.editor.setParent(self)  # the undo stack (and its actions) close with the window
         self.plan_files = PlanFiles(self)
+        self.prune_flow = PruneFlow(self)
         wb.opener = self._reopen_at
         self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
         self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
@@ -171,13 +173,6 @@ class MainWindow(QMainWindow):
         wb.events.status.connect(lambda text: self.status_label.setText(text))
         wb.events.preview_changed.connect(self._on_preview_change)
         self.pruning.solved.connect(self._on_solved)
-        self.pruning.pruneStarted.connect(
-            lambda: wb.job_started("prune", "Pruning a copy…", self.pruning.cancel_prune)
-        )
-        self.pruning.pruneProgress.connect(lambda f, m: wb.job_progress("prune", f, m))
-        self.pruning.pruneFinished.connect(self._on_pruned)
-        self.pruning.pruneFailed.connect(self._on_prune_failed)
-        self.pruning.pruneCancelled.connect(self._on_prune_cancelled)
 
         self._build_actions()
         self._build_menus()
@@ -725,49 +720,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ prune, keep, export
 
     def prune(self) -> None:
-        if self.document is None or self.loads.busy:
-            return
-        if self.pruning.prune():
-            self.act_prune.setEnabled(False)
-
-    def _on_pruned(self, payload) -> None:
-        result, view = payload
-        self.workbench.job_ended("prune")
-        self.act_prune.setEnabled(True)
-        self.status_label.setText(
-            f"Pruned a copy: MACs {result.macs_before:,} → {result.macs_after:,}; "
-            "keep it or discard it"
-        )
-        dialog = PruneResultDialog(result, self)
-        self.last_dialog = dialog
-        self.result_dialog = dialog
-        dialog.accepted.connect(lambda: self.accept_pruned(result, view))
-        dialog.rejected.connect(
-            lambda: self.status_label.setText("Pruned copy discarded; the model is unchanged")
-        )
-        dialog.open()
+        self.prune_flow.prune()
 
     def accept_pruned(self, result, view: PreparedView) -> None:
-        """Keep: a new version in the history with a fresh plan at ratio 0; the original
-        stays one click away in Versions."""
-        if self.document is not None and not self.document.pruned:
-            self.recover_teacher = self.document  # the teacher of "Recover accuracy"
-        version = self.workbench.keep_pruned(result, view)
-        self.status_label.setText(
-            f"Showing version “{version.name}”: {len(result.document.summary.nodes)} nodes; "
-            "the original is in View › Panels › Versions; File › Export… to save it"
-        )
-
-    def _on_prune_failed(self, failure: JobFailure) -> None:
-        self.workbench.job_ended("prune")
-        self.act_prune.setEnabled(True)
-        self.status_label.setText("Pruning failed; the model is unchanged")
-        self._show_error("Pruning failed", failure.message, failure.details)
-
-    def _on_prune_cancelled(self) -> None:
-        self.workbench.job_ended("prune")
-        self.act_prune.setEnabled(True)
-        self.status_label.setText("Pruning cancelled; the model is unchanged")
+        self.prune_flow.accept(result, view)
 
     def open_recover_dialog(self):
         from app.dialogs.recover import open_recover_dialog
@@ -775,29 +731,7 @@ class MainWindow(QMainWindow):
         return open_recover_dialog(self)
 
     def open_export_dialog(self, version_name: str | None = None) -> ExportDialog | None:
-        wb = self.workbench
-        if wb.document is None:
-            return None
-        version = wb.version_named(version_name) if version_name else wb.version
-        doc = version.document
-        start = self.prefs.qs.value("lastFolder/export") or (
-            "" if engine_api.is_zoo_spec(doc.source) else os.path.dirname(doc.source)
-        )
-        dialog = ExportDialog(
-            doc,
-            self,
-            start_dir=str(start or self.prefs.last_folder("model")),
-            version=version.name,
-            versions=[v.name for v in wb.versions],
-        )
-        dialog.versionChosen.connect(
-            lambda name: dialog.set_document(wb.version_named(name).document, name)
-        )
-        dialog.exported.connect(lambda r: self.prefs.set_last_folder(r.path, "export"))
-        self.last_dialog = dialog
-        self.export_dialog = dialog
-        dialog.open()
-        return dialog
+        return open_export_dialog(self, version_name)
 
     # ------------------------------------------------------------------ view options
 
