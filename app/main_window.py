@@ -48,14 +48,11 @@ from app.canvas.scene import GraphScene
 from app.canvas.search import LayerSearch
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
-from app.dialogs.arch_picker import ArchPickerDialog
 from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
-from app.dialogs.input_shape import InputShapeDialog
-from app.dialogs.model_code import ModelCodeDialog
-from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
 from app.export_flow import open_export_dialog
+from app.open_flow import on_load_failed
 from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
 from app.panels.module_tree import ModuleTreePanel
@@ -508,63 +505,7 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, failure: JobFailure) -> None:
         self.workbench.job_ended("load")
-        exc = failure.exception
-        source, spec, trust = self._pending
-        if isinstance(exc, engine_api.TrustRequired):
-            self.status_label.setText("Waiting for your decision about running code from the file")
-            box = make_trust_dialog(self, source, failure.message)
-            self.last_dialog = box
-
-            def decided(_result: int) -> None:
-                if box.clickedButton() is box.button(QMessageBox.Yes):
-                    self.open_source(source, spec, trust=True, ask=False)
-                else:
-                    self.status_label.setText("Not loaded: the file was not trusted")
-
-            box.finished.connect(decided)
-            box.open()
-            return
-        if isinstance(exc, engine_api.ArchRequired):  # weights only: which model are they?
-            picker = ArchPickerDialog(self, source, failure.message, exc.candidates)
-            self.last_dialog = picker
-            picker.accepted.connect(
-                lambda: self.open_source(source, spec, trust, ask=False, arch=picker.arch())
-            )
-            picker.rejected.connect(
-                lambda: self.status_label.setText("Not loaded: no architecture")
-            )
-            picker.open()
-            return
-        if isinstance(exc, engine_api.CodeRequired):  # after trust: where is the model's code?
-            asked = ModelCodeDialog(self, source, exc.module, failure.message)
-            self.last_dialog = asked
-
-            def code_chosen() -> None:
-                self.prefs.set_model_code(source, asked.path())
-                self.open_source(source, spec, trust, ask=False, code=asked.path())
-
-            asked.accepted.connect(code_chosen)
-            asked.rejected.connect(lambda: self.status_label.setText("Not loaded: no model code"))
-            asked.open()
-            return
-        if isinstance(exc, engine_api.InputShapeRequired):
-            self.status_label.setText("Waiting for an input shape (see the dialog)")
-            dialog = InputShapeDialog(
-                self, failure.message, exc.suggestion, engine_api.parse_input_spec
-            )
-            self.last_dialog = dialog
-
-            def chosen() -> None:
-                self.workbench.remember_input_spec(source, dialog.spec())
-                self.open_source(source, dialog.spec(), trust, ask=False)
-
-            dialog.accepted.connect(chosen)
-            dialog.rejected.connect(lambda: self.status_label.setText("Not loaded: no input shape"))
-            dialog.open()
-            return
-        name = engine_api.display_name(source)
-        self.status_label.setText(f"Could not open {name}")
-        self._show_error(f"Could not open {name}", failure.message, failure.details)
+        on_load_failed(self, failure, *self._pending)
 
     def _show_error(self, title: str, message: str, details: str = "") -> None:
         box = QMessageBox(QMessageBox.Critical, title, message, QMessageBox.Ok, self)
