@@ -62,7 +62,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "open_plan",
         "Open &Plan…",
-        "open_plan_dialog",
+        "plan_files.open_dialog",
         ("Ctrl+Shift+O",),
         "",
         "File",
@@ -72,7 +72,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "save_plan",
         "&Save Plan…",
-        "save_plan_dialog",
+        "plan_files.save_dialog",
         (QKeySequence.Save,),
         "",
         "File",

@@ -410,9 +410,10 @@ def make_previewer(doc: Document, calibration: Callable[[Any], Any] | None = Non
     return session_of(doc).previewer(calibration)
 
 
-def preview(previewer: Any, plan: Any) -> Any:
-    """Exact before/after MACs, params and per-layer widths for a plan (engine.plan.Preview)."""
-    return previewer.preview(plan)
+def preview(previewer: Any, plan: Any, on_batch: Callable[[int, int], None] | None = None) -> Any:
+    """Exact before/after MACs, params and per-layer widths for a plan (engine.plan.Preview);
+    `on_batch(done, total)` hears of each batch of a first gradient/activation pass."""
+    return previewer.preview(plan, on_batch=on_batch)
 
 
 def solve(previewer: Any, plan: Any, target: str, keep: float) -> Any:

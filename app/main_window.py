@@ -48,14 +48,11 @@ from app.canvas.scene import GraphScene
 from app.canvas.search import LayerSearch
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
-from app.dialogs.arch_picker import ArchPickerDialog
 from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
-from app.dialogs.input_shape import InputShapeDialog
-from app.dialogs.model_code import ModelCodeDialog
-from app.dialogs.prune_result import PruneResultDialog
-from app.dialogs.trust import make_trust_dialog
 from app.document import DEMO_SOURCE, Document
+from app.export_flow import open_export_dialog
+from app.open_flow import on_load_failed
 from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
 from app.panels.module_tree import ModuleTreePanel
@@ -63,6 +60,8 @@ from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
 from app.panels.settings import SettingsPanel
 from app.panels.versions import VersionsPanel
+from app.plan_files import PLAN_FILTER, PlanFiles
+from app.prune_flow import PruneFlow
 from app.pruning import PruningController, SolveDone
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
@@ -71,7 +70,6 @@ from app.workers import JobFailure, JobRunner
 
 Loader = Callable[..., Document]
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.bin *.ckpt *.onnx *.safetensors);;All files (*)"
-PLAN_FILTER = "Pruning plans (*.json);;All files (*)"
 
 
 class LoadResult:
@@ -103,7 +101,7 @@ class MainWindow(QMainWindow):
         self.prefs = Preferences(settings if settings is not None else default_settings())
         self.loader: Loader = loader or engine_api.load_and_trace
         self.last_dialog: QWidget | None = None
-        self.result_dialog: PruneResultDialog | None = None
+        self.result_dialog: QWidget | None = None  # the last PruneResultDialog
         self.export_dialog: ExportDialog | None = None
         self.ask = lambda title, text, buttons, default: ask_user(
             self, title, text, buttons, default
@@ -113,6 +111,9 @@ class MainWindow(QMainWindow):
 
         self.pruning = PruningController(self)
         self.workbench = wb = Workbench(self.pruning, self.prefs)
+        wb.plans.editor.setParent(self)  # the undo stack (and its actions) close with the window
+        self.plan_files = PlanFiles(self)
+        self.prune_flow = PruneFlow(self)
         wb.opener = self._reopen_at
         self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
         self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
@@ -169,13 +170,6 @@ class MainWindow(QMainWindow):
         wb.events.status.connect(lambda text: self.status_label.setText(text))
         wb.events.preview_changed.connect(self._on_preview_change)
         self.pruning.solved.connect(self._on_solved)
-        self.pruning.pruneStarted.connect(
-            lambda: wb.job_started("prune", "Pruning a copy…", self.pruning.cancel_prune)
-        )
-        self.pruning.pruneProgress.connect(lambda f, m: wb.job_progress("prune", f, m))
-        self.pruning.pruneFinished.connect(self._on_pruned)
-        self.pruning.pruneFailed.connect(self._on_prune_failed)
-        self.pruning.pruneCancelled.connect(self._on_prune_cancelled)
 
         self._build_actions()
         self._build_menus()
@@ -237,7 +231,7 @@ class MainWindow(QMainWindow):
         self.act_dark.triggered.connect(lambda: self.set_theme("dark"))
         for act in (self.act_light, self.act_dark):
             self.theme_group.addAction(act)
-        stack = self.pruning.editor.stack
+        stack = self.workbench.plans.stack
         self.act_undo = stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts([QKeySequence(QKeySequence.Undo)])
         self.act_redo = stack.createRedoAction(self, "&Redo")
@@ -400,7 +394,7 @@ class MainWindow(QMainWindow):
             )
             if not path:
                 return False
-            self.save_plan(path)
+            self.plan_files.save(path)
         return True
 
     # ------------------------------------------------------------------ opening
@@ -511,63 +505,7 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, failure: JobFailure) -> None:
         self.workbench.job_ended("load")
-        exc = failure.exception
-        source, spec, trust = self._pending
-        if isinstance(exc, engine_api.TrustRequired):
-            self.status_label.setText("Waiting for your decision about running code from the file")
-            box = make_trust_dialog(self, source, failure.message)
-            self.last_dialog = box
-
-            def decided(_result: int) -> None:
-                if box.clickedButton() is box.button(QMessageBox.Yes):
-                    self.open_source(source, spec, trust=True, ask=False)
-                else:
-                    self.status_label.setText("Not loaded: the file was not trusted")
-
-            box.finished.connect(decided)
-            box.open()
-            return
-        if isinstance(exc, engine_api.ArchRequired):  # weights only: which model are they?
-            picker = ArchPickerDialog(self, source, failure.message, exc.candidates)
-            self.last_dialog = picker
-            picker.accepted.connect(
-                lambda: self.open_source(source, spec, trust, ask=False, arch=picker.arch())
-            )
-            picker.rejected.connect(
-                lambda: self.status_label.setText("Not loaded: no architecture")
-            )
-            picker.open()
-            return
-        if isinstance(exc, engine_api.CodeRequired):  # after trust: where is the model's code?
-            asked = ModelCodeDialog(self, source, exc.module, failure.message)
-            self.last_dialog = asked
-
-            def code_chosen() -> None:
-                self.prefs.set_model_code(source, asked.path())
-                self.open_source(source, spec, trust, ask=False, code=asked.path())
-
-            asked.accepted.connect(code_chosen)
-            asked.rejected.connect(lambda: self.status_label.setText("Not loaded: no model code"))
-            asked.open()
-            return
-        if isinstance(exc, engine_api.InputShapeRequired):
-            self.status_label.setText("Waiting for an input shape (see the dialog)")
-            dialog = InputShapeDialog(
-                self, failure.message, exc.suggestion, engine_api.parse_input_spec
-            )
-            self.last_dialog = dialog
-
-            def chosen() -> None:
-                self.workbench.remember_input_spec(source, dialog.spec())
-                self.open_source(source, dialog.spec(), trust, ask=False)
-
-            dialog.accepted.connect(chosen)
-            dialog.rejected.connect(lambda: self.status_label.setText("Not loaded: no input shape"))
-            dialog.open()
-            return
-        name = engine_api.display_name(source)
-        self.status_label.setText(f"Could not open {name}")
-        self._show_error(f"Could not open {name}", failure.message, failure.details)
+        on_load_failed(self, failure, *self._pending)
 
     def _show_error(self, title: str, message: str, details: str = "") -> None:
         box = QMessageBox(QMessageBox.Critical, title, message, QMessageBox.Ok, self)
@@ -718,128 +656,15 @@ class MainWindow(QMainWindow):
         if len(roots) < 2:
             self.status_label.setText("Select two or more groups (Ctrl+click) to share a ratio")
             return
-        self._guard(self.pruning.make_scope)(roots)
-
-    def save_plan_dialog(self) -> None:
-        if self.document is None:
-            return
-        start = os.path.join(self.prefs.last_folder("plan"), "plan.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save pruning plan", start, PLAN_FILTER)
-        if path:
-            self.save_plan(path)
-
-    def save_plan(self, path: str) -> None:
-        try:
-            self.pruning.save_plan(path)
-        except OSError as exc:
-            self._show_error("Could not save the plan", str(exc))
-            return
-        self.prefs.set_last_folder(path, "plan")
-        self.workbench.mark_saved()
-        self.status_label.setText(f"Plan saved to {path}")
-
-    def open_plan_dialog(self) -> None:
-        if self.document is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open pruning plan", self.prefs.last_folder("plan"), PLAN_FILTER
-        )
-        if path:
-            self.prefs.set_last_folder(path, "plan")
-            self.read_plan(path)
-
-    def read_plan(self, path: str) -> None:
-        """Read and check the plan file on a worker (a FIFO or a huge file never blocks the
-        window); it is applied, or its problems shown, when the worker is done."""
-        runner = self.__dict__.get("plan_reads")
-        if runner is None:
-            runner = self.plan_reads = JobRunner(self)
-            runner.finished.connect(lambda done: self._plan_read(*done))
-            runner.failed.connect(
-                lambda f: self._show_error("Could not read the plan", f.message, f.details)
-            )
-
-        def job(progress, cancelled):
-            try:
-                return path, engine_api.load_plan(path), []
-            except engine_api.PlanFileError as exc:
-                return path, None, list(exc.problems)
-
-        runner.submit(job, f"Reading {os.path.basename(path)}…")
-
-    def _plan_read(self, path: str, plan, problems: list[str]) -> bool:
-        if plan is not None and self.document is not None:
-            problems = self.pruning.use_plan(plan)
-        return self._report_plan(path, problems)
-
-    def open_plan(self, path: str) -> bool:
-        """Read and apply a plan at once (scripts, tests); the GUI itself uses read_plan."""
-        return self._report_plan(path, self.pruning.open_plan(path))
-
-    def _report_plan(self, path: str, problems: list[str]) -> bool:
-        if self.document is None:
-            return False
-        if problems:
-            self._show_error(
-                "Could not use this plan",
-                f"{os.path.basename(path)} does not fit {self.document.title}:",
-                "\n".join(problems),
-            )
-            self.last_dialog.setInformativeText("\n".join(problems[:8]))
-            return False
-        made_for = self.pruning.plan.source
-        other = (
-            f"; it was made for {made_for}" if made_for and made_for != self.document.source else ""
-        )
-        self.status_label.setText(f"Opened plan {path} (Ctrl+Z to undo){other}")
-        return True
+        self._guard(self.workbench.plans.make_scope)(roots)
 
     # ------------------------------------------------------------------ prune, keep, export
 
     def prune(self) -> None:
-        if self.document is None or self.loads.busy:
-            return
-        if self.pruning.prune():
-            self.act_prune.setEnabled(False)
-
-    def _on_pruned(self, payload) -> None:
-        result, view = payload
-        self.workbench.job_ended("prune")
-        self.act_prune.setEnabled(True)
-        self.status_label.setText(
-            f"Pruned a copy: MACs {result.macs_before:,} → {result.macs_after:,}; "
-            "keep it or discard it"
-        )
-        dialog = PruneResultDialog(result, self)
-        self.last_dialog = dialog
-        self.result_dialog = dialog
-        dialog.accepted.connect(lambda: self.accept_pruned(result, view))
-        dialog.rejected.connect(
-            lambda: self.status_label.setText("Pruned copy discarded; the model is unchanged")
-        )
-        dialog.open()
+        self.prune_flow.prune()
 
     def accept_pruned(self, result, view: PreparedView) -> None:
-        """Keep: a new version in the history with a fresh plan at ratio 0; the original
-        stays one click away in Versions."""
-        if self.document is not None and not self.document.pruned:
-            self.recover_teacher = self.document  # the teacher of "Recover accuracy"
-        version = self.workbench.keep_pruned(result, view)
-        self.status_label.setText(
-            f"Showing version “{version.name}”: {len(result.document.summary.nodes)} nodes; "
-            "the original is in View › Panels › Versions; File › Export… to save it"
-        )
-
-    def _on_prune_failed(self, failure: JobFailure) -> None:
-        self.workbench.job_ended("prune")
-        self.act_prune.setEnabled(True)
-        self.status_label.setText("Pruning failed; the model is unchanged")
-        self._show_error("Pruning failed", failure.message, failure.details)
-
-    def _on_prune_cancelled(self) -> None:
-        self.workbench.job_ended("prune")
-        self.act_prune.setEnabled(True)
-        self.status_label.setText("Pruning cancelled; the model is unchanged")
+        self.prune_flow.accept(result, view)
 
     def open_recover_dialog(self):
         from app.dialogs.recover import open_recover_dialog
@@ -847,29 +672,7 @@ class MainWindow(QMainWindow):
         return open_recover_dialog(self)
 
     def open_export_dialog(self, version_name: str | None = None) -> ExportDialog | None:
-        wb = self.workbench
-        if wb.document is None:
-            return None
-        version = wb.version_named(version_name) if version_name else wb.version
-        doc = version.document
-        start = self.prefs.qs.value("lastFolder/export") or (
-            "" if engine_api.is_zoo_spec(doc.source) else os.path.dirname(doc.source)
-        )
-        dialog = ExportDialog(
-            doc,
-            self,
-            start_dir=str(start or self.prefs.last_folder("model")),
-            version=version.name,
-            versions=[v.name for v in wb.versions],
-        )
-        dialog.versionChosen.connect(
-            lambda name: dialog.set_document(wb.version_named(name).document, name)
-        )
-        dialog.exported.connect(lambda r: self.prefs.set_last_folder(r.path, "export"))
-        self.last_dialog = dialog
-        self.export_dialog = dialog
-        dialog.open()
-        return dialog
+        return open_export_dialog(self, version_name)
 
     # ------------------------------------------------------------------ view options
 

@@ -1,10 +1,11 @@
-"""The pruning workflow behind the window: the undoable plan, live preview, the ratio
-solver, pruning a copy in the background, and plan files.
+"""The pruning jobs behind the workbench: live preview, the ratio solver and pruning a
+copy, each in the background.
 
-Why a separate object: the window lays out widgets; this owns the state machine of
-"plan edited -> preview (debounced, off the GUI thread, stale results dropped) ->
-prune a copy -> user accepts". Only plain data (plans, previews, results) reaches the
-widgets, and every engine call goes through app.engine_api.
+Why a separate object: the plan and its undo history are the workbench model's
+(app.plan_model); this runs the jobs on the plan it follows: "plan changed -> preview
+(debounced, off the GUI thread, stale results dropped)", "solve", "prune a copy". Only
+plain data (plans, previews, results) leaves it, and every engine call goes through
+app.engine_api.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app import engine_api, plan_edits
+from app import engine_api
 from app.document import DEMO_SOURCE, Document
-from app.plan_editor import PlanEditor
 from app.workers import JobFailure, JobRunner
 
 DEBOUNCE_MS = 50
@@ -52,7 +52,7 @@ class PruningController(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.editor = PlanEditor(self)
+        self.plans: Any = None  # the workbench's PlanModel, see follow()
         self.document: Document | None = None
         self.calibration: tuple[str, str] = ("random", "")
         self.data: Any = None  # the data panel's engine.data.DataOptions, or None
@@ -74,15 +74,20 @@ class PruningController(QObject):
         self.timer.setSingleShot(True)
         self.timer.setInterval(DEBOUNCE_MS)
         self.timer.timeout.connect(self._start_preview)
-        self.editor.planChanged.connect(lambda _plan: self.request_preview())
+
+    def follow(self, plans: Any) -> None:
+        """Run previews on this PlanModel's plan, a new one after every change."""
+        self.plans = plans
+        plans.on_change.append(lambda _plan: self.request_preview())
 
     @property
     def plan(self) -> Any:
-        return self.editor.plan
+        """The plan the jobs run on (read only: edits go through the workbench)."""
+        return self.plans.plan if self.plans is not None else None
 
     # ------------------------------------------------------------------ document
 
-    def set_document(self, doc: Document, plan: Any | None = None) -> None:
+    def set_document(self, doc: Document) -> None:
         if self.prunes.busy:  # a result for the previous model must never replace this one
             self.prunes.cancel()
         self.document = doc
@@ -94,7 +99,6 @@ class PruningController(QObject):
             self.calibration = ("demo", "")
         elif self.calibration[0] == "demo":
             self.calibration = ("random", "")
-        self.editor.reset(plan if plan is not None else engine_api.new_plan(doc))
 
     def set_calibration(self, kind: str, folder: str = "") -> None:
         if (kind, folder) != self.calibration:
@@ -111,90 +115,11 @@ class PruningController(QObject):
             elif self.calibration[0] == "data":
                 self.set_calibration("random", "")
 
-    # ------------------------------------------------------------------ edits (undoable)
-
-    def edit(self, text: str, fn, *args, merge_key: str | None = None, **kwargs) -> bool:
-        """Apply a plan_edits function as one undoable command; bad values raise ValueError."""
-        return self.editor.edit(text, fn, *args, merge_key=merge_key or None, **kwargs)
-
-    def set_options(self, text: str, changes: dict, merge_key: str = "") -> bool:
-        return self.edit(text, plan_edits.set_options, merge_key=merge_key, **changes)
-
-    def set_group_ratio(self, root: str, ratio: float | None) -> bool:
-        scope = plan_edits.scope_of(self.plan, root)
-        if scope is not None and ratio is not None:  # the row shows the scope's ratio
-            return self.edit(
-                f"Ratio {ratio:.2f} for scope {scope.name}",
-                plan_edits.set_scope_ratio,
-                scope.name,
-                ratio,
-            )
-        what = f"{ratio:.2f}" if ratio is not None else "cleared"
-        return self.edit(f"Group {root} ratio {what}", plan_edits.set_group_ratio, root, ratio)
-
-    def clear_ratios(self, roots: list[str]) -> bool:
-        def clear(plan, roots):
-            for r in roots:
-                plan = plan_edits.set_group_ratio(plan, r, None)
-                plan = plan_edits.set_layer_ratio(plan, r, None)
-            return plan
-
-        return self.edit(f"Clear ratio of {len(roots)} group(s)", clear, roots)
-
-    def set_layer_ratio(self, layer: str, ratio: float | None) -> bool:
-        what = f"{ratio:.2f}" if ratio is not None else "cleared"
-        return self.edit(f"Layer {layer} ratio {what}", plan_edits.set_layer_ratio, layer, ratio)
-
-    def make_scope(self, layers: list[str], ratio: float | None = None) -> bool:
-        """One shared ranking and ratio; starts at the first layer's current ratio."""
-        if ratio is None:
-            first = plan_edits.ratio_of(self.plan, layers[0]).ratio
-            ratio = self.plan.pruning_ratio if first is None else first
-        return self.edit(
-            f"User scope of {len(layers)} layers", plan_edits.make_scope, layers, ratio
-        )
-
-    def leave_scopes(self, layers: list[str]) -> bool:
-        return self.edit(
-            f"Remove {len(layers)} layer(s) from scopes", plan_edits.leave_scopes, layers
-        )
-
-    def remove_scope(self, name: str) -> bool:
-        return self.edit(f"Remove {name}", plan_edits.remove_scope, name)
-
-    def set_ignored(self, layers: list[str], ignored: bool) -> bool:
-        verb = "Ignore" if ignored else "Un-ignore"
-        return self.edit(
-            f"{verb} {', '.join(layers)[:60]}", plan_edits.set_ignored, layers, ignored
-        )
-
-    # ------------------------------------------------------------------ plan files
-
-    def save_plan(self, path: str) -> None:
-        self.plan.save(path)
-
-    def open_plan(self, path: str) -> list[str]:
-        """Load a plan file as one undoable edit; returns the problems (nothing applied)."""
-        try:
-            plan = engine_api.load_plan(path)
-        except engine_api.PlanFileError as exc:
-            return list(exc.problems)
-        return self.use_plan(plan)
-
-    def use_plan(self, plan: Any) -> list[str]:
-        """Apply an already read plan as one undoable edit, unless it does not fit."""
-        if self.document is not None:
-            problems = engine_api.plan_problems(plan, self.document)
-            if problems:
-                return problems
-        self.editor.replace(plan, "Open plan")
-        return []
-
     # ------------------------------------------------------------------ preview
 
     def request_preview(self) -> None:
         """Debounced: a burst of edits costs one preview, ~50 ms after the last one."""
-        if self.document is not None and self.document.model is not None:
+        if self.document is not None and self.document.model is not None and self.plan is not None:
             self.timer.start()
 
     def _previewer_job(self) -> Any:
@@ -217,17 +142,18 @@ class PruningController(QObject):
         return get
 
     def _start_preview(self) -> None:
-        if self.document is None or self.document.model is None:
+        if self.document is None or self.document.model is None or self.plan is None:
             return
         plan, get = self.plan, self._previewer_job()
         first = self._first_gradient_use(plan)
 
         def job(progress, cancelled) -> PreviewDone:
             pv = get(progress)
+            what = f"Computing {plan.importance} gradients on the calibration data"
             if first:
-                progress(0.3, f"Computing {plan.importance} gradients on the calibration data…")
+                progress(0.3, f"{what}…")
             t0 = time.perf_counter()
-            result = engine_api.preview(pv, plan)
+            result = engine_api.preview(pv, plan, on_batch=_batch_progress(progress, what))
             return PreviewDone(plan, result, time.perf_counter() - t0)
 
         self.previews.submit(job, "preview")
@@ -244,7 +170,7 @@ class PruningController(QObject):
 
     def solve(self, target: str, keep: float) -> None:
         """Ask the engine's solver for the default ratio; applied as one undoable edit."""
-        if self.document is None:
+        if self.document is None or self.plan is None:
             return
         self.timer.stop()
         plan, get = self.plan.replace(), self._previewer_job()
@@ -257,14 +183,7 @@ class PruningController(QObject):
 
     def _on_preview_job(self, done: object) -> None:
         if isinstance(done, SolveDone):
-            ratio = round(float(done.result.ratio), 4)
-            if done.plan == self.plan.replace(pruning_ratio=done.plan.pruning_ratio):
-                self.edit(
-                    f"Keep {100 * done.keep:.0f}% of {done.target}",
-                    plan_edits.set_options,
-                    pruning_ratio=ratio,
-                )
-            self.solved.emit(done)
+            self.solved.emit(done)  # the workbench applies the ratio as an undoable edit
             self.request_preview()
             return
         if isinstance(done, PreviewDone) and done.plan == self.plan:
@@ -284,7 +203,7 @@ class PruningController(QObject):
     def prune(self) -> bool:
         """Prune a deep copy in the background; the open model is untouched until accepted."""
         doc = self.document
-        if doc is None or self.prunes.busy:
+        if doc is None or self.plan is None or self.prunes.busy:
             return False
         plan, cal, data = self.plan.replace(), self.calibration, self.data
 
@@ -314,6 +233,18 @@ class PruningController(QObject):
 
     def cancel_prune(self) -> None:
         self.prunes.cancel()
+
+
+def _batch_progress(progress: Any, what: str) -> Any:
+    """Per-batch progress of the first gradient (or activation) pass: 0.3 -> 0.95."""
+
+    def on_batch(done: int, total: int) -> None:
+        if total > 0:
+            progress(0.3 + 0.65 * done / total, f"{what}: batch {done} of {total}")
+        else:
+            progress(0.3, f"{what}: batch {done}")
+
+    return on_batch
 
 
 def _calibration_note(plan: Any, cal: tuple[str, str]) -> str:

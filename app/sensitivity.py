@@ -130,7 +130,7 @@ class SensitivityController(QObject):
 
     def accept(self, plan: Any, text: str = "Plan for a target") -> None:
         """One undoable edit (Ctrl+Z restores the plan before)."""
-        self.pruning.editor.replace(plan, text)
+        self.pruning.plans.replace(plan, text)  # the workbench's PlanModel
 
     def _on_done(self, result: Any) -> None:
         from engine.plan.scan import ScanResult

@@ -2,8 +2,8 @@
 
 Why: the window used to relay every change to every panel, and the open document was
 held twice (window and pruning controller). Here one object owns the document, the plan
-(through the PruningController's undoable editor), the selection, the version history
-and the running jobs; each change is announced once on `workbench.events.<name>`, and
+and its undo history (app.plan_model), the selection, the version history and the
+running jobs; each change is announced once on `workbench.events.<name>`, and
 each panel connects the events it shows to its own `_on_<name>_change`. Panels can be
 built in a test with a Workbench and no window.
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.document import Document
+from app.plan_model import PlanModel
 
 EVENT_NAMES = (
     "document_changed",  # Document | None: a new model (or version) is open
@@ -216,8 +217,9 @@ def document_metrics(doc: Document) -> dict[str, float]:
 class Workbench:
     """Owns document, plan, selection, versions and jobs; announces changes as events.
 
-    `controller` is the PruningController (Qt: timers, worker pool, undo stack); the
-    workbench forwards its signals as events so panels depend on the workbench only.
+    `plans` holds the plan and its undo stack; `controller` is the PruningController (Qt:
+    timers, worker pool) that runs preview/solve/prune jobs on that plan. The workbench
+    forwards both as events so panels depend on the workbench only.
     """
 
     def __init__(self, controller: Any = None, prefs: Any = None) -> None:
@@ -229,6 +231,8 @@ class Workbench:
         self.jobs: dict[str, JobState] = {}
         self.collapsed: frozenset[str] = frozenset()
         self.freeze_heap = True  # see _freeze_heap
+        self.plans = PlanModel()
+        self.plans.on_change.append(self._on_plan_edited)
         self.pruning = controller
         if controller is not None:
             self._bridge(controller)
@@ -236,14 +240,21 @@ class Workbench:
     # ------------------------------------------------------------------ controller bridge
 
     def _bridge(self, c: Any) -> None:
-        c.editor.planChanged.connect(self._on_controller_plan)
+        c.follow(self.plans)
+        c.solved.connect(self._on_solved)
         c.previewReady.connect(lambda done: self.events.preview_changed.emit(done))
         c.previewFailed.connect(self._on_preview_failed)
         c.previews.progress.connect(lambda f, m: self.events.preview_state.emit(m))
 
-    def _on_controller_plan(self, plan: Any) -> None:
+    def _on_plan_edited(self, plan: Any) -> None:
         self.events.plan_changed.emit(plan)
-        self.events.preview_state.emit("Updating preview…")
+        if self.pruning is not None:
+            self.events.preview_state.emit("Updating preview…")
+
+    def _on_solved(self, done: Any) -> None:
+        self.plans.apply_solved(
+            done.plan, done.result.ratio, f"Keep {100 * done.keep:.0f}% of {done.target}"
+        )
 
     def _on_preview_failed(self, message: str) -> None:
         self.events.preview_state.emit(f"⚠ Preview failed: {message}")
@@ -261,7 +272,7 @@ class Workbench:
 
     @property
     def plan(self) -> Any:
-        return self.pruning.plan if self.pruning is not None else None
+        return self.plans.plan
 
     @property
     def last_preview(self) -> Any:
@@ -270,11 +281,10 @@ class Workbench:
     @property
     def unsaved_edits(self) -> bool:
         """True when the plan was edited since it was opened or saved."""
-        return self.pruning is not None and not self.pruning.editor.stack.isClean()
+        return self.document is not None and not self.plans.stack.isClean()
 
     def mark_saved(self) -> None:
-        if self.pruning is not None:
-            self.pruning.editor.stack.setClean()
+        self.plans.stack.setClean()
 
     def open_document(self, doc: Document, view: Any = None, plan: Any = None) -> None:
         """A newly loaded model: the history restarts with it as "original"."""
@@ -324,12 +334,14 @@ class Workbench:
         self.selection = Selection()
         self.collapsed = v.view.graph.collapsed if v.view is not None else frozenset()
         if self.pruning is not None:
-            with self.events.blocker("plan_changed", "preview_state"):
-                self.pruning.set_document(v.document, plan if plan is not None else v.plan)
-            self.mark_saved()
+            self.pruning.set_document(v.document)
+        plan = plan if plan is not None else v.plan
+        with self.events.blocker("plan_changed", "preview_state"):
+            self.plans.reset(plan if plan is not None else _new_plan(v.document))
+        self.mark_saved()
         self.events.document_changed.emit(v.document)
+        self.events.plan_changed.emit(self.plan)
         if self.pruning is not None:
-            self.events.plan_changed.emit(self.plan)
             self.events.preview_state.emit("Computing the preview…")
         self.events.selection_changed.emit(self.selection)
         self.events.input_spec_changed.emit(v.document.input_spec)
@@ -363,7 +375,7 @@ class Workbench:
             plan=None,
             view=view,
         )
-        if base is not None and self.pruning is not None:
+        if base is not None:
             base.plan = self.plan
         self.versions.append(version)
         if switch:
@@ -394,7 +406,7 @@ class Workbench:
     def switch_version(self, index: int) -> None:
         if not 0 <= index < len(self.versions) or index == self.current:
             return
-        if self.pruning is not None and self.version is not None:
+        if self.version is not None:
             self.version.plan = self.plan
         self.current = index
         self._activate()
@@ -444,15 +456,13 @@ class Workbench:
         return True
 
     def set_layer_ratio(self, name: str, ratio: float | None) -> bool:
-        return self.try_edit(self.pruning.set_layer_ratio, name, ratio)
+        return self.try_edit(self.plans.set_layer_ratio, name, ratio)
 
     def set_ignored(self, names: list[str], ignored: bool) -> bool:
-        return self.try_edit(self.pruning.set_ignored, names, ignored)
+        return self.try_edit(self.plans.set_ignored, names, ignored)
 
     def set_block_ratio(self, path: str, ratio: float | None) -> bool:
         """One ratio for every group rooted inside a module block, as one undoable edit."""
-        from app import plan_edits
-
         doc = self.document
         if doc is None:
             return False
@@ -463,16 +473,12 @@ class Workbench:
             self.events.status.emit(f"Not applied: {path} holds no prunable group")
             return False
 
-        def edit(plan: Any, roots: list[str], ratio: float | None) -> Any:
-            for r in roots:
-                plan = plan_edits.set_group_ratio(plan, r, ratio)
-            return plan
-
         what = f"{ratio:.3g}" if ratio is not None else "cleared"
         return self.try_edit(
-            lambda: self.pruning.edit(
-                f"Block {path} ratio {what} ({len(roots)} groups)", edit, roots, ratio
-            )
+            self.plans.set_groups_ratio,
+            f"Block {path} ratio {what} ({len(roots)} groups)",
+            roots,
+            ratio,
         )
 
     def block_ratio(self, path: str) -> float | None:
@@ -563,6 +569,12 @@ def fresh_plan(plan: Any) -> Any:
         head_pruning_ratio=0.0,
         head_pruning_ratio_dict={},
     )
+
+
+def _new_plan(doc: Document) -> Any:
+    from app import engine_api
+
+    return engine_api.new_plan(doc)
 
 
 def _unique(name: str, taken: list[str]) -> str:

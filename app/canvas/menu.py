@@ -42,8 +42,8 @@ def node_menu(win: Any, view_id: int) -> QMenu | None:
 
 def add_plan_items(win: Any, menu: QMenu, view_id: int, name: str, groups) -> None:
     """Ratio presets for the layer, ignore, scope with the selected groups."""
-    wb, pruning = win.workbench, win.pruning
-    plan = pruning.plan
+    wb = win.workbench
+    plan = wb.plan
     current = plan.layer_ratios.get(name)
     ratio_menu = menu.addMenu("Pruning ratio of this layer")
     for r in RATIO_PRESETS:
@@ -72,5 +72,5 @@ def add_plan_items(win: Any, menu: QMenu, view_id: int, name: str, groups) -> No
     if extra:
         menu.addAction(
             f"Make user scope with {len(extra)} selected group(s)",
-            lambda: wb.try_edit(pruning.make_scope, [name, *extra]),
+            lambda: wb.try_edit(wb.plans.make_scope, [name, *extra]),
         )

@@ -235,10 +235,10 @@ class GroupsPanel(QWidget):
         ev.preview_changed.connect(self._on_plan_change)
         ev.selection_changed.connect(self._on_selection_change)
         self.groupSelected.connect(self._select_in_workbench)
-        self.ratioEdited.connect(lambda root, r: wb.try_edit(wb.pruning.set_group_ratio, root, r))
-        self.clearRatioRequested.connect(lambda roots: wb.try_edit(wb.pruning.clear_ratios, roots))
-        self.scopeRequested.connect(lambda roots: wb.try_edit(wb.pruning.make_scope, roots))
-        self.leaveScopeRequested.connect(lambda roots: wb.try_edit(wb.pruning.leave_scopes, roots))
+        self.ratioEdited.connect(lambda root, r: wb.try_edit(wb.plans.set_group_ratio, root, r))
+        self.clearRatioRequested.connect(lambda roots: wb.try_edit(wb.plans.clear_ratios, roots))
+        self.scopeRequested.connect(lambda roots: wb.try_edit(wb.plans.make_scope, roots))
+        self.leaveScopeRequested.connect(lambda roots: wb.try_edit(wb.plans.leave_scopes, roots))
         self.ignoreRequested.connect(lambda roots, on: wb.set_ignored(roots, on))
 
     def _on_document_change(self, doc) -> None:

@@ -86,51 +86,14 @@ def head_counts(doc: Any, name: str, plan: Any = None) -> tuple[int, int] | None
 
 
 def lock_reason(doc: Any, name: str, plan: Any = None) -> str:
-    """Why a layer is in no prunable group, in the engine's words where it has them."""
-    if plan is not None and name in getattr(plan, "ignored_layers", ()):
-        return "ignored in the plan (never pruned)"
-    graph = getattr(doc, "graph", None)
-    m = _module(doc, name)
-    if graph is not None and m is not None:
-        try:
-            graph.port_of(m)
-        except ValueError as exc:
-            return str(exc)
-        except Exception:  # noqa: BLE001 - any engine failure: fall back to the list below
-            pass
-        reasons = [r for r in getattr(graph, "lock_reasons", []) if f"'{name}'" in r]
-        if reasons:
-            return "; ".join(dict.fromkeys(reasons))
-        info = doc.node_by_name(name)
-        if info is not None and _feeds_output(doc, info.id):
-            return "its output is the model's output, whose size is fixed"
-        general = list(dict.fromkeys(getattr(graph, "lock_reasons", [])))
-        if general:
-            shown = "; ".join(general[:3]) + ("; …" if len(general) > 3 else "")
-            return f"its channels are fixed by the traced graph ({shown})"
-    return "its channels are fixed by the traced graph (no group can change them)"
+    """Why a layer is in no prunable group: the engine's sentence (engine.graph.lock_reason)."""
+    from engine.graph.lock_reason import lock_reason as engine_reason
 
-
-def _feeds_output(doc: Any, node_id: int) -> bool:
-    """True when no edge leaves this node's downstream chain of shape-only ops."""
-    out_edges: dict[int, list[int]] = {}
-    for s, d in doc.summary.edges:
-        out_edges.setdefault(s, []).append(d)
-    sinks = [n.id for n in doc.summary.nodes if n.id not in out_edges]
-    output = max(sinks) if sinks else None  # the last node traced: the model's output
-    frontier, seen = [node_id], set()
-    while frontier:
-        n = frontier.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        nxt = out_edges.get(n, [])
-        if not nxt:
-            if n == output:
-                return True
-            continue
-        for d in nxt:
-            info = doc.node(d)
-            if info is not None and not info.is_layer:
-                frontier.append(d)
-    return False
+    ignored = getattr(plan, "ignored_layers", ()) if plan is not None else ()
+    graph, m = getattr(doc, "graph", None), _module(doc, name)
+    if graph is None or m is None:
+        if name in ignored:
+            return "ignored in the plan (never pruned)"
+        return "its channels are fixed by the traced graph (no group can change them)"
+    reason = engine_reason(graph, m, ignored)
+    return reason or "prunable with another layer's group (its own ratio applies through it)"

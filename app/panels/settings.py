@@ -219,7 +219,7 @@ class SettingsPanel(QWidget):
         ev.document_changed.connect(self._on_document_change)
         ev.input_spec_changed.connect(self._on_input_spec_change)
         self.edited.connect(
-            lambda text, changes, merge: wb.try_edit(wb.pruning.set_options, text, changes, merge))
+            lambda text, changes, merge: wb.try_edit(wb.plans.set_options, text, changes, merge))
         self.solveRequested.connect(wb.pruning.solve)
         self.calibrationChanged.connect(
             lambda: wb.pruning.set_calibration(*self.calibration_source()))

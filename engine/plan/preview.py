@@ -58,7 +58,7 @@ from ..pruner.plan_cache import PlanCache
 from ..utils import count_ops_and_params
 from ..utils.meta_kernels import MetaKernels
 from .build import module_list, pruner_kwargs
-from .calibration import Calibration, resolve
+from .calibration import BatchDone, Calibration, resolve
 from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA, make_criterion
 from .schema import PlanError, PruningPlan
 from .validation import validate_plan
@@ -291,6 +291,7 @@ class Previewer:
         self.dg = dependency_graph if dependency_graph is not None else DependencyGraph(
             self.kernels).build_dependency(model, example_inputs)
         self.calibration = calibration
+        self._on_batch: BatchDone | None = None  # set for the length of one preview()
         self._history_len = len(self.dg.pruning_history())
         self._modules = dict(model.named_modules())
         # the named stages of the plan cache (engine/pruner/plan_cache.py), kept across
@@ -321,8 +322,19 @@ class Previewer:
         self._before = self._layer_figures(by_name, base[2])
 
     # ---------------------------------------------------------------- public
-    def preview(self, plan: PruningPlan) -> Preview:
-        """What `apply_plan(model, inputs, plan)` will produce (PlanError for a bad plan)."""
+    def preview(self, plan: PruningPlan, on_batch: BatchDone | None = None) -> Preview:
+        """What `apply_plan(model, inputs, plan)` will produce (PlanError for a bad plan).
+
+        `on_batch(done, total)` hears of each calibration batch of the first gradient or
+        activation pass (a DataCalibration's): that pass is the slow part, so a GUI can show
+        how far it is; the scores are the same with or without it."""
+        self._on_batch = on_batch
+        try:
+            return self._preview(plan)
+        finally:
+            self._on_batch = None
+
+    def _preview(self, plan: PruningPlan) -> Preview:
         if len(self.dg.pruning_history()) != self._history_len:
             raise RuntimeError("the dependency graph was pruned after this Previewer was built; "
                                "build a new Previewer for the pruned model")
@@ -388,7 +400,7 @@ class Previewer:
 
             crit = make_criterion(plan.importance, plan.importance_options)
             collect_activations(self.model, crit, resolve(self.calibration, self.example_inputs,
-                                                          plan.importance))
+                                                          plan.importance), self._on_batch)
             self._activations[key] = crit
         return self._activations[key]
 
@@ -434,7 +446,8 @@ class Previewer:
 
         saved = {id(p): p.grad for p in self.model.parameters()}
         try:
-            compute_grads(self.model, resolve(self.calibration, self.example_inputs, criterion))
+            compute_grads(self.model, resolve(self.calibration, self.example_inputs, criterion),
+                          self._on_batch)
             return {id(p): p.grad for p in self.model.parameters()}
         finally:
             for p in self.model.parameters():

@@ -142,17 +142,17 @@ def test_settings_panel_edits_are_undoable_and_follow_undo(qtbot, window) -> Non
 def test_plan_file_round_trip_and_bad_plan_is_explained(qtbot, window, tmp_path) -> None:
     open_and_wait(qtbot, window, "net.pt")
     g = window.document.summary.groups[0]
-    window.pruning.set_group_ratio(g.root, 0.25)
+    window.workbench.plans.set_group_ratio(g.root, 0.25)
     path = tmp_path / "plan.json"
-    window.save_plan(str(path))
+    window.plan_files.save(str(path))
     saved = window.pruning.plan
     window.act_undo.trigger()
-    assert window.open_plan(str(path))
+    assert window.plan_files.open(str(path))
     assert window.pruning.plan == saved
     bad = tmp_path / "bad.json"
     bad.write_text('{"pruning_ratio": 1.5, "colour": "red"}')
     before = window.pruning.plan
-    assert not window.open_plan(str(bad))
+    assert not window.plan_files.open(str(bad))
     assert window.pruning.plan == before
     assert "colour" in window.last_dialog.detailedText()
 

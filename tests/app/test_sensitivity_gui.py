@@ -71,7 +71,7 @@ def test_scan_heat_curve_plan_dialog_and_undo(qtbot, demo_window, tmp_path, monk
     assert win.pruning.plan == result.plan
     wait_preview(qtbot, win)
     assert win.pruning.last_preview.preview.macs_ratio <= 0.41
-    win.pruning.editor.stack.undo()
+    win.workbench.plans.stack.undo()
     assert win.pruning.plan == before  # one undoable edit
 
 

@@ -253,7 +253,7 @@ def test_lock_reason_names_the_engine_reason() -> None:
 def test_keep_starts_a_fresh_plan_and_the_original_stays_reachable(qtbot, demo_window) -> None:
     win = demo_window
     wb = win.workbench
-    win.pruning.set_layer_ratio("stem.0", 0.25)
+    win.workbench.plans.set_layer_ratio("stem.0", 0.25)
     original_plan = win.pruning.plan
     original_doc = win.document
     result = prune_and_keep(qtbot, win)
@@ -404,7 +404,7 @@ def test_unsaved_edits_prompt_on_quit_and_open(qtbot, window) -> None:
     open_and_wait(qtbot, window, "net.pt")
     window.close()  # no edits: no question
     window.show()
-    window.pruning.set_group_ratio(window.document.summary.groups[1].root, 0.3)
+    window.workbench.plans.set_group_ratio(window.document.summary.groups[1].root, 0.3)
     asked = []
     window.ask = lambda title, text, buttons, default: asked.append(text) or QMessageBox.Cancel
     assert window.open_source("b.pt") is False  # Cancel keeps the model and its edits
@@ -470,7 +470,7 @@ def test_dark_theme_reaches_the_chart_and_toolbar_labels_stay(qtbot, window) -> 
     window.set_theme("dark")
     assert window.preview_panel.plot.backgroundBrush().color().name() == "#1e2126"
     open_and_wait(qtbot, window, "net.pt")
-    window.pruning.set_group_ratio(window.document.summary.groups[1].root, 0.3)
+    window.workbench.plans.set_group_ratio(window.document.summary.groups[1].root, 0.3)
     assert window.tb_undo.text() == "Undo" and window.tb_undo.isEnabled()
     assert "ratio" in window.tb_undo.toolTip()
 
@@ -525,3 +525,62 @@ def test_input_shape_change_with_versions_asks_first(qtbot, demo_window) -> None
     win.settings_panel.input_spec.setText("1,1,12,12")
     win.settings_panel.input_apply.click()
     assert len(win.workbench.versions) == 2 and "unchanged" in win.status_label.text()
+
+
+def test_one_panel_follows_plan_events_of_a_bare_workbench(qtbot) -> None:
+    """No window and no job runner: the plan (and its undo stack) live in the workbench,
+    and a panel built on it shows each plan edit, undo and redo."""
+    from app.canvas.synthetic import resnet_like
+    from app.document import Document
+    from app.panels.groups import RATIO_COL, GroupsPanel
+    from app.workbench import Workbench
+
+    wb = Workbench()
+    panel = GroupsPanel(workbench=wb)
+    qtbot.addWidget(panel)
+    doc = Document("net.pt", "net.pt", resnet_like(2, 2), "1,3,224,224")
+    wb.open_document(doc)
+    row = 2
+    root = doc.summary.groups[row].root
+    cell = panel.model.index(row, RATIO_COL)
+    seen = []
+    wb.events.plan_changed.connect(seen.append)
+    assert not wb.unsaved_edits
+    assert wb.plans.set_group_ratio(root, 0.3)
+    assert seen[-1].group_ratios == {root: 0.3} and seen[-1] is wb.plan
+    assert panel.model.data(cell) == "0.30 (group)"
+    assert panel.model.data(cell, Qt.EditRole) == pytest.approx(0.3)
+    assert wb.unsaved_edits
+    wb.plans.stack.undo()
+    assert wb.plan.group_ratios == {}
+    assert panel.model.data(cell) != "0.30 (group)"
+    wb.plans.stack.redo()
+    assert panel.model.data(cell) == "0.30 (group)"
+
+
+def test_first_taylor_preview_reports_each_calibration_batch(
+    qtbot, demo_window, digit_folders
+) -> None:
+    """The preview's first gradient pass over the data panel's digits says how far it is,
+    batch by batch, on the preview state the panel shows (it used to sit on one line)."""
+    import re
+
+    win = demo_window
+    with qtbot.waitSignal(win.data_panel.dataChanged, timeout=TIMEOUT):
+        win.data_panel.open_path(str(digit_folders.heldout))
+    wait_preview(qtbot, win)
+    states: list[str] = []
+    win.workbench.events.preview_state.connect(states.append)
+    sp = win.settings_panel
+    sp.criterion.setCurrentIndex(sp.criterion.findData("taylor"))
+    qtbot.waitUntil(lambda: win.pruning.plan.importance == "taylor", timeout=TIMEOUT)
+    wait_preview(qtbot, win)
+    batches = [
+        (int(m[1]), int(m[2]))
+        for s in states
+        if (m := re.search(r"gradients on the calibration data: batch (\d+) of (\d+)", s))
+    ]
+    assert len(batches) >= 2, states
+    total = batches[0][1]
+    assert [d for d, _ in batches] == list(range(1, total + 1))
+    assert {t for _, t in batches} == {total}

@@ -79,10 +79,10 @@ def test_hostile_plans_end_in_an_error_dialog(qtbot, window, tmp_path, text, nee
     before = window.pruning.plan
     path = tmp_path / "plan.json"
     path.write_text(text)
-    window.read_plan(str(path))
+    window.plan_files.read(str(path))
     qtbot.waitUntil(lambda: needle in _details(window), timeout=10000)
     assert window.pruning.plan == before
-    assert not window.open_plan(str(path))  # the synchronous path says the same
+    assert not window.plan_files.open(str(path))  # the synchronous path says the same
 
 
 def test_a_fifo_plan_never_blocks_the_window(qtbot, window, tmp_path):
@@ -90,7 +90,7 @@ def test_a_fifo_plan_never_blocks_the_window(qtbot, window, tmp_path):
     fifo = tmp_path / "plan.json"
     os.mkfifo(fifo)
     start = time.monotonic()
-    window.read_plan(str(fifo))
+    window.plan_files.read(str(fifo))
     assert time.monotonic() - start < 1.0  # returned at once: the worker reads
     qtbot.waitUntil(lambda: "named pipe" in _details(window), timeout=10000)
 
@@ -98,12 +98,12 @@ def test_a_fifo_plan_never_blocks_the_window(qtbot, window, tmp_path):
 def test_a_good_plan_read_in_the_background_is_applied(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, "net.pt")
     g = window.document.summary.groups[0]
-    window.pruning.set_group_ratio(g.root, 0.25)
+    window.workbench.plans.set_group_ratio(g.root, 0.25)
     path = tmp_path / "plan.json"
-    window.save_plan(str(path))
+    window.plan_files.save(str(path))
     saved = window.pruning.plan
     window.act_undo.trigger()
     assert window.pruning.plan != saved
-    window.read_plan(str(path))
+    window.plan_files.read(str(path))
     qtbot.waitUntil(lambda: window.pruning.plan == saved, timeout=10000)
     assert "Opened plan" in window.status_label.text()

@@ -112,7 +112,7 @@ def test_demo_edit_undo_redo_preview_prune_export(qtbot, demo_window, tmp_path) 
     conv = win.document.node_by_name("branch_a.0")
     assert conv.out_channels == 12
     assert win.scene.node_items[win.view_id(conv.id)].node.out_channels == 12
-    assert win.pruning.plan.scopes == [] and win.pruning.editor.stack.count() == 0
+    assert win.pruning.plan.scopes == [] and win.workbench.plans.stack.count() == 0
 
     # Export ONNX; ONNX Runtime on the file matches the pruned model.
     export = win.open_export_dialog()
@@ -164,7 +164,7 @@ def test_cancel_during_pruning_leaves_the_model_and_ui_usable(
         assert torch.equal(v, before[k]), k
     assert not win.cancel_button.isVisible() and win.act_prune.isEnabled()
     # Still usable: edit, preview, and a real prune afterwards.
-    win.pruning.set_group_ratio("stem.0", 0.5)
+    win.workbench.plans.set_group_ratio("stem.0", 0.5)
     preview = wait_preview(qtbot, win)
     monkeypatch.setattr(engine_api, "evaluation_data", real_evaluation_data)
     with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as blocker:
