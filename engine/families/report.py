@@ -13,14 +13,13 @@ from collections.abc import Iterable, Mapping
 
 from torch import nn
 
+from ..graph.lock_reason import ATTENTION_LOCK_WORDS
 from .attention import find_attention
 
 __all__ = ["AttentionReport", "attention_report", "attention_widths", "compare_attention"]
 
 SUMMARY_REASONS = 3  # lock reasons named in the one-line summary
 
-_ATTENTION_WORDS = ("head", "attention", "q/k", "qkv", "matmul", "reshape", "rotary", "rope",
-                    "breaks the model's forward", "fixed-size", "joint")
 
 
 @dataclasses.dataclass
@@ -121,8 +120,9 @@ def family_lock_reason(name: str, block: nn.Module | None) -> str | None:
                 "(its head dims can go)")
     one_kv = getattr(block, "num_kv_heads", None) == 1 and getattr(block, "num_heads", 1) > 1
     if one_kv and hasattr(block, "query_key_value"):
-        return ("Falcon with one k/v head (multi_query): every q head is scored against the one shared k/v head, "
-                "so the heads are tied together and no head or head dim can go")
+        return ("Falcon with one k/v head (multi_query): every q head is scored against the "
+                "one shared k/v head, so the heads are tied together and no head or head dim "
+                "can go")
     return None
 
 
@@ -131,5 +131,5 @@ def compare_attention(before: dict[str, int], after: dict[str, int],
     """Blocks whose q/k/v width shrank from `before` to `after`, and the attention locks."""
     full = [n for n, w in before.items() if after.get(n, w) >= w]
     reasons = list(dict.fromkeys(
-        r for r in lock_reasons if any(word in r.lower() for word in _ATTENTION_WORDS)))
+        r for r in lock_reasons if any(word in r.lower() for word in ATTENTION_LOCK_WORDS)))
     return AttentionReport(len(before), len(before) - len(full), full, reasons)

@@ -13,8 +13,10 @@ from typing import Any
 
 from torch import nn
 
-_ATTENTION_WORDS = ("head", "attention", "q/k", "qkv", "matmul", "reshape", "rotary", "rope",
-                    "fixed-size", "joint")  # the words of engine/families/report.py's filter
+# words that mark a graph lock reason as an attention/reshape lock (also the attention
+# report's filter, engine/families/report.py: one list, so the two cannot drift apart)
+ATTENTION_LOCK_WORDS = ("head", "attention", "q/k", "qkv", "matmul", "reshape", "rotary",
+                        "rope", "breaks the model's forward", "fixed-size", "joint")
 
 
 def lock_reason(graph: Any, module: nn.Module, ignored: Iterable[str] = ()) -> str | None:
@@ -35,7 +37,7 @@ def lock_reason(graph: Any, module: nn.Module, ignored: Iterable[str] = ()) -> s
     if group is not None and not group.fixed:
         return None
     attention = [r for r in dict.fromkeys(graph.lock_reasons)
-                 if any(w in r.lower() for w in _ATTENTION_WORDS)]
+                 if any(w in r.lower() for w in ATTENTION_LOCK_WORDS)]
     if attention:
         return "fixed by an attention/reshape lock: " + "; ".join(attention[:3])
     general = [r for r in dict.fromkeys(graph.lock_reasons) if r != "model output"]
