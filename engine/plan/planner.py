@@ -13,6 +13,12 @@ Why greedy and not a knapsack: the losses are only approximately additive and th
 costs not at all, so an exact knapsack optimum over wrong sums buys nothing, while
 greedy with an exact check per move always returns a plan that provably meets the
 target (MACs counted, not estimated) in a few dozen previews.
+
+Depth moves (opt-in, `block_costs`): removing a whole residual block is one more kind
+of move, priced like a width step by its fidelity lost (`depth_cost.block_costs`, the
+scan's measure with that block skipped alone) per unit of cost its removal saves alone
+(an exact preview with just that block in `drop_blocks`). The result is still an
+ordinary plan: the chosen blocks land in `drop_blocks`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
+from .depth_cost import BlockCost
 from .preview import Preview, Previewer
 from .scan import ScanCurve, ScanResult
 from .schema import PlanError, PruningPlan, UserScope
@@ -65,6 +72,7 @@ class Candidate:
     params_ratio: float
     latency_ms: float | None
     prediction: Prediction
+    dropped: list[str] = dataclasses.field(default_factory=list)  # blocks removed (depth)
 
 
 @dataclasses.dataclass
@@ -95,8 +103,9 @@ class PlanResult:
 
 
 def plan_from_ratios(base: PruningPlan, scan: ScanResult, ratios: dict[str, float],
-                     steps: int = 1) -> PruningPlan:
-    """An ordinary, editable plan: one group_ratios entry (or scope) per pruned unit."""
+                     steps: int = 1, drop_blocks: list[str] | None = None) -> PruningPlan:
+    """An ordinary, editable plan: one group_ratios entry (or scope) per pruned unit;
+    `drop_blocks` replaces the base plan's removed blocks when given."""
     group_ratios: dict[str, float] = {}
     scopes: list[UserScope] = []
     for curve in scan.curves:
@@ -107,14 +116,22 @@ def plan_from_ratios(base: PruningPlan, scan: ScanResult, ratios: dict[str, floa
             group_ratios.update({root: r for root in curve.layers})
         elif r > 0:
             group_ratios[curve.name] = r
+    blocks = list(base.drop_blocks) if drop_blocks is None else list(drop_blocks)
     return base.replace(pruning_ratio=0.0, layer_ratios={}, group_ratios=group_ratios,
                         scopes=scopes, global_pruning=False, isomorphic=False,
-                        iterative_steps=steps)
+                        iterative_steps=steps, drop_blocks=blocks)
 
 
-def predict(scan: ScanResult, idx: dict[str, int]) -> Prediction:
-    """Sum of the units' own losses (first-order: small, independent perturbations)."""
+def predict(scan: ScanResult, idx: dict[str, int],
+            dropped: list[BlockCost] | tuple[BlockCost, ...] = ()) -> Prediction:
+    """Sum of the units' (and removed blocks') own losses (first-order: small,
+    independent perturbations)."""
     kl, disagree, acc_drop = 0.0, 0.0, 0.0
+    for b in dropped:
+        kl += b.kl
+        disagree += 1.0 - b.agreement
+        if scan.accuracy_before is not None and b.accuracy is not None:
+            acc_drop += scan.accuracy_before - b.accuracy
     for c in scan.curves:
         i = idx.get(c.name, 0)
         if i == 0:
@@ -145,6 +162,7 @@ def plan_for_target(
     max_unit_ratio: float = 0.6,
     iterative: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    block_costs: dict[str, BlockCost] | None = None,
 ) -> PlanResult:
     """The plan that meets `target` with the least predicted fidelity loss (greedy).
 
@@ -155,26 +173,36 @@ def plan_for_target(
     one-shot ones). `max_unit_ratio` caps every unit below the base plan's own cap: the
     scan measures one-shot fidelity, and a group cut deeper than ~60 % at once becomes a
     bottleneck that recovery cannot repair (docs/planning.md); raise it for one-shot use.
+    `block_costs` (block name -> BlockCost) allows depth moves: removing those blocks
+    whole; blocks the base plan already drops stay dropped and are not priced.
     """
     if base is None:
         base = PruningPlan.from_dict(scan.base_plan) if scan.base_plan else PruningPlan()
     if target.kind == "latency" and latency is None:
         raise PlanError("a latency target needs a latency model for the device")
     curves = _usable(scan, base, max_unit_ratio)
-    if not curves:
+    fixed = list(base.drop_blocks)
+    ignored = set(base.ignored_layers)
+    blocks = [b for name, b in (block_costs or {}).items()
+              if name not in fixed and name not in ignored
+              and not any(name.startswith(i + ".") for i in ignored)]
+    if not curves and not blocks:
         raise PlanError("the scan found nothing prunable")
     checks = 0
 
     def ratios_of(idx: dict[str, int]) -> dict[str, float]:
         return {c.name: c.points[idx[c.name] - 1].ratio for c in curves if idx[c.name]}
 
-    def plan_of(idx: dict[str, int]) -> PruningPlan:
-        return plan_from_ratios(base, scan, ratios_of(idx))
+    def dropped_of(gone: set[str]) -> list[str]:
+        return fixed + [b.name for b in blocks if b.name in gone]  # model order
 
-    def exact(idx: dict[str, int]) -> tuple[float, Preview, float | None]:
+    def plan_of(idx: dict[str, int], gone: set[str]) -> PruningPlan:
+        return plan_from_ratios(base, scan, ratios_of(idx), drop_blocks=dropped_of(gone))
+
+    def exact(idx: dict[str, int], gone: set[str]) -> tuple[float, Preview, float | None]:
         nonlocal checks
         checks += 1
-        plan = plan_of(idx)
+        plan = plan_of(idx, gone)
         pv = previewer.preview(plan)
         ms = latency(plan) if latency is not None else None
         if target.kind == "macs":
@@ -182,6 +210,14 @@ def plan_for_target(
         if target.kind == "params":
             return pv.params_ratio, pv, ms
         return float(ms), pv, ms  # type: ignore[arg-type]
+
+    def forecast(idx: dict[str, int], gone: set[str]) -> Prediction:
+        return predict(scan, idx, [b for b in blocks if b.name in gone])
+
+    def candidate(idx: dict[str, int], gone: set[str], pv: Preview,
+                  ms: float | None) -> Candidate:
+        return Candidate(ratios_of(idx), pv.macs_ratio, pv.params_ratio, ms,
+                         forecast(idx, gone), dropped_of(gone))
 
     single: dict[tuple[str, int], float] = {}
 
@@ -198,15 +234,26 @@ def plan_for_target(
             else:
                 one = {x.name: 0 for x in curves}
                 one[c.name] = i
-                single[(c.name, i)] = base_ms - float(latency(plan_of(one)))  # type: ignore
+                single[(c.name, i)] = base_ms - float(latency(plan_of(one, set())))  # type: ignore
         return single[(c.name, i)]
 
+    block_saved: dict[str, float] = {}
+
+    def saved_by_block(name: str) -> float:
+        """Cost saved by removing this block alone (an exact preview, once per block)."""
+        if name not in block_saved:
+            k1, _, _ = exact({c.name: 0 for c in curves}, {name})
+            block_saved[name] = (base_kept - k1) if target.kind != "latency" else base_ms - k1
+        return block_saved[name]
+
     idx = {c.name: 0 for c in curves}
-    kept, pv, ms = exact(idx)
+    gone: set[str] = set()
+    kept, pv, ms = exact(idx, gone)
     base_ms = ms if ms is not None else 0.0
+    base_kept = kept
     goal = target.value
-    candidates = [_candidate(ratios_of(idx), pv, ms, predict(scan, idx))]
-    limit = sum(len(c.points) for c in curves)
+    candidates = [candidate(idx, gone, pv, ms)]
+    limit = sum(len(c.points) for c in curves) + len(blocks)
     while kept > goal + 1e-12:
         best: tuple[float, float, str, int] | None = None
         for c in curves:
@@ -219,36 +266,53 @@ def plan_for_target(
                 key = (d_loss / d_save, -d_save, c.name, j)
                 if best is None or key < best:
                     best = key
+        for b in blocks:
+            if b.name in gone:
+                continue
+            d_save = saved_by_block(b.name)
+            if d_save <= 1e-12:
+                continue
+            key = (max(0.0, b.loss(metric)) / d_save, -d_save, b.name, -1)  # -1: a depth move
+            if best is None or key < best:
+                best = key
         if best is None:
             raise PlanError(f"target {target.kind} {goal:g} cannot be reached with these "
                             f"groups, ratios and limits (best: {kept:.4g}); allow higher "
                             "ratios or fewer ignored layers")
-        idx[best[2]] = best[3]
-        kept, pv, ms = exact(idx)
-        candidates.append(_candidate(ratios_of(idx), pv, ms, predict(scan, idx)))
+        if best[3] == -1:
+            gone = gone | {best[2]}
+        else:
+            idx[best[2]] = best[3]
+        kept, pv, ms = exact(idx, gone)
+        candidates.append(candidate(idx, gone, pv, ms))
         if progress is not None:
             progress(min(len(candidates), limit), limit, f"{target.kind} kept {kept:.4g}")
-    # back-off: undo single steps the exact check shows are not needed
+    # back-off: undo single steps (or block removals) the exact check shows are not needed
     improved = True
     while improved:
         improved = False
-        options = sorted(((c.loss(idx[c.name], metric) - c.loss(idx[c.name] - 1, metric),
-                           c.name) for c in curves if idx[c.name] > 0), reverse=True)
-        for gain, name in options:
+        options = [(c.loss(idx[c.name], metric) - c.loss(idx[c.name] - 1, metric), c.name, 0)
+                   for c in curves if idx[c.name] > 0]
+        options += [(b.loss(metric), b.name, 1) for b in blocks if b.name in gone]
+        for gain, name, is_block in sorted(options, reverse=True):
             if gain <= 0:
                 break
-            trial = dict(idx)
-            trial[name] -= 1
-            k2, pv2, ms2 = exact(trial)
+            trial, trial_gone = dict(idx), set(gone)
+            if is_block:
+                trial_gone.discard(name)
+            else:
+                trial[name] -= 1
+            k2, pv2, ms2 = exact(trial, trial_gone)
             if k2 <= goal + 1e-12:
-                idx, kept, pv, ms = trial, k2, pv2, ms2
-                candidates.append(_candidate(ratios_of(idx), pv, ms, predict(scan, idx)))
+                idx, gone, kept, pv, ms = trial, trial_gone, k2, pv2, ms2
+                candidates.append(candidate(idx, gone, pv, ms))
                 improved = True
                 break
     ratios = ratios_of(idx)
     steps = suggest_steps(ratios)
-    plan = plan_from_ratios(base, scan, ratios, steps if iterative else 1)
-    return PlanResult(plan, pv, kept, predict(scan, idx), ms, candidates, steps, checks)
+    plan = plan_from_ratios(base, scan, ratios, steps if iterative else 1,
+                            drop_blocks=dropped_of(gone))
+    return PlanResult(plan, pv, kept, forecast(idx, gone), ms, candidates, steps, checks)
 
 
 def _usable(scan: ScanResult, base: PruningPlan, cap: float = 1.0) -> list[ScanCurve]:
@@ -263,11 +327,6 @@ def _usable(scan: ScanResult, base: PruningPlan, cap: float = 1.0) -> list[ScanC
         if points:
             out.append(dataclasses.replace(c, points=points))
     return out
-
-
-def _candidate(ratios: dict[str, float], pv: Preview, ms: float | None,
-               prediction: Prediction) -> Candidate:
-    return Candidate(dict(ratios), pv.macs_ratio, pv.params_ratio, ms, prediction)
 
 
 def pareto(candidates: list[Candidate], cost: str = "macs") -> list[Candidate]:
