@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-unit-ratio", type=float, default=0.6, metavar="R",
                    help="never plan more than R for one group (default 0.6: deeper one-shot "
                    "cuts rarely recover)")
+    p.add_argument("--allow-drop-blocks", action="store_true",
+                   help="also consider removing whole residual blocks (depth pruning), each "
+                   "priced by the fidelity lost with it removed alone on --data")
     p.add_argument("--iterative", action="store_true",
                    help="split high ratios into several prune -> recover steps (iterative_steps)")
     p.add_argument("-o", "--output", metavar="PLAN", required=True, help="plan JSON to write")
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     base = PruningPlan.from_dict(scan.base_plan) if scan.base_plan else PruningPlan()
     base = base.replace(source=args.model, input_spec=opened.input_spec)
     base.validate(opened.model)
+    costs = _block_costs(args, opened, progress) if args.allow_drop_blocks else None
     if abs(scan.macs_before - previewer.macs_before) > 0.5:
         raise CliError(f"the scan {args.scan} was made for another model or input shape "
                        f"({scan.macs_before:,} MACs, this one has {previewer.macs_before:,})")
@@ -99,12 +103,14 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             loop = plan_latency_budget(scan, previewer, table, opened.model,
                                        opened.example_inputs, target.value, base=base,
                                        max_unit_ratio=args.max_unit_ratio,
-                                       iterative=args.iterative, progress=callback)
+                                       iterative=args.iterative, progress=callback,
+                                       block_costs=costs)
             result = loop.result
         else:
             result = plan_for_target(scan, previewer, target, base=base, latency=latency,
                                      max_unit_ratio=args.max_unit_ratio,
-                                     iterative=args.iterative, progress=callback)
+                                     iterative=args.iterative, progress=callback,
+                                     block_costs=costs)
     result.plan.save(args.output)
     report: dict[str, Any] = {
         "command": "plan",
@@ -119,9 +125,28 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         **result.to_dict(),
     }
     report["latency_before_ms"] = table.full_model_ms
+    if costs is not None:
+        report["block_costs"] = {n: {"kl": c.kl, "agreement": c.agreement}
+                                 for n, c in costs.items()}
     if loop is not None:
         report["latency_loop"] = loop.to_dict()
     return report
+
+
+def _block_costs(args: argparse.Namespace, opened: Any, progress: Progress) -> dict[str, Any]:
+    """Each removable block's fidelity cost (removed alone) on the scan's data."""
+    from engine.depth import find_depth_groups
+    from engine.plan.depth_cost import block_costs
+
+    from .scan_cmd import DEFAULT_SAMPLES, calibration_loader
+
+    if args.data is None:
+        raise CliError("--allow-drop-blocks measures each block's cost on data: give --data")
+    if not find_depth_groups(opened.model):
+        return {}
+    with progress.counter("measuring each block removed alone") as callback:
+        return block_costs(opened.model, calibration_loader(args, opened),
+                           max_samples=args.samples or DEFAULT_SAMPLES, progress=callback)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -143,6 +168,8 @@ def format_report(report: dict[str, Any]) -> str:
                      f"({len(report['latency_loop']['loop'])} plan -> measure rounds)")
     for name, ratio in report["plan"]["group_ratios"].items():
         lines.append(f"  {name:<40} {ratio:g}")
+    for name in report["plan"].get("drop_blocks", []):
+        lines.append(f"  {name:<40} removed (whole block)")
     lines.append(f"suggested round_to on {report['device']}: {report['suggested_round_to']}; "
                  f"prune -> recover steps for these ratios: {report['suggested_steps']}")
     return "\n".join(lines)

@@ -49,3 +49,33 @@ def test_prune_drop_blocks_dry_run_exact_and_bad_name(capsys, tmp_path):
     assert code != 0
     assert "drop_blocks[0]: 'stem' is not a removable block" in err and "block" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_plan_allow_drop_blocks_removes_the_block_when_width_alone_cannot(
+        capsys, tmp_path, digit_folders, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("ARBORIST_CACHE", str(tmp_path / "cache"))
+    data = ["--data", str(digit_folders.train), "--samples", "128", "--workers", "0"]
+    scan = tmp_path / "scan.json"
+    run_json(capsys, "scan", "arborist:demo", *data, "--ratios", "0.3", "-o", str(scan),
+             "--no-cache")
+    code = main(["plan", "arborist:demo", "--scan", str(scan), "--allow-drop-blocks",
+                 "--keep-macs", "0.3", "-o", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "give --data" in err
+    # units capped at 0.3 cannot reach 30 % of the MACs by width: the residual block must go
+    width = main(["plan", "arborist:demo", "--scan", str(scan), "--keep-macs", "0.3",
+                  "--max-unit-ratio", "0.3", "-o", str(tmp_path / "w.json")])
+    assert width == 1 and "cannot be reached" in capsys.readouterr().err
+    plan_path = tmp_path / "plan.json"
+    report = run_json(capsys, "plan", "arborist:demo", *data, "--ratios", "0.3",
+                      "--allow-drop-blocks", "--keep-macs", "0.3", "--max-unit-ratio", "0.3",
+                      "-o", str(plan_path))
+    assert list(report["block_costs"]) == ["block"] and report["block_costs"]["block"]["kl"] > 0
+    assert report["plan"]["drop_blocks"] == ["block"] and report["macs_ratio"] <= 0.3
+    assert json.loads(plan_path.read_text())["drop_blocks"] == ["block"]
+    pruned = run_json(capsys, "prune", "arborist:demo", "--plan", str(plan_path),
+                      "-o", str(tmp_path / "pruned.pt"))  # counted on the pruned model
+    assert pruned["after"]["macs"] == report["macs_after"]
+    assert report["macs_after"] == pytest.approx(report["macs_before"] * report["macs_ratio"])
