@@ -118,6 +118,16 @@ ACTIONS: tuple[ActionSpec, ...] = (
         needs_document=True,
     ),
     ActionSpec(
+        "measure_blocks",
+        "Measure &Block Importance",
+        "depth.measure",
+        (),
+        "1 − cos of each removable residual block's input and output on the calibration data",
+        "Prune",
+        needs_document=True,
+        separator_before=True,
+    ),
+    ActionSpec(
         "recover",
         "&Recover accuracy…",
         "open_recover_dialog",

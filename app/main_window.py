@@ -171,6 +171,9 @@ class MainWindow(QMainWindow):
         wb.events.preview_changed.connect(self._on_preview_change)
         self.pruning.solved.connect(self._on_solved)
 
+        from app.depth_view import install as install_depth  # before the actions: depth.measure
+
+        install_depth(self)
         self._build_actions()
         self._build_menus()
         self._build_toolbar()

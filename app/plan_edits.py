@@ -114,6 +114,15 @@ def set_ignored(plan: PruningPlan, layers: Iterable[str], ignored: bool) -> Prun
     )
 
 
+def set_block_dropped(plan: PruningPlan, block: str, dropped: bool) -> PruningPlan:
+    """Add a whole residual block to drop_blocks (or take it out), order kept; whether the
+    name is removable is checked by the engine when the plan is previewed."""
+    names = [n for n in plan.drop_blocks if n != block]
+    if dropped:
+        names.append(block)
+    return plan.replace(drop_blocks=names)
+
+
 def set_options(plan: PruningPlan, **changes: object) -> PruningPlan:
     """Global settings (criterion, mode, default ratio, ...); unknown names raise."""
     for key in changes:

@@ -111,6 +111,12 @@ class PlanModel:
             f"{verb} {', '.join(layers)[:60]}", plan_edits.set_ignored, layers, ignored
         )
 
+    def set_block_dropped(self, block: str, dropped: bool) -> bool:
+        if dropped == (block in self.plan.drop_blocks):
+            return False
+        verb = "Remove" if dropped else "Keep"
+        return self.edit(f"{verb} block {block}", plan_edits.set_block_dropped, block, dropped)
+
     def apply_solved(self, solved_for: Any, ratio: float, text: str) -> bool:
         """The solver's ratio, unless the plan was edited (other than its ratio) meanwhile."""
         if solved_for != self.plan.replace(pruning_ratio=solved_for.pruning_ratio):

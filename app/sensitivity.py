@@ -16,9 +16,20 @@ from app.workers import JobFailure, JobRunner
 SCAN_SAMPLES = 256
 
 
-def calibration_batches(doc: Any, kind: str, folder: str) -> list[Any]:
-    """The scan's data: the demo's TRAINING digits, or the chosen image folder."""
+def calibration_batches(doc: Any, kind: str, folder: str, data: Any = None) -> list[Any]:
+    """The scan's data (also block importance and depth costs): the data panel's
+    calibration split, the demo's TRAINING digits, or the chosen image folder."""
     import torch
+
+    if kind == "data" and data is not None:
+        from app import engine_api
+        from engine.data import subset
+
+        run = engine_api.prepare_data(doc, data)
+        if run.calibration is None:
+            raise ValueError("the data panel's dataset has no calibration split")
+        run.calibration = subset(run.calibration, SCAN_SAMPLES)
+        return list(run.calibration_loader())
 
     if kind == "demo":
         from engine.data.digits import load_split
@@ -32,8 +43,8 @@ def calibration_batches(doc: Any, kind: str, folder: str) -> list[Any]:
         facts = ModelFacts(source=doc.source, model=doc.model, example_inputs=doc.example_inputs)
         return list(make_loader(subset(open_data(folder, model_facts=facts), SCAN_SAMPLES), 64,
                                 num_workers=0))
-    raise ValueError("a sensitivity scan needs real data: choose the demo digits or an image "
-                     "folder as calibration data in the settings panel")
+    raise ValueError("this needs real data: choose a dataset in the data panel, or the demo "
+                     "digits or an image folder as calibration data in the settings panel")
 
 
 class SensitivityController(QObject):
@@ -50,6 +61,8 @@ class SensitivityController(QObject):
         self.table: Any = None
         self._previewer: Any = None
         self._doc: Any = None
+        self._costs: dict[str, Any] = {}
+        self._costs_key: Any = None
         self.jobs = JobRunner(self, cancel_types=(_cancelled_type(),))
         self.jobs.pool.setMaxThreadCount(1)
         self.jobs.progress.connect(self.progress)
@@ -81,12 +94,13 @@ class SensitivityController(QObject):
             self.scanFailed.emit("open a model first")
             return
         kind, folder = self.pruning.calibration
+        options = self.pruning.data
         base = self.pruning.plan.replace(source=None)
 
         def job(progress, cancelled) -> Any:
             from engine.plan.scan import ScanSettings, sensitivity_scan
 
-            data = calibration_batches(doc, kind, folder)
+            data = calibration_batches(doc, kind, folder, options)
             pv = self._ensure_previewer()
             return sensitivity_scan(
                 doc.model, doc.example_inputs, data, base, previewer=pv,
@@ -96,11 +110,14 @@ class SensitivityController(QObject):
 
         self.jobs.submit(job, "sensitivity scan")
 
-    def plan_for(self, kind: str, value: float) -> None:
+    def plan_for(self, kind: str, value: float, allow_drop_blocks: bool = False) -> None:
+        """`allow_drop_blocks`: whole residual blocks are moves too, each priced by the
+        fidelity lost with it removed alone on the scan's data (measured once per model)."""
         if self.scan is None:
             self.planFailed.emit("run the sensitivity scan first (Prune ▸ Sensitivity Scan)")
             return
         scan, base, doc = self.scan, self.pruning.plan.replace(), self.pruning.document
+        cal, options = self.pruning.calibration, self.pruning.data
 
         def job(progress, cancelled) -> Any:
             from engine.latency import cached_table, predict_plan
@@ -108,6 +125,7 @@ class SensitivityController(QObject):
 
             target = Target(kind, value)  # PlanError for a bad value: shown in the dialog
             pv = self._ensure_previewer()
+            costs = self._block_costs(doc, cal, options, progress) if allow_drop_blocks else None
             if self.table is None:
                 progress(0.1, "Measuring layer latencies on this CPU (once per model)…")
                 self.table = cached_table(doc.model, doc.example_inputs)
@@ -117,16 +135,30 @@ class SensitivityController(QObject):
 
                 progress(0.5, "Planning, then timing the pruned model…")
                 return plan_latency_budget(scan, pv, table, doc.model, doc.example_inputs,
-                                           target.value, base=base).result
-            return plan_for_target(scan, pv, target, base=base,
+                                           target.value, base=base, block_costs=costs).result
+            return plan_for_target(scan, pv, target, base=base, block_costs=costs,
                                    latency=lambda p: predict_plan(table, pv, p))
 
         self.jobs.submit(job, "plan for a target")
 
+    def _block_costs(self, doc: Any, cal: tuple[str, str], options: Any,
+                     progress: Any) -> dict[str, Any]:
+        """Each removable block's fidelity cost, cached per document and data."""
+        from engine.plan.depth_cost import block_costs
+
+        key = (id(doc), cal, repr(options))
+        if self._costs_key != key:
+            progress(0.05, "Measuring each block removed alone…")
+            data = calibration_batches(doc, cal[0], cal[1], options)
+            self._costs = block_costs(doc.model, data, max_samples=SCAN_SAMPLES)
+            self._costs_key = key
+        return self._costs
+
     def plan_of(self, candidate: Any) -> Any:
         from engine.plan.planner import plan_from_ratios
 
-        return plan_from_ratios(self.pruning.plan, self.scan, candidate.ratios)
+        return plan_from_ratios(self.pruning.plan, self.scan, candidate.ratios,
+                                drop_blocks=candidate.dropped)
 
     def accept(self, plan: Any, text: str = "Plan for a target") -> None:
         """One undoable edit (Ctrl+Z restores the plan before)."""

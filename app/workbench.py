@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.depth_model import DepthState, depth_state_of
 from app.document import Document
 from app.plan_model import PlanModel
 
@@ -36,6 +37,7 @@ EVENT_NAMES = (
     "view_changed",  # frozenset[str]: the collapsed module paths after a relayout
     "reveal_requested",  # str: a node or module path to bring into view (module tree)
     "status",  # str: a one-line message for the status bar ("Not applied: …")
+    "depth_changed",  # DepthState: removable blocks, measured block importance
 )
 
 
@@ -230,6 +232,7 @@ class Workbench:
         self.selection = Selection()
         self.jobs: dict[str, JobState] = {}
         self.collapsed: frozenset[str] = frozenset()
+        self.depth = DepthState()  # removable blocks of the open version, see set_depth
         self.freeze_heap = True  # see _freeze_heap
         self.plans = PlanModel()
         self.plans.on_change.append(self._on_plan_edited)
@@ -299,7 +302,9 @@ class Workbench:
         old = self.versions
         self.versions, self.current = [], -1
         self.selection = Selection()
+        self.depth = DepthState()
         self.events.document_changed.emit(None)
+        self.events.depth_changed.emit(self.depth)
         self.events.versions_changed.emit(self.versions, self.current)
         self._release(old)
 
@@ -339,7 +344,9 @@ class Workbench:
         with self.events.blocker("plan_changed", "preview_state"):
             self.plans.reset(plan if plan is not None else _new_plan(v.document))
         self.mark_saved()
+        self.depth = depth_state_of(v.document)
         self.events.document_changed.emit(v.document)
+        self.events.depth_changed.emit(self.depth)
         self.events.plan_changed.emit(self.plan)
         if self.pruning is not None:
             self.events.preview_state.emit("Computing the preview…")
@@ -480,6 +487,15 @@ class Workbench:
             roots,
             ratio,
         )
+
+    def set_block_dropped(self, block: str, dropped: bool) -> bool:
+        """Remove (or keep) a whole residual block: one undoable edit of drop_blocks."""
+        return self.try_edit(self.plans.set_block_dropped, block, dropped)
+
+    def set_depth(self, state: DepthState) -> None:
+        """New depth facts (block importance measured on data) for the open version."""
+        self.depth = state
+        self.events.depth_changed.emit(state)
 
     def block_ratio(self, path: str) -> float | None:
         """The ratio every group of the block shares, or None when they differ / unset."""

@@ -53,6 +53,8 @@ class CanvasController(QObject):
         ev.preview_changed.connect(self._on_preview_change)
         ev.selection_changed.connect(self._on_selection_change)
         ev.reveal_requested.connect(self._on_reveal_requested)
+        ev.depth_changed.connect(lambda _state: self.show_depth())
+        ev.plan_changed.connect(lambda _plan: self.show_depth())
         view.nodeClicked.connect(self.click)
         view.nodeDoubleClicked.connect(self.expand_block)
         view.backgroundClicked.connect(lambda: None)
@@ -149,6 +151,12 @@ class CanvasController(QObject):
         for item in self.scene.node_items.values():
             if item.node.is_block:
                 item.set_block_totals(self.block_totals(item.node.member_ids))
+        self.show_depth()
+
+    def show_depth(self) -> None:
+        """Removable blocks (workbench.depth) and the plan's removed ones on the canvas."""
+        plan = self.wb.plan
+        self.scene.show_depth(self.wb.depth, list(plan.drop_blocks) if plan is not None else [])
 
     def block_totals(self, member_ids: tuple[int, ...]) -> tuple[int, int, int, int] | None:
         """(MACs before, after, params before, after) of a block's layers in the preview."""

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.canvas.hierarchy import ViewNode
 from app.canvas.style import CanvasTheme, kind_family
+from app.depth_model import BlockMark
 from app.panels.heat import heat_color
 
 # Level-of-detail thresholds (1.0 = 100 % zoom).
@@ -122,12 +123,26 @@ class NodeItem(QGraphicsItem):
         self._text_w = text_w
         self.kept: float | None = None  # planned out-channels / current, None = unchanged
         self.heat: float | None = None  # sensitivity from a scan (0 robust .. 1 fragile)
+        self.depth: BlockMark | None = None  # a removable residual block (or inside one)
+        self._tip = ""
         # Ops whose name already says what they are ("block.add") get one line.
         self.two_lines = (
             node.is_layer or node.is_block or node.kind.lower() not in node.name.lower()
         )
-        self.setToolTip(f"{node.name}\n{subtitle(node)}")
+        self._set_tip(f"{node.name}\n{subtitle(node)}")
         self.setAcceptedMouseButtons(Qt.NoButton)  # the view turns clicks into signals
+
+    def _set_tip(self, text: str) -> None:
+        """The node's own tooltip, plus the depth line when it is a removable block."""
+        self._tip = text
+        extra = f"\n{self.depth.tooltip_line()}" if self.depth is not None else ""
+        self.setToolTip(text + extra)
+
+    def set_depth(self, mark: BlockMark | None) -> None:
+        if mark != self.depth:
+            self.depth = mark
+            self._set_tip(self._tip)
+            self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         return self._bounds
@@ -146,7 +161,7 @@ class NodeItem(QGraphicsItem):
                 self.kept = cout / node.out_channels
         self.sub = self.style.sub_metrics.elidedText(text, Qt.ElideRight, self._text_w)
         self._static = None
-        self.setToolTip(f"{node.name}\n{text}")
+        self._set_tip(f"{node.name}\n{text}")
         self.update()
 
     def set_heat(self, heat: float | None) -> None:
@@ -170,7 +185,7 @@ class NodeItem(QGraphicsItem):
         self.sub = self.style.sub_metrics.elidedText(text, Qt.ElideRight, self._text_w)
         self._static = None
         n = len(node.member_ids)
-        self.setToolTip(f"{node.name} ({n} nodes, double-click to expand)\n{text}")
+        self._set_tip(f"{node.name} ({n} nodes, double-click to expand)\n{text}")
         self.update()
 
     def refresh_theme(self) -> None:
@@ -224,10 +239,50 @@ class NodeItem(QGraphicsItem):
             painter.setPen(st.border_pen)
             painter.setBrush(heat_color(self.heat))
             painter.drawEllipse(QRectF(r.right() - 13, r.top() + 3, 10, 10))
+        if self.depth is not None:
+            self._paint_depth(painter, lod)
         if self.highlighted or self.current:
             painter.setPen(st.current_pen if self.current else st.accent_pen)
             painter.setBrush(st.no_brush)
             painter.drawRoundedRect(r.adjusted(-1.5, -1.5, 1.5, 1.5), 6.0, 6.0)
+
+    def _paint_depth(self, painter: QPainter, lod: float) -> None:
+        """A removable block: a "⤼ depth" pill (with 1−cos once measured) on the block
+        itself, a small mark on the layers inside it; a removed one is crossed out in red."""
+        st, r, mark = self.style, self.rect, self.depth
+        if mark.dropped:
+            painter.fillRect(r, DEPTH_REMOVED_FILL)
+            painter.setPen(DEPTH_REMOVED_PEN)
+            painter.setBrush(st.no_brush)
+            painter.drawRoundedRect(r.adjusted(-2.5, -2.5, 2.5, 2.5), 6.0, 6.0)
+            painter.drawLine(r.topLeft() + QPointF(8, 4), r.bottomRight() - QPointF(8, 4))
+        color = DEPTH_REMOVED if mark.dropped else DEPTH_COLOR
+        if not mark.whole or lod < LOD_TITLE:
+            painter.setPen(st.no_pen)
+            painter.setBrush(QBrush(color))
+            painter.drawRect(QRectF(r.right() - 10, r.bottom() - 10, 7, 7))
+            return
+        if mark.dropped:
+            text = "removed"
+        elif mark.importance is not None:
+            text = f"1−cos {mark.importance:.3f}"
+        else:
+            text = "⤼ depth"
+        w = st.sub_metrics.horizontalAdvance(text) + 10
+        pill = QRectF(r.right() - w - 16, r.top() - 8, w, st.sub_metrics.height() + 2)
+        painter.setPen(st.no_pen)
+        painter.setBrush(QBrush(color))
+        painter.drawRoundedRect(pill, 4.0, 4.0)
+        painter.setFont(st.sub_font)
+        painter.setPen(DEPTH_TEXT_PEN)
+        painter.drawText(pill, Qt.AlignCenter, text)
+
+
+DEPTH_COLOR = QColor("#0f8b8d")  # teal: removable, not removed
+DEPTH_REMOVED = QColor("#c0392b")
+DEPTH_REMOVED_FILL = QColor(192, 57, 43, 40)
+DEPTH_REMOVED_PEN = QPen(DEPTH_REMOVED, 2.0, Qt.DashLine)
+DEPTH_TEXT_PEN = QPen(QColor("white"))
 
 
 def edge_path(points: tuple[tuple[float, float], ...]) -> QPainterPath:

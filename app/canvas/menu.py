@@ -35,6 +35,9 @@ def node_menu(win: Any, view_id: int) -> QMenu | None:
         if node.is_layer:
             menu.addSeparator()
             add_plan_items(win, menu, view_id, node.name, groups)
+    from app.depth_view import add_block_items
+
+    add_block_items(wb, menu, node.name, getattr(getattr(win, "depth", None), "measure", None))
     menu.addSeparator()
     menu.addAction("Copy name", lambda: QApplication.clipboard().setText(node.name))
     return menu

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from PySide6.QtCore import QRectF, Signal
 from PySide6.QtGui import QPainter
@@ -73,6 +74,12 @@ class GraphScene(QGraphicsScene):
         """Sensitivity heat (0..1) by layer name as a corner mark; {} clears it."""
         for item in self.node_items.values():
             item.set_heat(None if item.node.is_block else heat.get(item.node.name))
+
+    def show_depth(self, state: Any, dropped: list[str]) -> None:
+        """Mark removable residual blocks (DepthState) and the layers inside them; the
+        plan's `dropped` blocks are drawn removed."""
+        for item in self.node_items.values():
+            item.set_depth(state.mark(item.node.name, dropped))
 
     def highlight(self, ids: Iterable[int]) -> frozenset[int]:
         """Emphasise these view nodes and the edges between them; dim the rest."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -42,6 +43,9 @@ class PlanTargetDialog(QDialog):
         self.value = QDoubleSpinBox(self, decimals=3, minimum=0.001, maximum=1.0, value=0.5,
                                     singleStep=0.05)
         self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.depth = QCheckBox("Also remove whole residual blocks (depth pruning)", self)
+        self.depth.setToolTip("Each removable block is priced by the fidelity lost with it "
+                              "removed alone on the calibration data")
         self.compute = QPushButton("Compute", self)
         self.compute.clicked.connect(self.run)
         self.summary = QLabel("Choose a target and press Compute.", self)
@@ -60,6 +64,7 @@ class PlanTargetDialog(QDialog):
         row.addWidget(self.compute)
         form.addRow("Target", self.kind)
         form.addRow("Value", row)
+        form.addRow("", self.depth)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.summary)
@@ -91,7 +96,11 @@ class PlanTargetDialog(QDialog):
     def run(self) -> None:
         self.compute.setEnabled(False)
         self.summary.setText("Planning…")
-        self.controller.plan_for(self.kind.currentData(), float(self.value.value()))
+        if self.depth.isChecked():
+            self.controller.plan_for(self.kind.currentData(), float(self.value.value()),
+                                     allow_drop_blocks=True)
+        else:
+            self.controller.plan_for(self.kind.currentData(), float(self.value.value()))
 
     def _on_planned(self, result: Any) -> None:
         self.compute.setEnabled(True)
@@ -122,5 +131,6 @@ class PlanTargetDialog(QDialog):
         self.summary.setText(
             f"{which}: MACs {c.macs_ratio:.3f}, params {c.params_ratio:.3f}{lat}\n"
             f"predicted agreement {p.agreement:.3f}{acc} (KL {p.kl:.3f}); "
-            f"{len(c.ratios)} groups pruned")
+            f"{len(c.ratios)} groups pruned"
+            + (f", blocks removed: {', '.join(c.dropped)}" if c.dropped else ""))
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(True)

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHeaderView,
     QLineEdit,
+    QMenu,
     QTreeWidget,
     QTreeWidgetItem,
     QTreeWidgetItemIterator,
@@ -34,6 +35,9 @@ class ModuleTreePanel(QWidget):
         self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
         self.tree.setTextElideMode(Qt.ElideLeft)
         self.tree.itemClicked.connect(self._clicked)
+        self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.last_menu: QMenu | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter)
@@ -91,6 +95,23 @@ class ModuleTreePanel(QWidget):
         name = item.data(0, Qt.UserRole)
         if name:
             self.wb.events.reveal_requested.emit(name)
+
+    def context_menu_for(self, name: str) -> QMenu | None:
+        """The row's menu: Remove / Keep for a removable residual block (depth)."""
+        from app.depth_view import add_block_items
+
+        menu = QMenu(self)
+        if not add_block_items(self.wb, menu, name):
+            return None
+        return menu
+
+    def _context_menu(self, pos: Any) -> None:
+        item = self.tree.itemAt(pos)
+        name = item.data(0, Qt.UserRole) if item is not None else None
+        menu = self.context_menu_for(name) if name and self.wb is not None else None
+        if menu is not None:
+            self.last_menu = menu
+            menu.popup(self.tree.viewport().mapToGlobal(pos))
 
     def _filter(self, text: str) -> None:
         t = text.strip().lower()

@@ -21,9 +21,11 @@ from torch import nn
 from ..depth import find_depth_groups
 from ..io.input_spec import call_with
 from .apply import Cancelled
+from .preview import Previewer
 from .scan import fidelity, logits_of, take_batches
+from .schema import PruningPlan
 
-__all__ = ["BlockCost", "block_costs"]
+__all__ = ["BlockCost", "block_costs", "block_savings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,4 +106,17 @@ def block_costs(
                              f"{fid.agreement:.3f}")
     finally:
         model.train(was_training)
+    return out
+
+
+def block_savings(previewer: Previewer, names: Iterable[str],
+                  base: PruningPlan | None = None) -> dict[str, tuple[int | float, int]]:
+    """(MACs, params) that removing each block ALONE saves on top of `base` (default: no
+    width pruning), from exact previews: the numbers the preview shows once it is removed."""
+    base = base if base is not None else PruningPlan(pruning_ratio=0.0)
+    before = previewer.preview(base)
+    out: dict[str, tuple[int | float, int]] = {}
+    for name in names:
+        pv = previewer.preview(base.replace(drop_blocks=[*base.drop_blocks, name]))
+        out[name] = (before.macs_after - pv.macs_after, before.params_after - pv.params_after)
     return out
