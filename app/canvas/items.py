@@ -110,7 +110,8 @@ class NodeItem(QGraphicsItem):
         w, h = size
         self.rect = QRectF(-w / 2, -h / 2, w, h)
         grow = 3 + (self.STACK if node.is_block else 0)
-        self._bounds = self.rect.adjusted(-3, -3, grow, grow)
+        # the top reaches 10 px higher: a depth pill sits on the upper border
+        self._bounds = self.rect.adjusted(-3, -10, grow, grow)
         self.setPos(center[0], center[1])
         self.highlighted = False
         self.current = False
@@ -239,12 +240,12 @@ class NodeItem(QGraphicsItem):
             painter.setPen(st.border_pen)
             painter.setBrush(heat_color(self.heat))
             painter.drawEllipse(QRectF(r.right() - 13, r.top() + 3, 10, 10))
-        if self.depth is not None:
-            self._paint_depth(painter, lod)
         if self.highlighted or self.current:
             painter.setPen(st.current_pen if self.current else st.accent_pen)
             painter.setBrush(st.no_brush)
             painter.drawRoundedRect(r.adjusted(-1.5, -1.5, 1.5, 1.5), 6.0, 6.0)
+        if self.depth is not None:  # last: the pill stays readable over a selection border
+            self._paint_depth(painter, lod)
 
     def _paint_depth(self, painter: QPainter, lod: float) -> None:
         """A removable block: a "⤼ depth" pill (with 1−cos once measured) on the block
@@ -269,7 +270,7 @@ class NodeItem(QGraphicsItem):
         else:
             text = "⤼ depth"
         w = st.sub_metrics.horizontalAdvance(text) + 10
-        pill = QRectF(r.right() - w - 16, r.top() - 8, w, st.sub_metrics.height() + 2)
+        pill = QRectF(r.right() - w - 16, r.top() - 9, w, st.sub_metrics.height() + 2)
         painter.setPen(st.no_pen)
         painter.setBrush(QBrush(color))
         painter.drawRoundedRect(pill, 4.0, 4.0)
