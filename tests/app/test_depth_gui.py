@@ -114,3 +114,30 @@ def test_a_failing_measurement_is_reported_and_the_window_lives(qtbot, demo_wind
     with qtbot.waitSignal(win.depth.measured, timeout=TIMEOUT):  # and it works again
         win.depth.measure()
     assert win.workbench.depth.measured
+
+
+def test_plan_target_dialog_can_remove_blocks(qtbot, demo_window, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARBORIST_CACHE", str(tmp_path / "cache"))
+    from app.sensitivity import open_plan_dialog
+
+    win = demo_window
+    ctl = win.sensitivity
+    with qtbot.waitSignal(ctl.scanReady, timeout=TIMEOUT):
+        win.act_scan.trigger()
+    dialog = open_plan_dialog(win)
+    dialog.value.setValue(0.3)
+    dialog.depth.setChecked(True)
+    with qtbot.waitSignal(ctl.planned, timeout=TIMEOUT):
+        dialog.compute.click()
+    result = dialog.result_
+    assert list(ctl._costs) == ["block"] and ctl._costs["block"].kl > 0
+    assert result.preview.macs_ratio <= 0.3
+    assert result.plan.drop_blocks == result.candidates[-1].dropped
+    assert "block" in result.plan.drop_blocks  # 30 % of the MACs: the residual block goes
+    assert "blocks removed: block" in dialog.summary.text()
+    dialog.accept()
+    assert win.workbench.plan.drop_blocks == ["block"]
+    after = wait_preview(qtbot, win)
+    assert after.macs_after == result.preview.macs_after  # the exact preview agrees
+    win.workbench.plans.stack.undo()
+    assert win.workbench.plan.drop_blocks == []
