@@ -584,6 +584,7 @@ def fresh_plan(plan: Any) -> Any:
         scopes=[],
         head_pruning_ratio=0.0,
         head_pruning_ratio_dict={},
+        drop_blocks=[],  # removed blocks are gone from the kept version: nothing to name
     )
 
 

@@ -14,6 +14,7 @@ so `save_pretrained` / `from_pretrained` rebuild the shallower model).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -109,9 +110,12 @@ def block_importance(model: nn.Module, groups: list[DepthGroup],
     sums = {g.name: 0.0 for g in groups}
     counts = {g.name: 0 for g in groups}
     hooks = []
+    owner = threading.get_ident()  # a GUI preview may run the same model on another thread
 
     def hook(name: str):
         def fn(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+            if threading.get_ident() != owner:
+                return
             x = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
             y = _first_tensor(out)
             if x is None or y is None or x.shape != y.shape:

@@ -12,6 +12,7 @@ does to the stream, without copying or editing the model.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -50,8 +51,17 @@ def _first_tensor(obj: Any) -> torch.Tensor | None:
     return None
 
 
-def _skip(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> Any:
-    """Forward hook: the block's output becomes its input (the residual stream skips it)."""
+def _skipper(owner: int) -> Callable[..., Any]:
+    """Forward hook: the block's output becomes its input (the residual stream skips it),
+    only on the measuring thread (a GUI preview may run the same model meanwhile)."""
+    def hook(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> Any:
+        if threading.get_ident() != owner:
+            return out
+        return _skip(args, kwargs, out)
+    return hook
+
+
+def _skip(args: tuple, kwargs: dict, out: Any) -> Any:
     x = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
     if x is None:
         return out
@@ -94,7 +104,8 @@ def block_costs(
             for k, name in enumerate(wanted):
                 if cancel is not None and cancel():
                     raise Cancelled()
-                handle = groups[name].module.register_forward_hook(_skip, with_kwargs=True)
+                handle = groups[name].module.register_forward_hook(
+                    _skipper(threading.get_ident()), with_kwargs=True)
                 try:
                     outputs = [logits_of(call_with(model, b.inputs)).detach() for b in fixed]
                 finally:

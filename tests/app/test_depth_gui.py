@@ -141,3 +141,34 @@ def test_plan_target_dialog_can_remove_blocks(qtbot, demo_window, tmp_path, monk
     assert after.macs_after == result.preview.macs_after  # the exact preview agrees
     win.workbench.plans.stack.undo()
     assert win.workbench.plan.drop_blocks == []
+
+
+def test_a_kept_version_starts_without_the_removed_blocks():
+    from app.workbench import fresh_plan
+    from engine.plan import PruningPlan
+
+    plan = PruningPlan(pruning_ratio=0.3, drop_blocks=["block"])
+    assert fresh_plan(plan).drop_blocks == [] and plan.drop_blocks == ["block"]
+
+
+def test_prune_with_a_removed_block_and_keep_it(qtbot, demo_window):
+    from engine.utils import count_ops_and_params
+
+    win = demo_window
+    wb = win.workbench
+    wb.plans.set_options("No width pruning", {"pruning_ratio": 0.0})
+    wb.set_block_dropped("block", True)
+    planned = wait_preview(qtbot, win)
+    with qtbot.waitSignal(win.pruning.pruneFinished, timeout=TIMEOUT) as done:
+        win.prune()
+    result, view = done.args[0]
+    win.result_dialog.close()
+    model = result.document.model
+    assert isinstance(model.block, torch.nn.Identity)
+    macs, params = count_ops_and_params(model, result.document.example_inputs)
+    assert (int(macs), int(params)) == (planned.macs_after, planned.params_after)
+    win.accept_pruned(result, view)
+    assert wb.version.name.startswith("pruned")
+    assert wb.plan.drop_blocks == [] and wb.depth.blocks == {}  # nothing left to remove
+    assert all(it.depth is None for it in win.scene.node_items.values())
+    wait_preview(qtbot, win)  # the kept version's plan previews without a problem

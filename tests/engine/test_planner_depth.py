@@ -120,3 +120,28 @@ def test_depth_moves_alone_and_an_unreachable_target(model, digits, tmp_path):
     full, _ = count_ops_and_params(model, X)
     block_macs, _ = count_ops_and_params(model.b2, torch.zeros(1, 16, 8, 8))
     assert only.preview.macs_after == int(full) - int(block_macs)
+
+
+def test_skipping_hook_acts_only_on_the_measuring_thread(model, digits):
+    """A GUI preview thread running the same model meanwhile must see the full model."""
+    import threading
+
+    from engine.plan import depth_cost
+
+    x = digits[0][0][:8]
+    with torch.no_grad():
+        full = model(x)
+    seen = {}
+    handle = model.b1.register_forward_hook(depth_cost._skipper(-1), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            on_other = model(x)  # this thread is not the owner: nothing skipped
+        handle.remove()
+        handle = model.b1.register_forward_hook(
+            depth_cost._skipper(threading.get_ident()), with_kwargs=True)
+        with torch.no_grad():
+            seen["skipped"] = model(x)
+    finally:
+        handle.remove()
+    assert torch.equal(on_other, full)
+    assert not torch.allclose(seen["skipped"], full)
