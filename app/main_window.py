@@ -172,7 +172,6 @@ class MainWindow(QMainWindow):
         self.pruning.solved.connect(self._on_solved)
 
         from app.depth_view import install as install_depth  # before the actions: depth.measure
-
         install_depth(self)
         self._build_actions()
         self._build_menus()

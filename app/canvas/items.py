@@ -110,8 +110,9 @@ class NodeItem(QGraphicsItem):
         w, h = size
         self.rect = QRectF(-w / 2, -h / 2, w, h)
         grow = 3 + (self.STACK if node.is_block else 0)
-        # the top reaches 10 px higher: a depth pill sits on the upper border
-        self._bounds = self.rect.adjusted(-3, -10, grow, grow)
+        # 10 px above for a depth pill on the upper border, and as much more below, so the
+        # bounds keep their centre (the view centres on an item by its bounds)
+        self._bounds = self.rect.adjusted(-3, -10, grow, grow + 7)
         self.setPos(center[0], center[1])
         self.highlighted = False
         self.current = False
