@@ -410,10 +410,16 @@ def make_previewer(doc: Document, calibration: Callable[[Any], Any] | None = Non
     return session_of(doc).previewer(calibration)
 
 
-def preview(previewer: Any, plan: Any, on_batch: Callable[[int, int], None] | None = None) -> Any:
+def preview(
+    previewer: Any,
+    plan: Any,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> Any:
     """Exact before/after MACs, params and per-layer widths for a plan (engine.plan.Preview);
-    `on_batch(done, total)` hears of each batch of a first gradient/activation pass."""
-    return previewer.preview(plan, on_batch=on_batch)
+    `on_batch(done, total)` hears of each batch of a first gradient/activation pass;
+    `on_progress(done, total, message)` of each step of the slow path (a real pruned copy)."""
+    return previewer.preview(plan, on_batch=on_batch, on_progress=on_progress)
 
 
 def solve(previewer: Any, plan: Any, target: str, keep: float) -> Any:

@@ -1,95 +1,71 @@
-"""The workbench window: a layout of panels around the canvas, plus the few jobs that need
-the window (loading a file, dialogs, prune / keep).
+"""The workbench window: a layout of panels around the canvas, and nothing else.
 
 State lives in the Workbench (app/workbench.py): document, plan, selection, versions,
 jobs. Each panel observes it; the canvas is driven by the CanvasController; the menus and
-shortcuts come from one table (app/actions.py). A failed load leaves the open document
-untouched.
+shortcuts come from one table (app/actions.py, built by app/menus.py). What the user does
+runs in flows that need only a FlowHost (app/flow_host.py): opening a model
+(app/open_flow.py), plan files and the unsaved-edits prompt (app/plan_files.py), pruning
+(app/prune_flow.py) and export (app/export_flow.py). The methods below that only forward
+are the window's public verbs (the action table, scripts and tests call them).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
-    QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
-    QKeySequence,
-)
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
-    QCompleter,
     QDockWidget,
-    QFileDialog,
     QFrame,
-    QLabel,
-    QLineEdit,
     QMainWindow,
-    QMenu,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
-    QToolBar,
     QWidget,
 )
 
 from app import engine_api
-from app.actions import MENUS, build_actions, specs_in
+from app.actions import build_actions
 from app.canvas.controller import CanvasController
 from app.canvas.menu import node_menu
-from app.canvas.prepare import PreparedView, initial_collapse, prepare_view
+from app.canvas.prepare import PreparedView
 from app.canvas.scene import GraphScene
 from app.canvas.search import LayerSearch
 from app.canvas.style import THEMES
 from app.canvas.view import GraphView
-from app.dialogs.builtin import BuiltinModelDialog
 from app.dialogs.export import ExportDialog
-from app.document import DEMO_SOURCE, Document
+from app.dialogs.help import show_about, show_navigation
+from app.document import Document
 from app.export_flow import open_export_dialog
-from app.open_flow import on_load_failed
+from app.flow_host import FlowHost, on_host
+from app.menus import build_menu_bar, build_toolbar, theme_actions, undo_actions
+from app.open_flow import Loader, OpenFlow
 from app.panels.data import DataPanel
 from app.panels.groups import GroupsPanel
 from app.panels.module_tree import ModuleTreePanel
 from app.panels.preview import PreviewPanel
 from app.panels.properties import PropertiesPanel
+from app.panels.search_box import LayerSearchBox
 from app.panels.settings import SettingsPanel
+from app.panels.status_bar import StatusBar
 from app.panels.versions import VersionsPanel
-from app.plan_files import PLAN_FILTER, PlanFiles
+from app.plan_files import PlanFiles
 from app.prune_flow import PruneFlow
-from app.pruning import PruningController, SolveDone
+from app.pruning import PruningController
 from app.settings import Preferences, default_settings
 from app.theme import apply_theme
-from app.workbench import JobState, Workbench
-from app.workers import JobFailure, JobRunner
-
-Loader = Callable[..., Document]
-MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.bin *.ckpt *.onnx *.safetensors);;All files (*)"
-
-
-class LoadResult:
-    """What a load job hands back: the document plus its first view."""
-
-    def __init__(self, document: Document, view: PreparedView) -> None:
-        self.document = document
-        self.view = view
-
-
-def ask_user(
-    parent: QWidget, title: str, text: str, buttons, default
-) -> QMessageBox.StandardButton:
-    """A modal question; tests replace MainWindow.ask to answer it."""
-    return QMessageBox.question(parent, title, text, buttons, default)
+from app.workbench import Workbench
 
 
 class MainWindow(QMainWindow):
     documentChanged = Signal()  # noqa: N815 (Qt naming)
     viewChanged = Signal()  # noqa: N815 - emitted after every (re)layout is on screen
+
+    # the flows' state, read (and, for `ask` and `loader`, replaced) on the window by tests
+    ask = on_host("ask")
+    last_dialog = on_host("last_dialog")
+    result_dialog = on_host("result_dialog")
+    export_dialog = on_host("export_dialog")
+    recover_teacher = on_host("recover_teacher")
+    loader = property(lambda w: w.opening.loader, lambda w, f: setattr(w.opening, "loader", f))
 
     def __init__(
         self,
@@ -99,28 +75,17 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.prefs = Preferences(settings if settings is not None else default_settings())
-        self.loader: Loader = loader or engine_api.load_and_trace
-        self.last_dialog: QWidget | None = None
-        self.result_dialog: QWidget | None = None  # the last PruneResultDialog
-        self.export_dialog: ExportDialog | None = None
-        self.ask = lambda title, text, buttons, default: ask_user(
-            self, title, text, buttons, default
-        )
         self.setWindowTitle("Arborist")
         self.setAcceptDrops(True)
 
         self.pruning = PruningController(self)
         self.workbench = wb = Workbench(self.pruning, self.prefs)
         wb.plans.editor.setParent(self)  # the undo stack (and its actions) close with the window
-        self.plan_files = PlanFiles(self)
-        self.prune_flow = PruneFlow(self)
-        wb.opener = self._reopen_at
-        self.loads = JobRunner(self, cancel_types=(engine_api.LoadCancelled,))
-        self.loads.started.connect(lambda label: wb.job_started("load", label, self.loads.cancel))
-        self.loads.progress.connect(lambda f, m: wb.job_progress("load", f, m))
-        self.loads.finished.connect(self._on_loaded)
-        self.loads.failed.connect(self._on_load_failed)
-        self.loads.cancelled.connect(self._on_load_cancelled)
+        self.host = FlowHost(wb, self)
+        self.plan_files = PlanFiles(self.host)
+        self.opening = OpenFlow(self.host, self.plan_files, loader)
+        self.loads = self.opening.loads
+        self.prune_flow = PruneFlow(self.host)
 
         theme = self.prefs.theme()
         self.scene = GraphScene(THEMES[theme], self)
@@ -129,11 +94,10 @@ class MainWindow(QMainWindow):
         self.layouts = self.canvas.layouts
         self.layer_search = LayerSearch(wb, self.canvas)
         self.layouts.failed.connect(
-            lambda f: self._show_error("Layout failed", f.message, f.details)
+            lambda f: self.host.show_error("Layout failed", f.message, f.details)
         )
         self.canvas.relaidOut.connect(self.viewChanged)
         self.view.nodeContextMenu.connect(self._node_menu)
-        self.view.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
         self.setCentralWidget(self.view)
 
         self.groups_panel = GroupsPanel(self, workbench=wb)
@@ -146,7 +110,7 @@ class MainWindow(QMainWindow):
         self.versions_panel.exportRequested.connect(self.open_export_dialog)
         self.module_tree = ModuleTreePanel(self, workbench=wb)
         self.data_panel = DataPanel(self)
-        self.data_panel.dataChanged.connect(self._on_data_changed)
+        self.data_panel.attach(wb)
         right, left = Qt.RightDockWidgetArea, Qt.LeftDockWidgetArea
         self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, right)
         self.props_dock = self._dock("Properties", "propertiesDock", self.properties, right)
@@ -157,26 +121,32 @@ class MainWindow(QMainWindow):
         self.tree_dock = self._dock("Modules", "modulesDock", self.module_tree, left)
         self.versions_dock = self._dock("Versions", "versionsDock", self.versions_panel, right)
         self.data_dock = self._dock("Data", "dataDock", self.data_panel, left, scroll=True)
-        self.tabifyDockWidget(self.settings_dock, self.tree_dock)
-        self.tabifyDockWidget(self.preview_dock, self.data_dock)
-        self.tabifyDockWidget(self.props_dock, self.versions_dock)
-        self.settings_dock.raise_()
-        self.preview_dock.raise_()
-        self.props_dock.raise_()
+        pairs = (
+            (self.settings_dock, self.tree_dock),
+            (self.preview_dock, self.data_dock),
+            (self.props_dock, self.versions_dock),
+        )
+        for first, second in pairs:
+            self.tabifyDockWidget(first, second)
+        for first, _ in pairs:  # raised after all are tabbed (earlier left a ghost tab bar)
+            first.raise_()
 
+        self.status_bar = bar = StatusBar(self, workbench=wb)
+        self.setStatusBar(bar)
+        for name in ("status_label", "counts_label", "zoom_label", "progress", "cancel_button"):
+            setattr(self, name, getattr(bar, name))  # tests and scripts read them on the window
+        self.cancel_button.clicked.connect(self.cancel_current)
+        self.view.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
         wb.events.document_changed.connect(self._on_document_change)
         wb.events.selection_changed.connect(self._on_selection_change)
         wb.events.job_changed.connect(self._on_job_change)
-        wb.events.status.connect(lambda text: self.status_label.setText(text))
-        wb.events.preview_changed.connect(self._on_preview_change)
-        self.pruning.solved.connect(self._on_solved)
 
         from app.depth_view import install as install_depth  # before the actions: depth.measure
         install_depth(self)
         self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
-        self._build_statusbar()
+        self.search = LayerSearchBox(self.layer_search, self)
+        self.recent_menu = build_menu_bar(self, self._docks(), self.opening.fill_recent_menu)
+        self.toolbar = build_toolbar(self, self.search)
         self.set_theme(theme, save=False)
         self._restore_window()
         from app.sensitivity import install as install_sensitivity  # scan, heat, planner
@@ -191,14 +161,6 @@ class MainWindow(QMainWindow):
     @property
     def document(self) -> Document | None:
         return self.workbench.document
-
-    @property
-    def collapsed(self) -> frozenset[str]:
-        return self.workbench.collapsed
-
-    @property
-    def selected_group(self) -> int | None:
-        return self.workbench.selection.group
 
     # ------------------------------------------------------------------ construction
 
@@ -222,117 +184,24 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def _docks(self) -> list[QDockWidget]:
+        return [
+            self.groups_dock, self.props_dock, self.settings_dock, self.preview_dock,
+            self.tree_dock, self.versions_dock, self.data_dock,
+        ]  # fmt: skip
+
     def _build_actions(self) -> None:
         self.actions_by_name = build_actions(self)
         self.act_cancel.setEnabled(False)
         self.act_minimap.setChecked(True)
-        self.theme_group = QActionGroup(self)
-        self.act_light = QAction("&Light", self, checkable=True)
-        self.act_light.triggered.connect(lambda: self.set_theme("light"))
-        self.act_dark = QAction("&Dark", self, checkable=True)
-        self.act_dark.triggered.connect(lambda: self.set_theme("dark"))
-        for act in (self.act_light, self.act_dark):
-            self.theme_group.addAction(act)
+        self.theme_group, self.act_light, self.act_dark = theme_actions(self, self.set_theme)
         stack = self.workbench.plans.stack
-        self.act_undo = stack.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcuts([QKeySequence(QKeySequence.Undo)])
-        self.act_redo = stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        # Toolbar buttons with a fixed label (the menu's "Undo Group x ratio 0.50" text
-        # changed the button width on every edit and made the toolbar jump).
-        self.tb_undo = QAction("Undo", self, enabled=False)
-        self.tb_undo.triggered.connect(stack.undo)
-        stack.canUndoChanged.connect(self.tb_undo.setEnabled)
-        stack.undoTextChanged.connect(lambda t: self.tb_undo.setToolTip(f"Undo {t}".strip()))
-        self.tb_redo = QAction("Redo", self, enabled=False)
-        self.tb_redo.triggered.connect(stack.redo)
-        stack.canRedoChanged.connect(self.tb_redo.setEnabled)
-        stack.redoTextChanged.connect(lambda t: self.tb_redo.setToolTip(f"Redo {t}".strip()))
-        for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
+        self.act_undo, self.act_redo, self.tb_undo, self.tb_redo = undo_actions(self, stack)
+        for act in self._document_actions():
             act.setEnabled(False)
 
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        menus = {name: mb.addMenu("&" + name) for name in MENUS}
-        for name, menu in menus.items():
-            for spec in specs_in(name):
-                if spec.separator_before:
-                    menu.addSeparator()
-                menu.addAction(getattr(self, f"act_{spec.name}"))
-            if name == "File":
-                self.recent_menu = QMenu("Open &Recent", menu)
-                menu.insertMenu(self.act_open_plan, self.recent_menu)
-                self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-            if name == "Edit":
-                first = menu.actions()[0] if menu.actions() else None
-                menu.insertActions(first, [self.act_undo, self.act_redo])
-        view_menu = menus["View"]
-        view_menu.addSeparator()
-        theme_menu = view_menu.addMenu("T&heme")
-        theme_menu.addActions([self.act_light, self.act_dark])
-        theme_menu.addSeparator()
-        theme_menu.addAction(self.act_toggle_theme)
-        panels = view_menu.addMenu("&Panels")
-        for dock in (
-            self.groups_dock,
-            self.props_dock,
-            self.settings_dock,
-            self.preview_dock,
-            self.tree_dock,
-            self.versions_dock,
-            self.data_dock,
-        ):
-            panels.addAction(dock.toggleViewAction())
-        panels.addAction(self.act_minimap)
-
-    def _build_toolbar(self) -> None:
-        from app.actions import ACTIONS
-
-        tb = QToolBar("Main", self)
-        tb.setObjectName("mainToolbar")
-        tb.setMovable(False)
-        groups = [["open", "builtin", "demo"], ["prune", "export"], ["fit", "zoom_out", "zoom_in"]]
-        shown = {s.name for s in ACTIONS if s.toolbar}
-        for i, names in enumerate(groups):
-            if i == 1:
-                tb.addActions([self.tb_undo, self.tb_redo])
-            tb.addActions([getattr(self, f"act_{n}") for n in names if n in shown])
-            tb.addSeparator()
-        self.search = QLineEdit(
-            self, placeholderText="Find layer (Ctrl+F)…", clearButtonEnabled=True
-        )
-        self.search.setMaximumWidth(260)
-        # Click or Ctrl+F only: with the default focus policy the box took the focus at
-        # start-up and "F" typed into it instead of fitting the view.
-        self.search.setFocusPolicy(Qt.ClickFocus)
-        self.search.returnPressed.connect(lambda: self.search_next(self.search.text()))
-        self.completer = QCompleter([], self)
-        self.completer.setCaseSensitivity(Qt.CaseInsensitive)
-        self.completer.setFilterMode(Qt.MatchContains)
-        self.completer.activated.connect(lambda text: self.search_next(text))
-        self.search.setCompleter(self.completer)
-        tb.addWidget(self.search)
-        tb.addSeparator()
-        tb.addAction(self.act_toggle_theme)
-        self.addToolBar(tb)
-        self.toolbar = tb
-
-    def _build_statusbar(self) -> None:
-        sb = self.statusBar()
-        self.status_label = QLabel("Ready", self)
-        self.counts_label = QLabel("", self)
-        self.zoom_label = QLabel("100%", self)
-        self.progress = QProgressBar(self, minimum=0, maximum=100, textVisible=True)
-        self.progress.setFixedWidth(160)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_current)
-        sb.addWidget(self.status_label, 1)
-        sb.addPermanentWidget(self.progress)
-        sb.addPermanentWidget(self.cancel_button)
-        sb.addPermanentWidget(self.counts_label)
-        sb.addPermanentWidget(self.zoom_label)
-        self.progress.hide()
-        self.cancel_button.hide()
+    def _document_actions(self) -> list:
+        return [self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export]
 
     def _restore_window(self) -> None:
         geometry = self.prefs.qs.value("geometry")
@@ -352,271 +221,96 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self.settings_dock, self.preview_dock], [360, 360], Qt.Horizontal)
             self.resizeDocks([self.settings_dock, self.preview_dock], [430, 400], Qt.Vertical)
 
-    # ------------------------------------------------------------------ small actions
+    # ------------------------------------------------------------------ following the workbench
 
-    def zoom_in(self) -> None:
-        self.view.zoom_by(1.25, animate=True)
+    def _on_document_change(self, doc: Document | None) -> None:
+        for act in self._document_actions():
+            act.setEnabled(doc is not None)
+        if doc is None:
+            self.setWindowTitle("Arborist")
+            return
+        version = self.workbench.version
+        self.setWindowTitle(f"{doc.title} [{version.name if version else ''}] — Arborist")
+        self.view.setFocus()  # keyboard shortcuts (F, M) go to the canvas, not the search box
+        self.documentChanged.emit()
 
-    def zoom_out(self) -> None:
-        self.view.zoom_by(0.8, animate=True)
+    def _on_job_change(self, _job) -> None:
+        wb = self.workbench
+        self.act_cancel.setEnabled(wb.busy)
+        self.act_prune.setEnabled(wb.document is not None and not wb.running("prune"))
 
-    def zoom_100(self) -> None:
-        self.view.set_scale(1.0)
+    def _on_selection_change(self, sel) -> None:
+        """A group chosen in the table: bring its root layer into view if it is off-screen."""
+        doc = self.document
+        if doc is None or sel.node or sel.group is None:
+            return
+        group = doc.group(sel.group)
+        root = doc.node_by_name(group.root) if group is not None else None
+        root_view = self.view_id(root.id) if root else None
+        item = self.scene.node_items.get(root_view) if root_view is not None else None
+        if item is not None and not self.view.visible_scene_rect().contains(item.pos()):
+            self.view.centerOn(item)
 
-    def clear_selection(self) -> None:
-        self.workbench.select()
+    # ------------------------------------------------------------------ verbs (forwarders)
 
-    def toggle_minimap(self) -> None:
-        self.view.minimap.setVisible(self.act_minimap.isChecked())
-
-    _toggle_minimap = toggle_minimap
-
-    # ------------------------------------------------------------------ unsaved edits
-
-    def confirm_discard(self, what: str) -> bool:
-        """Unsaved plan edits: Save, Discard or Cancel before `what` throws them away."""
-        if not self.workbench.unsaved_edits:
-            return True
-        answer = self.ask(
-            "Unsaved plan edits",
-            f"The pruning plan of {self.document.title} has unsaved edits. "
-            f"Save them before {what}?",
-            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
-            QMessageBox.Save,
-        )
-        if answer == QMessageBox.Cancel:
-            self.status_label.setText("Kept the open model and its plan edits")
-            return False
-        if answer == QMessageBox.Save:
-            path, _ = QFileDialog.getSaveFileName(
-                self,
-                "Save pruning plan",
-                os.path.join(self.prefs.last_folder("plan"), "plan.json"),
-                PLAN_FILTER,
-            )
-            if not path:
-                return False
-            self.plan_files.save(path)
-        return True
-
-    # ------------------------------------------------------------------ opening
-
-    def _reopen_at(self, source: str, spec: str) -> None:
-        """The input shape changed: trace the original again at that shape. Versions made
-        at the old shape would mix numbers from two shapes, so they close (after asking)."""
-        extra = len(self.workbench.versions) - 1
-        if extra > 0:
-            answer = self.ask(
-                "Change the input shape",
-                f"Re-tracing at {spec} starts a new history: {extra} pruned or recovered "
-                "version(s) made at the old shape will be closed (export them first to keep "
-                "them). Continue?",
-                QMessageBox.Yes | QMessageBox.No,
-                QMessageBox.No,
-            )
-            if answer not in (QMessageBox.Yes, QMessageBox.Discard):
-                self.status_label.setText("Input shape unchanged")
-                return
-        self.open_source(source, spec, ask=False)
+    def open_source(self, source: str, *args, **kwargs) -> bool:
+        return self.opening.open_source(source, *args, **kwargs)
 
     def open_demo(self) -> None:
-        self.open_source(DEMO_SOURCE)
+        self.opening.open_demo()
 
     def open_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open model", self.prefs.last_folder("model"), MODEL_FILTER
-        )
-        if path:
-            self.prefs.set_last_folder(path, "model")
-            self.open_source(path)
+        self.opening.file_dialog()
 
     def open_builtin_dialog(self) -> None:
-        dialog = BuiltinModelDialog(self)
-        self.last_dialog = dialog
-        dialog.accepted.connect(lambda: dialog.source() and self.open_source(dialog.source()))
-        dialog.open()
-
-    def open_source(
-        self,
-        source: str,
-        input_spec: str | None = None,
-        trust: bool = False,
-        ask: bool = True,
-        arch: str | None = None,
-        code: str | None = None,
-    ) -> bool:
-        """Load `source` in the background; the current document stays until it succeeds."""
-        if ask and self.document is not None and not self.confirm_discard("opening another model"):
-            return False
-        if input_spec is None:
-            input_spec = self.workbench.remembered_input_spec(source)
-        loader = self.loader
-        code = code or self.prefs.model_code(source)  # remembered per file; used after trust
-        extra = {k: v for k, v in (("arch", arch), ("code", code)) if v}
-
-        def job(progress, cancelled) -> LoadResult:
-            doc = loader(
-                source,
-                input_spec=input_spec,
-                trust=trust,
-                progress=progress,
-                cancel=cancelled,
-                **extra,
-            )
-            if cancelled():
-                raise engine_api.LoadCancelled()
-            progress(0.9, "Laying out the graph…")
-            return LoadResult(doc, prepare_view(doc.summary, initial_collapse(doc.summary.nodes)))
-
-        self._pending = (source, input_spec, trust)
-        self.loads.submit(job, f"Opening {engine_api.display_name(source)}…")
-        return True
-
-    def cancel_load(self) -> None:
-        if self.loads.busy:
-            self.loads.cancel()
-        elif self.pruning.busy:
-            self.pruning.cancel_prune()
+        self.opening.builtin_dialog()
 
     def cancel_current(self) -> None:
         """Esc / the status bar's Cancel: stops whichever job runs."""
         if self.export_dialog is not None and self.export_dialog.runner.busy:
             self.export_dialog.cancel()
-        self.cancel_load()
+        if self.loads.busy:
+            self.opening.cancel()
+        elif self.pruning.busy:
+            self.pruning.cancel_prune()
 
-    def _on_job_change(self, job: JobState) -> None:
-        busy = self.workbench.busy
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.act_cancel.setEnabled(busy)
-        if job.running:
-            self.progress.setValue(int(job.fraction * 100))
-            self.status_label.setText(job.text())
+    def prune(self) -> None:
+        self.prune_flow.prune()
 
-    def _on_load_cancelled(self) -> None:
-        self.workbench.job_ended("load")
-        self.status_label.setText(
-            "Loading cancelled"
-            + (f"; still showing {self.document.title}" if self.document else "")
-        )
+    def accept_pruned(self, result, view: PreparedView) -> None:
+        self.prune_flow.accept(result, view)
 
-    def _on_loaded(self, result: LoadResult) -> None:
-        self.workbench.job_ended("load")
-        self.set_document(result.document, result.view)
-        self.prefs.add_recent(result.document.source)
+    def open_recover_dialog(self):
+        from app.dialogs.recover import open_recover_dialog
 
-    def _on_load_failed(self, failure: JobFailure) -> None:
-        self.workbench.job_ended("load")
-        on_load_failed(self, failure, *self._pending)
+        return open_recover_dialog(self)
 
-    def _show_error(self, title: str, message: str, details: str = "") -> None:
-        box = QMessageBox(QMessageBox.Critical, title, message, QMessageBox.Ok, self)
-        if details:
-            box.setDetailedText(details)
-        if self.document is not None:
-            box.setInformativeText(f"{self.document.title} is still open.")
-        self.last_dialog = box
-        box.open()
+    def open_export_dialog(self, version_name: str | None = None) -> ExportDialog | None:
+        return open_export_dialog(self.host, version_name)
 
-    # ------------------------------------------------------------------ document
-
-    def set_document(self, doc: Document, view: PreparedView, plan=None) -> None:
-        """A freshly loaded model becomes the history's "original"."""
-        self.workbench.open_document(doc, view, plan)
-
-    def _on_document_change(self, doc: Document | None) -> None:
-        self.result_dialog = None  # a closed model must not stay alive through its dialogs
-        self.export_dialog = None
-        self.last_dialog = None
-        self.layer_search.reset()
-        for act in (self.act_save_plan, self.act_open_plan, self.act_prune, self.act_export):
-            act.setEnabled(doc is not None)
-        if doc is None:
-            self.setWindowTitle("Arborist")
-            self.counts_label.setText("")
-            return
-        self.completer.model().setStringList([n.name for n in doc.summary.nodes])
-        self.data_panel.set_document(doc)
-        version = self.workbench.version
-        vname = version.name if version is not None else ""
-        self.setWindowTitle(f"{doc.title} [{vname}] — Arborist")
-        s = doc.summary
-        self.counts_label.setText(
-            f"{len(s.nodes)} nodes · {len(s.edges)} edges · {len(s.groups)} groups"
-        )
-        folded = (
-            f"; {len(self.collapsed)} modules collapsed (double-click to expand)"
-            if self.collapsed
-            else ""
-        )
-        self.status_label.setText(
-            f"Opened {doc.title} (input {doc.input_spec}){folded}"
-            + ("; " + "; ".join(doc.notes) if doc.notes else "")
-        )
-        self.view.setFocus()  # keyboard shortcuts (F, M) go to the canvas, not the search box
-        self.documentChanged.emit()
-
-    def _on_data_changed(self, choice) -> None:
-        """The data panel's dataset feeds calibration (via the settings) and evaluation."""
-        self.pruning.set_data(choice)
-        self.settings_panel.set_data_path(choice.data if choice is not None else "")
-
-    def _on_preview_change(self, done) -> None:
-        if done is not None and self.workbench.version is not None:
-            p = done.preview
-            self.workbench.version.metrics.setdefault("macs", float(p.macs_before))
+    def make_scope_from_selection(self) -> None:
+        self.groups_panel.make_scope_from_selection()
 
     def view_id(self, summary_id: int) -> int | None:
         return self.canvas.view_id(summary_id)
 
-    # ------------------------------------------------------------------ groups & selection
-
     def select_group(self, group_id: int | None) -> None:
-        """Select a group (highlights its members on the canvas and its row)."""
         self.workbench.select(group=group_id)
 
-    def _on_selection_change(self, sel) -> None:
-        doc = self.document
-        if doc is None:
-            return
-        group = doc.group(sel.group) if sel.group is not None else None
-        if sel.node:
-            node = sel.view_node
-            kind = node.kind if node is not None else ""
-            g = group
-            suffix = (
-                f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
-            )
-            self.status_label.setText(f"{sel.node} ({kind}){suffix}")
-        elif group is not None:
-            self.status_label.setText(
-                f"Group #{group.id}: {len(group.members)} coupled layers, "
-                f"root {group.root}, {group.channels} channels"
-            )
-            root = doc.node_by_name(group.root)
-            root_view = self.view_id(root.id) if root else None
-            item = self.scene.node_items.get(root_view) if root_view is not None else None
-            if item is not None and not self.view.visible_scene_rect().contains(item.pos()):
-                self.view.centerOn(item)
+    def clear_selection(self) -> None:
+        self.workbench.select()
 
     def on_node_clicked(self, view_id: int) -> None:
         self.canvas.click(view_id)
 
-    # ------------------------------------------------------------------ search (canvas/search.py)
-
     def focus_search(self) -> None:
-        self.search.setFocus()
-        self.search.selectAll()
+        self.search.focus()
 
     def find_layers(self, text: str) -> list[int]:
         return self.layer_search.find(text)
 
     def search_next(self, text: str) -> int | None:
-        view_id, message = self.layer_search.next(text)
-        self.status_label.setText(message)
-        return view_id
-
-    # ------------------------------------------------------------------ collapse / expand
+        return self.search.next(text)
 
     def set_collapsed(self, paths) -> None:
         self.canvas.set_collapsed(paths)
@@ -639,44 +333,19 @@ class MainWindow(QMainWindow):
             self.last_dialog = menu
             menu.popup(global_pos)
 
-    # ------------------------------------------------------------------ pruning plan
-
-    def _guard(self, fn):
-        """Plan edits with a bad value explain themselves in the status bar, never crash."""
-        return lambda *args: self.workbench.try_edit(fn, *args)
-
-    def _on_solved(self, done: SolveDone) -> None:
-        what = "MACs" if done.target == "macs" else "parameters"
-        self.settings_panel.show_solved(
-            f"Ratio {done.result.ratio:.4g} keeps {100 * done.result.achieved:.1f} % of {what} "
-            f"(asked for {100 * done.keep:.0f} %)",
-            round(float(done.result.ratio), 4),
-        )
-
-    def make_scope_from_selection(self) -> None:
-        roots = self.groups_panel.selected_roots()
-        if len(roots) < 2:
-            self.status_label.setText("Select two or more groups (Ctrl+click) to share a ratio")
-            return
-        self._guard(self.workbench.plans.make_scope)(roots)
-
-    # ------------------------------------------------------------------ prune, keep, export
-
-    def prune(self) -> None:
-        self.prune_flow.prune()
-
-    def accept_pruned(self, result, view: PreparedView) -> None:
-        self.prune_flow.accept(result, view)
-
-    def open_recover_dialog(self):
-        from app.dialogs.recover import open_recover_dialog
-
-        return open_recover_dialog(self)
-
-    def open_export_dialog(self, version_name: str | None = None) -> ExportDialog | None:
-        return open_export_dialog(self, version_name)
-
     # ------------------------------------------------------------------ view options
+
+    def zoom_in(self) -> None:
+        self.view.zoom_by(1.25, animate=True)
+
+    def zoom_out(self) -> None:
+        self.view.zoom_by(0.8, animate=True)
+
+    def zoom_100(self) -> None:
+        self.view.set_scale(1.0)
+
+    def toggle_minimap(self) -> None:
+        self.view.minimap.setVisible(self.act_minimap.isChecked())
 
     def set_theme(self, name: str, save: bool = True) -> None:
         name = name if name in THEMES else "light"
@@ -694,34 +363,11 @@ class MainWindow(QMainWindow):
     def toggle_theme(self) -> None:
         self.set_theme("light" if self.theme == "dark" else "dark")
 
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.prefs.recent()
-        for source in recent:
-            self.recent_menu.addAction(
-                engine_api.display_name(source), lambda s=source: self.open_source(s)
-            ).setToolTip(source)
-        if not recent:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        self.recent_menu.addSeparator()
-        self.recent_menu.addAction("Clear Recent", self.prefs.clear_recent)
-
     def about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Arborist",
-            "<b>Arborist</b><br>A workbench for structural pruning of PyTorch models.",
-        )
+        show_about(self)
 
     def navigation_help(self) -> None:
-        QMessageBox.information(
-            self,
-            "Navigation",
-            "Wheel or pinch: zoom around the cursor\nDrag (left or middle button): pan\n"
-            "F / Ctrl+0: fit graph\nClick a layer: properties and its group\n"
-            "Double-click a block: expand it one level; right-click a layer: collapse its module\n"
-            "Ctrl+F: find a layer; Enter again: next match\nEsc: cancel the running job",
-        )
+        show_navigation(self)
 
     # ------------------------------------------------------------------ drag & drop, close
 
@@ -736,7 +382,7 @@ class MainWindow(QMainWindow):
             self.open_source(files[0])
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        if self.document is not None and not self.confirm_discard("quitting"):
+        if self.document is not None and not self.plan_files.confirm_discard("quitting"):
             event.ignore()
             return
         self.prefs.qs.setValue("geometry", self.saveGeometry())

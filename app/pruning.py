@@ -153,7 +153,9 @@ class PruningController(QObject):
             if first:
                 progress(0.3, f"{what}…")
             t0 = time.perf_counter()
-            result = engine_api.preview(pv, plan, on_batch=_batch_progress(progress, what))
+            result = engine_api.preview(
+                pv, plan, _batch_progress(progress, what), _copy_progress(progress)
+            )
             return PreviewDone(plan, result, time.perf_counter() - t0)
 
         self.previews.submit(job, "preview")
@@ -245,6 +247,20 @@ def _batch_progress(progress: Any, what: str) -> Any:
             progress(0.3, f"{what}: batch {done}")
 
     return on_batch
+
+
+def _copy_progress(progress: Any) -> Any:
+    """Progress of the slow preview path, which prunes a real deep copy (iterative plans,
+    models without a meta forward): 0.3 -> 1.0, one tick per scored or cut group."""
+
+    def on_progress(done: int, total: int, message: str) -> None:
+        pct = 100 * done / total if total > 0 else 0.0
+        progress(
+            0.3 + 0.7 * done / total if total > 0 else 0.3,
+            f"Pruning a copy for the exact preview — {pct:.0f}%: {message}",
+        )
+
+    return on_progress
 
 
 def _calibration_note(plan: Any, cal: tuple[str, str]) -> str:

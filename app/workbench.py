@@ -38,6 +38,8 @@ EVENT_NAMES = (
     "reveal_requested",  # str: a node or module path to bring into view (module tree)
     "status",  # str: a one-line message for the status bar ("Not applied: …")
     "depth_changed",  # DepthState: removable blocks, measured block importance
+    "solved",  # SolveDone: the solver's ratio for a target, just applied to the plan
+    "data_changed",  # DataOptions | None: the Data panel's dataset (calibration, metrics)
 )
 
 
@@ -245,7 +247,7 @@ class Workbench:
     def _bridge(self, c: Any) -> None:
         c.follow(self.plans)
         c.solved.connect(self._on_solved)
-        c.previewReady.connect(lambda done: self.events.preview_changed.emit(done))
+        c.previewReady.connect(self._on_preview_ready)
         c.previewFailed.connect(self._on_preview_failed)
         c.previews.progress.connect(lambda f, m: self.events.preview_state.emit(m))
 
@@ -258,6 +260,12 @@ class Workbench:
         self.plans.apply_solved(
             done.plan, done.result.ratio, f"Keep {100 * done.keep:.0f}% of {done.target}"
         )
+        self.events.solved.emit(done)
+
+    def _on_preview_ready(self, done: Any) -> None:
+        if self.version is not None:  # the version's MACs, for comparing versions
+            self.version.metrics.setdefault("macs", float(done.preview.macs_before))
+        self.events.preview_changed.emit(done)
 
     def _on_preview_failed(self, message: str) -> None:
         self.events.preview_state.emit(f"⚠ Preview failed: {message}")
@@ -541,6 +549,18 @@ class Workbench:
     @property
     def busy(self) -> bool:
         return any(j.running for j in self.jobs.values())
+
+    def running(self, kind: str) -> bool:
+        job = self.jobs.get(kind)
+        return job is not None and job.running
+
+    # ------------------------------------------------------------------ data
+
+    def set_data(self, choice: Any) -> None:
+        """The Data panel's dataset (or None): calibration and evaluation use it."""
+        if self.pruning is not None:
+            self.pruning.set_data(choice)
+        self.events.data_changed.emit(choice)
 
     # ------------------------------------------------------------------ input shape
 

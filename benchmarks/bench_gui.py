@@ -169,7 +169,7 @@ def _bench_one(app, MainWindow, model: str, prune: bool, timeout: float) -> dict
     row["first preview s"] = time.perf_counter() - t0
     root = win.document.summary.groups[len(win.document.summary.groups) // 2].root
     t1 = time.perf_counter()
-    pv.set_group_ratio(root, 0.3)
+    win.workbench.plans.set_group_ratio(root, 0.3)
     _wait(app, lambda: pv.last_preview is not None and pv.last_preview.plan == pv.plan, timeout)
     row["edit -> preview s"] = time.perf_counter() - t1
     if prune:

@@ -1,6 +1,8 @@
 """Drive the real window under Xvfb and grab the screen with ImageMagick's `import`.
 
-Run: Xvfb :99 -screen 0 1600x1000x24 &  DISPLAY=:99 python scripts/gui_screenshots.py OUTDIR
+Run: Xvfb :92 -screen 0 1600x1000x24 &  DISPLAY=:92 python scripts/gui_screenshots.py OUTDIR [STEPS]
+(STEPS: a comma list of densenet, effnet, swin, versions; all by default). Qt must run on
+xcb (a real X window), not offscreen, so that `import` sees it.
 Each step waits for the GUI to finish the work it started, then shoots the whole screen.
 """
 
@@ -19,7 +21,7 @@ from app.runtime import guard_none_refcount  # noqa: E402
 
 guard_none_refcount()
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
@@ -44,7 +46,9 @@ def shoot(app, name: str) -> None:
         app.processEvents()
         time.sleep(0.02)
     OUT.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["import", "-window", "root", str(OUT / f"{name}.png")], check=True)
+    display = os.environ.get("DISPLAY", ":0")
+    cmd = ["import", "-display", display, "-window", "root", str(OUT / f"{name}.png")]
+    subprocess.run(cmd, check=True)
     print("wrote", OUT / f"{name}.png", flush=True)
 
 
@@ -90,27 +94,18 @@ def main() -> None:
     if want("densenet"):
         open_model(app, win, "torchvision:densenet201")
         shoot(app, "densenet201_open")
-        win.pruning.set_options("ratio", {"pruning_ratio": 0.3}, "")
+        win.workbench.plans.set_options("Ratio 0.30", {"pruning_ratio": 0.3})
         preview_ready(app, win)
         blocks = {i.node.name: i for i in win.scene.node_items.values() if i.node.is_block}
         target = next(n for n in ("features.denseblock2", *blocks) if n in blocks)
         win.on_node_clicked(blocks[target].node.id)
         win.view.center_on_node(blocks[target].node.id, min_scale=0.9)
-        shoot(app, "densenet201_collapsed_block_overlay")
+        shoot(app, "block_collapsed_overlay")
         relayout(app, win, lambda: win.expand_block(blocks[target].node.id))
-        inner = sorted(
-            i.node.name
-            for i in win.scene.node_items.values()
-            if i.node.is_block and i.node.name.startswith(target + ".")
-        )
-        shoot(app, "densenet201_expanded_one_level_overlay")
-        if inner:
-            sub = next(i for i in win.scene.node_items.values() if i.node.name == inner[0])
-            relayout(app, win, lambda: win.expand_block(sub.node.id))
-            shoot(app, "densenet201_expanded_layer_overlay")
+        shoot(app, "block_expanded_overlay")
         win.tree_dock.raise_()
         win.module_tree.items[target].setExpanded(True)
-        shoot(app, "densenet201_module_tree")
+        shoot(app, "module_tree")
         win.settings_dock.raise_()
     if want("effnet"):
         open_model(app, win, "torchvision:efficientnet_v2_l")
@@ -138,10 +133,13 @@ def main() -> None:
             )
             wait(app, lambda: win.workbench.selection.node == pick.name, timeout=300)
             win.props_dock.raise_()
-            shoot(app, "swin_t_locked_layer_properties")
+            # wide enough that the lock reason is not elided (its tooltip has it in full)
+            win.resizeDocks([win.props_dock], [760], Qt.Horizontal)
+            shoot(app, "swin_locked_properties")
+            win.resizeDocks([win.props_dock], [460], Qt.Horizontal)
     if want("versions"):
         open_model(app, win, "torchvision:resnet18")
-        win.pruning.set_options("ratio", {"pruning_ratio": 0.4}, "")
+        win.workbench.plans.set_options("Ratio 0.40", {"pruning_ratio": 0.4})
         preview_ready(app, win)
         finished = []
         win.pruning.pruneFinished.connect(lambda p: finished.append(p))
@@ -154,7 +152,7 @@ def main() -> None:
         preview_ready(app, win)
         win.versions_dock.raise_()
         win.versions_panel.compare()
-        shoot(app, "resnet18_version_history")
+        shoot(app, "version_history")
         dialog = win.open_export_dialog()
         shoot(app, "resnet18_export_names_version")
         dialog.close()

@@ -223,6 +223,12 @@ class DataPanel(QWidget):
 
     # ------------------------------------------------------------------ public
 
+    def attach(self, wb: Any) -> None:
+        """Follow the open model; the chosen dataset goes to the workbench (calibration,
+        evaluation), which tells the settings."""
+        wb.events.document_changed.connect(lambda doc: doc is not None and self.set_document(doc))
+        self.dataChanged.connect(wb.set_data)
+
     @property
     def choice(self) -> Any:
         return self.info.choice if self.info is not None else None

@@ -286,14 +286,26 @@ class GroupsPanel(QWidget):
         names = [drop_prefix(g.root, self.model.prefix) for g in self.model.groups]
         width = max((fm.horizontalAdvance(n) for n in names), default=0) + 16
         header = self.table.horizontalHeader()
-        if width > header.sectionSize(1):
+        others = sum(header.sectionSize(c) for c in range(header.count()) if c != 1)
+        if width > self.table.viewport().width() - others:
             header.setSectionResizeMode(1, QHeaderView.Interactive)
             header.resizeSection(1, min(width, 360))
             header.setStretchLastSection(True)
+        else:  # short names (again): the column stretches, Ratio and After stay in view
+            header.setStretchLastSection(False)
+            header.setSectionResizeMode(1, QHeaderView.Stretch)
 
     def selected_group(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()
         return self.proxy.data(rows[0], Qt.UserRole) if rows else None
+
+    def make_scope_from_selection(self) -> bool:
+        """Edit › Make User Scope: the selected groups share one ratio (one undoable edit)."""
+        roots = self.selected_roots()
+        if len(roots) < 2:
+            self.wb.events.status.emit("Select two or more groups (Ctrl+click) to share a ratio")
+            return False
+        return self.wb.try_edit(self.wb.plans.make_scope, roots)
 
     def selected_roots(self) -> list[str]:
         """Root layers of every selected row, in table order."""

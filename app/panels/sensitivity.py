@@ -36,9 +36,11 @@ class CurvePanel(QWidget):
         lay.addWidget(self.plot)
         self.scan: Any = None
         self.shown: str | None = None
+        self.plot.hide()  # an empty chart took the Properties table's room until a scan
 
     def set_scan(self, scan: Any) -> None:
         self.scan = scan
+        self.plot.setVisible(scan is not None)
         if self.shown is not None:
             self.show_unit(self.shown)
 

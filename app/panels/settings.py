@@ -218,6 +218,10 @@ class SettingsPanel(QWidget):
         ev.plan_changed.connect(self._on_plan_change)
         ev.document_changed.connect(self._on_document_change)
         ev.input_spec_changed.connect(self._on_input_spec_change)
+        ev.solved.connect(self._on_solved)
+        ev.data_changed.connect(
+            lambda choice: self.set_data_path(choice.data if choice is not None else "")
+        )
         self.edited.connect(
             lambda text, changes, merge: wb.try_edit(wb.plans.set_options, text, changes, merge))
         self.solveRequested.connect(wb.pruning.solve)
@@ -237,6 +241,14 @@ class SettingsPanel(QWidget):
         att = engine_api.attention_summary(doc.model)
         self.set_attention(att.blocks, att.rope_blocks, att.text)
         self.wb.pruning.set_calibration(*self.calibration_source())
+
+    def _on_solved(self, done) -> None:
+        what = "MACs" if done.target == "macs" else "parameters"
+        self.show_solved(
+            f"Ratio {done.result.ratio:.4g} keeps {100 * done.result.achieved:.1f} % of {what} "
+            f"(asked for {100 * done.keep:.0f} %)",
+            round(float(done.result.ratio), 4),
+        )
 
     def _on_input_spec_change(self, spec: str) -> None:
         self.input_spec.setText(spec)

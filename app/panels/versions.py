@@ -37,6 +37,8 @@ class VersionsPanel(QWidget):
         self.tree.setHeaderLabels(["Version", "MACs", "Params", "Accuracy", "From"])
         self.tree.setRootIsDecorated(False)
         self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        for col in range(1, 5):  # short numbers: the name column gets the rest ("pruned 1")
+            self.tree.header().setSectionResizeMode(col, QHeaderView.ResizeToContents)
         self.tree.itemActivated.connect(self._activated)
         self.tree.itemClicked.connect(self._activated)
         self.compare_a = QComboBox(self)

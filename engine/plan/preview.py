@@ -40,7 +40,7 @@ import copy
 import dataclasses
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -62,6 +62,8 @@ from .calibration import BatchDone, Calibration, resolve
 from .criteria import ACTIVATION_CRITERIA, GRADIENT_CRITERIA, make_criterion
 from .schema import PlanError, PruningPlan
 from .validation import validate_plan
+
+CopyProgress = Callable[[int, int, str], None]  # (units done, units in all, what was done)
 
 
 @dataclasses.dataclass
@@ -292,6 +294,7 @@ class Previewer:
             self.kernels).build_dependency(model, example_inputs)
         self.calibration = calibration
         self._on_batch: BatchDone | None = None  # set for the length of one preview()
+        self._on_progress: CopyProgress | None = None  # likewise
         self._history_len = len(self.dg.pruning_history())
         self._modules = dict(model.named_modules())
         # the named stages of the plan cache (engine/pruner/plan_cache.py), kept across
@@ -322,17 +325,20 @@ class Previewer:
         self._before = self._layer_figures(by_name, base[2])
 
     # ---------------------------------------------------------------- public
-    def preview(self, plan: PruningPlan, on_batch: BatchDone | None = None) -> Preview:
+    def preview(self, plan: PruningPlan, on_batch: BatchDone | None = None,
+                on_progress: CopyProgress | None = None) -> Preview:
         """What `apply_plan(model, inputs, plan)` will produce (PlanError for a bad plan).
 
         `on_batch(done, total)` hears of each calibration batch of the first gradient or
         activation pass (a DataCalibration's): that pass is the slow part, so a GUI can show
-        how far it is; the scores are the same with or without it."""
-        self._on_batch = on_batch
+        how far it is; the scores are the same with or without it. `on_progress(done, total,
+        message)` hears of each unit of the slow path that prunes a real deep copy (iterative
+        plans, models without a meta forward): scoring, each group cut, the count after."""
+        self._on_batch, self._on_progress = on_batch, on_progress
         try:
             return self._preview(plan)
         finally:
-            self._on_batch = None
+            self._on_batch = self._on_progress = None
 
     def _preview(self, plan: PruningPlan) -> Preview:
         if len(self.dg.pruning_history()) != self._history_len:
@@ -491,9 +497,19 @@ class Previewer:
         """Prune a deep copy for real (iterative plans, models without a meta forward)."""
         from .apply import run_plan
 
+        report, last = self._on_progress, [1]
+
+        def step(done: int, total: int, message: str) -> None:
+            last[0] = total + 1  # one more unit: counting the pruned copy
+            if report is not None:
+                report(done, total + 1, message)
+
         clone = copy.deepcopy(self.model)
-        plans = run_plan(clone, self.example_inputs, plan, calibration=self.calibration)
+        plans = run_plan(clone, self.example_inputs, plan, calibration=self.calibration,
+                         progress=step)
         macs, params, layer_macs, _ = count(clone, self.example_inputs)
+        if report is not None:
+            report(last[0], last[0], "counted the pruned copy")
         after = self._layer_figures(dict(clone.named_modules()), layer_macs)
         return self._assemble(exact_number(macs), int(params), after, plans)
 

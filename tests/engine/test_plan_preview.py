@@ -559,3 +559,20 @@ def test_previews_share_rankings_through_the_plan_cache():
     dg.get_pruning_group(model.conv1, tp.prune_conv_out_channels, [0]).prune()
     with pytest.raises(RuntimeError, match="pruned after this PlanCache"):
         tp.pruner.BasePruner(model, x, Counting(), dependency_graph=dg, plan_cache=cache)
+
+
+def test_slow_preview_path_reports_monotonic_progress_and_is_unchanged_by_it() -> None:
+    """An iterative plan is previewed on a real pruned deep copy (the slow path): its
+    progress moves unit by unit, ends at done == total, and observing it changes nothing."""
+    model, x = _resnet18()
+    plan = PruningPlan(pruning_ratio=0.3, iterative_steps=3)
+    pv = Previewer(model, x)
+    ticks: list[tuple[int, int, str]] = []
+    seen = pv.preview(plan, on_progress=lambda d, t, m: ticks.append((d, t, m)))
+    quiet = Previewer(model, x).preview(plan)
+    assert (seen.macs_after, seen.params_after) == (quiet.macs_after, quiet.params_after)
+    done = [d for d, _, _ in ticks]
+    assert done == sorted(done) and len(set(done)) >= 10
+    assert [d / t for d, t, _ in ticks] == sorted(d / t for d, t, _ in ticks)
+    assert ticks[-1][0] == ticks[-1][1] and ticks[-1][2] == "counted the pruned copy"
+    assert any("step 3/3: pruned the group of" in m for _, _, m in ticks)
