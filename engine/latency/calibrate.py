@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .runners import Runner, TorchCPURunner, runner_for
 from .table import CalibrationPoint, LatencyTable, fit_calibration, leaf_shapes
 
 KEPT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
@@ -27,16 +28,10 @@ KEPT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 Timer = Callable[[Sequence[nn.Module], Any], list[float]]
 
 
-def time_models(models: Sequence[nn.Module], inputs: Any, *, rounds: int = 15) -> list[float]:
-    """Best-of ms of each model over `rounds` interleaved rounds (CUDA synchronised)."""
-    from ..io.input_spec import call_with
-    from ..utils.latency import compare_latency
-
-    with torch.inference_mode():
-        timed = compare_latency([lambda m=m: call_with(m, inputs) for m in models],
-                                min_rounds=min(5, rounds), max_rounds=rounds, budget_s=4.0,
-                                max_total_s=20.0, warmup_rounds=2)
-    return [min(s) * 1e3 for s in timed.samples_s]
+def time_models(models: Sequence[nn.Module], inputs: Any, *, rounds: int = 15,
+                runner: Runner | None = None) -> list[float]:
+    """Best-of ms of each model over `rounds` interleaved rounds on `runner` (torch CPU)."""
+    return (runner or TorchCPURunner()).time_models(models, inputs, rounds=rounds)
 
 
 def raw_sum(table: LatencyTable, model: nn.Module, inputs: Any) -> float:
@@ -72,20 +67,22 @@ def uniform_copies(model: nn.Module, inputs: Any,
 
 def calibrate(table: LatencyTable, model: nn.Module, inputs: Any, *,
               kept: Sequence[float] = KEPT_WIDTHS, timer: Timer | None = None,
-              rounds: int = 15) -> LatencyTable:
+              rounds: int = 15, runner: Runner | None = None) -> LatencyTable:
     """The table with calibration points and their affine fit (a new table; `model` unpruned).
 
     The original and the copies are timed in the same interleaved rounds; the original's
     time becomes `full_model_ms`, so the fit and the full-model time share one load level.
+    `runner` times them (default: the table's device's runner, e.g. ONNX Runtime).
     """
     from torch.utils._pytree import tree_map
 
-    device = table.device
+    runner = runner or runner_for(table.device)
+    device = runner.torch_device
     model = copy.deepcopy(model).to(device).eval()
     inputs = tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, inputs)
     variants = [("unpruned", model)] + [(label, m.to(device).eval())
                                         for label, m in uniform_copies(model, inputs, kept)]
-    measured = (timer or (lambda ms, x: time_models(ms, x, rounds=rounds)))(
+    measured = (timer or (lambda ms, x: runner.time_models(ms, x, rounds=rounds)))(
         [m for _, m in variants], inputs)
     points = [CalibrationPoint(label, raw_sum(table, m, inputs), ms)
               for (label, m), ms in zip(variants, measured, strict=True)]

@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..plan.schema import PlanError, PruningPlan
-from .calibrate import time_models
+from .runners import Runner, runner_for
 
 # ms of a pruned copy on the device (default: best-of, interleaved with the original)
 Measure = Callable[[nn.Module], float]
@@ -53,17 +53,14 @@ class ClosedLoopResult:
 
 
 def measure_pruned(model: nn.Module, inputs: Any, *, device: str = "cpu",
-                   rounds: int = 15) -> Measure:
-    """Best-of ms of a pruned copy on `device`, timed interleaved with `model` (the load
-    hits both alike)."""
-    import torch
-    from torch.utils._pytree import tree_map
-
-    original = copy.deepcopy(model).to(device).eval()
-    x = tree_map(lambda t: t.to(device) if isinstance(t, torch.Tensor) else t, inputs)
+                   rounds: int = 15, runner: Runner | None = None) -> Measure:
+    """Best-of ms of a pruned copy on `device` (its runner: ONNX Runtime for "ort"), timed
+    interleaved with `model` (the load hits both alike)."""
+    runner = runner or runner_for(device)
+    original = copy.deepcopy(model).eval()
 
     def measure(pruned: nn.Module) -> float:
-        return time_models([original, pruned.to(device).eval()], x, rounds=rounds)[1]
+        return runner.time_models([original, pruned.eval()], inputs, rounds=rounds)[1]
     return measure
 
 

@@ -15,9 +15,10 @@ def check_device(device: str) -> str:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available on this machine")
-    if device == "ort":
-        raise ValueError("--device ort: per-layer ONNX Runtime tables are not built yet; "
-                         "use cpu (the PyTorch CPU kernels) for now")
+    if device == "ort":  # ONNX Runtime's CPU execution provider (engine.latency.runners)
+        from .runners import require_onnxruntime
+
+        require_onnxruntime()
     return device
 
 

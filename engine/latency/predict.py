@@ -53,28 +53,24 @@ def recalibrate(table: LatencyTable, model: nn.Module, inputs: Any, *,
     full re-measurement). The calibration fit's shape is kept; its level follows."""
     import dataclasses
 
-    from torch.utils._pytree import tree_map
+    from .runners import runner_for
 
-    from ..io.input_spec import call_with
-    from ..utils.latency import compare_latency
-
-    device = table.device
-    model = model.to(device).eval()
-    inputs = tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, inputs)
-    with torch.inference_mode():
-        timed = compare_latency([lambda: call_with(model, inputs)], min_rounds=rounds,
-                                max_rounds=rounds, warmup_rounds=2)
-    return dataclasses.replace(table, full_model_ms=min(timed.samples_s[0]) * 1e3)
+    runner = runner_for(table.device)
+    best = runner.time_call(runner.prepare(model, inputs), min_reps=rounds, max_reps=rounds)
+    return dataclasses.replace(table, full_model_ms=best.best)
 
 
 def table_key(model: nn.Module, inputs: Any, device: str) -> str:
+    """The cache file's name: model, input shapes and what the device's runner depends on
+    (torch threads and version; ONNX Runtime's version; the GPU's name and capability)."""
     from torch.utils._pytree import tree_flatten
 
     from ..plan.scan import model_digest
+    from .runners import runner_for
 
     shapes = [tuple(t.shape) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)]
-    parts = [model_digest(model), str(shapes), device, str(torch.get_num_threads()),
-             torch.__version__]
+    parts = [model_digest(model), str(shapes), device, *runner_for(device).key_parts(),
+             f"table v{TABLE_VERSION}"]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 

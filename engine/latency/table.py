@@ -29,9 +29,11 @@ import torch
 from torch import nn
 
 from ..io.input_spec import call_with
+from .runners import Runner, runner_for
 
 GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-TABLE_VERSION = 2
+# 3: the runner (cpu / ort / cuda) and its versions are in the cache key
+TABLE_VERSION = 3
 
 
 @dataclasses.dataclass
@@ -263,33 +265,9 @@ def _two_var(m: nn.Module) -> bool:
     return isinstance(m, nn.Linear)
 
 
-def time_call(fn: Callable[[], Any], device: str, *, min_reps: int = 5, max_reps: int = 40,
-              budget_s: float = 0.03, warmup: int = 2) -> float:
-    """Best-of ms of `fn` after `warmup` calls (CUDA synchronised).
-
-    Best-of, not the median: on a shared machine a timed call is often pre-empted, and the
-    minimum is the estimate of the layer's own cost that survives that; the whole model is
-    timed the same way (`measure_table`), so the table's scale compares like with like.
-    The first calls at a new shape also build oneDNN primitives: the warm-up absorbs them.
-    """
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    samples: list[float] = []
-    spent = 0.0
-    while len(samples) < max_reps and (len(samples) < min_reps or spent < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        dt = time.perf_counter() - t0
-        samples.append(dt * 1e3)
-        spent += dt
-    return min(samples)
-
-
-def _measure_leaf(m: nn.Module, shape: LeafShape, device: str, grid: tuple[float, ...],
+def _measure_leaf(m: nn.Module, shape: LeafShape, runner: Runner, grid: tuple[float, ...],
                   generator: torch.Generator) -> LeafEntry:
+    device = runner.torch_device
     two = _two_var(m)
     last = isinstance(m, _LAST_DIM) or len(shape.input_shape) < 2
     groups = getattr(m, "groups", 1) if two else 1
@@ -305,8 +283,7 @@ def _measure_leaf(m: nn.Module, shape: LeafShape, device: str, grid: tuple[float
             if module is None:  # param-free (ReLU, pools, dropout): the layer itself
                 module = m
             x = torch.randn(in_shape, generator=generator).to(device)
-            with torch.inference_mode():
-                row.append(time_call(lambda m=module, t=x: m(t), device))
+            row.append(runner.time(module, x).best)
         rows.append(row)
     if not two:
         rows = [[r[0] for r in rows]]
@@ -334,6 +311,7 @@ def measure_table(
     inputs: Any,
     *,
     device: str = "cpu",
+    runner: Runner | None = None,
     input_spec: str = "",
     grid: tuple[float, ...] = GRID,
     passes: int = 3,
@@ -342,6 +320,9 @@ def measure_table(
     calibrated: bool = True,
 ) -> LatencyTable:
     """Time every leaf at the grid widths, and the whole model, in `passes` sweeps.
+
+    `runner` times each leaf and the whole model (default: `runner_for(device)`, e.g.
+    ONNX Runtime for device "ort"); the table's `device` is the runner's.
 
     `calibrated`: then time uniformly pruned copies of the whole model and fit the
     correction (engine.latency.calibrate; a few seconds more, the accuracy of pruned
@@ -353,13 +334,13 @@ def measure_table(
     remains above that is noise)."""
     import copy
 
-    from ..utils.latency import compare_latency
+    from torch.utils._pytree import tree_map
 
+    runner = runner or runner_for(device)
+    device = runner.torch_device
     t0 = time.perf_counter()
     original = model
     model = copy.deepcopy(model).to(device).eval()
-    from torch.utils._pytree import tree_map
-
     inputs = tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, inputs)
     shapes = leaf_shapes(model, inputs)
     modules = dict(model.named_modules())
@@ -380,7 +361,7 @@ def measure_table(
             m = modules[s.name]
             sig = sig_of[s.name] = _signature(m, s)
             if sig not in swept:
-                new = _measure_leaf(m, s, device, grid, gen)
+                new = _measure_leaf(m, s, runner, grid, gen)
                 old = done.get(sig)
                 done[sig] = new if old is None else dataclasses.replace(
                     new, ms=[[min(a, b) for a, b in zip(r1, r2, strict=True)]
@@ -390,20 +371,21 @@ def measure_table(
                 progress(sweep * len(shapes) + k + 1, passes * len(shapes),
                          f"sweep {sweep + 1}/{passes}: timed {s.name}")
         sig_of.clear()
-        with torch.inference_mode():
-            full = compare_latency([lambda: call_with(model, inputs)], min_rounds=5,
-                                   max_rounds=20, budget_s=0.5, max_total_s=5.0,
-                                   warmup_rounds=2)
-        full_samples += full.samples_s[0]
+        whole = runner.time_call(runner.prepare(model, inputs), min_reps=5, max_reps=20,
+                                 budget_s=0.5, max_total_s=5.0)
+        full_samples += whole.samples_ms
     for s in shapes:
         e = done[_signature(modules[s.name], s)]
         entries[s.name] = dataclasses.replace(e, name=s.name, ms=_monotone(e.ms))
-    full_ms = min(full_samples) * 1e3
-    table = LatencyTable(device, input_spec, torch.get_num_threads(), entries, full_ms, 0.0)
+    full_ms = min(full_samples)
+    table = LatencyTable(runner.device, input_spec, torch.get_num_threads(), entries, full_ms,
+                         0.0)
     table.table_full_ms = sum(entries[s.name].at(1.0, 1.0) for s in shapes if s.name in entries)
     if calibrated:
         from .calibrate import calibrate
 
-        table = calibrate(table, original, inputs)
+        table = calibrate(table, original, inputs, runner=runner)
+    if hasattr(runner, "clear"):
+        runner.clear()
     table.seconds = time.perf_counter() - t0
     return table

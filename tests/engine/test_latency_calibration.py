@@ -82,7 +82,7 @@ def test_calibrate_times_the_uniform_copies_and_fits_them(demo, tmp_path):
                            plan)
         assert predict_plan(cal, pv, plan) == pytest.approx(2.0 * raw + 0.5)
     back = LatencyTable.load(cal.save(tmp_path / "t.json"))
-    assert back.to_dict() == cal.to_dict() and back.version == TABLE_VERSION == 2
+    assert back.to_dict() == cal.to_dict() and back.version == TABLE_VERSION == 3
 
 
 def _fake_planner(true_ms):

@@ -58,7 +58,6 @@ def test_leaf_interpolation_hits_the_grid_and_devices_are_checked():
     assert e.at(0.625, 1.0) == pytest.approx((ms[1][3] + ms[2][3]) / 2)
     assert 0 < e.at(0.1, 0.1) <= ms[0][0]
     assert suggested_round_to("cpu") in (8, 16) and suggested_round_to("cuda") == 8
-    with pytest.raises(ValueError, match="ort"):
-        check_device("ort")
+    assert check_device("ort") == "ort"  # onnxruntime is a dependency (runners.py)
     with pytest.raises(ValueError, match="unknown device"):
         check_device("tpu")
