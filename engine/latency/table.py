@@ -4,11 +4,12 @@ Every leaf module the model's forward runs is timed ALONE, rebuilt at a few widt
 (input and output channels at 25/50/75/100 %), on inputs shaped like the ones it
 sees in the model. A pruned model's latency is then predicted from the widths its
 layers end up with (bilinear interpolation in the table), corrected by an affine
-fit of whole-model measurements against table sums (the unpruned model and uniformly
-pruned copies at 25/50/75 % kept width, `calibrate`): the fit carries what layers timed
-alone cannot see (functional adds/cats, dispatch overhead, cache effects, page faults
-of large activations); its intercept is what a pure scale factor got wrong (narrow
-models were under-predicted by 7-20 %, docs/benchmarks.md).
+fit of whole-model measurements against table sums (the unpruned model, uniformly
+pruned copies at 25/50/75 % kept width and two seeded mixed-width copies, `calibrate`):
+the fit carries what layers timed alone cannot see (functional adds/cats, dispatch
+overhead, cache effects, page faults of large activations); its intercept is what a
+pure scale factor got wrong (narrow models were under-predicted by 7-20 %,
+docs/benchmarks.md).
 
 Why per leaf and not per group: one table serves every plan (any ratio of any
 group), and layers of identical shape are timed once (ResNet blocks repeat).
@@ -324,7 +325,8 @@ def measure_table(
     `runner` times each leaf and the whole model (default: `runner_for(device)`, e.g.
     ONNX Runtime for device "ort"); the table's `device` is the runner's.
 
-    `calibrated`: then time uniformly pruned copies of the whole model and fit the
+    `calibrated`: then time uniformly pruned copies of the whole model (and two with
+    seeded random per-group widths, calibrate.MIXED_SEEDS) and fit the
     correction (engine.latency.calibrate; a few seconds more, the accuracy of pruned
     predictions depends on it).
 

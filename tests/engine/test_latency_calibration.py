@@ -71,9 +71,12 @@ def test_calibrate_times_the_uniform_copies_and_fits_them(demo, tmp_path):
 
     cal = calibrate(table, model, ex, timer=fake_timer)
     assert [p.label for p in cal.calibration] == [
-        "unpruned", "uniform keep 0.25", "uniform keep 0.5", "uniform keep 0.75"]
+        "unpruned", "uniform keep 0.25", "uniform keep 0.5", "uniform keep 0.75",
+        "mixed seed 1001", "mixed seed 1002"]
+    assert len(seen) == 6  # the mixed copies are timed in the same rounds
     sums = [p.table_ms for p in cal.calibration]
     assert sums[0] == pytest.approx(table.table_full_ms) and sums[1] < sums[2] < sums[3] < sums[0]
+    assert all(sums[1] < s < sums[0] for s in sums[4:])  # ratios in [0.1, 0.7]: in between
     assert cal.fit.slope == pytest.approx(2.0) and cal.fit.intercept == pytest.approx(0.5)
     assert cal.full_model_ms == pytest.approx(2.0 * table.table_full_ms + 0.5)
     for r in (0.3, 0.6):  # the prediction follows the fake device's line for any plan
