@@ -58,7 +58,7 @@ class SensitivityController(QObject):
         super().__init__(parent)
         self.pruning = pruning
         self.scan: Any = None
-        self.table: Any = None
+        self.tables: dict[str, Any] = {}  # latency table per device (cpu / ort / cuda)
         self._previewer: Any = None
         self._doc: Any = None
         self._costs: dict[str, Any] = {}
@@ -72,7 +72,8 @@ class SensitivityController(QObject):
     # ------------------------------------------------------------ state
     def reset(self) -> None:
         self.jobs.cancel(quiet=True)
-        self.scan, self.table, self._previewer = None, None, None
+        self.scan, self._previewer = None, None
+        self.tables = {}
         self._doc = self.pruning.document
 
     def _ensure_previewer(self) -> Any:
@@ -84,8 +85,9 @@ class SensitivityController(QObject):
             self._previewer = ScanPreviewer(doc.model, doc.example_inputs, doc.graph)
         return self._previewer
 
-    def latency_before_ms(self) -> float | None:
-        return self.table.full_model_ms if self.table is not None else None
+    def latency_before_ms(self, device: str = "cpu") -> float | None:
+        table = self.tables.get(device)
+        return table.full_model_ms if table is not None else None
 
     # ------------------------------------------------------------ jobs
     def start_scan(self) -> None:
@@ -110,9 +112,12 @@ class SensitivityController(QObject):
 
         self.jobs.submit(job, "sensitivity scan")
 
-    def plan_for(self, kind: str, value: float, allow_drop_blocks: bool = False) -> None:
+    def plan_for(self, kind: str, value: float, allow_drop_blocks: bool = False,
+                 device: str = "cpu") -> None:
         """`allow_drop_blocks`: whole residual blocks are moves too, each priced by the
-        fidelity lost with it removed alone on the scan's data (measured once per model)."""
+        fidelity lost with it removed alone on the scan's data (measured once per model).
+        `device`: where latency is measured and predicted (cpu = PyTorch CPU, ort = ONNX
+        Runtime CPU, cuda), as `arborist plan --device`."""
         if self.scan is None:
             self.planFailed.emit("run the sensitivity scan first (Prune ▸ Sensitivity Scan)")
             return
@@ -120,17 +125,19 @@ class SensitivityController(QObject):
         cal, options = self.pruning.calibration, self.pruning.data
 
         def job(progress, cancelled) -> Any:
-            from engine.latency import cached_table, predict_plan
+            from engine.latency import cached_table, check_device, predict_plan
             from engine.plan.planner import Target, plan_for_target
 
             target = Target(kind, value)  # PlanError for a bad value: shown in the dialog
+            check_device(device)  # ValueError saying why (no GPU, no onnxruntime): shown
             pv = self._ensure_previewer()
             costs = (self._block_costs(doc, cal, options, progress, cancelled)
                      if allow_drop_blocks else None)
-            if self.table is None:
-                progress(0.1, "Measuring layer latencies on this CPU (once per model)…")
-                self.table = cached_table(doc.model, doc.example_inputs)
-            table = self.table
+            if device not in self.tables:
+                where = {"cpu": "this CPU", "ort": "ONNX Runtime (CPU)"}.get(device, device)
+                progress(0.1, f"Measuring layer latencies on {where} (once per model)…")
+                self.tables[device] = cached_table(doc.model, doc.example_inputs, device=device)
+            table = self.tables[device]
             if target.kind == "latency":  # closed loop: the pruned copy is timed, then re-aimed
                 from engine.latency import plan_latency_budget
 

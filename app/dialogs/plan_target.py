@@ -1,5 +1,7 @@
 """'Plan for a target': MACs / params / latency, predicted fidelity and latency shown
 before the user accepts; the Pareto chart of the planner's candidates picks others.
+Latency is measured and predicted on the chosen device (PyTorch CPU, ONNX Runtime CPU or
+CUDA; one that cannot be used here is listed, disabled, with the reason as its tooltip).
 
 The dialog computes nothing itself: `controller.plan_for(target)` runs the planner off
 the GUI thread and answers through `planned` / `planFailed`; Accept hands the chosen
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,7 +30,19 @@ from PySide6.QtWidgets import (
 from app.panels.sensitivity import ParetoChart
 
 KINDS = (("MACs kept (fraction)", "macs"), ("Parameters kept (fraction)", "params"),
-         ("Latency budget (ms, CPU)", "latency"))
+         ("Latency budget (ms)", "latency"))
+DEVICES = (("PyTorch CPU", "cpu"), ("ONNX Runtime CPU", "ort"), ("CUDA GPU", "cuda"))
+
+
+def device_problem(device: str) -> str | None:
+    """Why latency cannot be measured on `device` here (None: it can)."""
+    from engine.latency import check_device
+
+    try:
+        check_device(device)
+    except ValueError as e:
+        return str(e).removeprefix(f"--device {device}: ")
+    return None
 
 
 class PlanTargetDialog(QDialog):
@@ -37,12 +52,23 @@ class PlanTargetDialog(QDialog):
         self.controller = controller
         self.result_: Any = None
         self.chosen_plan: Any = None
+        self.planned_on = ""
         self.kind = QComboBox(self)
         for text, key in KINDS:
             self.kind.addItem(text, key)
         self.value = QDoubleSpinBox(self, decimals=3, minimum=0.001, maximum=1.0, value=0.5,
                                     singleStep=0.05)
         self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.device = QComboBox(self)
+        self.device.setToolTip("Where latency is measured (a per-layer table, once per model) "
+                               "and predicted; a latency budget is also checked there")
+        for i, (text, key) in enumerate(DEVICES):
+            self.device.addItem(text, key)
+            why = device_problem(key)
+            if why is not None:  # shown, but not choosable, with the reason as its tooltip
+                self.device.model().item(i).setEnabled(False)
+                self.device.setItemData(i, f"Unavailable: {why}", Qt.ToolTipRole)
+        self.device.currentIndexChanged.connect(self._device_changed)
         self.depth = QCheckBox("Also remove whole residual blocks (depth pruning)", self)
         self.depth.setToolTip("Each removable block is priced by the fidelity lost with it "
                               "removed alone on the calibration data")
@@ -64,6 +90,7 @@ class PlanTargetDialog(QDialog):
         row.addWidget(self.compute)
         form.addRow("Target", self.kind)
         form.addRow("Value", row)
+        form.addRow("Latency on", self.device)
         form.addRow("", self.depth)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
@@ -84,10 +111,14 @@ class PlanTargetDialog(QDialog):
             except (RuntimeError, TypeError):
                 pass
 
+    def _device_changed(self) -> None:
+        if self.kind.currentData() == "latency":  # the proposed budget follows the device
+            self._kind_changed()
+
     def _kind_changed(self) -> None:
         if self.kind.currentData() == "latency":
             self.value.setMaximum(1e6)
-            base = self.controller.latency_before_ms()
+            base = self.controller.latency_before_ms(self.device.currentData())
             self.value.setValue(round(0.7 * base, 3) if base else 1.0)
         else:
             self.value.setMaximum(1.0)
@@ -96,11 +127,10 @@ class PlanTargetDialog(QDialog):
     def run(self) -> None:
         self.compute.setEnabled(False)
         self.summary.setText("Planning…")
-        if self.depth.isChecked():
-            self.controller.plan_for(self.kind.currentData(), float(self.value.value()),
-                                     allow_drop_blocks=True)
-        else:
-            self.controller.plan_for(self.kind.currentData(), float(self.value.value()))
+        self.planned_on = self.device.currentText()  # the summary names it, even if changed
+        self.controller.plan_for(self.kind.currentData(), float(self.value.value()),
+                                 allow_drop_blocks=self.depth.isChecked(),
+                                 device=self.device.currentData())
 
     def _on_planned(self, result: Any) -> None:
         self.compute.setEnabled(True)
@@ -124,7 +154,8 @@ class PlanTargetDialog(QDialog):
         final = index == len(result.candidates) - 1
         self.chosen_plan = result.plan if final else self.controller.plan_of(c)
         p = c.prediction
-        lat = f"; predicted latency {c.latency_ms:.2f} ms" if c.latency_ms is not None else ""
+        lat = (f"; predicted latency {c.latency_ms:.2f} ms on {self.planned_on}"
+               if c.latency_ms is not None else "")
         acc = f", accuracy {p.accuracy:.3f}" if p.accuracy is not None else ""
         n = len(result.candidates)
         which = "planner's choice" if final else f"candidate {index + 1} of {n}"
