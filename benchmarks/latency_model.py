@@ -20,8 +20,13 @@ so the report also gives the drift-corrected prediction (the predicted speed-up 
 the original's best-of measured in the same rounds), and the scale-only prediction of
 tables before calibration (version 1) for comparison.
 
+On `--device ort` (or `cpu,ort`: both, one after the other) every table, calibration,
+re-timing and measurement runs on ONNX Runtime's CPU provider (engine.latency.runners:
+each model exported to ONNX in memory, intra-op threads = torch's).
+
 Usage: python -m benchmarks.latency_model [--models resnet18,mobilenet_v2] [--rounds 15]
-       [--budget 0.6] [--threads N] [--json benchmarks/results/latency_model.json]
+       [--budget 0.6] [--threads N] [--device cpu|ort|cuda|cpu,ort] [--passes 3]
+       [--size 224] [--no-budget] [--json benchmarks/results/latency_model.json]
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from engine.latency import (
     predict_model,
     predict_plan,
     recalibrate,
+    runner_for,
 )
 from engine.plan import PlanError, PruningPlan, apply_plan
 from engine.plan.scan import ScanPreviewer, ScanSettings, sensitivity_scan
@@ -59,10 +65,10 @@ def _interval(samples: list[float], reps: int = 2000) -> tuple[float, float]:
 
 
 def _time(original: torch.nn.Module, pruned: torch.nn.Module, x: torch.Tensor,
-          rounds: int) -> dict[str, Any]:
-    with torch.inference_mode():
-        c = compare_latency([lambda: original(x), lambda: pruned(x)], min_rounds=rounds,
-                            max_rounds=rounds, warmup_rounds=3)
+          rounds: int, device: str = "cpu") -> dict[str, Any]:
+    runner = runner_for(device)
+    calls = [runner.prepare(original, x), runner.prepare(pruned, x)]
+    c = compare_latency(calls, min_rounds=rounds, max_rounds=rounds, warmup_rounds=3)
     s0 = [1e3 * v for v in c.samples_s[0]]
     s1 = [1e3 * v for v in c.samples_s[1]]
     return {"orig_min_ms": min(s0), "orig_median_ms": float(np.median(s0)),
@@ -77,18 +83,20 @@ def _mixed_plan(pv: ScanPreviewer, seed: int) -> PruningPlan:
                        group_ratios={r: round(rng.uniform(0.1, 0.7), 2) for r in roots})
 
 
-def run_model(name: str, rounds: int, budget: float) -> dict[str, Any]:
+def run_model(name: str, rounds: int, budget: float | None, device: str = "cpu",
+              passes: int = 3, size: int = 224) -> dict[str, Any]:
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     t = time.perf_counter()
-    table = measure_table(model, x)
-    out: dict[str, Any] = {"model": name, "table_s": time.perf_counter() - t,
+    table = measure_table(model, x, device=device, passes=passes)
+    out: dict[str, Any] = {"model": name, "device": device, "size": size,
+                           "table_s": time.perf_counter() - t,
                            "table_full_ms": table.full_model_ms, "scale": table.scale,
                            "calibration": [dataclasses.asdict(p) for p in table.calibration],
                            "fit": dataclasses.asdict(table.fit) if table.fit else None,
                            "plans": []}
-    print(f"{name}: table {out['table_s']:.0f} s, full {table.full_model_ms:.2f} ms, "
+    print(f"{name} on {device}: table {out['table_s']:.0f} s, full {table.full_model_ms:.2f} ms, "
           f"scale {table.scale:.2f}, fit {out['fit']}", flush=True)
     for p in table.calibration:
         print(f"  calibration {p.label}: table sum {p.table_ms:.2f} ms, measured "
@@ -99,6 +107,9 @@ def run_model(name: str, rounds: int, budget: float) -> dict[str, Any]:
              "mixed (seeded), round_to 8": _mixed_plan(pv, 0)}
     for label, plan in plans.items():
         out["plans"].append(_case(label, model, x, table, pv, plan, rounds))
+    if budget is None:
+        out["budget"] = {"skipped": True}
+        return out
     # a plan for a latency budget
     gen = torch.Generator().manual_seed(1)
     data = [torch.randn(8, 3, 224, 224, generator=gen) for _ in range(2)]
@@ -133,7 +144,7 @@ def _case(label: str, model: torch.nn.Module, x: torch.Tensor, table: Any, pv: S
     pruned = copy.deepcopy(model)
     apply_plan(pruned, x, plan)
     from_model = predict_model(table, pruned, x)
-    measured = _time(model, pruned, x, rounds)
+    measured = _time(model, pruned, x, rounds, table.device)
     corrected = predicted / table.full_model_ms * measured["orig_min_ms"]
     scale_only = predict_plan(dataclasses.replace(table, fit=None), pv, plan)
     case = {"plan": label, "predicted_ms": predicted, "predicted_from_model_ms": from_model,
@@ -156,6 +167,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--budget", type=float, default=0.6)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (PyTorch), ort (ONNX Runtime CPU), cuda, or a list: cpu,ort")
+    ap.add_argument("--passes", type=int, default=3, help="table sweeps (default 3)")
+    ap.add_argument("--size", type=int, default=224, help="input height = width")
+    ap.add_argument("--no-budget", action="store_true", help="skip the latency-budget plan")
     ap.add_argument("--json")
     ap.add_argument("--markdown", metavar="JSON", help="only print the table for a results file")
     args = ap.parse_args()
@@ -166,10 +182,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    from engine.latency import check_device
+
+    devices = [check_device(d) for d in args.device.split(",")]
     results = {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
+               "devices": devices, "versions": {d: runner_for(d).key_parts() for d in devices},
                "started": started, "load_before": os.getloadavg(),
-               "models": [run_model(m, args.rounds, args.budget)
-                          for m in args.models.split(",")]}
+               "models": [run_model(m, args.rounds, None if args.no_budget else args.budget,
+                                    d, args.passes, args.size)
+                          for d in devices for m in args.models.split(",")]}
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results["load_after"] = os.getloadavg()
     print(f"load average before {results['load_before']}, after {results['load_after']}")
@@ -180,15 +201,16 @@ def main() -> None:
 
 def markdown(results: dict[str, Any]) -> str:
     """The docs/benchmarks.md table for a results JSON."""
-    rows = ["| model | plan | MACs kept | predicted (ms) | measured best-of (ms) | measured median "
-            "(ms) [90 % interval] | original in the same rounds, best-of (ms) | error | "
-            "drift-corrected error | scale-only error (uncalibrated) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | device | plan | MACs kept | predicted (ms) | measured best-of (ms) | "
+            "measured median (ms) [90 % interval] | original in the same rounds, best-of (ms) | "
+            "error | drift-corrected error | scale-only error (uncalibrated) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in results["models"]:
-        for c in m["plans"] + ([m["budget"]] if "measured" in m["budget"] else []):
+        for c in m["plans"] + ([m["budget"]] if "measured" in m.get("budget", {}) else []):
             me = c["measured"]
             lo, hi = me["median_90"]
-            rows.append(f"| {m['model']} | {c['plan']} | {c['macs_ratio']:.3f} | "
+            rows.append(f"| {m['model']} | {m.get('device', 'cpu')} | {c['plan']} | "
+                        f"{c['macs_ratio']:.3f} | "
                         f"{c['predicted_ms']:.2f} | {me['min_ms']:.2f} | {me['median_ms']:.2f} "
                         f"[{lo:.2f}-{hi:.2f}] | {me['orig_min_ms']:.2f} | {c['error']:+.1%} | "
                         f"{c['drift_corrected_error']:+.1%} | "
