@@ -72,8 +72,16 @@ class Runner:
 
     # -- what differs per device
     def prepare(self, module: nn.Module, inputs: Any) -> Callable[[], Any]:
-        """A no-argument call that runs `module` once on `inputs` on this device."""
-        module = module.to(self.torch_device).eval()
+        """A no-argument call that runs `module` once on `inputs` on this device (a module
+        elsewhere is copied there: the caller's model stays where it is)."""
+        target = torch.device(self.torch_device)
+        if any(p.device.type != target.type
+               or (target.index is not None and p.device.index != target.index)
+               for p in module.parameters()):
+            import copy
+
+            module = copy.deepcopy(module).to(target)
+        module = module.eval()
         inputs = _to(inputs, self.torch_device)
 
         def run() -> Any:
