@@ -216,7 +216,7 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
-            self.resizeDocks([self.groups_dock, self.props_dock], [460, 460], Qt.Horizontal)
+            self.resizeDocks([self.groups_dock, self.props_dock], [520, 520], Qt.Horizontal)
             self.resizeDocks([self.groups_dock, self.props_dock], [520, 260], Qt.Vertical)
             self.resizeDocks([self.settings_dock, self.preview_dock], [360, 360], Qt.Horizontal)
             self.resizeDocks([self.settings_dock, self.preview_dock], [430, 400], Qt.Vertical)

@@ -204,6 +204,36 @@ def test_groups_table_drops_the_shared_prefix(qtbot, window) -> None:
     )
 
 
+def test_densenet_names_fit_the_groups_table_with_ratio_and_after_in_view(
+    qtbot, window
+) -> None:
+    """At the default dock width the table shows "…denseblock3.denselayer12.conv1" whole
+    and the Ratio and After columns inside the view; narrower, whole leading parts go."""
+    from app.panels.groups import NAME_PAD, PLANNED_COL, RATIO_COL
+
+    open_and_wait(qtbot, window, "densenet.pt")
+    panel = window.groups_panel
+    table, header = panel.table, panel.table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.sectionSize(1) > 100, timeout=TIMEOUT)
+    rows = {g.root: r for r, g in enumerate(panel.model.groups)}
+    row = rows["features.denseblock3.denselayer12.conv1"]
+
+    def in_view(col: int) -> bool:
+        left = header.sectionViewportPosition(col)
+        return left >= 0 and left + header.sectionSize(col) <= table.viewport().width()
+
+    assert in_view(RATIO_COL) and in_view(PLANNED_COL)
+    shown = panel.name_shown(row)
+    assert shown == "…denseblock3.denselayer12.conv1"
+    assert table.fontMetrics().horizontalAdvance(shown) + NAME_PAD <= header.sectionSize(1)
+    window.resizeDocks([window.groups_dock], [440], Qt.Horizontal)  # the user narrows it
+    qtbot.waitUntil(lambda: window.groups_dock.width() <= 450, timeout=TIMEOUT)
+    assert in_view(RATIO_COL) and in_view(PLANNED_COL)
+    narrow = panel.name_shown(row)
+    assert narrow == "…denselayer12.conv1"  # a part goes whole, never "…nseblock3"
+    assert panel.name_shown(rows["features.transition2.conv"]) == "…transition2.conv"
+
+
 # ------------------------------------------------------------------ properties
 
 
