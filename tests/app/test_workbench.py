@@ -192,6 +192,25 @@ def test_names_keep_their_distinguishing_part() -> None:
     assert drop_prefix(roots[1], prefix) == "…denselayer12.conv1"
 
 
+def test_canvas_labels_drop_whole_leading_parts_and_keep_the_block_index(qtbot, window) -> None:
+    """Node titles on DenseNet keep "denseblock3.denselayer12.conv1" whole (the box grows
+    for it); any shortening drops whole leading parts, never characters of a part."""
+    open_and_wait(qtbot, window, "densenet.pt")
+    item = layer_item(window, "features.denseblock3.denselayer12.conv1")
+    assert item.title == "…denseblock3.denselayer12.conv1"
+    fm = window.scene.style.title_metrics
+    assert fm.horizontalAdvance(item.title) <= item.rect.width() - item.STRIPE - 16
+    for it in window.scene.node_items.values():
+        name, title = it.node.name, it.title
+        assert title == name or (
+            title.startswith("…") and ("." + name).endswith("." + title[1:])
+        ), (name, title)
+    with qtbot.waitSignal(window.viewChanged, timeout=TIMEOUT):
+        window.collapse_path("features.denseblock2.denselayer7")
+    block = blocks_of(window)["features.denseblock2.denselayer7"]
+    assert "denseblock2.denselayer7" in block.title
+
+
 def test_groups_table_drops_the_shared_prefix(qtbot, window) -> None:
     open_and_wait(qtbot, window, "net.pt")
     model = window.groups_panel.model
