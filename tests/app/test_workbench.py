@@ -146,6 +146,27 @@ def test_expand_is_one_level_and_keeps_the_block_in_view(qtbot, window) -> None:
     assert window.view.visible_scene_rect().contains(blocks_of(window)["layer2"].pos())
 
 
+def test_status_bar_forgets_an_expanded_block(qtbot, window) -> None:
+    """The status bar named the selected block after it was expanded (stale text)."""
+    open_and_wait(qtbot, window, "big.pt")
+    with qtbot.waitSignal(window.viewChanged, timeout=TIMEOUT):
+        window.collapse_path("layer2")
+    assert window.status_label.text().startswith("Collapsed layer2 (")
+    block = blocks_of(window)["layer2"]
+    window.on_node_clicked(block.node.id)
+    assert window.status_label.text() == "layer2 (Block)"
+    with qtbot.waitSignal(window.viewChanged, timeout=TIMEOUT):
+        window.expand_block(block.node.id)
+    assert window.workbench.selection.node is None
+    text = window.status_label.text()
+    assert text.startswith("Expanded layer2 (") and "2 inner blocks still folded" in text
+    window.on_node_clicked(layer_item(window, "layer1.0.conv1").node.id)
+    assert window.status_label.text().startswith("layer1.0.conv1 (Conv2d)")
+    window.workbench.events.status.emit("Saved plan.json")  # another message stays put
+    window.workbench.select()
+    assert window.status_label.text() == "Saved plan.json"
+
+
 def test_big_graphs_open_collapsed(qtbot, window, fake_loader, monkeypatch) -> None:
     from app.canvas import prepare
 
