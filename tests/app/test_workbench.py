@@ -293,6 +293,25 @@ def test_properties_show_attributes_shapes_and_follow_group_selection(qtbot, dem
     assert "Locked" in win.properties.rows and win.properties.rows["Locked"]
 
 
+def test_properties_rows_keep_their_room_beside_the_depth_box(qtbot, demo_window) -> None:
+    """With the layer editor and the depth box shown, the rows were squeezed to ~3; now
+    the tree keeps at least eight rows' height and the dock scrolls."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from app.panels.properties import TREE_MIN_HEIGHT
+
+    win = demo_window
+    win.props_dock.raise_()
+    win.workbench.select("block.conv1")
+    qtbot.waitUntil(lambda: win.depth_box.isVisible(), timeout=TIMEOUT)
+    assert win.properties.editor.isVisible()
+    assert win.properties.tree.height() >= TREE_MIN_HEIGHT
+    rows = win.properties.tree.topLevelItemCount()
+    row_h = win.properties.tree.sizeHintForRow(0)
+    assert rows >= 8 and win.properties.tree.viewport().height() >= 6 * row_h
+    assert isinstance(win.props_dock.widget(), QScrollArea)
+
+
 def test_lock_reason_names_the_engine_reason() -> None:
     import torch
 
