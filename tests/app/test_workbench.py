@@ -274,6 +274,62 @@ def test_densenet_names_fit_the_groups_table_with_ratio_and_after_in_view(
     assert panel.name_shown(rows["features.transition2.conv"]) == "…transition2.conv"
 
 
+def _drawn_tick_labels(axis) -> list[tuple[object, str]]:
+    """(rect, text) of each tick label the axis would paint now, from pyqtgraph itself."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(rect, text) for rect, _flags, text in texts]
+
+
+def test_chart_names_bars_apart_without_repeats_or_overlap(qtbot) -> None:
+    """DenseNet's 200 bars: the labels drawn are distinct, never overlap, name the bar
+    under them, and more appear (still apart) in a wider panel and when zoomed in."""
+    from types import SimpleNamespace
+
+    from app.panels.preview import PreviewPanel
+
+    names = [f"features.denseblock{b}.denselayer{k}.conv{c}"
+             for b in (1, 2, 3, 4) for k in range(1, 26) for c in (1, 2)]
+    layers = [SimpleNamespace(name=n, type="Conv2d", out_before=128, out_after=64,
+                              in_before=64, in_after=32, params_before=10, params_after=5,
+                              macs_before=100, macs_after=50) for n in names]
+    preview = SimpleNamespace(layers=layers, macs_before=1, macs_after=1,
+                              params_before=1, params_after=1)
+    panel = PreviewPanel()
+    qtbot.addWidget(panel)
+    panel.resize(360, 420)
+    panel.show()
+    panel.show_preview(preview)
+    qtbot.wait(50)
+    axis = panel.axis
+
+    def check() -> list[str]:
+        drawn = _drawn_tick_labels(axis)
+        texts = [t for _, t in drawn]
+        assert len(texts) == len(set(texts)), texts  # no "conv1 conv1 conv1"
+        rects = sorted((r for r, _ in drawn), key=lambda r: r.left())
+        assert all(a.right() <= b.left() for a, b in zip(rects, rects[1:])), texts
+        return texts
+
+    narrow = check()
+    assert len(narrow) >= 1 and all(t.startswith("denseblock") for t in narrow)  # index kept
+    panel.resize(1400, 420)  # undocked and widened
+    qtbot.waitUntil(lambda: axis.width() > 1000, timeout=TIMEOUT)
+    wide = check()
+    assert len(wide) > len(narrow) and len(wide) >= 4
+    panel.plot.setXRange(40, 60, padding=0)
+    qtbot.wait(50)
+    near = check()
+    by_short = {n.split(".", 1)[1]: i for i, n in enumerate(names)}
+    assert len(near) >= 4 and all(40 <= by_short[t] <= 60 for t in near)  # bars in view
+
+
 # ------------------------------------------------------------------ properties
 
 
