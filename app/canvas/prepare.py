@@ -22,6 +22,9 @@ OP_SIZE = (172.0, 34.0)  # functional ops (add, cat, view) get smaller boxes tha
 LABEL_PX_PER_CHAR = 8.5
 LABEL_PAD = 22.0  # the box's stripe and text margins (NodeItem: STRIPE + 16)
 MAX_NODE_WIDTH = 300.0
+# A collapsed block's second line is "MACs 142.5M ⇒ 35.9M · params 45.4k ⇒ 11.2k" (~265 px
+# at 8.5 pt): at 216 px its params were cut to "params 4…"
+BLOCK_MIN_WIDTH = 292.0
 # Above a few hundred nodes a fitted graph is a 1-pixel column: open with modules collapsed
 # (Model Explorer opens every graph collapsed by module) and expand one level at a time.
 AUTO_COLLAPSE_OVER = 300
@@ -49,6 +52,8 @@ def node_size(node) -> tuple[float, float]:
     """A box wide enough for the part of its name that tells it apart, within limits."""
     op = not node.is_layer and not node.is_block
     w, h = OP_SIZE if op else (PARAMS.node_width, PARAMS.node_height)
+    if node.is_block:
+        w = BLOCK_MIN_WIDTH
     want = LABEL_PAD + LABEL_PX_PER_CHAR * len(label_core(node.name or node.kind))
     return (min(MAX_NODE_WIDTH, max(w, want)), h)
 

@@ -230,6 +230,8 @@ def test_canvas_labels_drop_whole_leading_parts_and_keep_the_block_index(qtbot, 
         window.collapse_path("features.denseblock2.denselayer7")
     block = blocks_of(window)["features.denseblock2.denselayer7"]
     assert "denseblock2.denselayer7" in block.title
+    block.set_block_totals((142_499_840, 35_900_000, 45_440, 11_200))  # DenseNet's numbers
+    assert block.sub == "MACs 142.5M ⇒ 35.9M · params 45.4k ⇒ 11.2k"  # not cut
 
 
 def test_groups_table_drops_the_shared_prefix(qtbot, window) -> None:
