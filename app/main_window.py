@@ -113,7 +113,9 @@ class MainWindow(QMainWindow):
         self.data_panel.attach(wb)
         right, left = Qt.RightDockWidgetArea, Qt.LeftDockWidgetArea
         self.groups_dock = self._dock("Groups", "groupsDock", self.groups_panel, right)
-        self.props_dock = self._dock("Properties", "propertiesDock", self.properties, right)
+        self.props_dock = self._dock(
+            "Properties", "propertiesDock", self.properties, right, scroll=True
+        )
         self.settings_dock = self._dock(
             "Pruning settings", "settingsDock", self.settings_panel, left, scroll=True
         )
@@ -216,8 +218,8 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
-            self.resizeDocks([self.groups_dock, self.props_dock], [460, 460], Qt.Horizontal)
-            self.resizeDocks([self.groups_dock, self.props_dock], [520, 260], Qt.Vertical)
+            self.resizeDocks([self.groups_dock, self.props_dock], [520, 520], Qt.Horizontal)
+            self.resizeDocks([self.groups_dock, self.props_dock], [460, 420], Qt.Vertical)
             self.resizeDocks([self.settings_dock, self.preview_dock], [360, 360], Qt.Horizontal)
             self.resizeDocks([self.settings_dock, self.preview_dock], [430, 400], Qt.Vertical)
 

@@ -1,8 +1,10 @@
 """Drive the real window under Xvfb and grab the screen with ImageMagick's `import`.
 
 Run: Xvfb :92 -screen 0 1600x1000x24 &  DISPLAY=:92 python scripts/gui_screenshots.py OUTDIR [STEPS]
-(STEPS: a comma list of densenet, effnet, swin, versions; all by default). Qt must run on
-xcb (a real X window), not offscreen, so that `import` sees it.
+(STEPS: a comma list of demo, densenet, effnet, swin, versions; all by default). Qt must run
+on xcb (a real X window), not offscreen, so that `import` sees it. The one screenshot driver
+(docs/screenshots/make_screenshots.py, which called APIs the window no longer has, is gone;
+its demo workflow is the "demo" step).
 Each step waits for the GUI to finish the work it started, then shoots the whole screen.
 """
 
@@ -88,9 +90,60 @@ def want(name: str) -> bool:
     return ONLY is None or name in ONLY
 
 
+def demo_workflow(app, win) -> None:
+    """The demo end to end: settings, plan edits with the preview, the prune result, the
+    kept pruned model, an ONNX export (settings/preview/result/pruned/export.png)."""
+    opened = []
+    win.documentChanged.connect(lambda: opened.append(1))
+    win.open_demo()
+    wait(app, lambda: bool(opened))
+    preview_ready(app, win)
+    sp = win.settings_panel
+    sp.criterion.setCurrentIndex(sp.criterion.findData("taylor"))
+    preview_ready(app, win)
+    vid = win.canvas.view_id_of_name("branch_b.0")
+    win.view.center_on_node(vid, min_scale=1.0)
+    win.on_node_clicked(vid)
+    shoot(app, "settings")
+    plans = win.workbench.plans
+    plans.set_group_ratio("branch_a.0", 0.25)
+    win.groups_panel.select_groups([2, 3])
+    win.groups_panel.make_scope_from_selection()
+    plans.set_group_ratio("block.conv1", 0.4)
+    win.preview_dock.raise_()
+    preview_ready(app, win)
+    win.view.fit_to_view()
+    shoot(app, "preview")
+    finished = []
+    win.pruning.pruneFinished.connect(lambda p: finished.append(p))
+    win.prune()
+    wait(app, lambda: bool(finished))
+    d = win.result_dialog
+    d.move(win.geometry().center() - d.rect().center())
+    d.raise_()
+    shoot(app, "result")
+    result, view = finished[0]
+    d.close()
+    win.accept_pruned(result, view)
+    preview_ready(app, win)
+    win.view.fit_to_view()
+    shoot(app, "pruned")
+    dialog = win.open_export_dialog()
+    dialog.path.setText(os.path.join(tempfile.mkdtemp(), "digits_pruned.onnx"))
+    dialog.move(win.geometry().center() - dialog.rect().center())
+    exported = []
+    dialog.exported.connect(lambda r: exported.append(r))
+    dialog.export_button.click()
+    wait(app, lambda: bool(exported), timeout=300)
+    shoot(app, "export")
+    dialog.close()
+
+
 def main() -> None:
     app = QApplication.instance() or QApplication([])
     win = window(app)
+    if want("demo"):
+        demo_workflow(app, win)
     if want("densenet"):
         open_model(app, win, "torchvision:densenet201")
         shoot(app, "densenet201_open")

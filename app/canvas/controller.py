@@ -60,6 +60,7 @@ class CanvasController(QObject):
         view.backgroundClicked.connect(lambda: None)
         self._select_after: str | None = None
         self._refit = False
+        self._said: str | None = None  # the status line once the relayout is shown
 
     # ------------------------------------------------------------------ events
 
@@ -205,6 +206,7 @@ class CanvasController(QObject):
         self.wb.collapsed = paths
         self._focus = focus
         self._refit = refit
+        self._said = None
         self.layouts.submit(lambda progress, cancelled: prepare_view(summary, paths), "Layout")
 
     def expand_block(self, view_id: int) -> None:
@@ -214,9 +216,11 @@ class CanvasController(QObject):
             return
         path = item.node.name
         inner = child_blocks(self._blocks, path)
+        folded = f"; {len(inner)} inner blocks still folded" if inner else ""
         self.set_collapsed(
             (self.wb.collapsed - {path}) | inner, focus=(path, set(item.node.member_ids))
         )
+        self._said = f"Expanded {path} ({len(item.node.member_ids)} nodes{folded})"
 
     def collapse_path(self, path: str) -> None:
         doc = self.wb.document
@@ -225,6 +229,7 @@ class CanvasController(QObject):
         inside = {p for p in self.wb.collapsed if p.startswith(path + ".")}
         members = {n.id for n in doc.summary.nodes if _inside(n, path)}
         self.set_collapsed((self.wb.collapsed - inside) | {path}, focus=(path, members))
+        self._said = f"Collapsed {path} ({len(members)} nodes, double-click to expand)"
 
     def collapse_all(self) -> None:
         doc = self.wb.document
@@ -248,6 +253,9 @@ class CanvasController(QObject):
         else:
             self.view.centerOn(center)
         self.wb.events.view_changed.emit(self.wb.collapsed)
+        if self._said is not None:  # after the selection moved: the block's name is gone
+            self.wb.events.status.emit(self._said)
+            self._said = None
         if self._select_after is not None:
             vid = self.view_id_of_name(self._select_after)
             self._select_after = None

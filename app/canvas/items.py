@@ -23,6 +23,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.canvas.hierarchy import ViewNode
+from app.canvas.names import shorten_dotted
 from app.canvas.style import CanvasTheme, kind_family
 from app.depth_model import BlockMark
 from app.panels.heat import heat_color
@@ -118,8 +119,11 @@ class NodeItem(QGraphicsItem):
         self.current = False
         self.color = style.theme.family_color(node.kind)
         text_w = w - self.STRIPE - 16
-        # ElideLeft: the tail ("denselayer12.conv1") tells layers apart, the prefix does not
-        self.title = style.title_metrics.elidedText(node.name or node.kind, Qt.ElideLeft, text_w)
+        # Leading dotted parts go whole ("…denseblock3.denselayer12.conv1"): the tail tells
+        # layers apart, and a cut part ("…ock3") hid the block index
+        fm = style.title_metrics
+        title = shorten_dotted(node.name or node.kind, lambda t: fm.horizontalAdvance(t) <= text_w)
+        self.title = fm.elidedText(title, Qt.ElideLeft, text_w)
         self.sub = style.sub_metrics.elidedText(subtitle(node), Qt.ElideRight, text_w)
         self._static: tuple[QStaticText, QStaticText] | None = None
         self._text_w = text_w

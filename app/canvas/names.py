@@ -7,7 +7,7 @@ part that differs. Here the shared prefix is what goes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 ELLIPSIS = "…"
 
@@ -47,3 +47,31 @@ def distinct_short_names(names: list[str], min_parts: int = 2) -> dict[str, str]
 def drop_prefix(name: str, prefix: str) -> str:
     """`name` without `prefix`, marked with an ellipsis so it reads as shortened."""
     return ELLIPSIS + name[len(prefix) :] if prefix and name.startswith(prefix) else name
+
+
+def shorten_dotted(name: str, fits: Callable[[str], bool]) -> str:
+    """The longest dotted tail of `name` that `fits` (a width test), led by an ellipsis.
+
+    Why whole parts: cutting characters ("…nseblock3.denselayer12") or the middle hides
+    the index that tells blocks apart; dropping the leading parts first drops what the
+    neighbours share ("features."), and a part is either shown whole or not at all. When
+    even the last part does not fit, it is returned as "…last" for the caller to elide.
+    """
+    if fits(name):
+        return name
+    parts = name.split(".")
+    for k in range(1, len(parts)):
+        tail = ELLIPSIS + ".".join(parts[k:])
+        if fits(tail):
+            return tail
+    return ELLIPSIS + parts[-1] if len(parts) > 1 else name
+
+
+def label_core(name: str) -> str:
+    """`name` without its leading parts that carry no index ("features.", "model."): the
+    part a label must show whole ("…denseblock3.denselayer12.conv1")."""
+    parts = name.split(".")
+    k = 0
+    while k < len(parts) - 1 and not any(ch.isdigit() for ch in parts[k]):
+        k += 1
+    return name if k == 0 else ELLIPSIS + ".".join(parts[k:])

@@ -117,3 +117,31 @@ def random_dag(n_nodes: int, seed: int = 0, fan_in: int = 2, reach: int = 12) ->
         )
         b.add(f"n{i}", rng.choice(kinds), f"m{i // 50}", 8, 8, *sorted(srcs))
     return b.summary()
+
+
+def densenet_like(blocks: int = 3, layers: int = 12, growth: int = 32) -> GraphSummary:
+    """torchvision DenseNet's names ("features.denseblock3.denselayer12.conv1"): long shared
+    prefixes with the distinguishing part at the end, for the name-shortening tests."""
+    b = _Builder()
+    x = b.add("features.conv0", "Conv2d", "features.conv0", 3, 64)
+    x = b.add("features.norm0", "BatchNorm2d", "features.norm0", 64, 64, x)
+    b.group("features.conv0", 64, "features.norm0")
+    width = 64
+    for k in range(1, blocks + 1):
+        feats = [x]
+        for j in range(1, layers + 1):
+            p = f"features.denseblock{k}.denselayer{j}"
+            cat = b.add(f"{p}.cat", "cat", p, None, None, *feats) if len(feats) > 1 else feats[0]
+            n1 = b.add(f"{p}.norm1", "BatchNorm2d", f"{p}.norm1", width, width, cat)
+            c1 = b.add(f"{p}.conv1", "Conv2d", f"{p}.conv1", width, 4 * growth, n1)
+            n2 = b.add(f"{p}.norm2", "BatchNorm2d", f"{p}.norm2", 4 * growth, 4 * growth, c1)
+            c2 = b.add(f"{p}.conv2", "Conv2d", f"{p}.conv2", 4 * growth, growth, n2)
+            b.group(f"{p}.conv1", 4 * growth, f"{p}.norm2", f"{p}.conv2")
+            feats.append(c2)
+            width += growth
+        t = f"features.transition{k}"
+        x = b.add(f"{t}.conv", "Conv2d", f"{t}.conv", width, width // 2, *feats)
+        b.group(f"{t}.conv", width // 2)
+        width //= 2
+    b.add("classifier", "Linear", "classifier", width, 1000, x)
+    return b.summary()

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.canvas.names import common_prefix, drop_prefix
+from app.canvas.names import common_prefix, drop_prefix, shorten_dotted
 from app.panels.heat import heat_color
 from app.panels.spin import StrictDoubleSpinBox
 from app.plan_edits import RatioSource
@@ -157,6 +157,23 @@ class GroupTableModel(QAbstractTableModel):
         return False  # the plan edit refreshes the row; the model holds no ratio of its own
 
 
+NAME_PAD = 8  # px: the style's text margins in a cell (about 3 px a side) and a little air
+
+
+def fitted_name(text: str, width: float, fm) -> str:
+    """A root's shortened name as it fits a `width`-px cell: leading dotted parts go
+    whole, so "…denselayer12.conv1" may lose "denseblock3." but never shows "…nseblock3"."""
+    return shorten_dotted(text, lambda t: fm.horizontalAdvance(t) + NAME_PAD <= width)
+
+
+class NameDelegate(QStyledItemDelegate):
+    """Draws a root's name fitted to its cell by whole dotted parts (see fitted_name)."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 (Qt API)
+        super().initStyleOption(option, index)
+        option.text = fitted_name(option.text, option.rect.width(), option.fontMetrics)
+
+
 class RatioDelegate(QStyledItemDelegate):
     """A 0–0.99 spin box with 0.05 steps for the Ratio column."""
 
@@ -202,17 +219,19 @@ class GroupsPanel(QWidget):
             QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
         )
         self.table.setItemDelegateForColumn(RATIO_COL, RatioDelegate(self.table))
+        self.table.setItemDelegateForColumn(1, NameDelegate(self.table))
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setContextMenuPolicy(Qt.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._menu)
         header = self.table.horizontalHeader()
+        # The name column takes what is left, so Ratio and After are always in view; the
+        # others are fitted once per model, not per edit (ResizeToContents re-measures every
+        # row on each dataChanged, which cost ~80 ms per preview on ResNet-50).
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.Interactive)
         header.setSectionResizeMode(1, QHeaderView.Stretch)
-        # Fitted once per model, not per edit: ResizeToContents re-measures every row on each
-        # dataChanged, which cost ~80 ms per preview on ResNet-50.
-        for col in (0, 2, 3, 4, 5):
-            header.setSectionResizeMode(col, QHeaderView.Interactive)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.last_menu: QMenu | None = None
         layout = QVBoxLayout(self)
@@ -277,23 +296,27 @@ class GroupsPanel(QWidget):
 
     def set_groups(self, groups: list[GroupInfo]) -> None:
         self.model.set_groups(groups)
-        for col in (0, 2, 3, 5):
-            self.table.resizeColumnToContents(col)
-        self.table.horizontalHeader().resizeSection(RATIO_COL, 92)
-        # Wide enough for the longest shortened name (measured once per model, capped):
-        # a narrow column elided "denseblock1" and "denseblock2" rows to the same text.
+        # Narrow number columns (header text or the widest value, whichever is wider): the
+        # room goes to the names, which on DenseNet need ~230 px ("…denseblock3.denselayer12
+        # .conv1"); resizeColumnToContents left ~20 px of sort-arrow room on every column.
         fm = self.table.fontMetrics()
-        names = [drop_prefix(g.root, self.model.prefix) for g in self.model.groups]
-        width = max((fm.horizontalAdvance(n) for n in names), default=0) + 16
         header = self.table.horizontalHeader()
-        others = sum(header.sectionSize(c) for c in range(header.count()) if c != 1)
-        if width > self.table.viewport().width() - others:
-            header.setSectionResizeMode(1, QHeaderView.Interactive)
-            header.resizeSection(1, min(width, 360))
-            header.setStretchLastSection(True)
-        else:  # short names (again): the column stretches, Ratio and After stay in view
-            header.setStretchLastSection(False)
-            header.setSectionResizeMode(1, QHeaderView.Stretch)
+        values = {
+            0: [str(g.id) for g in self.model.groups],
+            2: [str(len(g.members)) for g in self.model.groups],
+            3: [str(g.channels) for g in self.model.groups],
+            5: [str(g.channels) for g in self.model.groups],
+        }
+        for col, texts in values.items():
+            widest = max((fm.horizontalAdvance(t) for t in texts), default=0)
+            header.resizeSection(col, max(widest, fm.horizontalAdvance(COLUMNS[col])) + 14)
+        header.resizeSection(RATIO_COL, fm.horizontalAdvance("0.30 (group)") + 12)
+
+    def name_shown(self, row: int) -> str:
+        """Row `row`'s root name as the table draws it now (tests and scripts read it)."""
+        index = self.model.index(row, 1)
+        width = self.table.horizontalHeader().sectionSize(1)
+        return fitted_name(index.data(), width, self.table.fontMetrics())
 
     def selected_group(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()

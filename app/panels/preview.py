@@ -11,6 +11,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -62,9 +63,54 @@ def chart_layers(layers: list[Any]) -> list[Any]:
     return changed or own
 
 
-def short_name(name: str, parts: int = 2) -> str:
-    """'layer3.0.downsample.0' -> 'downsample.0': tick labels must stay short."""
-    return ".".join(name.split(".")[-parts:])
+class LayerAxis(pg.AxisItem):
+    """The bar chart's x axis: one layer name per labelled bar, as many as fit apart.
+
+    Why not fixed ticks: ticks chosen once per preview (by a 7 px/character guess over
+    the whole widget's width) overlapped when the panel was narrower or zoomed, and
+    pyqtgraph silently drops a label that crosses the axis end, so DenseNet's chart named
+    no bar at all. Here the spacing follows the axis's own pixels and the tick font's
+    real widths every time the view changes, and labels stay inside the axis.
+    """
+
+    GAP = 12.0  # px between neighbouring labels
+
+    def __init__(self, orientation: str = "bottom", **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.names: list[str] = []
+
+    def set_names(self, names: list[str]) -> None:
+        self.names = list(names)
+        self.picture = None  # pyqtgraph's cached drawing
+        self.update()
+
+    def _metrics(self) -> QFontMetricsF:
+        font = self.style.get("tickFont")
+        return QFontMetricsF(font if font is not None else self.font())
+
+    def tickValues(self, minVal: float, maxVal: float, size: float):  # noqa: N802, N803
+        n = len(self.names)
+        if not n or size <= 0 or maxVal <= minVal:
+            return []
+        px = size / (maxVal - minVal)  # pixels per bar
+        lo, hi = max(0, int(-(-minVal // 1))), min(n - 1, int(maxVal // 1))
+        if lo > hi:
+            return []
+        fm = self._metrics()
+        widths = [fm.horizontalAdvance(self.names[i]) for i in range(lo, hi + 1)]
+        step = max(1, int(-(-(max(widths) + self.GAP) // px)))
+        values = []
+        for i in range(lo, hi + 1):
+            if i % step != step // 2 % step:  # fixed phase: labels do not hop while panning
+                continue
+            centre, half = (i - minVal) * px, widths[i - lo] / 2
+            if centre - half >= 0 and centre + half <= size:  # else pyqtgraph drops it
+                values.append(float(i))
+        return [(float(step), values)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        n = len(self.names)
+        return [self.names[int(round(v))] if 0 <= round(v) < n else "" for v in values]
 
 
 class PreviewPanel(QWidget):
@@ -85,7 +131,8 @@ class PreviewPanel(QWidget):
             f.setBold(True)
             lab.setFont(f)
 
-        self.plot = pg.PlotWidget(self)
+        self.axis = LayerAxis("bottom")
+        self.plot = pg.PlotWidget(self, axisItems={"bottom": self.axis})
         self.plot.setBackground(None)
         self.plot.setLabel("left", "channels")
         self.plot.setLabel("bottom", "layer")
@@ -162,6 +209,7 @@ class PreviewPanel(QWidget):
         self.bars_before.setOpts(x=[], height=[])
         self.bars_after.setOpts(x=[], height=[])
         self.chart_names = []
+        self.axis.set_names([])
         self._bars = []
         self.table.setRowCount(0)
 
@@ -182,20 +230,15 @@ class PreviewPanel(QWidget):
         self._bars = shown
         self.bars_before.setOpts(x=xs, height=[lp.out_before for lp in shown])
         self.bars_after.setOpts(x=xs, height=[lp.out_after for lp in shown])
-        # the shortest tail that tells the bars apart ("3.mlp.0", not "mlp.0" three times)
+        # the shortest tail that tells the bars apart ("3.mlp.0", not "mlp.0" three times);
+        # the axis names as many bars as fit apart (the hover tooltip and the table name all)
         names = distinct_short_names([lp.name for lp in shown])
-        # Name only the bars whose labels fit side by side (the table lists them all).
-        longest = max((len(n) for n in names.values()), default=8)
-        per_label = 7 * longest + 16  # px at the 8-9 pt tick font
-        fit = max(1, self.plot.width() // per_label)
-        step = max(1, -(-len(shown) // fit))
-        ticks = [(i, names[shown[i].name]) for i in range(0, len(shown), step)]
+        self.axis.set_names([names[lp.name] for lp in shown])
         changed = any(lp.out_after != lp.out_before for lp in shown)
         title = f"{len(shown)} layers whose width changes" if changed else "no layer changes width"
         # the key goes in the title: a legend item inside the plot covered the tallest bars
         color = "#e6e9ee" if getattr(self, "dark", False) else None
         self.plot.setTitle(f"{title}&nbsp;&nbsp;&nbsp;{LEGEND_HTML}", size="9pt", color=color)
-        self.plot.getAxis("bottom").setTicks([ticks])
         if shown:
             self.plot.setXRange(-0.8, len(shown) - 0.2, padding=0)
             self.plot.setYRange(0, max(lp.out_before for lp in shown) * 1.08, padding=0)

@@ -23,6 +23,9 @@ from app.panels.spin import StrictDoubleSpinBox
 from engine.graph.summary import GroupInfo, NodeInfo
 
 
+TREE_MIN_HEIGHT = 150  # px: about eight property rows
+
+
 def view_node_of(info: NodeInfo) -> ViewNode:
     """The canvas's ViewNode for a summary node (what Properties shows for a group root)."""
     return ViewNode(
@@ -83,6 +86,9 @@ class PropertiesPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setWordWrap(True)  # a lock reason is a sentence: show it whole
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        # With the layer editor, the depth box and the curve below it, the rows were squeezed
+        # to ~3; the dock scrolls instead (MainWindow wraps this panel in a scroll area)
+        self.tree.setMinimumHeight(TREE_MIN_HEIGHT)
         self.hint = QLabel(
             "Click a layer on the canvas to see its type, channels, parameters and channel group.",
             self,
@@ -92,7 +98,7 @@ class PropertiesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.hint, 0, Qt.AlignTop)
-        layout.addWidget(self.tree)
+        layout.addWidget(self.tree, 1)  # the rows take what the editors leave
         layout.addWidget(self.editor)
         self.rows: dict[str, str] = {}
         self.clear()

@@ -27,6 +27,7 @@ class StatusBar(QStatusBar):
             self.addPermanentWidget(w)
         self.progress.hide()
         self.cancel_button.hide()
+        self._selection_text = ""  # what the last selection wrote, to take back with it
         if workbench is not None:
             self.attach(workbench)
 
@@ -73,9 +74,14 @@ class StatusBar(QStatusBar):
             suffix = (
                 f": group #{g.id}, {len(g.members)} coupled layers, {g.channels} ch" if g else ""
             )
-            self.status_label.setText(f"{sel.node} ({kind}){suffix}")
+            text = f"{sel.node} ({kind}){suffix}"
         elif g is not None:
-            self.status_label.setText(
+            text = (
                 f"Group #{g.id}: {len(g.members)} coupled layers, "
                 f"root {g.root}, {g.channels} channels"
             )
+        else:  # nothing selected (an expanded block is gone): its name goes too
+            text = ""
+        if text or self.status_label.text() == self._selection_text:
+            self.status_label.setText(text)
+        self._selection_text = text

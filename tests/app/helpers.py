@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from app.canvas.synthetic import resnet_like
+from app.canvas.synthetic import densenet_like, resnet_like
 from app.document import Document
 from app.engine_api import LoadCancelled, ModelLoadFailed, TrustRequired
 
@@ -35,6 +35,8 @@ class FakeLoader:
             raise TrustRequired(source, "pickled.pt stores pickled Python objects")
         stages = 3 if "big" in source else 2
         summary = resnet_like(stages=stages, blocks_per_stage=2)
+        if "dense" in source:  # torchvision DenseNet's long names
+            summary = densenet_like()
         return Document(
             source=source, title=os.path.basename(source), summary=summary, input_spec="1,3,224,224"
         )

@@ -146,6 +146,27 @@ def test_expand_is_one_level_and_keeps_the_block_in_view(qtbot, window) -> None:
     assert window.view.visible_scene_rect().contains(blocks_of(window)["layer2"].pos())
 
 
+def test_status_bar_forgets_an_expanded_block(qtbot, window) -> None:
+    """The status bar named the selected block after it was expanded (stale text)."""
+    open_and_wait(qtbot, window, "big.pt")
+    with qtbot.waitSignal(window.viewChanged, timeout=TIMEOUT):
+        window.collapse_path("layer2")
+    assert window.status_label.text().startswith("Collapsed layer2 (")
+    block = blocks_of(window)["layer2"]
+    window.on_node_clicked(block.node.id)
+    assert window.status_label.text() == "layer2 (Block)"
+    with qtbot.waitSignal(window.viewChanged, timeout=TIMEOUT):
+        window.expand_block(block.node.id)
+    assert window.workbench.selection.node is None
+    text = window.status_label.text()
+    assert text.startswith("Expanded layer2 (") and "2 inner blocks still folded" in text
+    window.on_node_clicked(layer_item(window, "layer1.0.conv1").node.id)
+    assert window.status_label.text().startswith("layer1.0.conv1 (Conv2d)")
+    window.workbench.events.status.emit("Saved plan.json")  # another message stays put
+    window.workbench.select()
+    assert window.status_label.text() == "Saved plan.json"
+
+
 def test_big_graphs_open_collapsed(qtbot, window, fake_loader, monkeypatch) -> None:
     from app.canvas import prepare
 
@@ -192,6 +213,27 @@ def test_names_keep_their_distinguishing_part() -> None:
     assert drop_prefix(roots[1], prefix) == "…denselayer12.conv1"
 
 
+def test_canvas_labels_drop_whole_leading_parts_and_keep_the_block_index(qtbot, window) -> None:
+    """Node titles on DenseNet keep "denseblock3.denselayer12.conv1" whole (the box grows
+    for it); any shortening drops whole leading parts, never characters of a part."""
+    open_and_wait(qtbot, window, "densenet.pt")
+    item = layer_item(window, "features.denseblock3.denselayer12.conv1")
+    assert item.title == "…denseblock3.denselayer12.conv1"
+    fm = window.scene.style.title_metrics
+    assert fm.horizontalAdvance(item.title) <= item.rect.width() - item.STRIPE - 16
+    for it in window.scene.node_items.values():
+        name, title = it.node.name, it.title
+        assert title == name or (
+            title.startswith("…") and ("." + name).endswith("." + title[1:])
+        ), (name, title)
+    with qtbot.waitSignal(window.viewChanged, timeout=TIMEOUT):
+        window.collapse_path("features.denseblock2.denselayer7")
+    block = blocks_of(window)["features.denseblock2.denselayer7"]
+    assert "denseblock2.denselayer7" in block.title
+    block.set_block_totals((142_499_840, 35_900_000, 45_440, 11_200))  # DenseNet's numbers
+    assert block.sub == "MACs 142.5M ⇒ 35.9M · params 45.4k ⇒ 11.2k"  # not cut
+
+
 def test_groups_table_drops_the_shared_prefix(qtbot, window) -> None:
     open_and_wait(qtbot, window, "net.pt")
     model = window.groups_panel.model
@@ -202,6 +244,92 @@ def test_groups_table_drops_the_shared_prefix(qtbot, window) -> None:
     assert all(
         model.index(r, 1).data(Qt.ToolTipRole).startswith(roots[r]) for r in range(len(roots))
     )
+
+
+def test_densenet_names_fit_the_groups_table_with_ratio_and_after_in_view(
+    qtbot, window
+) -> None:
+    """At the default dock width the table shows "…denseblock3.denselayer12.conv1" whole
+    and the Ratio and After columns inside the view; narrower, whole leading parts go."""
+    from app.panels.groups import NAME_PAD, PLANNED_COL, RATIO_COL
+
+    open_and_wait(qtbot, window, "densenet.pt")
+    panel = window.groups_panel
+    table, header = panel.table, panel.table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.sectionSize(1) > 100, timeout=TIMEOUT)
+    rows = {g.root: r for r, g in enumerate(panel.model.groups)}
+    row = rows["features.denseblock3.denselayer12.conv1"]
+
+    def in_view(col: int) -> bool:
+        left = header.sectionViewportPosition(col)
+        return left >= 0 and left + header.sectionSize(col) <= table.viewport().width()
+
+    assert in_view(RATIO_COL) and in_view(PLANNED_COL)
+    shown = panel.name_shown(row)
+    assert shown == "…denseblock3.denselayer12.conv1"
+    assert table.fontMetrics().horizontalAdvance(shown) + NAME_PAD <= header.sectionSize(1)
+    window.resizeDocks([window.groups_dock], [440], Qt.Horizontal)  # the user narrows it
+    qtbot.waitUntil(lambda: window.groups_dock.width() <= 450, timeout=TIMEOUT)
+    assert in_view(RATIO_COL) and in_view(PLANNED_COL)
+    narrow = panel.name_shown(row)
+    assert narrow == "…denselayer12.conv1"  # a part goes whole, never "…nseblock3"
+    assert panel.name_shown(rows["features.transition2.conv"]) == "…transition2.conv"
+
+
+def _drawn_tick_labels(axis) -> list[tuple[object, str]]:
+    """(rect, text) of each tick label the axis would paint now, from pyqtgraph itself."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(10, 10, QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(rect, text) for rect, _flags, text in texts]
+
+
+def test_chart_names_bars_apart_without_repeats_or_overlap(qtbot) -> None:
+    """DenseNet's 200 bars: the labels drawn are distinct, never overlap, name the bar
+    under them, and more appear (still apart) in a wider panel and when zoomed in."""
+    from types import SimpleNamespace
+
+    from app.panels.preview import PreviewPanel
+
+    names = [f"features.denseblock{b}.denselayer{k}.conv{c}"
+             for b in (1, 2, 3, 4) for k in range(1, 26) for c in (1, 2)]
+    layers = [SimpleNamespace(name=n, type="Conv2d", out_before=128, out_after=64,
+                              in_before=64, in_after=32, params_before=10, params_after=5,
+                              macs_before=100, macs_after=50) for n in names]
+    preview = SimpleNamespace(layers=layers, macs_before=1, macs_after=1,
+                              params_before=1, params_after=1)
+    panel = PreviewPanel()
+    qtbot.addWidget(panel)
+    panel.resize(360, 420)
+    panel.show()
+    panel.show_preview(preview)
+    qtbot.wait(50)
+    axis = panel.axis
+
+    def check() -> list[str]:
+        drawn = _drawn_tick_labels(axis)
+        texts = [t for _, t in drawn]
+        assert len(texts) == len(set(texts)), texts  # no "conv1 conv1 conv1"
+        rects = sorted((r for r, _ in drawn), key=lambda r: r.left())
+        assert all(a.right() <= b.left() for a, b in zip(rects, rects[1:])), texts
+        return texts
+
+    narrow = check()
+    assert len(narrow) >= 1 and all(t.startswith("denseblock") for t in narrow)  # index kept
+    panel.resize(1400, 420)  # undocked and widened
+    qtbot.waitUntil(lambda: axis.width() > 1000, timeout=TIMEOUT)
+    wide = check()
+    assert len(wide) > len(narrow) and len(wide) >= 4
+    panel.plot.setXRange(40, 60, padding=0)
+    qtbot.wait(50)
+    near = check()
+    by_short = {n.split(".", 1)[1]: i for i, n in enumerate(names)}
+    assert len(near) >= 4 and all(40 <= by_short[t] <= 60 for t in near)  # bars in view
 
 
 # ------------------------------------------------------------------ properties
@@ -221,6 +349,25 @@ def test_properties_show_attributes_shapes_and_follow_group_selection(qtbot, dem
     # the locked classifier says why
     win.on_node_clicked(win.document.node_by_name("fc").id)
     assert "Locked" in win.properties.rows and win.properties.rows["Locked"]
+
+
+def test_properties_rows_keep_their_room_beside_the_depth_box(qtbot, demo_window) -> None:
+    """With the layer editor and the depth box shown, the rows were squeezed to ~3; now
+    the tree keeps at least eight rows' height and the dock scrolls."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from app.panels.properties import TREE_MIN_HEIGHT
+
+    win = demo_window
+    win.props_dock.raise_()
+    win.workbench.select("block.conv1")
+    qtbot.waitUntil(lambda: win.depth_box.isVisible(), timeout=TIMEOUT)
+    assert win.properties.editor.isVisible()
+    assert win.properties.tree.height() >= TREE_MIN_HEIGHT
+    rows = win.properties.tree.topLevelItemCount()
+    row_h = win.properties.tree.sizeHintForRow(0)
+    assert rows >= 8 and win.properties.tree.viewport().height() >= 6 * row_h
+    assert isinstance(win.props_dock.widget(), QScrollArea)
 
 
 def test_lock_reason_names_the_engine_reason() -> None:
