@@ -119,7 +119,8 @@ def module_index(model: nn.Module) -> _Index:
     return _Index(
         named, layers,
         [(n, m, k) for n, m in blocks if (k := _kind_of(m)) is not None],
-        [m for _, m in blocks if _is_mlp(m)],
+        # fused experts hold raw parameters, maybe no submodule (GPT-OSS)
+        [m for _, m in named if (m._modules or is_fused_experts(m)) and _is_mlp(m)],
         _head_candidates(model, blocks),
         {id(c): m for _, m in named for c in m._modules.values() if c is not None},
         {id(p): m for _, m in named for p in m._parameters.values() if p is not None},
