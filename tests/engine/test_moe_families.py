@@ -221,3 +221,125 @@ def test_gpt_oss_lifted_experts_pickle_in_a_fresh_process(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "LiftedGptOssExperts"
+
+
+# ----------------------------------------------- OLMoE: q/k norms over all heads
+def _olmo(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    extra: dict[str, Any] = {"num_experts": 4, "num_experts_per_tok": 2} if name in (
+        "Olmoe", "FlexOlmo") else {}
+    if name == "Olmo3":
+        extra["sliding_window"] = 4
+    cfg = getattr(transformers, f"{name}Config")(
+        vocab_size=128, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
+        pad_token_id=0, bos_token_id=None, eos_token_id=None, **extra)
+    model = getattr(transformers, f"{name}ForCausalLM")(cfg).eval()
+    _sharpen(model)
+    with torch.no_grad():  # norm weights away from 1: a misplaced weight would show
+        for info in families.find_attention(model):
+            for norm in (info.module.q_norm, info.module.k_norm):
+                norm.weight.uniform_(0.5, 1.5)
+    return model
+
+
+OLMO = ["Olmoe", "Olmo2", "Olmo3", "FlexOlmo"]
+
+
+@pytest.mark.parametrize("name", OLMO)
+def test_full_width_qk_norms_zeroed_heads_pruned_outputs_unchanged(name):
+    """RMSNorm(H * head_dim) before the view: removing zeroed heads would divide the same
+    sum of squares by a smaller width; the norm keeps its original divisor instead."""
+    model = _olmo(name)
+    attn = model.model.layers[0].self_attn
+    assert attn.q_norm.weight.shape == (64,) and attn.k_norm.weight.shape == (16,)
+    _zero_kv_head(model, 1)
+    before = _logits(model)
+    _prune(model, pruning_ratio=0.0, prune_num_heads=True, prune_head_dims=False,
+           head_pruning_ratio=0.5)
+    assert [(i.heads, i.kv_heads, i.head_dim) for i in families.find_attention(model)] == [
+        (4, 1, 8)] * 2
+    assert attn.q_norm.weight.shape == (32,) and attn.k_norm.weight.shape == (8,)
+    eps = model.config.rms_norm_eps
+    assert attn.q_norm.variance_epsilon == pytest.approx(2 * eps)  # 64 / 32
+    assert attn.k_norm.variance_epsilon == pytest.approx(2 * eps)  # 16 / 8
+    torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
+
+
+def test_full_width_qk_norms_without_the_kept_divisor_the_oracle_fails(monkeypatch):
+    """The control: with the width stamp switched off, the same prune moves the logits."""
+    import engine.graph.dependency as dependency
+
+    monkeypatch.setattr(dependency, "record_norm_widths", lambda model: 0)
+    model = _olmo("Olmoe")
+    _zero_kv_head(model, 1)
+    before = _logits(model)
+    _prune(model, pruning_ratio=0.0, prune_num_heads=True, prune_head_dims=False,
+           head_pruning_ratio=0.5)
+    assert model.model.layers[0].self_attn.q_norm.weight.shape == (32,)
+    assert (_logits(model) - before).abs().max() > 1e-3
+
+
+def test_per_head_qk_norms_are_left_alone():
+    """Qwen3 normalises each head alone (RMSNorm(head_dim)): nothing is stamped or folded."""
+    from engine.families.qk_norm import full_width_qk_norms
+
+    torch.manual_seed(0)
+    cfg = transformers.Qwen3Config(
+        vocab_size=128, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, head_dim=8, max_position_embeddings=64)
+    assert full_width_qk_norms(transformers.Qwen3ForCausalLM(cfg)) == []
+    assert len(full_width_qk_norms(_olmo("Olmoe"))) == 4  # q and k of 2 layers
+
+
+def test_olmoe_zeroed_expert_channels_pruned_outputs_unchanged():
+    """OLMoE's experts (Mixtral's layout: gate rows then up rows) lose their own zeroed half."""
+    model = _olmo("Olmoe")
+    with torch.no_grad():
+        for n, layer in enumerate(model.model.layers):
+            experts = layer.mlp.experts
+            assert not experts_layout(experts).transposed
+            i = experts.down_proj.shape[2]
+            for e in range(experts.num_experts):
+                gone = torch.randperm(i, generator=torch.Generator().manual_seed(10 * n + e))
+                gone = sorted(gone[: i // 2].tolist())
+                experts.gate_up_proj[e, gone] = 0
+                experts.gate_up_proj[e, [i + c for c in gone]] = 0
+                experts.down_proj[e, :, gone] = 0
+    before = _logits(model)
+    done = prune_expert_widths(model, 0.5)
+    assert sorted(v[:2] for v in done.values()) == [(32, 16), (32, 16)]
+    torch.testing.assert_close(_logits(model), before, atol=1e-5, rtol=0)
+
+
+def test_olmoe_ratio_half_with_heads_prunes_and_reloads(tmp_path):
+    """Residual, experts and heads all halve; the router keeps its 4 experts; the engine's
+    own reload is exact, and save_pretrained / from_pretrained (one config epsilon for
+    every norm) stays within the bound the refresh reports."""
+    import engine
+
+    model = _olmo("Olmoe")
+    n0 = _params(model)
+    _prune(model, pruning_ratio=0.5, prune_num_heads=True, prune_head_dims=False,
+           head_pruning_ratio=0.5)
+    assert _params(model) / n0 < 0.35
+    layer = model.model.layers[0]
+    assert layer.mlp.experts.gate_up_proj.shape == (4, 32, 32)
+    assert layer.mlp.gate.weight.shape == (4, 32)
+    cfg = model.config
+    assert (cfg.hidden_size, cfg.intermediate_size, cfg.num_experts) == (32, 16, 4)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads) == (4, 1)
+    problems = families.refresh_attributes(model).problems
+    assert len(problems) == 1 and "from_pretrained uses config.rms_norm_eps" in problems[0]
+    expect = _logits(model)
+    with torch.no_grad():
+        assert model.generate(IDS, max_new_tokens=2, do_sample=False,
+                              pad_token_id=0).shape == (1, 10)
+    torch.manual_seed(1)
+    fresh = _olmo("Olmoe")
+    engine.load_state_dict(fresh, engine.state_dict(model), example_inputs={"input_ids": IDS})
+    torch.testing.assert_close(_logits(fresh), expect, atol=1e-5, rtol=0)
+    model.save_pretrained(tmp_path)
+    again = transformers.OlmoeForCausalLM.from_pretrained(tmp_path).eval()
+    assert again.model.layers[0].self_attn.q_norm.weight.shape == (32,)
+    torch.testing.assert_close(_logits(again), expect, atol=1e-3, rtol=0)
