@@ -343,3 +343,62 @@ def test_olmoe_ratio_half_with_heads_prunes_and_reloads(tmp_path):
     again = transformers.OlmoeForCausalLM.from_pretrained(tmp_path).eval()
     assert again.model.layers[0].self_attn.q_norm.weight.shape == (32,)
     torch.testing.assert_close(_logits(again), expect, atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------- MACs of fused experts
+def _mixtral() -> nn.Module:
+    torch.manual_seed(0)
+    cfg = transformers.MixtralConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64,
+        num_local_experts=4, num_experts_per_tok=2)
+    return transformers.MixtralForCausalLM(cfg).eval()
+
+
+def _expert_macs(model: nn.Module, impl: str | None = None) -> tuple[list[int], int]:
+    from engine.utils import count_ops_and_params
+
+    if impl is not None:
+        model.set_experts_implementation(impl)
+    total, _, layer_macs, _ = count_ops_and_params(model, {"input_ids": IDS}, layer_wise=True)
+    return [layer_macs[layer.mlp.experts] for layer in model.model.layers], total
+
+
+@pytest.mark.parametrize("impl", ["eager", "grouped_mm"])
+def test_mixtral_experts_macs_count_routed_work(impl):
+    """8 tokens, top_k = 2 of E = 4 experts, H = 64, I = 128, no biases:
+    per (token, expert) pair gate_up H * 2I = 64 * 256 = 16384 and down I * H = 128 * 64
+    = 8192, i.e. 24576; 8 tokens * 2 experts = 16 pairs -> 393216 per layer (all four
+    experts would be 786432, and grouped_mm used to count 0)."""
+    model = _mixtral()
+    experts, total = _expert_macs(model, impl)
+    assert experts == [16 * (64 * 256 + 128 * 64)] * 2 == [393216] * 2
+    assert total == _expert_macs(_mixtral(), "eager")[1]  # eager and grouped_mm agree
+
+
+def test_gpt_oss_experts_macs_count_routed_work_with_biases():
+    """8 tokens, top_k = 2 of 4, H = 64, I = 32, with biases: gate_up 64 * 64 = 4096 plus
+    its bias 2I = 64, down 32 * 64 = 2048 plus its bias H = 64: 6272 per pair, 16 pairs
+    -> 100352 per layer."""
+    model = _gpt_oss()
+    experts, total = _expert_macs(model)
+    assert experts == [16 * (64 * 64 + 64 + 32 * 64 + 64)] * 2 == [100352] * 2
+    assert total == _expert_macs(_gpt_oss(), "eager")[1]
+
+
+def test_fused_experts_macs_preview_equals_pruned_gpt_oss():
+    """The plan preview (a weightless meta copy, whose experts only return a shape) counts
+    the same routed work as the pruned model itself: 16 pairs of (32 * 32 + 32 + 16 * 32
+    + 32) = 1600 after H 64 -> 32 and I 32 -> 16."""
+    from engine.plan.apply import apply_plan
+    from engine.plan.preview import Previewer
+    from engine.plan.schema import PruningPlan
+    from engine.utils import count_ops_and_params
+
+    model = _gpt_oss()
+    plan = PruningPlan(pruning_ratio=0.5)
+    preview = Previewer(model, {"input_ids": IDS}).preview(plan)
+    apply_plan(model, {"input_ids": IDS}, plan)
+    macs, params = count_ops_and_params(model, {"input_ids": IDS})
+    assert (preview.macs_after, preview.params_after) == (macs, params)
+    assert _expert_macs(model)[0] == [16 * 1600] * 2
