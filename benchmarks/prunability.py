@@ -262,7 +262,7 @@ def check_model(
         params_after = sum(p.numel() for p in model.parameters())
         att = compare_attention(widths, attention_widths(model))
         attention = f"{att.pruned} / {att.total}" if att.total else "-"
-        locks = "; ".join(dict.fromkeys(dg.lock_reasons))[:300] \
+        locks = "; ".join(dict.fromkeys(dg.lock_reasons)) \
             if params_after > ratio * params_before else ""
         reason = compare_outputs(before, after, case.data_dependent_dim0)
         if not reason and params_after >= params_before:

@@ -168,8 +168,11 @@ def _count(model: nn.Module) -> int:
 
 def _attention_blocks(model: nn.Module) -> int:
     """Modules named like attention that hold projections themselves (recognised or not)."""
+    def weighted(c: nn.Module) -> bool:  # a layer, or ultralytics' Conv wrapper of one
+        return hasattr(c, "weight") or hasattr(getattr(c, "conv", None), "weight")
+
     return sum(1 for m in model.modules() if "attention" in type(m).__name__.lower()
-               and any(hasattr(c, "weight") for c in m.children()))
+               and any(weighted(c) for c in m.children()))
 
 
 def run_case(name: str, case: Case) -> Row:
@@ -198,7 +201,7 @@ def run_case(name: str, case: Case) -> Row:
         kept = _count(model) / before
         attn = f"{rep.pruned} / {rep.total}" if rep.total else "-"
         if not rep.total and blocks:
-            attn = f"0 / {blocks} (attention not recognised: fused layout unknown)"
+            attn = f"0 / {blocks} (attention not recognised, or locked)"
         if kept <= 0.5 and (rep.total == 0 or rep.pruned == rep.total) and not (
                 blocks and not rep.total):
             verdict = "yes"
