@@ -26,6 +26,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.utils._pytree import tree_flatten
 
 import engine as tp
+from engine.families.report import attention_widths, compare_attention
 
 from .measure import write_json, write_text
 
@@ -65,6 +66,8 @@ class Result:
     family: str = "classification"
     device: str = "meta"
     input: str = ""
+    attention: str = ""  # attention layers pruned / total ("-": none recognised)
+    locks: str = ""  # the graph's lock reasons, kept when the model keeps > 0.5 of its params
 
 
 @dataclass(frozen=True)
@@ -250,12 +253,17 @@ def check_model(
         example = inputs[0] if len(inputs) == 1 else inputs
         forward_fn = None if len(inputs) == 1 else (lambda m, x: m(*x))
         dg = tp.DependencyGraph().build_dependency(model, example, forward_fn=forward_fn)
+        widths = attention_widths(model)  # after the build: lifted blocks are recognised
         groups = list(dg.get_all_groups(ignored_layers=head_layers(model, family)))
         for g in groups:
             halve_group(g, ratio)
         with torch.no_grad():
             after = _forward(model, inputs)
         params_after = sum(p.numel() for p in model.parameters())
+        att = compare_attention(widths, attention_widths(model))
+        attention = f"{att.pruned} / {att.total}" if att.total else "-"
+        locks = "; ".join(dict.fromkeys(dg.lock_reasons)) \
+            if params_after > ratio * params_before else ""
         reason = compare_outputs(before, after, case.data_dependent_dim0)
         if not reason and params_after >= params_before:
             reason = f"params did not shrink ({params_before} -> {params_after})"
@@ -272,6 +280,8 @@ def check_model(
             family,
             device,
             shape_text,
+            attention,
+            locks,
         )
     except Exception as exc:
         tb = traceback.format_exc().strip().splitlines()[-3:]

@@ -8,8 +8,10 @@ ultralytics; random weights, no downloads) is pruned at ratio 0.5 with exactly w
 no-code tool passes (`families.pruner_kwargs`; attention families also with
 prune_num_heads=True, head_pruning_ratio=0.5). Columns: params kept, attention layers
 pruned / total (engine.families.report), and "pruned": yes only when the model keeps at
-most 0.5 of its parameters, else the reason (the report's lock reasons). Not part of the
-default test run.
+most 0.5 of its parameters and its attention shrank; "partial" when only the MLPs and
+embeddings carried the ratio; "locked: <reasons>" when it keeps more and the graph named
+why; "no: ..." otherwise. benchmarks/prunability_doc.py writes these rows into
+docs/prunability.md. Not part of the default test run.
 """
 
 from __future__ import annotations
@@ -127,6 +129,14 @@ CASES: dict[str, Case] = {
                          {"input_ids": IDS}),
     "mixtral": Case("hf", _hf("mixtral", "MixtralConfig", "MixtralForCausalLM",
                               num_local_experts=4, num_experts_per_tok=2, **_DEC), IDS),
+    "gpt_oss": Case("hf", _hf("gpt_oss", "GptOssConfig", "GptOssForCausalLM", **{
+        **_DEC, "intermediate_size": 32}, head_dim=8, num_local_experts=4,
+        num_experts_per_tok=2, sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"]), IDS),
+    "olmoe": Case("hf", _hf("olmoe", "OlmoeConfig", "OlmoeForCausalLM", **{
+        **_DEC, "intermediate_size": 32}, num_experts=4, num_experts_per_tok=2), IDS),
+    "olmo2": Case("hf", _hf("olmo2", "Olmo2Config", "Olmo2ForCausalLM", pad_token_id=0,
+                          bos_token_id=None, eos_token_id=None, **_DEC), IDS),
     "swin_t": Case("torchvision", _tv("swin_t"), PIX, ignored="head"),
     "swin_v2_t": Case("torchvision", _tv("swin_v2_t"), PIX, ignored="head"),
     "maxvit_t": Case("torchvision", _tv("maxvit_t"), PIX, slow=True, ignored="classifier"),
@@ -158,8 +168,11 @@ def _count(model: nn.Module) -> int:
 
 def _attention_blocks(model: nn.Module) -> int:
     """Modules named like attention that hold projections themselves (recognised or not)."""
+    def weighted(c: nn.Module) -> bool:  # a layer, or ultralytics' Conv wrapper of one
+        return hasattr(c, "weight") or hasattr(getattr(c, "conv", None), "weight")
+
     return sum(1 for m in model.modules() if "attention" in type(m).__name__.lower()
-               and any(hasattr(c, "weight") for c in m.children()))
+               and any(weighted(c) for c in m.children()))
 
 
 def run_case(name: str, case: Case) -> Row:
@@ -188,15 +201,17 @@ def run_case(name: str, case: Case) -> Row:
         kept = _count(model) / before
         attn = f"{rep.pruned} / {rep.total}" if rep.total else "-"
         if not rep.total and blocks:
-            attn = f"0 / {blocks} (attention not recognised: fused layout unknown)"
+            attn = f"0 / {blocks} (attention not recognised, or locked)"
         if kept <= 0.5 and (rep.total == 0 or rep.pruned == rep.total) and not (
                 blocks and not rep.total):
             verdict = "yes"
         elif kept <= 0.5:
             verdict = "partial: params <= 0.5 but attention kept full width"
+        elif reasons:  # keeps more than half, and the report says why
+            verdict = "locked: " + (rep.summary() if rep.full_width else
+                                    "; ".join(dict.fromkeys(reasons))[:200])
         else:
-            verdict = "no: " + (rep.summary() if rep.full_width else
-                                "; ".join(dict.fromkeys(reasons))[:200] or "unknown")
+            verdict = "no: keeps more than 0.5 and no lock reason was recorded"
         return Row(name, case.section, kept, attn, verdict, time.perf_counter() - t0)
     except Exception as exc:  # a failure is a row, not a crash of the sweep
         return Row(name, case.section, None, "-", f"no: {type(exc).__name__}: {exc}"[:200],

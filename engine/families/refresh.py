@@ -37,6 +37,7 @@ from .attention import (
     packed_style,
 )
 from .moe import expert_width, is_fused_experts, refresh_moe
+from .qk_norm import refresh_qk_norms
 from .t5 import fold_decoder_output_scale
 
 __all__ = ["HEAD_COUNT_ATTR", "KV_COUNT_ATTR", "RefreshReport", "record_head_counts",
@@ -119,7 +120,8 @@ def module_index(model: nn.Module) -> _Index:
     return _Index(
         named, layers,
         [(n, m, k) for n, m in blocks if (k := _kind_of(m)) is not None],
-        [m for _, m in blocks if _is_mlp(m)],
+        # fused experts hold raw parameters, maybe no submodule (GPT-OSS)
+        [m for _, m in named if (m._modules or is_fused_experts(m)) and _is_mlp(m)],
         _head_candidates(model, blocks),
         {id(c): m for _, m in named for c in m._modules.values() if c is not None},
         {id(p): m for _, m in named for p in m._parameters.values() if p is not None},
@@ -508,6 +510,7 @@ def refresh_attributes(
     _refresh_layers(index, rep, only)
     _refresh_heads(index, rep, only)
     refresh_moe(index.named, rep)  # Mixtral routers' and experts' hidden_dim
+    refresh_qk_norms(index.named, rep)  # OLMoE: q/k norms over all heads keep their divisor
     _refresh_config(model, index, rep, only)
     fold_decoder_output_scale(model, rep)  # T5: d_model**-0.5 before lm_head
     _refresh_model_widths(model, rep)

@@ -33,6 +33,7 @@ from ..families.moe import (
     replay_experts,
 )
 from ..families.outputs import output_transform_for
+from ..families.qk_norm import record_norm_widths
 from ..families.refresh import record_head_counts
 from ..function import BasePruningFunc, PrunerRegistry, handler_kind
 from ..function.attributes import AttributeRefresher
@@ -108,6 +109,7 @@ class DependencyGraph:
         """
         self.model = model
         record_head_counts(model)  # before any pruning: the widths say it only now
+        record_norm_widths(model)  # OLMoE's q/k norms over all heads: their divisor
         lift_attention(model)  # Swin / MaxViT: head width read from the projections
         lift_experts(model)  # Mixtral-style fused experts: a leaf over the residual width
         lift_packed_attention(model)  # Phi-3 / GPT-NeoX: q|k|v cut along a head axis

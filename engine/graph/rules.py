@@ -573,6 +573,13 @@ def _split_like(t, x: torch.Tensor, outs: list[torch.Tensor], dim: int, drop_dim
             for p in parts[1:]:
                 t.slots.unite(parts[0], p)
             piece_axes = [Axis.single(dim, p) for p in parts]
+        elif len(ax.dims) > 1 and not drop_dim:
+            # RoPE by halves of every head (GPT-OSS: torch.chunk(x, 2, dim=-1)), as
+            # rotate_half's slices: head_dim keeps its size, whole heads may still go
+            _keep_size(t, ax, dim)
+            for k in range(len(outs)):
+                piece = slice(int(offsets[k]), int(offsets[k] + sizes[k]))
+                piece_axes[k] = _slice_axis(ax, dim, piece)
         else:
             t.slots.lock(ax.slots, f"{name} of a channel dim into fixed pieces")
     for k, o in enumerate(outs):

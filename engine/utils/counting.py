@@ -81,6 +81,49 @@ def _linear_rule(m: nn.Module, args: tuple, kwargs: dict, output: Any) -> int:
     return _first_tensor(args, kwargs).numel() * out_features + bias
 
 
+def _experts_rule(m: nn.Module, args: tuple, kwargs: dict, output: Any) -> int:
+    """Fused MoE experts (Mixtral, OLMoE, Qwen-MoE, GPT-OSS): routed work, not all experts.
+
+    Each token runs through top_k of the E experts: per (token, expert) pair H * 2I MACs
+    for gate_up, I * H for down, plus one per output for each bias (GPT-OSS: 2I + H).
+    top_k is the width of the routing indices passed in (args[1], shape (tokens, top_k)),
+    so eager loops, `grouped_mm` and weightless meta copies all count the same.
+    """
+    from ..families.moe import expert_hidden, expert_width  # lazy: families imports us
+
+    x = _first_tensor(args, kwargs)
+    h, i = int(expert_hidden(m) or 0), int(expert_width(m) or 0)
+    if x is None or h == 0:
+        return 0
+    tokens = x.numel() // h
+    index = args[1] if len(args) > 1 else next(
+        (v for k, v in kwargs.items() if "ind" in k), None)
+    top_k = int(index.shape[-1]) if isinstance(index, torch.Tensor) and index.dim() else int(
+        getattr(getattr(m, "config", None), "num_experts_per_tok", 1) or 1)
+    per_pair = h * 2 * i + i * h
+    if isinstance(getattr(m, "gate_up_proj_bias", None), torch.Tensor):
+        per_pair += 2 * i
+    if isinstance(getattr(m, "down_proj_bias", None), torch.Tensor):
+        per_pair += h
+    return tokens * top_k * per_pair
+
+
+_EXPERT_TYPES: dict[type, bool] = {}
+
+
+def _module_rule(module: nn.Module) -> ModuleRule | None:
+    """MODULE_RULES by exact type, or the fused-experts rule (classes made at runtime)."""
+    rule = MODULE_RULES.get(type(module))
+    if rule is not None:
+        return rule
+    cls = type(module)
+    if cls not in _EXPERT_TYPES:
+        from ..families.moe import is_fused_experts  # lazy: families imports us
+
+        _EXPERT_TYPES[cls] = is_fused_experts(module)
+    return _experts_rule if _EXPERT_TYPES[cls] else None
+
+
 def _rnn_per_token(m: nn.Module, w_ih: torch.Tensor, w_hh: torch.Tensor) -> int:
     """ptflops' per-token cost of one RNN/GRU/LSTM layer (gates + elementwise updates)."""
     flops = w_ih.numel() + w_hh.numel()
@@ -305,14 +348,14 @@ class _Counter(TorchDispatchMode):
 
     def _pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self.stack.append(module)
-        if type(module) in MODULE_RULES:
+        if _module_rule(module) is not None:
             self.counted_depth += 1
 
     def _post(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if not self.stack or self.stack[-1] is not module:
             return  # pre-hook did not run (e.g. a hook added after ours raised)
         self.stack.pop()
-        rule = MODULE_RULES.get(type(module))
+        rule = _module_rule(module)
         if rule is None:
             return
         self.counted_depth -= 1
