@@ -54,11 +54,12 @@ class DepthGroup:
         _renumber_layers(self.model, parent)
 
 
-def _first_tensor(obj: Any) -> torch.Tensor | None:
+def first_tensor(obj: Any) -> torch.Tensor | None:
+    """The first tensor in a block's input or output (blocks return tensors or tuples)."""
     if isinstance(obj, torch.Tensor):
         return obj
     if isinstance(obj, (tuple, list)) and obj:
-        return _first_tensor(obj[0])
+        return first_tensor(obj[0])
     return None
 
 
@@ -116,8 +117,8 @@ def block_importance(model: nn.Module, groups: list[DepthGroup],
         def fn(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
             if threading.get_ident() != owner:
                 return
-            x = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
-            y = _first_tensor(out)
+            x = first_tensor(args) if args else first_tensor(list(kwargs.values()))
+            y = first_tensor(out)
             if x is None or y is None or x.shape != y.shape:
                 return
             cos = F.cosine_similarity(x.reshape(x.shape[0], -1).float(),

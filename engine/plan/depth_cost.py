@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..depth import find_depth_groups
+from ..depth import find_depth_groups, first_tensor
 from ..io.input_spec import call_with
 from .apply import Cancelled
 from .preview import Previewer
@@ -43,14 +43,6 @@ class BlockCost:
         return self.kl if metric == "kl" else 1.0 - self.agreement
 
 
-def _first_tensor(obj: Any) -> torch.Tensor | None:
-    if isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, (tuple, list)) and obj:
-        return _first_tensor(obj[0])
-    return None
-
-
 def _skipper(owner: int) -> Callable[..., Any]:
     """Forward hook: the block's output becomes its input (the residual stream skips it),
     only on the measuring thread (a GUI preview may run the same model meanwhile)."""
@@ -62,7 +54,7 @@ def _skipper(owner: int) -> Callable[..., Any]:
 
 
 def _skip(args: tuple, kwargs: dict, out: Any) -> Any:
-    x = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
+    x = first_tensor(args) if args else first_tensor(list(kwargs.values()))
     if x is None:
         return out
     if isinstance(out, torch.Tensor):
