@@ -21,3 +21,24 @@ def unlabeled_digit_folders(tmp_path_factory):
     from engine.data.digits import write_image_folders
 
     return write_image_folders(tmp_path_factory.mktemp("digits_flat"), labeled=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine two
+    OpenMP threads stall each other (test_scan_planner: 25 s with one thread, 6 min with
+    two). A module asks for it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def own_cache(tmp_path_factory):
+    """One throwaway Arborist cache per module (latency tables, scans are measured once)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARBORIST_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield

@@ -22,7 +22,6 @@ from app.panels import layer_info
 from app.panels.spin import StrictDoubleSpinBox
 from engine.graph.summary import GroupInfo, NodeInfo
 
-
 TREE_MIN_HEIGHT = 150  # px: about eight property rows
 
 

@@ -24,9 +24,9 @@ Recognised by attribute names and shapes; transformers is not imported.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
-import dataclasses
 from collections.abc import Sequence
 
 import torch

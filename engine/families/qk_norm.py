@@ -105,8 +105,9 @@ def refresh_qk_norms(named: list[tuple[str, nn.Module]], report: Any) -> None:
     scaled = [n for n, m in named if isinstance(getattr(m, NORM_WIDTH_ATTR, None), int)
               and _eps_name(m) is not None and _scaled(m)]
     if scaled:
+        more = f" and {len(scaled) - 1} more" if len(scaled) > 1 else ""
         report.problems.append(
-            f"{scaled[0]}{' and %d more' % (len(scaled) - 1) if len(scaled) > 1 else ''}: "
+            f"{scaled[0]}{more}: "
             "q/k norms over all heads keep their original divisor through a scaled epsilon; "
             "a model reloaded with from_pretrained uses config.rms_norm_eps instead (outputs "
             "move by about eps / mean square); engine.load_state_dict restores it exactly")

@@ -12,26 +12,10 @@ import pytest
 
 from app.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "own_cache")
+
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _own_cache(tmp_path_factory):
-    """One throwaway cache for the module: the demo's latency table is measured once."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ARBORIST_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two OpenMP threads on a loaded 2-core machine stall each other (tiny demo model)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -316,7 +316,7 @@ def test_chart_names_bars_apart_without_repeats_or_overlap(qtbot) -> None:
         texts = [t for _, t in drawn]
         assert len(texts) == len(set(texts)), texts  # no "conv1 conv1 conv1"
         rects = sorted((r for r, _ in drawn), key=lambda r: r.left())
-        assert all(a.right() <= b.left() for a, b in zip(rects, rects[1:])), texts
+        assert all(a.right() <= b.left() for a, b in zip(rects, rects[1:], strict=False)), texts
         return texts
 
     narrow = check()

@@ -36,13 +36,7 @@ from engine.models.digits_net import load_demo
 from engine.plan import PruningPlan, apply_plan
 from engine.plan.scan import ScanPreviewer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_ort_runner_times_a_conv_and_runs_what_torch_runs():

@@ -118,7 +118,8 @@ def _problems(plan: PruningPlan, model: torch.nn.Module | None = None) -> list[s
     ({"head_pruning_ratio": 1.0}, "head_pruning_ratio: 1.0 is outside [0, 1)"),
     ({"version": 2}, "version: 2 is not supported (this Arborist reads version 1)"),
     ({"importance": "l1"}, "importance: unknown criterion 'l1' (choose one of activation, "
-     "bn_scale, fpgm, group_hessian, group_magnitude, group_taylor, hessian, lamp, magnitude, random, taylor)"),
+     "bn_scale, fpgm, group_hessian, group_magnitude, group_taylor, hessian, lamp, magnitude, "
+     "random, taylor)"),
     ({"importance_options": {"q": 2}}, "importance_options['q']: magnitude does not accept "
      "this option (accepted: p, group_reduction, normalizer, bias)"),
     ({"importance_options": {"p": -1}}, "importance_options: p must be positive, got -1"),

@@ -17,6 +17,9 @@ from engine.plan.planner import Target, plan_for_target
 from engine.plan.scan import ScanPreviewer, ScanSettings, sensitivity_scan
 from engine.utils import count_ops_and_params
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 X = torch.zeros(1, 1, 8, 8)
 
 
@@ -34,14 +37,6 @@ class ThreeBlocks(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.b3(self.b2(self.b1(self.stem(x))))
         return self.fc(torch.flatten(self.pool(x), 1))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,9 @@ from engine.recover import (
     recovery_loss,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL_ACC = 0.9944
 
@@ -65,17 +68,6 @@ def pruned_demo(keep_macs: float = 0.4) -> tuple[nn.Module, nn.Module, float]:
     solved = solve_ratio(Previewer(model, x), plan, target="macs", keep=keep_macs)
     outcome = apply_plan(model, x, plan.replace(pruning_ratio=solved.ratio))
     return model, teacher, outcome.macs_after / outcome.macs_before
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine
-    two OpenMP threads stall each other (5-epoch run: 1.7 s with one thread, 7-41 s with
-    two, measured under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- losses and schedule ---------------------------------------------------------------

@@ -17,6 +17,8 @@ from engine.plan.scan import (
 )
 from engine.pruner.scopes import signature
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class Block(nn.Module):
     """A ResNet basic block: conv-bn-relu-conv-bn plus the identity."""
@@ -41,14 +43,6 @@ class TinyResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)).mean((2, 3)))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

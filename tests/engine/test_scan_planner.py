@@ -23,6 +23,9 @@ from engine.plan.scan import (
 )
 from engine.utils import count_ops_and_params
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -43,16 +46,6 @@ def _accuracy(model, loader) -> float:
             correct += int((model(x).argmax(1) == y).sum())
             n += len(y)
     return correct / n
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A tiny model gains nothing from intra-op threads, and on a shared 2-core machine two
-    OpenMP threads stall each other (this file: 25 s with one thread, 6 min with two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
