@@ -19,6 +19,7 @@ from engine import families
 from engine.families.moe import experts_layout, prune_expert_widths
 from engine.importance import MagnitudeImportance
 from engine.pruner import BasePruner
+from tests.engine.fresh_process import experts_class_after_reload
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
@@ -206,21 +207,9 @@ def test_gpt_oss_pruned_round_trips_through_save_pretrained(tmp_path):
 def test_gpt_oss_lifted_experts_pickle_in_a_fresh_process(tmp_path):
     """torch.save(model) names `LiftedGptOssExperts`; its module is transformers'
     `gpt_oss` (snake case), which a fresh process must find."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     model = _gpt_oss()
     _prune(model, pruning_ratio=0.5)
-    torch.save(model, tmp_path / "m.pt")
-    root = Path(__file__).resolve().parents[2]
-    path = str(tmp_path / "m.pt")
-    code = (f"import torch; m = torch.load({path!r}, weights_only=False); "
-            "print(type(m.model.layers[0].mlp.experts).__name__)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": str(root)},
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "LiftedGptOssExperts"
+    assert experts_class_after_reload(model, tmp_path) == "LiftedGptOssExperts"
 
 
 # ----------------------------------------------- OLMoE: q/k norms over all heads

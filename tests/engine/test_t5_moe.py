@@ -18,6 +18,7 @@ from engine.families.refresh import RefreshReport
 from engine.families.t5 import fold_decoder_output_scale
 from engine.importance import MagnitudeImportance
 from engine.pruner import BasePruner
+from tests.engine.fresh_process import experts_class_after_reload
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
@@ -275,21 +276,9 @@ def test_mixtral_pruned_round_trips_through_save_pretrained(tmp_path):
 
 def test_lifted_experts_pickle_in_a_fresh_process(tmp_path):
     """torch.save(model) of a pruned model names the lifted class; it must resolve again."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     model = _mixtral()
     _prune(model, {"input_ids": IDS}, pruning_ratio=0.5)
-    torch.save(model, tmp_path / "m.pt")
-    root = Path(__file__).resolve().parents[2]
-    path = str(tmp_path / "m.pt")
-    code = (f"import torch; m = torch.load({path!r}, weights_only=False); "
-            "print(type(m.model.layers[0].mlp.experts).__name__)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": str(root)},
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "LiftedMixtralExperts"
+    assert experts_class_after_reload(model, tmp_path) == "LiftedMixtralExperts"
 
 
 def test_mixtral_odd_widths_fall_back_to_the_eager_experts_loop():
