@@ -14,7 +14,11 @@ import os
 import re
 import sys
 
-from app.runtime import freeze_long_lived_objects, guard_none_refcount
+from app.runtime import (
+    collect_garbage_on_gui_thread,
+    freeze_long_lived_objects,
+    guard_none_refcount,
+)
 
 EXIT_USAGE = 2
 FALLBACK_COMMANDS = ("inspect", "prune")
@@ -121,6 +125,7 @@ def run_gui(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    collect_garbage_on_gui_thread()  # a worker's collection must not destroy Qt objects
     settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else QSettings()
     window = MainWindow(settings, auto_open=args.model is None)
     freeze_long_lived_objects()  # Qt, torch and the window: no more full-GC stalls over them

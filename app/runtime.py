@@ -1,6 +1,7 @@
 """Process-wide runtime settings applied by the entry points (never by library code or tests).
 
-GUI start calls `guard_none_refcount()` before the first Qt call; entry points call
+GUI start calls `guard_none_refcount()` before the first Qt call and
+`collect_garbage_on_gui_thread()` once the QApplication exists; entry points call
 `freeze_long_lived_objects()` once everything long-lived exists.
 """
 
@@ -10,8 +11,10 @@ import ctypes
 import gc
 import sys
 from collections.abc import Callable
+from typing import Any
 
 _IMMORTAL = 1 << 60  # what CPython 3.12+ effectively gives None
+_gui_collector: Any = None  # pyqtgraph's GarbageCollector while installed
 
 
 def freeze_long_lived_objects() -> None:
@@ -26,6 +29,39 @@ def freeze_long_lived_objects() -> None:
     Objects created afterwards are collected as usual.
     """
     gc.freeze()
+
+
+def collect_garbage_on_gui_thread(interval_s: float = 0.5) -> None:
+    """Run the cyclic garbage collector only on the GUI thread, from a Qt timer.
+
+    Why: a collection runs in whichever thread allocates past the threshold, here a
+    preview, prune or evaluation worker. A closed dialog or window that sits in a
+    reference cycle (lambdas connected to its signals) is then destroyed on that worker
+    thread, and Qt later crashes on the GUI thread (a segfault in the event loop, seen once
+    in the GUI tests while a Taylor preview and a prune ran together). pyqtgraph's
+    GarbageCollector disables automatic collection and collects by generation on a timer.
+    Needs a QApplication; idempotent; `automatic_garbage_collection()` undoes it.
+    """
+    global _gui_collector
+    if _gui_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _gui_collector = GarbageCollector(interval=interval_s)
+
+
+def gui_collector_check() -> None:
+    """One timer tick's work now (on the calling thread, which must be the GUI's)."""
+    if _gui_collector is not None:
+        _gui_collector.check()
+
+
+def automatic_garbage_collection() -> None:
+    """Give collection back to CPython (for a process that leaves its GUI phase)."""
+    global _gui_collector
+    if _gui_collector is not None:
+        _gui_collector.timer.stop()
+        _gui_collector = None
+        gc.enable()
 
 
 def _void_qt_call() -> Callable[[], None]:

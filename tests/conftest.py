@@ -4,7 +4,18 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import sys
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _automatic_gc_outside_gui_tests(request):
+    """tests/app moves garbage collection to the GUI thread; every other test gets
+    CPython's own back (no event loop runs there to collect)."""
+    runtime = sys.modules.get("app.runtime")
+    if runtime is not None and "gc_on_gui_thread" not in request.fixturenames:
+        runtime.automatic_garbage_collection()
 
 
 @pytest.fixture(scope="session")

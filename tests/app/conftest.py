@@ -23,6 +23,19 @@ def discard_edits(*_args):
     return QMessageBox.Discard
 
 
+@pytest.fixture(autouse=True)
+def gc_on_gui_thread(qapp):
+    """Collect cyclic garbage only on the GUI thread, as the GUI's start does: a worker's
+    collection destroyed a closed window's widgets off the GUI thread (one CI segfault).
+    After each test the collector's check runs once, so tests that never spin the event
+    loop leave no backlog."""
+    from app import runtime
+
+    runtime.collect_garbage_on_gui_thread()
+    yield
+    runtime.gui_collector_check()
+
+
 @pytest.fixture
 def settings(tmp_path) -> QSettings:
     return QSettings(str(tmp_path / "arborist.ini"), QSettings.IniFormat)

@@ -3,8 +3,11 @@ Qt calls really drain None's reference count."""
 
 from __future__ import annotations
 
+import gc
+import inspect
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +45,48 @@ def test_guard_follows_the_measured_drain() -> None:
     first_applied, first_immortal, drains, applied, immortal, again = _fresh_python(code)
     assert (first_applied, first_immortal) == ("False", "False")
     assert applied == drains and immortal == drains and again == "True"
+
+
+class _InACycle:
+    """Refers to itself, so only the cyclic collector frees it; records where it dies."""
+
+    def __init__(self, seen: list[int]) -> None:
+        self.seen = seen
+        self.me = self
+
+    def __del__(self) -> None:
+        self.seen.append(threading.get_ident())
+
+
+def _drop_a_cycle_and_allocate(seen: list[int]) -> list[list]:
+    _InACycle(seen)
+    return [[] for _ in range(100_000)]  # kept alive: past generation 0's threshold
+
+
+def test_by_default_a_cycle_dies_on_the_thread_that_allocates() -> None:
+    """The hazard: without the GUI collector, CPython collects in the allocating thread."""
+    code = (
+        "import threading\n"
+        f"{inspect.getsource(_InACycle)}\n"
+        f"{inspect.getsource(_drop_a_cycle_and_allocate)}\n"
+        "seen, kept = [], []\n"
+        "t = threading.Thread(target=lambda: kept.append(_drop_a_cycle_and_allocate(seen)))\n"
+        "t.start(); t.join()\n"
+        "print(seen == [t.ident])\n"
+    ).replace("list[list]", "list").replace("list[int]", "list")
+    assert _fresh_python(code) == ["True"]
+
+
+def test_a_cycle_dropped_by_a_worker_dies_on_the_gui_thread(qtbot) -> None:
+    """With collection on the GUI thread (tests/app/conftest.py installs it, as the GUI's
+    start does), a worker's garbage cycle is freed by the timer on the GUI thread."""
+    from app.workers import JobRunner
+
+    assert not gc.isenabled()
+    seen: list[int] = []
+    runner = JobRunner()
+    with qtbot.waitSignal(runner.finished, timeout=10_000) as done:
+        runner.submit(lambda progress, cancelled: _drop_a_cycle_and_allocate(seen))
+    assert len(done.args[0]) == 100_000
+    qtbot.waitUntil(lambda: bool(seen), timeout=5_000)
+    assert seen == [threading.main_thread().ident]
