@@ -1,4 +1,5 @@
-"""Process-wide runtime settings applied by the entry points (never by library code or tests).
+"""Process-wide runtime settings applied by the entry points (never by library code; the GUI
+tests apply the GUI start's collector in tests/app/conftest.py).
 
 GUI start calls `guard_none_refcount()` before the first Qt call and
 `collect_garbage_on_gui_thread()` once the QApplication exists; entry points call

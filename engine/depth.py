@@ -63,6 +63,11 @@ def first_tensor(obj: Any) -> torch.Tensor | None:
     return None
 
 
+def first_input(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The block's input tensor as a forward hook sees it (positional first, else keyword)."""
+    return first_tensor(args) if args else first_tensor(list(kwargs.values()))
+
+
 def _hf_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
     """The decoder (or encoder) layer list of a Hugging Face model: the ModuleList whose
     length is config.num_hidden_layers."""
@@ -117,7 +122,7 @@ def block_importance(model: nn.Module, groups: list[DepthGroup],
         def fn(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
             if threading.get_ident() != owner:
                 return
-            x = first_tensor(args) if args else first_tensor(list(kwargs.values()))
+            x = first_input(args, kwargs)
             y = first_tensor(out)
             if x is None or y is None or x.shape != y.shape:
                 return

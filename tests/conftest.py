@@ -1,10 +1,9 @@
 """Shared pytest setup: make Qt headless before anything imports it."""
 
 import os
+import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-import sys
 
 import pytest
 

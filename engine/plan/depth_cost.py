@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..depth import find_depth_groups, first_tensor
+from ..depth import find_depth_groups, first_input
 from ..io.input_spec import call_with
 from .apply import Cancelled
 from .preview import Previewer
@@ -54,7 +54,7 @@ def _skipper(owner: int) -> Callable[..., Any]:
 
 
 def _skip(args: tuple, kwargs: dict, out: Any) -> Any:
-    x = first_tensor(args) if args else first_tensor(list(kwargs.values()))
+    x = first_input(args, kwargs)
     if x is None:
         return out
     if isinstance(out, torch.Tensor):
